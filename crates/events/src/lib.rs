@@ -1,0 +1,121 @@
+//! The event contract between Herald's services.
+//!
+//! Every event travels as a CloudEvents 1.0 JSON envelope ([`Envelope`]) whose `type` is
+//! one of the constants below and whose `data` is the matching payload struct. Payloads
+//! only grow: a field is added with a default, never renamed or removed. `docs/events.md`
+//! lists every type with its producer and consumers.
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub mod user;
+
+pub use user::*;
+
+/// Which service queue receives which event types (topic patterns). Every service
+/// declares the whole topology on start, so an event published before its consumer
+/// first runs still waits in that consumer's queue.
+pub const TOPOLOGY: &[(&str, &[&str])] = &[(
+    "notifications",
+    &[UserRegistered::TYPE, PreferencesUpdated::TYPE],
+)];
+
+/// A CloudEvents 1.0 envelope (structured JSON mode).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub specversion: String,
+    /// UUIDv7: unique per event and the idempotency key of every consumer.
+    pub id: Uuid,
+    /// The producing service, e.g. `/herald/users`.
+    pub source: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub time: DateTime<Utc>,
+    /// The user the event is about, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    pub datacontenttype: String,
+    pub data: serde_json::Value,
+}
+
+/// A payload that knows its event type.
+pub trait Event: Serialize + DeserializeOwned {
+    const TYPE: &'static str;
+}
+
+impl Envelope {
+    /// Wraps a payload in a new envelope from `service`.
+    pub fn new<E: Event>(service: &str, subject: Option<String>, payload: &E) -> Envelope {
+        Envelope {
+            specversion: "1.0".to_owned(),
+            id: Uuid::now_v7(),
+            source: format!("/herald/{service}"),
+            event_type: E::TYPE.to_owned(),
+            time: Utc::now(),
+            subject,
+            datacontenttype: "application/json".to_owned(),
+            data: serde_json::to_value(payload).unwrap_or(serde_json::Value::Null),
+        }
+    }
+
+    /// The payload, if this envelope carries an `E`.
+    pub fn payload<E: Event>(&self) -> Result<E, PayloadError> {
+        if self.event_type != E::TYPE {
+            return Err(PayloadError::WrongType {
+                expected: E::TYPE,
+                found: self.event_type.clone(),
+            });
+        }
+        serde_json::from_value(self.data.clone()).map_err(PayloadError::Malformed)
+    }
+}
+
+#[derive(Debug)]
+pub enum PayloadError {
+    WrongType {
+        expected: &'static str,
+        found: String,
+    },
+    Malformed(serde_json::Error),
+}
+
+impl std::fmt::Display for PayloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PayloadError::WrongType { expected, found } => {
+                write!(f, "expected a {expected} event, found {found}")
+            }
+            PayloadError::Malformed(e) => write!(f, "malformed payload: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for PayloadError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_is_cloudevents_json() {
+        let payload = UserRegistered {
+            user_id: Uuid::now_v7(),
+            name: "Ada".into(),
+            email: "ada@example.com".into(),
+            role: Role::Customer,
+            preferences: Preferences::default(),
+            preferences_version: 1,
+        };
+        let env = Envelope::new("users", Some(payload.user_id.to_string()), &payload);
+        let json = serde_json::to_value(&env).unwrap();
+        assert_eq!(json["specversion"], "1.0");
+        assert_eq!(json["type"], "user.registered");
+        assert_eq!(json["source"], "/herald/users");
+        assert_eq!(json["datacontenttype"], "application/json");
+        let back: Envelope = serde_json::from_value(json).unwrap();
+        assert_eq!(back.payload::<UserRegistered>().unwrap(), payload);
+        assert!(back.payload::<PreferencesUpdated>().is_err());
+    }
+}

@@ -1,0 +1,83 @@
+//! Events of the users service.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::Event;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    Customer,
+    Admin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Channel {
+    InApp,
+    Email,
+}
+
+/// A user's notification preferences, as the users service stores them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preferences {
+    pub promotions: bool,
+    pub order_updates: bool,
+    pub recommendations: bool,
+    pub inventory_alerts: bool,
+    pub categories: Vec<String>,
+    pub channels: Vec<Channel>,
+    /// IANA time zone name.
+    pub timezone: String,
+    /// Local "HH:MM"; both set or both unset.
+    pub quiet_hours_start: Option<String>,
+    pub quiet_hours_end: Option<String>,
+}
+
+impl Default for Preferences {
+    fn default() -> Self {
+        Preferences {
+            promotions: true,
+            order_updates: true,
+            recommendations: true,
+            inventory_alerts: true,
+            categories: Vec::new(),
+            channels: vec![Channel::InApp],
+            timezone: "UTC".to_owned(),
+            quiet_hours_start: None,
+            quiet_hours_end: None,
+        }
+    }
+}
+
+/// `user.registered`: a new account exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRegistered {
+    pub user_id: Uuid,
+    pub name: String,
+    pub email: String,
+    pub role: Role,
+    pub preferences: Preferences,
+    /// Grows by one with every preferences change; consumers keep the highest.
+    pub preferences_version: i64,
+}
+
+impl Event for UserRegistered {
+    const TYPE: &'static str = "user.registered";
+}
+
+/// `user.preferences_updated`: the whole new preferences, so consumers can replace theirs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreferencesUpdated {
+    pub user_id: Uuid,
+    pub preferences: Preferences,
+    pub preferences_version: i64,
+}
+
+impl Event for PreferencesUpdated {
+    const TYPE: &'static str = "user.preferences_updated";
+}

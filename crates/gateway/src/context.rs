@@ -1,0 +1,70 @@
+//! What every resolver knows about the request: the caller's token and the service clients.
+
+use async_graphql::Context;
+use herald_platform::auth::{Claims, TokenVerifier};
+use herald_platform::http::ServiceClient;
+use herald_platform::{ApiError, ErrorCode};
+
+use crate::error::{GqlResult, gql_error, to_graphql};
+
+/// The services behind the gateway.
+#[derive(Clone, Debug)]
+pub struct Services {
+    pub users: ServiceClient,
+    pub notifications: ServiceClient,
+}
+
+/// The request's credentials: the raw token (forwarded to services, which check it again)
+/// and the gateway's own verdict on it.
+#[derive(Clone)]
+pub struct RequestAuth {
+    token: Option<String>,
+    claims: Option<Result<Claims, (ErrorCode, String)>>,
+}
+
+impl RequestAuth {
+    pub fn from_bearer(token: Option<&str>, verifier: &TokenVerifier) -> RequestAuth {
+        RequestAuth {
+            token: token.map(str::to_owned),
+            claims: token.map(|t| verifier.verify(t).map_err(|e| (e.code(), e.to_string()))),
+        }
+    }
+
+    pub fn anonymous() -> RequestAuth {
+        RequestAuth {
+            token: None,
+            claims: None,
+        }
+    }
+}
+
+/// A signed-in caller: their claims and the token to forward.
+pub struct Caller<'a> {
+    pub claims: &'a Claims,
+    pub token: &'a str,
+}
+
+pub trait ContextExt {
+    fn services(&self) -> &Services;
+    fn caller(&self) -> GqlResult<Caller<'_>>;
+}
+
+impl ContextExt for Context<'_> {
+    fn services(&self) -> &Services {
+        self.data_unchecked::<Services>()
+    }
+
+    fn caller(&self) -> GqlResult<Caller<'_>> {
+        let auth = self.data_opt::<RequestAuth>();
+        match auth.and_then(|a| a.claims.as_ref().zip(a.token.as_deref())) {
+            Some((Ok(claims), token)) => Ok(Caller { claims, token }),
+            Some((Err((code, message)), _)) => {
+                Err(to_graphql(ApiError::new(*code, message.clone())))
+            }
+            None => Err(gql_error(
+                ErrorCode::Unauthenticated,
+                "sign in: send Authorization: Bearer <token>",
+            )),
+        }
+    }
+}

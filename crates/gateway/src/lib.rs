@@ -1,0 +1,123 @@
+//! The gateway: the one public entry. It serves the GraphQL contract over HTTP, checks
+//! tokens, enforces limits, serves GraphiQL offline, and calls the services.
+
+mod context;
+mod error;
+mod graphiql;
+mod metrics;
+mod schema;
+pub mod types;
+
+use async_graphql::{BatchRequest, BatchResponse, EmptySubscription, Schema};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use herald_platform::Settings;
+use herald_platform::auth::TokenVerifier;
+use herald_platform::http::{BuiltService, Readiness, ServiceClient, service_router};
+
+pub use context::{RequestAuth, Services};
+use schema::{HeraldSchema, Mutation, Query};
+
+pub const SERVICE: &str = "gateway";
+
+#[derive(Clone)]
+struct GatewayState {
+    schema: HeraldSchema,
+    verifier: TokenVerifier,
+}
+
+/// The schema with its limits; also used to print the SDL.
+pub fn schema(services: Option<Services>, settings: &Settings) -> HeraldSchema {
+    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .limit_depth(settings.max_query_depth)
+        .limit_complexity(settings.max_query_complexity)
+        .limit_recursive_depth(32)
+        .extension(metrics::OperationMetrics);
+    if let Some(services) = services {
+        builder = builder.data(services);
+    }
+    builder.finish()
+}
+
+/// The schema's SDL, for docs and contract checks.
+pub fn sdl() -> String {
+    schema(None, &Settings::default()).sdl()
+}
+
+/// Builds the gateway. `readiness` is what the process needs (in all-in-one mode, every
+/// service's dependencies), reported on the gateway's `/ready`.
+pub fn build(settings: &Settings, verifier: TokenVerifier, readiness: Readiness) -> BuiltService {
+    let services = Services {
+        users: ServiceClient::new("users", &settings.users_url()),
+        notifications: ServiceClient::new("notifications", &settings.notifications_url()),
+    };
+    let state = GatewayState {
+        schema: schema(Some(services), settings),
+        verifier,
+    };
+    let api = Router::new()
+        .route("/graphql", get(graphiql::page).post(graphql))
+        .route("/graphql/assets/{file}", get(graphiql::asset))
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::temporary("/graphql") }),
+        )
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes));
+    BuiltService {
+        name: SERVICE,
+        router: service_router(SERVICE, api, readiness.clone()),
+        readiness,
+        tasks: Vec::new(),
+    }
+}
+
+async fn graphql(State(state): State<GatewayState>, headers: HeaderMap, body: Bytes) -> Response {
+    let request: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            return client_error(
+                StatusCode::BAD_REQUEST,
+                &format!("the body is not a GraphQL request: {e}"),
+            );
+        }
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let auth = RequestAuth::from_bearer(token, &state.verifier);
+    let mut response = match request {
+        BatchRequest::Single(request) => {
+            BatchResponse::Single(state.schema.execute(request.data(auth)).await)
+        }
+        BatchRequest::Batch(requests) => {
+            if requests.len() > 20 {
+                return client_error(StatusCode::BAD_REQUEST, "at most 20 operations per batch");
+            }
+            let mut responses = Vec::with_capacity(requests.len());
+            for request in requests {
+                responses.push(state.schema.execute(request.data(auth.clone())).await);
+            }
+            BatchResponse::Batch(responses)
+        }
+    };
+    match &mut response {
+        BatchResponse::Single(r) => error::ensure_codes(r),
+        BatchResponse::Batch(rs) => rs.iter_mut().for_each(error::ensure_codes),
+    }
+    Json(response).into_response()
+}
+
+/// A request that is not GraphQL at all still gets a GraphQL-shaped error.
+fn client_error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }]
+    });
+    (status, Json(body)).into_response()
+}

@@ -1,0 +1,136 @@
+//! The contract's types. They deserialize straight from the services' JSON.
+
+use async_graphql::{Enum, ID, InputObject, Json, MaybeUndefined, SimpleObject};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    Customer,
+    Admin,
+}
+
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Channel {
+    InApp,
+    Email,
+}
+
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NotificationType {
+    OrderUpdate,
+    Promotion,
+    Recommendation,
+    Inventory,
+    Security,
+}
+
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Priority {
+    Critical,
+    Standard,
+}
+
+#[derive(SimpleObject, Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationPreferences {
+    pub promotions: bool,
+    pub order_updates: bool,
+    pub recommendations: bool,
+    pub inventory_alerts: bool,
+    pub categories: Vec<String>,
+    pub channels: Vec<Channel>,
+    pub timezone: String,
+    pub quiet_hours_start: Option<String>,
+    pub quiet_hours_end: Option<String>,
+}
+
+#[derive(SimpleObject, Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: ID,
+    pub name: String,
+    pub email: String,
+    pub role: Role,
+    pub preferences: NotificationPreferences,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(SimpleObject, Debug, Clone, Deserialize)]
+pub struct AuthPayload {
+    pub token: String,
+    pub user: User,
+}
+
+#[derive(InputObject, Debug, Serialize)]
+pub struct RegisterUserInput {
+    pub name: String,
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(InputObject, Debug, Serialize)]
+#[graphql(name = "LoginInput")]
+pub struct LoginInput {
+    pub email: String,
+    pub password: String,
+}
+
+/// Absent fields stay as they are; `null` quiet hours clear them.
+#[derive(InputObject, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreferencesInput {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promotions: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_updates: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recommendations: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inventory_alerts: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub categories: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<Channel>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(skip_serializing_if = "MaybeUndefined::is_undefined")]
+    pub quiet_hours_start: MaybeUndefined<String>,
+    #[serde(skip_serializing_if = "MaybeUndefined::is_undefined")]
+    pub quiet_hours_end: MaybeUndefined<String>,
+}
+
+#[derive(SimpleObject, Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    pub id: ID,
+    #[graphql(name = "type")]
+    #[serde(rename = "type")]
+    pub kind: NotificationType,
+    pub priority: Priority,
+    pub title: String,
+    pub body: String,
+    pub data: Option<Json<serde_json::Value>>,
+    pub read: bool,
+    pub created_at: DateTime<Utc>,
+    pub read_at: Option<DateTime<Utc>>,
+}
+
+#[derive(SimpleObject, Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub end_cursor: Option<String>,
+}
+
+#[derive(SimpleObject, Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationConnection {
+    pub nodes: Vec<Notification>,
+    pub page_info: PageInfo,
+    pub total_count: i32,
+}

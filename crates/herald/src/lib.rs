@@ -1,0 +1,244 @@
+//! Wiring: builds the requested services in one process, on the same library functions
+//! whether it runs one service or all of them.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use herald_platform::Settings;
+use herald_platform::auth::TokenVerifier;
+use herald_platform::bus::{Bus, topology};
+use herald_platform::cache::Cache;
+use herald_platform::http::{BuiltService, Readiness, bind, serve};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A service `herald serve` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum ServiceName {
+    Users,
+    Notifications,
+    Gateway,
+}
+
+impl ServiceName {
+    pub const ALL: [ServiceName; 3] = [
+        ServiceName::Users,
+        ServiceName::Notifications,
+        ServiceName::Gateway,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceName::Users => "users",
+            ServiceName::Notifications => "notifications",
+            ServiceName::Gateway => "gateway",
+        }
+    }
+
+    fn addr_setting(self, settings: &Settings) -> (SocketAddr, &'static str) {
+        match self {
+            ServiceName::Users => (settings.users_addr, "users_addr"),
+            ServiceName::Notifications => (settings.notifications_addr, "notifications_addr"),
+            ServiceName::Gateway => (settings.gateway_addr, "gateway_addr"),
+        }
+    }
+}
+
+/// How long in-flight work may take to finish after a stop signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// Running services.
+pub struct Application {
+    addrs: BTreeMap<ServiceName, SocketAddr>,
+    shutdown: CancellationToken,
+    servers: Vec<JoinHandle<anyhow::Result<()>>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Application {
+    /// Binds, builds and starts `services` (all of them when empty).
+    pub async fn build(
+        mut settings: Settings,
+        services: &[ServiceName],
+    ) -> anyhow::Result<Application> {
+        let mut wanted: Vec<ServiceName> = if services.is_empty() {
+            ServiceName::ALL.to_vec()
+        } else {
+            services.to_vec()
+        };
+        wanted.sort();
+        wanted.dedup();
+
+        // Bind first so that services started together find each other on the real ports.
+        let mut listeners = BTreeMap::new();
+        for service in &wanted {
+            let (addr, setting) = service.addr_setting(&settings);
+            let listener = bind(addr, setting).await?;
+            let local = listener.local_addr()?;
+            match service {
+                ServiceName::Users if settings.users_url.is_none() => {
+                    settings.users_url = Some(format!("http://{local}"));
+                }
+                ServiceName::Notifications if settings.notifications_url.is_none() => {
+                    settings.notifications_url = Some(format!("http://{local}"));
+                }
+                _ => {}
+            }
+            listeners.insert(*service, listener);
+        }
+
+        // Metrics recorded before the recorder exists are lost: install it first.
+        herald_platform::telemetry::prometheus();
+        let shutdown = CancellationToken::new();
+        let mut app = Application {
+            addrs: BTreeMap::new(),
+            shutdown: shutdown.clone(),
+            servers: Vec::new(),
+            tasks: Vec::new(),
+        };
+        match app.start(&settings, listeners).await {
+            Ok(()) => Ok(app),
+            Err(e) => {
+                app.stop().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn start(
+        &mut self,
+        settings: &Settings,
+        mut listeners: BTreeMap<ServiceName, TcpListener>,
+    ) -> anyhow::Result<()> {
+        let bus = Bus::connect(settings, &topology())
+            .await
+            .context("connecting the event bus")?;
+        let cache = Cache::connect(settings)
+            .await
+            .context("connecting the cache")?;
+        let mut readiness = Readiness::default();
+
+        if let Some(listener) = listeners.remove(&ServiceName::Users) {
+            let built = herald_users::build(settings, &bus, &cache, self.shutdown.clone())
+                .await
+                .context("starting users")?;
+            readiness = readiness.merge(built.readiness.clone());
+            self.launch(ServiceName::Users, listener, built)?;
+        }
+        let needs_verifier = listeners.contains_key(&ServiceName::Notifications)
+            || listeners.contains_key(&ServiceName::Gateway);
+        if !needs_verifier {
+            return Ok(());
+        }
+        let verifier = TokenVerifier::fetch(&settings.users_url(), Duration::from_secs(60)).await?;
+        if let Some(listener) = listeners.remove(&ServiceName::Notifications) {
+            let built = herald_notifications::build(
+                settings,
+                &bus,
+                &cache,
+                verifier.clone(),
+                self.shutdown.clone(),
+            )
+            .await
+            .context("starting notifications")?;
+            readiness = readiness.merge(built.readiness.clone());
+            self.launch(ServiceName::Notifications, listener, built)?;
+        }
+        if let Some(listener) = listeners.remove(&ServiceName::Gateway) {
+            let readiness = readiness.bus(&bus).cache(&cache);
+            let built = herald_gateway::build(settings, verifier, readiness);
+            self.launch(ServiceName::Gateway, listener, built)?;
+        }
+        Ok(())
+    }
+
+    fn launch(
+        &mut self,
+        name: ServiceName,
+        listener: TcpListener,
+        built: BuiltService,
+    ) -> anyhow::Result<()> {
+        let addr = listener.local_addr()?;
+        tracing::info!(service = name.as_str(), %addr, "listening");
+        self.addrs.insert(name, addr);
+        self.servers.push(tokio::spawn(serve(
+            listener,
+            built.router,
+            self.shutdown.clone(),
+        )));
+        self.tasks.extend(built.tasks);
+        Ok(())
+    }
+
+    /// The address a service listens on, if it runs here.
+    pub fn addr(&self, service: ServiceName) -> Option<SocketAddr> {
+        self.addrs.get(&service).copied()
+    }
+
+    /// Cancelling this token stops the application gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Runs until SIGINT/SIGTERM or the shutdown token, then stops gracefully.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let token = self.shutdown.clone();
+        tokio::select! {
+            _ = token.cancelled() => {}
+            _ = stop_signal() => tracing::info!("stop signal received; finishing in-flight work"),
+        }
+        self.stop().await;
+        Ok(())
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let all = async {
+            futures::future::join_all(self.servers).await;
+            futures::future::join_all(self.tasks).await;
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
+            tracing::warn!("some work did not finish within {SHUTDOWN_GRACE:?}; stopping anyway");
+        }
+    }
+}
+
+async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// Applies every service's migrations and declares the bus topology, then returns.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let users = herald_users::connect_database(settings)
+        .await
+        .context("migrating users")?;
+    users.close().await;
+    let notifications = herald_notifications::connect_database(settings)
+        .await
+        .context("migrating notifications")?;
+    notifications.close().await;
+    Bus::connect(settings, &topology())
+        .await
+        .context("declaring the bus topology")?;
+    Ok(())
+}

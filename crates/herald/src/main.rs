@@ -1,0 +1,113 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use herald::{Application, ServiceName};
+use herald_platform::Settings;
+use herald_platform::config::ConfigError;
+use serde::Serialize;
+
+/// Herald: personalized notifications for e-commerce.
+///
+/// Settings come from defaults < the --config file < HERALD_* environment variables <
+/// these flags. With no setting at all, Herald runs on embedded backends (SQLite files,
+/// an in-process durable bus, an in-process cache) under ./herald-data.
+#[derive(Parser)]
+#[command(name = "herald", version, about, long_about)]
+struct Cli {
+    /// A TOML file with settings (keys as in HERALD_*, lowercased: data_dir = "...").
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    overrides: Overrides,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Serialize, Default)]
+struct Overrides {
+    /// Where embedded backends keep their files [env: HERALD_DATA_DIR].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<PathBuf>,
+    /// The GraphQL gateway's address [env: HERALD_GATEWAY_ADDR].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gateway_addr: Option<String>,
+    /// postgres://… (unset: SQLite) [env: HERALD_DATABASE_URL].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database_url: Option<String>,
+    /// amqp://… (unset: in-process bus) [env: HERALD_AMQP_URL].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amqp_url: Option<String>,
+    /// redis://… (unset: in-process cache) [env: HERALD_REDIS_URL].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis_url: Option<String>,
+    /// pretty or json [env: HERALD_LOG_FORMAT].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_format: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start services: all of them in one process when none is named, or only the named
+    /// ones (each finds the others through HERALD_USERS_URL, HERALD_NOTIFICATIONS_URL, …).
+    Serve {
+        #[arg(value_enum)]
+        services: Vec<ServiceName>,
+    },
+    /// Apply every service's database migrations and declare the bus topology, then exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL) the gateway serves.
+    Schema,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref(), &cli.overrides) {
+        Ok(settings) => settings,
+        Err(e) => return fail(&e.to_string(), 2),
+    };
+    if let Command::Schema = cli.command {
+        println!("{}", herald_gateway::sdl());
+        return ExitCode::SUCCESS;
+    }
+    herald_platform::telemetry::init_logging(settings.log_format());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}"), 1),
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { services } => {
+                let app = Application::build(settings, &services).await?;
+                app.run_until_stopped().await
+            }
+            Command::Migrate => herald::migrate(&settings).await,
+            Command::Schema => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = if e.chain().any(|c| c.is::<ConfigError>()) {
+                2
+            } else {
+                1
+            };
+            fail(&format!("{e:#}"), code)
+        }
+    }
+}
+
+fn fail(message: &str, code: u8) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(code)
+}

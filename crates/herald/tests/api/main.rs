@@ -1,0 +1,10 @@
+//! Black-box tests: Herald spawned on free ports, driven through its public API, on both
+//! backend sets (see `herald_test_support::backend_tests!`).
+
+#![allow(clippy::unwrap_used)]
+
+mod graphql_errors;
+mod notifications;
+mod operations;
+mod processes;
+mod users;

@@ -1,0 +1,175 @@
+use std::time::{Duration, Instant};
+
+use herald_test_support::{BackendSet, Session, TestApp, backend_tests, eventually};
+use serde_json::{Value, json};
+
+backend_tests!(
+    welcome_notification_arrives_and_read_state_survives_restart,
+    notifications_belong_to_their_owner
+);
+
+const NOTIFICATIONS: &str = "query($first: Int, $after: String, $unreadOnly: Boolean) {
+  getNotifications(first: $first, after: $after, unreadOnly: $unreadOnly) {
+    nodes { id type priority title body data read createdAt readAt }
+    pageInfo { hasNextPage endCursor }
+    totalCount
+  }
+}";
+
+async fn notifications(app: &TestApp, who: &Session, unread_only: bool) -> Value {
+    let response = app
+        .graphql(
+            Some(&who.token),
+            NOTIFICATIONS,
+            json!({ "unreadOnly": unread_only }),
+        )
+        .await;
+    response.data()["getNotifications"].clone()
+}
+
+async fn unread_count(app: &TestApp, who: &Session) -> i64 {
+    let response = app
+        .graphql(
+            Some(&who.token),
+            "{ getUnreadNotificationsCount }",
+            json!({}),
+        )
+        .await;
+    response.data()["getUnreadNotificationsCount"]
+        .as_i64()
+        .expect("a count")
+}
+
+async fn welcome(app: &TestApp, who: &Session) -> Value {
+    eventually(
+        Duration::from_secs(10),
+        "the welcome notification",
+        || async {
+            let page = notifications(app, who, false).await;
+            page["nodes"].as_array().and_then(|n| n.first().cloned())
+        },
+    )
+    .await
+}
+
+async fn welcome_notification_arrives_and_read_state_survives_restart(set: BackendSet) {
+    let mut app = TestApp::spawn(set).await;
+    let started = Instant::now();
+    let ada = app.customer("Ada").await;
+    let note = welcome(&app, &ada).await;
+    eprintln!(
+        "[{set:?}] welcome notification visible {:?} after registerUser was sent",
+        started.elapsed()
+    );
+
+    assert_eq!(note["type"], "SECURITY");
+    assert_eq!(note["priority"], "CRITICAL");
+    assert_eq!(note["read"], false);
+    assert!(note["title"].as_str().unwrap().contains("Ada"), "{note}");
+    assert_eq!(note["data"]["userId"], ada.user_id.as_str());
+    assert_eq!(unread_count(&app, &ada).await, 1);
+
+    let marked = app
+        .graphql(
+            Some(&ada.token),
+            "mutation($id: ID!) { markNotificationAsRead(id: $id) { id read readAt } }",
+            json!({ "id": note["id"] }),
+        )
+        .await;
+    assert_eq!(marked.data()["markNotificationAsRead"]["read"], true);
+    assert!(marked.data()["markNotificationAsRead"]["readAt"].is_string());
+    assert_eq!(unread_count(&app, &ada).await, 0);
+    assert_eq!(notifications(&app, &ada, true).await["totalCount"], 0);
+
+    app.restart().await;
+    let login = app
+        .login(&ada_email(&app, &ada).await, "correct horse battery")
+        .await;
+    let ada = Session {
+        token: login.data()["loginUser"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        ..ada
+    };
+    let after = notifications(&app, &ada, false).await;
+    assert_eq!(
+        after["totalCount"], 1,
+        "exactly one welcome after restart: {after}"
+    );
+    assert_eq!(after["nodes"][0]["read"], true);
+    assert_eq!(unread_count(&app, &ada).await, 0);
+    assert_eq!(
+        app.graphql(
+            Some(&ada.token),
+            "mutation { markAllNotificationsAsRead }",
+            json!({})
+        )
+        .await
+        .data()["markAllNotificationsAsRead"],
+        0
+    );
+    app.cleanup().await;
+}
+
+async fn ada_email(app: &TestApp, who: &Session) -> String {
+    let me = app
+        .graphql(Some(&who.token), "{ getUser { email } }", json!({}))
+        .await;
+    me.data()["getUser"]["email"].as_str().unwrap().to_owned()
+}
+
+async fn notifications_belong_to_their_owner(set: BackendSet) {
+    let app = TestApp::spawn(set).await;
+    let alice = app.customer("Alice").await;
+    let bob = app.customer("Bob").await;
+    let alices = welcome(&app, &alice).await;
+    welcome(&app, &bob).await;
+
+    let mark = "mutation($id: ID!) { markNotificationAsRead(id: $id) { id } }";
+    let by_bob = app
+        .graphql(Some(&bob.token), mark, json!({ "id": alices["id"] }))
+        .await;
+    assert_eq!(by_bob.error_code(), Some("NOT_FOUND"));
+    let unknown = app
+        .graphql(Some(&bob.token), mark, json!({ "id": "not-an-id" }))
+        .await;
+    assert_eq!(unknown.error_code(), Some("NOT_FOUND"));
+    assert_eq!(
+        unread_count(&app, &alice).await,
+        1,
+        "Bob's attempt changed nothing"
+    );
+
+    let bobs_view = notifications(&app, &bob, false).await;
+    assert_eq!(bobs_view["totalCount"], 1);
+    assert_ne!(bobs_view["nodes"][0]["id"], alices["id"]);
+
+    let all = app
+        .graphql(
+            Some(&alice.token),
+            "mutation { markAllNotificationsAsRead }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(all.data()["markAllNotificationsAsRead"], 1);
+    assert_eq!(
+        unread_count(&app, &bob).await,
+        1,
+        "Alice's read-all is hers alone"
+    );
+
+    let bad_page = app
+        .graphql(Some(&alice.token), NOTIFICATIONS, json!({ "first": 0 }))
+        .await;
+    assert_eq!(bad_page.error_code(), Some("BAD_USER_INPUT"));
+    let bad_cursor = app
+        .graphql(
+            Some(&alice.token),
+            NOTIFICATIONS,
+            json!({ "after": "nope" }),
+        )
+        .await;
+    assert_eq!(bad_cursor.error_code(), Some("BAD_USER_INPUT"));
+    app.cleanup().await;
+}

@@ -1,0 +1,80 @@
+//! The notifications service: it keeps a replica of users' notification preferences,
+//! turns events into notification drafts, passes every draft through the one decision
+//! function ([`decision::decide`]), records the outcome and stores in-app notifications.
+
+pub mod api;
+pub mod consumer;
+pub mod decision;
+pub mod delivery;
+pub mod domain;
+pub mod recipients;
+pub mod store;
+pub mod unread;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
+
+use std::sync::Arc;
+
+use herald_platform::Settings;
+use herald_platform::auth::TokenVerifier;
+use herald_platform::bus::{Bus, ConsumerOptions};
+use herald_platform::cache::Cache;
+use herald_platform::db::{Database, Migrations};
+use herald_platform::http::{BuiltService, Readiness, service_router};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::NotificationsState;
+use crate::consumer::{NotificationsConsumer, QUEUE};
+use crate::delivery::Notifier;
+use crate::unread::UnreadCounts;
+
+pub const SERVICE: &str = "notifications";
+
+pub fn migrations() -> Migrations {
+    Migrations {
+        sqlite: sqlx::migrate!("./migrations/sqlite"),
+        postgres: sqlx::migrate!("./migrations/postgres"),
+    }
+}
+
+pub async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
+    let db = Database::connect(settings, SERVICE).await?;
+    db.migrate(&migrations()).await?;
+    Ok(db)
+}
+
+/// Builds the notifications service: storage, the consumer of its queue, the API.
+pub async fn build(
+    settings: &Settings,
+    bus: &Bus,
+    cache: &Cache,
+    verifier: TokenVerifier,
+    shutdown: CancellationToken,
+) -> anyhow::Result<BuiltService> {
+    let db = connect_database(settings).await?;
+    let unread = UnreadCounts::new(cache.clone());
+    let consumer = NotificationsConsumer::new(db.clone(), Notifier::new(unread.clone()));
+    let consuming = bus.spawn_consumer(
+        QUEUE,
+        Arc::new(consumer),
+        ConsumerOptions::default(),
+        shutdown,
+    );
+    let state = NotificationsState {
+        db: db.clone(),
+        unread,
+        verifier,
+    };
+    let readiness = Readiness::default()
+        .database("notifications_database", &db)
+        .bus(bus)
+        .cache(cache);
+    Ok(BuiltService {
+        name: SERVICE,
+        router: service_router(SERVICE, api::router(state), readiness.clone()),
+        readiness,
+        tasks: vec![consuming],
+    })
+}

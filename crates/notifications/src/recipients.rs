@@ -1,0 +1,172 @@
+//! The replica of users' notification preferences, kept from `user.*` events.
+//!
+//! Events may arrive twice or out of order: a write applies only when it carries a higher
+//! `preferences_version` than the stored one.
+
+use herald_events::{Channel, Preferences, Role};
+use herald_platform::db::{Tx, now_micros};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use crate::domain::Recipient;
+
+/// What became of a preferences update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreferencesChange {
+    Applied,
+    /// The stored preferences are as new or newer.
+    Stale,
+    /// No replica of this user yet (its `user.registered` has not been handled).
+    UnknownRecipient,
+}
+
+const COLUMNS: &str = "user_id, name, email, role, promotions, order_updates, recommendations, \
+     inventory_alerts, categories, channels, timezone, quiet_hours_start, quiet_hours_end, \
+     preferences_version";
+
+fn role_str(role: Role) -> &'static str {
+    match role {
+        Role::Customer => "CUSTOMER",
+        Role::Admin => "ADMIN",
+    }
+}
+
+fn decode_error(e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(e))
+}
+
+/// A flag column: BOOLEAN on PostgreSQL, INTEGER 0/1 on SQLite (see the migration).
+fn flag(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
+    row.try_get::<bool, _>(column)
+        .or_else(|_| row.try_get::<i64, _>(column).map(|v| v != 0))
+}
+
+fn recipient_from_row(row: &AnyRow) -> Result<Recipient, sqlx::Error> {
+    let user_id: String = row.try_get("user_id")?;
+    let role: String = row.try_get("role")?;
+    let categories: String = row.try_get("categories")?;
+    let channels: String = row.try_get("channels")?;
+    Ok(Recipient {
+        user_id: user_id.parse().map_err(decode_error)?,
+        name: row.try_get("name")?,
+        email: row.try_get("email")?,
+        role: if role == "ADMIN" {
+            Role::Admin
+        } else {
+            Role::Customer
+        },
+        preferences: Preferences {
+            promotions: flag(row, "promotions")?,
+            order_updates: flag(row, "order_updates")?,
+            recommendations: flag(row, "recommendations")?,
+            inventory_alerts: flag(row, "inventory_alerts")?,
+            categories: serde_json::from_str(&categories).map_err(decode_error)?,
+            channels: serde_json::from_str::<Vec<Channel>>(&channels).map_err(decode_error)?,
+            timezone: row.try_get("timezone")?,
+            quiet_hours_start: row.try_get("quiet_hours_start")?,
+            quiet_hours_end: row.try_get("quiet_hours_end")?,
+        },
+        preferences_version: row.try_get("preferences_version")?,
+    })
+}
+
+fn json(value: &impl serde::Serialize) -> Result<String, sqlx::Error> {
+    serde_json::to_string(value).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
+
+/// Inserts the recipient, or replaces the stored one if `recipient` is newer.
+/// Returns whether anything was written.
+#[tracing::instrument(skip_all, fields(user_id = %recipient.user_id))]
+pub async fn upsert_recipient(tx: &mut Tx, recipient: &Recipient) -> Result<bool, sqlx::Error> {
+    let p = &recipient.preferences;
+    let written = sqlx::query(&format!(
+        "INSERT INTO recipients ({COLUMNS}, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         ON CONFLICT (user_id) DO UPDATE SET
+            name = excluded.name, email = excluded.email, role = excluded.role,
+            promotions = excluded.promotions, order_updates = excluded.order_updates,
+            recommendations = excluded.recommendations, inventory_alerts = excluded.inventory_alerts,
+            categories = excluded.categories, channels = excluded.channels,
+            timezone = excluded.timezone, quiet_hours_start = excluded.quiet_hours_start,
+            quiet_hours_end = excluded.quiet_hours_end,
+            preferences_version = excluded.preferences_version, updated_at = excluded.updated_at
+         WHERE recipients.preferences_version < excluded.preferences_version"
+    ))
+    .bind(recipient.user_id.to_string())
+    .bind(&recipient.name)
+    .bind(&recipient.email)
+    .bind(role_str(recipient.role))
+    .bind(p.promotions)
+    .bind(p.order_updates)
+    .bind(p.recommendations)
+    .bind(p.inventory_alerts)
+    .bind(json(&p.categories)?)
+    .bind(json(&p.channels)?)
+    .bind(&p.timezone)
+    .bind(p.quiet_hours_start.clone())
+    .bind(p.quiet_hours_end.clone())
+    .bind(recipient.preferences_version)
+    .bind(now_micros())
+    .execute(&mut **tx)
+    .await?;
+    Ok(written.rows_affected() == 1)
+}
+
+/// Replaces the user's preferences if `version` is newer than the stored one.
+#[tracing::instrument(skip_all, fields(user_id = %user_id, version))]
+pub async fn update_preferences(
+    tx: &mut Tx,
+    user_id: Uuid,
+    preferences: &Preferences,
+    version: i64,
+) -> Result<PreferencesChange, sqlx::Error> {
+    let p = preferences;
+    let updated = sqlx::query(
+        "UPDATE recipients SET
+            promotions = $1, order_updates = $2, recommendations = $3, inventory_alerts = $4,
+            categories = $5, channels = $6, timezone = $7, quiet_hours_start = $8,
+            quiet_hours_end = $9, preferences_version = $10, updated_at = $11
+         WHERE user_id = $12 AND preferences_version < $10",
+    )
+    .bind(p.promotions)
+    .bind(p.order_updates)
+    .bind(p.recommendations)
+    .bind(p.inventory_alerts)
+    .bind(json(&p.categories)?)
+    .bind(json(&p.channels)?)
+    .bind(&p.timezone)
+    .bind(p.quiet_hours_start.clone())
+    .bind(p.quiet_hours_end.clone())
+    .bind(version)
+    .bind(now_micros())
+    .bind(user_id.to_string())
+    .execute(&mut **tx)
+    .await?;
+    if updated.rows_affected() == 1 {
+        return Ok(PreferencesChange::Applied);
+    }
+    let known = sqlx::query("SELECT 1 FROM recipients WHERE user_id = $1")
+        .bind(user_id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some();
+    Ok(if known {
+        PreferencesChange::Stale
+    } else {
+        PreferencesChange::UnknownRecipient
+    })
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %user_id))]
+pub async fn find_recipient(tx: &mut Tx, user_id: Uuid) -> Result<Option<Recipient>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM recipients WHERE user_id = $1"
+    ))
+    .bind(user_id.to_string())
+    .fetch_optional(&mut **tx)
+    .await?
+    .as_ref()
+    .map(recipient_from_row)
+    .transpose()
+}

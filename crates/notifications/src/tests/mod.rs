@@ -1,0 +1,193 @@
+//! Tests over real storage and cache, on every backend set: the consumer fed with events,
+//! the API driven through its router with real tokens.
+
+mod api;
+mod consumer;
+mod service;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use herald_events::{Envelope, Preferences, PreferencesUpdated, Role, UserRegistered};
+use herald_platform::auth::{SigningKey, TokenVerifier};
+use herald_platform::bus::{EventHandler, HandlerError};
+use herald_platform::cache::Cache;
+use herald_platform::db::Database;
+use herald_platform::http::{Readiness, service_router};
+use herald_platform::testing::{BackendSet, isolated_settings};
+use serde_json::Value;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+use crate::api::NotificationsState;
+use crate::consumer::NotificationsConsumer;
+use crate::delivery::{Delivery, Notifier};
+use crate::domain::{Draft, NotificationType};
+use crate::unread::UnreadCounts;
+use crate::{SERVICE, migrations};
+
+/// One notifications service on fresh storage, without the bus: events are handed to the
+/// consumer directly.
+pub(crate) struct TestService {
+    pub db: Database,
+    pub consumer: NotificationsConsumer,
+    pub notifier: Notifier,
+    pub router: Router,
+    key: SigningKey,
+    _dir: tempfile::TempDir,
+}
+
+impl TestService {
+    pub async fn start(set: BackendSet) -> TestService {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = isolated_settings(set, dir.path());
+        let db = Database::connect(&settings, SERVICE).await.unwrap();
+        db.migrate(&migrations()).await.unwrap();
+        let cache = Cache::connect(&settings).await.unwrap();
+        let unread = UnreadCounts::new(cache);
+        let notifier = Notifier::new(unread.clone());
+        let consumer = NotificationsConsumer::new(db.clone(), notifier.clone());
+        let key = SigningKey::generate().unwrap();
+        let verifier = TokenVerifier::new(&[key.public_key().clone()]).unwrap();
+        let state = NotificationsState {
+            db: db.clone(),
+            unread,
+            verifier,
+        };
+        let router = service_router(SERVICE, crate::api::router(state), Readiness::default());
+        TestService {
+            db,
+            consumer,
+            notifier,
+            router,
+            key,
+            _dir: dir,
+        }
+    }
+
+    /// Drops the test's PostgreSQL schema.
+    pub async fn finish(self) {
+        drop_schema(&self.db).await;
+    }
+
+    pub async fn handle(&self, event: &Envelope) -> Result<(), HandlerError> {
+        self.consumer.handle(event).await
+    }
+
+    /// A new user, as the users service announces one; returns the id and the event.
+    pub async fn register(&self, name: &str) -> (Uuid, Envelope) {
+        let user_id = Uuid::now_v7();
+        let event = registered(user_id, name, Preferences::default(), 1);
+        self.handle(&event).await.unwrap();
+        (user_id, event)
+    }
+
+    /// Delivers a draft of `notification_type` to `user_id` as an event of its own would.
+    pub async fn notify(
+        &self,
+        user_id: Uuid,
+        notification_type: NotificationType,
+        title: &str,
+    ) -> Delivery {
+        let draft = Draft::for_event(
+            Uuid::now_v7(),
+            user_id,
+            notification_type,
+            title.to_owned(),
+            format!("{title}, in detail"),
+            Some(serde_json::json!({ "orderId": "o-1" })),
+        );
+        self.deliver(&draft).await
+    }
+
+    pub async fn deliver(&self, draft: &Draft) -> Delivery {
+        let mut tx = self.db.begin().await.unwrap();
+        let delivery = self.notifier.deliver(&mut tx, draft).await.unwrap();
+        tx.commit().await.unwrap();
+        self.notifier.committed(&delivery).await;
+        delivery
+    }
+
+    pub fn token(&self, user_id: Uuid) -> String {
+        self.key
+            .issue(user_id, Role::Customer, Duration::from_secs(600))
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str, user_id: Uuid) -> (StatusCode, Value) {
+        call(&self.router, Method::GET, path, Some(&self.token(user_id))).await
+    }
+
+    pub async fn post(&self, path: &str, user_id: Uuid) -> (StatusCode, Value) {
+        call(&self.router, Method::POST, path, Some(&self.token(user_id))).await
+    }
+}
+
+pub(crate) async fn drop_schema(db: &Database) {
+    if let Some(schema) = db.schema() {
+        sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .execute(db.pool())
+            .await
+            .unwrap();
+    }
+    db.close().await;
+}
+
+pub(crate) async fn call(
+    router: &Router,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let response = router
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    (status, body)
+}
+
+pub(crate) fn registered(
+    user_id: Uuid,
+    name: &str,
+    preferences: Preferences,
+    version: i64,
+) -> Envelope {
+    let payload = UserRegistered {
+        user_id,
+        name: name.to_owned(),
+        email: format!("{}@example.com", name.to_lowercase()),
+        role: Role::Customer,
+        preferences,
+        preferences_version: version,
+    };
+    Envelope::new("users", Some(user_id.to_string()), &payload)
+}
+
+pub(crate) fn preferences_updated(
+    user_id: Uuid,
+    preferences: Preferences,
+    version: i64,
+) -> Envelope {
+    let payload = PreferencesUpdated {
+        user_id,
+        preferences,
+        preferences_version: version,
+    };
+    Envelope::new("users", Some(user_id.to_string()), &payload)
+}

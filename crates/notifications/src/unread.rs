@@ -1,0 +1,64 @@
+//! The cached count of a user's unread notifications.
+//!
+//! A plain delete would race: a reader that counted before a commit could store its stale
+//! count after the writer's delete. So each user has a generation counter that every
+//! change bumps after commit, and counts are cached under their generation: a count
+//! computed before a change lands under the old generation and is never read again.
+
+use std::time::Duration;
+
+use herald_platform::cache::Cache;
+use herald_platform::db::Database;
+use uuid::Uuid;
+
+use crate::store;
+
+/// How long a count may be served; also bounds staleness while the cache misses a bump.
+const COUNT_TTL: Duration = Duration::from_secs(60);
+const GENERATION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+#[derive(Clone, Debug)]
+pub struct UnreadCounts {
+    cache: Cache,
+}
+
+impl UnreadCounts {
+    pub fn new(cache: Cache) -> UnreadCounts {
+        UnreadCounts { cache }
+    }
+
+    fn generation_key(user_id: Uuid) -> String {
+        format!("notifications:unread-generation:{user_id}")
+    }
+
+    fn count_key(user_id: Uuid, generation: i64) -> String {
+        format!("notifications:unread:{user_id}:{generation}")
+    }
+
+    /// The user's unread count, from the cache when it holds the current generation's.
+    pub async fn get(&self, db: &Database, user_id: Uuid) -> Result<i64, sqlx::Error> {
+        let generation_key = Self::generation_key(user_id);
+        let generation = match self.cache.get_json::<i64>(&generation_key).await {
+            Some(generation) => Some(generation),
+            None => self.cache.incr(&generation_key, GENERATION_TTL).await,
+        };
+        // Without a generation (the cache is down) nothing is cached.
+        let Some(generation) = generation else {
+            return store::count_notifications(db.pool(), user_id, true).await;
+        };
+        let key = Self::count_key(user_id, generation);
+        if let Some(count) = self.cache.get_json::<i64>(&key).await {
+            return Ok(count);
+        }
+        let count = store::count_notifications(db.pool(), user_id, true).await?;
+        self.cache.set_json(&key, &count, COUNT_TTL).await;
+        Ok(count)
+    }
+
+    /// Call after committing anything that changes the user's unread notifications.
+    pub async fn changed(&self, user_id: Uuid) {
+        self.cache
+            .incr(&Self::generation_key(user_id), GENERATION_TTL)
+            .await;
+    }
+}

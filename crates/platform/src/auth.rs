@@ -1,0 +1,304 @@
+//! Access tokens: EdDSA (Ed25519) JWTs. Only the users service holds a signing key; every
+//! other service verifies with the public keys it fetched from the users service.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use herald_events::Role;
+
+use crate::error::ApiError;
+
+const ISSUER: &str = "herald";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: Uuid,
+    pub role: Role,
+    pub iss: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+impl Claims {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+/// A private Ed25519 key, stored as PKCS#8.
+pub struct SigningKey {
+    kid: String,
+    pkcs8: Vec<u8>,
+    encoding: EncodingKey,
+    public: PublicKey,
+}
+
+/// A public key in JWK form (`kty` OKP, `crv` Ed25519).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicKey {
+    pub kty: String,
+    pub crv: String,
+    pub alg: String,
+    pub kid: String,
+    /// The raw 32-byte public key, base64url without padding.
+    pub x: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeySet {
+    pub keys: Vec<PublicKey>,
+}
+
+impl SigningKey {
+    pub fn generate() -> anyhow::Result<SigningKey> {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
+            .map_err(|_| anyhow::anyhow!("generating an Ed25519 key failed"))?;
+        SigningKey::from_pkcs8(&Uuid::now_v7().to_string(), pkcs8.as_ref())
+    }
+
+    pub fn from_pkcs8(kid: &str, pkcs8: &[u8]) -> anyhow::Result<SigningKey> {
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
+            .map_err(|e| anyhow::anyhow!("invalid Ed25519 PKCS#8 key: {e}"))?;
+        let public = PublicKey {
+            kty: "OKP".to_owned(),
+            crv: "Ed25519".to_owned(),
+            alg: "EdDSA".to_owned(),
+            kid: kid.to_owned(),
+            x: URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
+        };
+        Ok(SigningKey {
+            kid: kid.to_owned(),
+            pkcs8: pkcs8.to_vec(),
+            encoding: EncodingKey::from_ed_der(pkcs8),
+            public,
+        })
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    pub fn pkcs8(&self) -> &[u8] {
+        &self.pkcs8
+    }
+
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
+    /// Issues a token for `user` valid for `ttl`.
+    pub fn issue(&self, user: Uuid, role: Role, ttl: Duration) -> anyhow::Result<String> {
+        let now = chrono::Utc::now().timestamp();
+        self.sign(&Claims {
+            sub: user,
+            role,
+            iss: ISSUER.to_owned(),
+            iat: now,
+            exp: now + ttl.as_secs() as i64,
+        })
+    }
+
+    /// Signs arbitrary claims (tests use it for expired tokens).
+    pub fn sign(&self, claims: &Claims) -> anyhow::Result<String> {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).context("signing token")
+    }
+}
+
+/// Checks tokens against the users service's public keys.
+#[derive(Clone)]
+pub struct TokenVerifier {
+    keys: Arc<HashMap<String, DecodingKey>>,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenVerifier")
+            .field("keys", &self.keys.len())
+            .finish()
+    }
+}
+
+impl TokenVerifier {
+    pub fn new(keys: &[PublicKey]) -> anyhow::Result<TokenVerifier> {
+        let mut map = HashMap::new();
+        for key in keys {
+            let raw = URL_SAFE_NO_PAD
+                .decode(&key.x)
+                .context("public key is not base64url")?;
+            map.insert(key.kid.clone(), DecodingKey::from_ed_der(&raw));
+        }
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.leeway = 5;
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        Ok(TokenVerifier {
+            keys: Arc::new(map),
+            validation,
+        })
+    }
+
+    /// Fetches the key set from the users service, retrying until `wait` has passed
+    /// (services started together come up in any order).
+    pub async fn fetch(users_url: &str, wait: Duration) -> anyhow::Result<TokenVerifier> {
+        let url = format!("{}/keys", users_url.trim_end_matches('/'));
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()?;
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut delay = Duration::from_millis(50);
+        loop {
+            let attempt = async {
+                let set: KeySet = client
+                    .get(&url)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .json()
+                    .await?;
+                anyhow::Ok(set)
+            };
+            match attempt.await {
+                Ok(set) => return TokenVerifier::new(&set.keys),
+                Err(e) if tokio::time::Instant::now() >= deadline => {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "fetching token keys from the users service at {url} (HERALD_USERS_URL)"
+                        )
+                    });
+                }
+                Err(_) => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        let invalid = || ApiError::unauthenticated("invalid or expired token");
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.keys.get(kid))
+            .ok_or_else(invalid)?;
+        match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
+            Ok(data) => Ok(data.claims),
+            Err(e) => match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    Err(ApiError::unauthenticated("token expired"))
+                }
+                _ => Err(invalid()),
+            },
+        }
+    }
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// The authenticated caller; rejects with UNAUTHENTICATED.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Claims);
+
+impl<S> FromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    TokenVerifier: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let token =
+            bearer(parts).ok_or_else(|| ApiError::unauthenticated("missing bearer token"))?;
+        Ok(Caller(TokenVerifier::from_ref(state).verify(token)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_tokens_verify_and_tampered_ones_do_not() {
+        let key = SigningKey::generate().unwrap();
+        let verifier = TokenVerifier::new(&[key.public_key().clone()]).unwrap();
+        let user = Uuid::now_v7();
+        let token = key
+            .issue(user, Role::Customer, Duration::from_secs(60))
+            .unwrap();
+        let claims = verifier.verify(&token).unwrap();
+        assert_eq!(claims.sub, user);
+        assert_eq!(claims.role, Role::Customer);
+
+        // Flip the role in the payload: the signature no longer matches.
+        let parts: Vec<&str> = token.split('.').collect();
+        let mut payload: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        payload["role"] = "ADMIN".into();
+        let forged = format!(
+            "{}.{}.{}",
+            parts[0],
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).unwrap()),
+            parts[2]
+        );
+        assert!(verifier.verify(&forged).is_err());
+        assert!(verifier.verify("not.a.token").is_err());
+    }
+
+    #[test]
+    fn expired_and_foreign_tokens_are_rejected() {
+        let key = SigningKey::generate().unwrap();
+        let verifier = TokenVerifier::new(&[key.public_key().clone()]).unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let expired = key
+            .sign(&Claims {
+                sub: Uuid::now_v7(),
+                role: Role::Admin,
+                iss: ISSUER.into(),
+                iat: now - 600,
+                exp: now - 300,
+            })
+            .unwrap();
+        assert_eq!(
+            verifier.verify(&expired).unwrap_err().to_string(),
+            "token expired"
+        );
+
+        let other = SigningKey::generate().unwrap();
+        let foreign = other
+            .issue(Uuid::now_v7(), Role::Admin, Duration::from_secs(60))
+            .unwrap();
+        assert!(verifier.verify(&foreign).is_err());
+    }
+
+    #[test]
+    fn keys_survive_a_pkcs8_round_trip() {
+        let key = SigningKey::generate().unwrap();
+        let again = SigningKey::from_pkcs8(key.kid(), key.pkcs8()).unwrap();
+        assert_eq!(key.public_key(), again.public_key());
+    }
+}

@@ -1,0 +1,231 @@
+//! The event bus: publish CloudEvents, consume them per service queue.
+//!
+//! Two backends sit behind [`Bus`]: an in-process bus durable in SQLite (the default) and
+//! RabbitMQ. Both follow the same semantics, checked by one conformance suite:
+//! - every queue named by the topology receives each event whose type matches one of its
+//!   bindings (topic patterns: `*` is one word, `#` zero or more), even if its consumer is
+//!   not running yet;
+//! - `publish` returns once the events are durable (SQLite commit / publisher confirms);
+//! - a message is acknowledged only after its handler returned `Ok` (at-least-once), so
+//!   handlers must be idempotent (see [`crate::inbox`]);
+//! - a handler's `Retry` error redelivers the message later with backoff; `Reject` drops a
+//!   message that can never succeed (malformed), with an error log and a metric.
+
+mod embedded;
+mod pattern;
+mod rabbitmq;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use herald_events::Envelope;
+use tokio_util::sync::CancellationToken;
+
+pub use embedded::EmbeddedBus;
+pub use pattern::topic_matches;
+pub use rabbitmq::RabbitBus;
+
+use crate::config::Settings;
+
+/// One consuming queue and the event types routed to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSpec {
+    pub name: String,
+    pub bindings: Vec<String>,
+}
+
+impl QueueSpec {
+    pub fn new(name: &str, bindings: &[&str]) -> Self {
+        QueueSpec {
+            name: name.to_owned(),
+            bindings: bindings.iter().map(|b| (*b).to_owned()).collect(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Transient: deliver the message again later.
+    #[error("retry: {0:#}")]
+    Retry(anyhow::Error),
+    /// Permanent: the message can never be handled (malformed, unknown type).
+    #[error("reject: {0:#}")]
+    Reject(anyhow::Error),
+}
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(e: sqlx::Error) -> Self {
+        HandlerError::Retry(e.into())
+    }
+}
+
+impl From<anyhow::Error> for HandlerError {
+    fn from(e: anyhow::Error) -> Self {
+        HandlerError::Retry(e)
+    }
+}
+
+#[async_trait]
+pub trait EventHandler: Send + Sync + 'static {
+    async fn handle(&self, event: &Envelope) -> Result<(), HandlerError>;
+}
+
+/// How a consumer runs.
+#[derive(Debug, Clone)]
+pub struct ConsumerOptions {
+    /// Messages handled at once (RabbitMQ prefetch).
+    pub concurrency: usize,
+    /// First redelivery delay after a `Retry`; doubles each attempt up to `max_retry_delay`.
+    pub retry_delay: Duration,
+    pub max_retry_delay: Duration,
+}
+
+impl Default for ConsumerOptions {
+    fn default() -> Self {
+        ConsumerOptions {
+            concurrency: 32,
+            retry_delay: Duration::from_millis(500),
+            max_retry_delay: Duration::from_secs(60),
+        }
+    }
+}
+
+impl ConsumerOptions {
+    pub fn delay_for_attempt(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
+        self.retry_delay
+            .saturating_mul(factor)
+            .min(self.max_retry_delay)
+    }
+}
+
+#[async_trait]
+pub trait BusBackend: Send + Sync + 'static {
+    /// Declares queues and their bindings (idempotent).
+    async fn declare(&self, queues: &[QueueSpec]) -> anyhow::Result<()>;
+    /// Returns once every event is durably routed to its queues.
+    async fn publish(&self, events: &[Envelope]) -> anyhow::Result<()>;
+    /// Consumes `queue` until `shutdown` is cancelled, finishing in-flight messages.
+    async fn consume(
+        &self,
+        queue: &str,
+        handler: Arc<dyn EventHandler>,
+        options: ConsumerOptions,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()>;
+    /// Messages waiting in `queue` (for tests, metrics and operators).
+    async fn depth(&self, queue: &str) -> anyhow::Result<u64>;
+    async fn ping(&self) -> bool;
+    fn name(&self) -> &'static str;
+}
+
+/// The bus handle services hold.
+#[derive(Clone)]
+pub struct Bus {
+    backend: Arc<dyn BusBackend>,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus")
+            .field("backend", &self.backend.name())
+            .finish()
+    }
+}
+
+impl Bus {
+    /// Connects the backend the settings name and declares `topology`, so that events
+    /// published before a consumer first runs still reach its queue.
+    pub async fn connect(settings: &Settings, topology: &[QueueSpec]) -> anyhow::Result<Bus> {
+        let backend: Arc<dyn BusBackend> = match &settings.amqp_url {
+            Some(url) => Arc::new(RabbitBus::connect(url, &settings.bus_prefix).await?),
+            None => Arc::new(EmbeddedBus::open(&settings.data_dir.join("bus.sqlite")).await?),
+        };
+        let bus = Bus { backend };
+        bus.backend.declare(topology).await?;
+        Ok(bus)
+    }
+
+    pub fn from_backend(backend: Arc<dyn BusBackend>) -> Bus {
+        Bus { backend }
+    }
+
+    pub async fn declare(&self, queues: &[QueueSpec]) -> anyhow::Result<()> {
+        self.backend.declare(queues).await
+    }
+
+    pub async fn publish(&self, events: &[Envelope]) -> anyhow::Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.backend.publish(events).await?;
+        for e in events {
+            metrics::counter!("bus_published_total", "type" => e.event_type.clone()).increment(1);
+        }
+        Ok(())
+    }
+
+    /// Starts consuming `queue` in the background.
+    pub fn spawn_consumer(
+        &self,
+        queue: &str,
+        handler: Arc<dyn EventHandler>,
+        options: ConsumerOptions,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let backend = self.backend.clone();
+        let queue = queue.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = backend.consume(&queue, handler, options, shutdown).await {
+                tracing::error!(queue, error = format!("{e:#}"), "consumer stopped");
+            }
+        })
+    }
+
+    pub async fn depth(&self, queue: &str) -> anyhow::Result<u64> {
+        self.backend.depth(queue).await
+    }
+
+    pub async fn ping(&self) -> bool {
+        self.backend.ping().await
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+}
+
+/// Runs a handler and records the outcome; shared by both backends.
+pub(crate) async fn handle_recorded(
+    queue: &str,
+    handler: &dyn EventHandler,
+    event: &Envelope,
+) -> Result<(), HandlerError> {
+    let started = std::time::Instant::now();
+    let result = handler.handle(event).await;
+    let outcome = match &result {
+        Ok(()) => "ok",
+        Err(HandlerError::Retry(e)) => {
+            tracing::warn!(queue, event_id = %event.id, event_type = event.event_type, error = format!("{e:#}"), "handler failed, will retry");
+            "retry"
+        }
+        Err(HandlerError::Reject(e)) => {
+            tracing::error!(queue, event_id = %event.id, event_type = event.event_type, error = format!("{e:#}"), "handler rejected message");
+            "reject"
+        }
+    };
+    metrics::counter!("bus_consumed_total", "queue" => queue.to_owned(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("bus_handler_duration_seconds", "queue" => queue.to_owned())
+        .record(started.elapsed().as_secs_f64());
+    result
+}
+
+/// The queues and bindings of the event contract.
+pub fn topology() -> Vec<QueueSpec> {
+    herald_events::TOPOLOGY
+        .iter()
+        .map(|(name, bindings)| QueueSpec::new(name, bindings))
+        .collect()
+}

@@ -1,0 +1,101 @@
+//! The in-process cache backend.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use moka::Expiry;
+use moka::future::Cache as Moka;
+
+use super::CacheBackend;
+
+#[derive(Clone)]
+enum Entry {
+    Bytes(Arc<Vec<u8>>, Duration),
+    Counter(Arc<AtomicI64>, Duration),
+}
+
+impl Entry {
+    fn ttl(&self) -> Duration {
+        match self {
+            Entry::Bytes(_, ttl) | Entry::Counter(_, ttl) => *ttl,
+        }
+    }
+}
+
+struct PerEntryTtl;
+
+impl Expiry<String, Entry> for PerEntryTtl {
+    fn expire_after_create(&self, _key: &String, value: &Entry, _now: Instant) -> Option<Duration> {
+        Some(value.ttl())
+    }
+    fn expire_after_update(
+        &self,
+        _key: &String,
+        value: &Entry,
+        _now: Instant,
+        _current: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.ttl())
+    }
+}
+
+pub struct MemoryCache {
+    entries: Moka<String, Entry>,
+}
+
+impl MemoryCache {
+    pub fn new(max_entries: u64) -> MemoryCache {
+        MemoryCache {
+            entries: Moka::builder()
+                .max_capacity(max_entries)
+                .expire_after(PerEntryTtl)
+                .build(),
+        }
+    }
+}
+
+#[async_trait]
+impl CacheBackend for MemoryCache {
+    async fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(match self.entries.get(key).await {
+            Some(Entry::Bytes(bytes, _)) => Some(bytes.as_ref().clone()),
+            Some(Entry::Counter(n, _)) => Some(n.load(Ordering::SeqCst).to_string().into_bytes()),
+            None => None,
+        })
+    }
+
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> anyhow::Result<()> {
+        self.entries
+            .insert(key.to_owned(), Entry::Bytes(Arc::new(value), ttl))
+            .await;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> anyhow::Result<()> {
+        self.entries.invalidate(key).await;
+        Ok(())
+    }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> anyhow::Result<i64> {
+        let entry = self
+            .entries
+            .get_with(key.to_owned(), async move {
+                Entry::Counter(Arc::new(AtomicI64::new(0)), ttl)
+            })
+            .await;
+        match entry {
+            Entry::Counter(n, _) => Ok(n.fetch_add(1, Ordering::SeqCst) + 1),
+            Entry::Bytes(..) => anyhow::bail!("{key} holds a value, not a counter"),
+        }
+    }
+
+    async fn ping(&self) -> bool {
+        true
+    }
+
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+}

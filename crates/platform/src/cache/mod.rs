@@ -1,0 +1,116 @@
+//! A small cache: in-process (moka) by default, Redis when a URL is set.
+//!
+//! The cache is an optimisation, never the source of truth: a failing cache is logged and
+//! treated as a miss, so requests keep working when Redis is down.
+
+mod memory;
+mod redis;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use self::memory::MemoryCache;
+pub use self::redis::RedisCache;
+use crate::config::Settings;
+
+#[async_trait]
+pub trait CacheBackend: Send + Sync + 'static {
+    async fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>>;
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> anyhow::Result<()>;
+    async fn delete(&self, key: &str) -> anyhow::Result<()>;
+    /// Adds one to a counter that expires `ttl` after it was created; returns the new value.
+    async fn incr(&self, key: &str, ttl: Duration) -> anyhow::Result<i64>;
+    async fn ping(&self) -> bool;
+    fn name(&self) -> &'static str;
+}
+
+#[derive(Clone)]
+pub struct Cache {
+    backend: Arc<dyn CacheBackend>,
+    prefix: String,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("backend", &self.backend.name())
+            .finish()
+    }
+}
+
+impl Cache {
+    pub async fn connect(settings: &Settings) -> anyhow::Result<Cache> {
+        let backend: Arc<dyn CacheBackend> = match &settings.redis_url {
+            Some(url) => Arc::new(RedisCache::connect(url).await?),
+            None => Arc::new(MemoryCache::new(100_000)),
+        };
+        Ok(Cache {
+            backend,
+            prefix: settings.cache_prefix.clone(),
+        })
+    }
+
+    pub fn new(backend: Arc<dyn CacheBackend>, prefix: &str) -> Cache {
+        Cache {
+            backend,
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}:{}", self.prefix, key)
+    }
+
+    pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let result = self.backend.get(&self.key(key)).await;
+        let found = match result {
+            Ok(Some(bytes)) => serde_json::from_slice(&bytes).ok(),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "cache read failed");
+                None
+            }
+        };
+        let outcome = if found.is_some() { "hit" } else { "miss" };
+        metrics::counter!("cache_requests_total", "outcome" => outcome).increment(1);
+        found
+    }
+
+    pub async fn set_json<T: Serialize>(&self, key: &str, value: &T, ttl: Duration) {
+        let Ok(bytes) = serde_json::to_vec(value) else {
+            return;
+        };
+        if let Err(e) = self.backend.set(&self.key(key), bytes, ttl).await {
+            tracing::warn!(error = format!("{e:#}"), "cache write failed");
+        }
+    }
+
+    pub async fn delete(&self, key: &str) {
+        if let Err(e) = self.backend.delete(&self.key(key)).await {
+            tracing::warn!(error = format!("{e:#}"), "cache delete failed");
+        }
+    }
+
+    /// A fixed-window counter (rate limits). `None` when the cache is unreachable.
+    pub async fn incr(&self, key: &str, ttl: Duration) -> Option<i64> {
+        match self.backend.incr(&self.key(key), ttl).await {
+            Ok(n) => Some(n),
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "cache increment failed");
+                None
+            }
+        }
+    }
+
+    pub async fn ping(&self) -> bool {
+        self.backend.ping().await
+    }
+
+    pub fn backend(&self) -> &Arc<dyn CacheBackend> {
+        &self.backend
+    }
+}

@@ -1,0 +1,120 @@
+//! The Redis cache backend, shared by every replica.
+//!
+//! `ConnectionManager` reconnects by itself; the timeouts below keep a missing or hung Redis
+//! from stalling requests, since a failing cache only costs a miss.
+
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::CacheBackend;
+
+/// One connection attempt; start-up makes at most two.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const START_UP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Every command, so a hung server turns into a quick miss.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+const PING_TIMEOUT: Duration = Duration::from_millis(500);
+
+#[derive(Clone)]
+pub struct RedisCache {
+    connection: ConnectionManager,
+}
+
+impl RedisCache {
+    pub async fn connect(url: &str) -> anyhow::Result<RedisCache> {
+        let client =
+            redis::Client::open(url).context("parsing the Redis URL (HERALD_REDIS_URL)")?;
+        // Few reconnection attempts: callers wait for them, and a miss is cheaper than waiting.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(CONNECT_TIMEOUT)
+            .set_response_timeout(RESPONSE_TIMEOUT)
+            .set_number_of_retries(1)
+            .set_max_delay(200);
+        // A PING proves the other end speaks Redis; a wrong port may accept and stay silent.
+        let connected = async {
+            let mut connection = ConnectionManager::new_with_config(client, config).await?;
+            redis::cmd("PING")
+                .query_async::<()>(&mut connection)
+                .await?;
+            anyhow::Ok(connection)
+        };
+        let connection = tokio::time::timeout(START_UP_TIMEOUT, connected)
+            .await
+            .map_err(|_| anyhow!("no answer from Redis within {START_UP_TIMEOUT:?}"))
+            .and_then(|connected| connected)
+            .context("connecting to Redis (HERALD_REDIS_URL)")?;
+        Ok(RedisCache { connection })
+    }
+}
+
+fn millis(ttl: Duration) -> u64 {
+    // PX 0 is an error in Redis; the shortest expiry it accepts is one millisecond.
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+#[async_trait]
+impl CacheBackend for RedisCache {
+    async fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let mut connection = self.connection.clone();
+        let value = redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut connection)
+            .await?;
+        Ok(value)
+    }
+
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> anyhow::Result<()> {
+        let mut connection = self.connection.clone();
+        redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("PX")
+            .arg(millis(ttl))
+            .query_async::<()>(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> anyhow::Result<()> {
+        let mut connection = self.connection.clone();
+        redis::cmd("DEL")
+            .arg(key)
+            .query_async::<()>(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> anyhow::Result<i64> {
+        let mut connection = self.connection.clone();
+        // One MULTI: the counter is created with its expiry or not at all, and INCR keeps
+        // the expiry, so no crash can leave a counter that never resets.
+        let (count,): (i64,) = redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg(key)
+            .arg(0)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(ttl))
+            .ignore()
+            .cmd("INCR")
+            .arg(key)
+            .query_async(&mut connection)
+            .await?;
+        Ok(count)
+    }
+
+    async fn ping(&self) -> bool {
+        let mut connection = self.connection.clone();
+        let ping = redis::cmd("PING");
+        let pong = ping.query_async::<String>(&mut connection);
+        matches!(tokio::time::timeout(PING_TIMEOUT, pong).await, Ok(Ok(_)))
+    }
+
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+}

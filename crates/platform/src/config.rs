@@ -1,0 +1,290 @@
+//! Typed settings. Precedence: defaults < optional TOML file < `HERALD_*` environment < CLI.
+//!
+//! Keys are flat so that a file key, an environment variable and a flag name the same
+//! thing: `data_dir` in `herald.toml` is `HERALD_DATA_DIR` and `--data-dir`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Where embedded backends keep their files.
+    pub data_dir: PathBuf,
+    /// The public GraphQL gateway.
+    pub gateway_addr: SocketAddr,
+    /// The URL users reach the gateway at (links in emails).
+    pub public_url: String,
+    pub users_addr: SocketAddr,
+    /// How other services reach the users service; defaults to `http://{users_addr}`.
+    pub users_url: Option<String>,
+    pub notifications_addr: SocketAddr,
+    pub notifications_url: Option<String>,
+    /// Unset: one SQLite file per service under `data_dir`. `postgres://…`: one schema per service.
+    pub database_url: Option<String>,
+    /// Per-service overrides of `database_url` (a service in its own database).
+    pub users_database_url: Option<String>,
+    pub notifications_database_url: Option<String>,
+    /// Prefix of the per-service PostgreSQL schema names (`{prefix}users`).
+    pub database_schema_prefix: String,
+    pub database_max_connections: u32,
+    /// Unset: the in-process durable bus. `amqp://…`: RabbitMQ.
+    pub amqp_url: Option<String>,
+    /// Prefix of exchange and queue names on the bus.
+    pub bus_prefix: String,
+    /// Unset: in-process cache. `redis://…`: Redis.
+    pub redis_url: Option<String>,
+    /// Prefix of every cache key.
+    pub cache_prefix: String,
+    pub admin_email: Option<String>,
+    pub admin_password: Option<String>,
+    /// `pretty` or `json`; unset: pretty on a terminal, json otherwise.
+    pub log_format: Option<LogFormat>,
+    /// Lifetime of issued access tokens.
+    pub token_ttl_secs: u64,
+    pub max_query_depth: usize,
+    pub max_query_complexity: usize,
+    pub max_body_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            data_dir: PathBuf::from("./herald-data"),
+            gateway_addr: SocketAddr::from(([0, 0, 0, 0], 4000)),
+            public_url: "http://localhost:4000".to_owned(),
+            users_addr: SocketAddr::from(([127, 0, 0, 1], 4101)),
+            users_url: None,
+            notifications_addr: SocketAddr::from(([127, 0, 0, 1], 4104)),
+            notifications_url: None,
+            database_url: None,
+            users_database_url: None,
+            notifications_database_url: None,
+            database_schema_prefix: String::new(),
+            database_max_connections: 16,
+            amqp_url: None,
+            bus_prefix: "herald".to_owned(),
+            redis_url: None,
+            cache_prefix: "herald".to_owned(),
+            admin_email: None,
+            admin_password: None,
+            log_format: None,
+            token_ttl_secs: 24 * 3600,
+            max_query_depth: 12,
+            max_query_complexity: 2000,
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// A setting with a bad value: one line that names it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {setting}: {message}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(key: &str, message: impl Into<String>) -> Self {
+        ConfigError {
+            setting: env_name(key),
+            message: message.into(),
+        }
+    }
+}
+
+/// The environment variable that sets `key`.
+pub fn env_name(key: &str) -> String {
+    format!("HERALD_{}", key.to_ascii_uppercase())
+}
+
+impl Settings {
+    /// Loads settings from the optional file, the environment and the CLI overrides
+    /// (a serializable struct whose `None` fields are skipped), then validates them.
+    pub fn load(file: Option<&Path>, overrides: impl Serialize) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError {
+                    setting: "--config".to_owned(),
+                    message: format!("{} does not exist", path.display()),
+                });
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment
+            .merge(Env::prefixed("HERALD_").filter(|k| !k.as_str().starts_with("test_")))
+            .merge(Serialized::defaults(overrides));
+        let settings: Settings = figment.extract().map_err(|e| {
+            let key = e
+                .path
+                .last()
+                .cloned()
+                .unwrap_or_else(|| "config".to_owned());
+            ConfigError::new(&key, e.kind.to_string())
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (key, url) in [
+            ("database_url", &self.database_url),
+            ("users_database_url", &self.users_database_url),
+            (
+                "notifications_database_url",
+                &self.notifications_database_url,
+            ),
+        ] {
+            if let Some(url) = url {
+                check_url(key, url, &["postgres", "postgresql"])?;
+            }
+        }
+        if let Some(url) = &self.amqp_url {
+            check_url("amqp_url", url, &["amqp"])?;
+        }
+        if let Some(url) = &self.redis_url {
+            check_url("redis_url", url, &["redis"])?;
+        }
+        for (key, url) in [
+            ("users_url", &self.users_url),
+            ("notifications_url", &self.notifications_url),
+        ] {
+            if let Some(url) = url {
+                check_url(key, url, &["http", "https"])?;
+            }
+        }
+        check_url("public_url", &self.public_url, &["http", "https"])?;
+        if self.admin_email.is_some() != self.admin_password.is_some() {
+            return Err(ConfigError::new(
+                "admin_password",
+                "HERALD_ADMIN_EMAIL and HERALD_ADMIN_PASSWORD must be set together",
+            ));
+        }
+        if self.token_ttl_secs == 0 {
+            return Err(ConfigError::new("token_ttl_secs", "must be at least 1"));
+        }
+        if !self
+            .database_schema_prefix
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(ConfigError::new(
+                "database_schema_prefix",
+                "only lowercase letters, digits and _ are allowed",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The database URL of one service: its override, else the shared one, else SQLite.
+    pub fn database_url_for(&self, service: &str) -> Option<&str> {
+        let specific = match service {
+            "users" => &self.users_database_url,
+            "notifications" => &self.notifications_database_url,
+            _ => &None,
+        };
+        specific.as_deref().or(self.database_url.as_deref())
+    }
+
+    pub fn users_url(&self) -> String {
+        self.users_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.users_addr))
+    }
+
+    pub fn notifications_url(&self) -> String {
+        self.notifications_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.notifications_addr))
+    }
+
+    pub fn log_format(&self) -> LogFormat {
+        use std::io::IsTerminal;
+        self.log_format
+            .unwrap_or(if std::io::stdout().is_terminal() {
+                LogFormat::Pretty
+            } else {
+                LogFormat::Json
+            })
+    }
+}
+
+fn check_url(key: &str, value: &str, schemes: &[&str]) -> Result<(), ConfigError> {
+    let url = Url::parse(value).map_err(|e| ConfigError::new(key, format!("{e}: '{value}'")))?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(ConfigError::new(
+            key,
+            format!(
+                "expected a {}:// URL, got '{}://…'",
+                schemes[0],
+                url.scheme()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize, Default)]
+    struct NoOverrides {}
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::default().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_urls_name_the_setting() {
+        let s = Settings {
+            database_url: Some("mysql://x".into()),
+            ..Default::default()
+        };
+        let e = s.validate().unwrap_err();
+        assert_eq!(e.setting, "HERALD_DATABASE_URL");
+        let s = Settings {
+            amqp_url: Some("not a url".into()),
+            ..Default::default()
+        };
+        assert_eq!(s.validate().unwrap_err().setting, "HERALD_AMQP_URL");
+    }
+
+    #[test]
+    fn file_then_overrides_take_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("herald.toml");
+        std::fs::write(&file, "data_dir = \"/from/file\"\ntoken_ttl_secs = 60\n").unwrap();
+        #[derive(Serialize)]
+        struct Cli {
+            token_ttl_secs: u64,
+        }
+        let s = Settings::load(Some(&file), Cli { token_ttl_secs: 5 }).unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(s.token_ttl_secs, 5);
+    }
+
+    #[test]
+    fn bad_file_value_names_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("herald.toml");
+        std::fs::write(&file, "gateway_addr = \"nope\"\n").unwrap();
+        let e = Settings::load(Some(&file), NoOverrides::default()).unwrap_err();
+        assert_eq!(e.setting, "HERALD_GATEWAY_ADDR");
+    }
+}

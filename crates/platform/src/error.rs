@@ -1,0 +1,165 @@
+//! One table maps every public error to its code and HTTP status. Services answer with
+//! `ApiError`; the gateway turns the same code into GraphQL `extensions.code`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    BadUserInput,
+    Conflict,
+    RateLimited,
+    InsufficientStock,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::BadUserInput => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::InsufficientStock => StatusCode::CONFLICT,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::BadUserInput => "BAD_USER_INPUT",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::InsufficientStock => "INSUFFICIENT_STOCK",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
+}
+
+/// The error body every service answers with: `{"code": "...", "message": "..."}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// A public error: what the client sees. Internal causes are logged, never shown.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    Public { code: ErrorCode, message: String },
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError::Public {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadUserInput, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unauthenticated, message)
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Conflict, message)
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::Public { code, .. } => *code,
+            ApiError::Unexpected(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The body a client may see: internal causes are replaced by a generic message.
+    pub fn body(&self) -> ErrorBody {
+        match self {
+            ApiError::Public { code, message } => ErrorBody {
+                code: *code,
+                message: message.clone(),
+            },
+            ApiError::Unexpected(_) => ErrorBody {
+                code: ErrorCode::Internal,
+                message: "internal error".to_owned(),
+            },
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::Unexpected(anyhow::Error::new(e))
+    }
+}
+
+impl From<ErrorBody> for ApiError {
+    fn from(b: ErrorBody) -> Self {
+        ApiError::Public {
+            code: b.code,
+            message: b.message,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Unexpected(e) = &self {
+            tracing::error!(error = format!("{e:#}"), "request failed");
+        }
+        let body = self.body();
+        (body.code.status(), Json(body)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_causes_are_not_shown() {
+        let e = ApiError::Unexpected(anyhow::anyhow!("password=hunter2 in connection string"));
+        assert_eq!(e.body().message, "internal error");
+        assert_eq!(e.body().code, ErrorCode::Internal);
+    }
+
+    #[test]
+    fn codes_serialize_as_contract_names() {
+        for code in [
+            ErrorCode::Unauthenticated,
+            ErrorCode::Forbidden,
+            ErrorCode::NotFound,
+            ErrorCode::BadUserInput,
+            ErrorCode::Conflict,
+            ErrorCode::RateLimited,
+            ErrorCode::InsufficientStock,
+            ErrorCode::Internal,
+        ] {
+            let json = serde_json::to_value(code).unwrap();
+            assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! Serving a service over HTTP: health, readiness, metrics, request metrics, and the
+//! client services use to call each other.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::Bus;
+use crate::cache::Cache;
+use crate::db::Database;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+
+/// What a service needs reachable to be ready.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    checks: Vec<(String, Dependency)>,
+}
+
+#[derive(Clone)]
+enum Dependency {
+    Database(Database),
+    Bus(Bus),
+    Cache(Cache),
+}
+
+impl Readiness {
+    pub fn database(mut self, name: &str, db: &Database) -> Self {
+        self.checks
+            .push((name.to_owned(), Dependency::Database(db.clone())));
+        self
+    }
+    pub fn bus(mut self, bus: &Bus) -> Self {
+        self.checks
+            .push(("bus".to_owned(), Dependency::Bus(bus.clone())));
+        self
+    }
+    pub fn cache(mut self, cache: &Cache) -> Self {
+        self.checks
+            .push(("cache".to_owned(), Dependency::Cache(cache.clone())));
+        self
+    }
+    pub fn merge(mut self, other: Readiness) -> Self {
+        for check in other.checks {
+            if !self.checks.iter().any(|(name, _)| *name == check.0) {
+                self.checks.push(check);
+            }
+        }
+        self
+    }
+
+    async fn report(&self) -> (bool, serde_json::Map<String, serde_json::Value>) {
+        let mut all = true;
+        let mut report = serde_json::Map::new();
+        for (name, dep) in &self.checks {
+            let check = async {
+                match dep {
+                    Dependency::Database(db) => db.ping().await,
+                    Dependency::Bus(bus) => bus.ping().await,
+                    Dependency::Cache(cache) => cache.ping().await,
+                }
+            };
+            let ok = tokio::time::timeout(Duration::from_secs(2), check)
+                .await
+                .unwrap_or(false);
+            all &= ok;
+            report.insert(name.clone(), if ok { "up" } else { "down" }.into());
+        }
+        (all, report)
+    }
+}
+
+/// `/health`, `/ready` and `/metrics`.
+pub fn observability_routes<S: Clone + Send + Sync + 'static>(readiness: Readiness) -> Router<S> {
+    let readiness = Arc::new(readiness);
+    Router::new()
+        .route(
+            "/health",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route(
+            "/ready",
+            get(move || {
+                let readiness = readiness.clone();
+                async move {
+                    let (ok, checks) = readiness.report().await;
+                    let status = if ok {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    let body = serde_json::json!({
+                        "status": if ok { "ready" } else { "not ready" },
+                        "checks": checks,
+                    });
+                    (status, axum::Json(body))
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(|| async {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
+                    crate::telemetry::prometheus().render(),
+                )
+            }),
+        )
+}
+
+/// Records `http_requests_total` and `http_request_duration_seconds`, labelled by service,
+/// method, route template (never the raw path) and status.
+pub fn track_requests(router: Router, service: &'static str) -> Router {
+    router.layer(axum::middleware::from_fn(
+        move |req: Request, next: Next| async move {
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_else(|| "unmatched".to_owned());
+            let method = req.method().as_str().to_owned();
+            let started = Instant::now();
+            let response = next.run(req).await;
+            let labels = [
+                ("service", service.to_owned()),
+                ("method", method),
+                ("route", route),
+                ("status", response.status().as_u16().to_string()),
+            ];
+            metrics::counter!("http_requests_total", &labels).increment(1);
+            metrics::histogram!("http_request_duration_seconds", &labels)
+                .record(started.elapsed().as_secs_f64());
+            response
+        },
+    ))
+}
+
+/// A service's whole router: its API, the observability routes, request metrics, a body limit.
+pub fn service_router(service: &'static str, api: Router, readiness: Readiness) -> Router {
+    let router = api
+        .merge(observability_routes(readiness))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024));
+    track_requests(router, service)
+}
+
+/// Binds `addr`, naming the setting when the port is taken.
+pub async fn bind(addr: std::net::SocketAddr, setting: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::Error::new(crate::config::ConfigError::new(
+            setting,
+            format!("cannot listen on {addr}: {e}"),
+        ))
+    })
+}
+
+/// Serves `router` until `shutdown`, letting in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    axum::serve(listener, router.into_make_service())
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    Ok(())
+}
+
+/// How one service calls another over HTTP, forwarding the caller's token.
+#[derive(Clone, Debug)]
+pub struct ServiceClient {
+    base: String,
+    service: &'static str,
+    http: reqwest::Client,
+}
+
+impl ServiceClient {
+    pub fn new(service: &'static str, base: &str) -> ServiceClient {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap_or_default();
+        ServiceClient {
+            base: base.trim_end_matches('/').to_owned(),
+            service,
+            http,
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str, token: Option<&str>) -> ApiResult<T> {
+        self.send(self.http.get(self.url(path)), token).await
+    }
+
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        token: Option<&str>,
+    ) -> ApiResult<T> {
+        self.send(self.http.post(self.url(path)).json(body), token)
+            .await
+    }
+
+    pub async fn patch<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        token: Option<&str>,
+    ) -> ApiResult<T> {
+        self.send(self.http.patch(self.url(path)).json(body), token)
+            .await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+        token: Option<&str>,
+    ) -> ApiResult<T> {
+        let request = match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("calling the {} service failed: {e}", self.service))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading {} response: {e}", self.service))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                ApiError::Unexpected(anyhow::anyhow!(
+                    "{} answered unexpected JSON: {e}",
+                    self.service
+                ))
+            });
+        }
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(body) if body.code != crate::ErrorCode::Internal => Err(body.into()),
+            _ => Err(ApiError::Unexpected(anyhow::anyhow!(
+                "{} answered {status}: {}",
+                self.service,
+                String::from_utf8_lossy(&bytes)
+            ))),
+        }
+    }
+}
+
+/// A JSON 2xx response with a status.
+pub fn created<T: Serialize>(body: T) -> Response {
+    (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+/// A service ready to serve: its router, what it needs to be ready, its background tasks.
+pub struct BuiltService {
+    pub name: &'static str,
+    pub router: Router,
+    pub readiness: Readiness,
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}

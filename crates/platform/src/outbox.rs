@@ -1,0 +1,173 @@
+//! Transactional outbox and inbox.
+//!
+//! A service that changes state and emits an event writes both in one transaction
+//! ([`Outbox::add`]); the [`relay`] publishes committed rows and deletes them once the
+//! bus confirmed. A consumer records each event id it handled in the inbox inside the
+//! transaction of its effect ([`first_delivery`]), so a redelivered event has no second
+//! effect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use herald_events::Envelope;
+use sqlx::Row;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::Bus;
+use crate::db::{Backend, Database, Tx, now_micros};
+
+const BATCH: i64 = 500;
+const POLL: Duration = Duration::from_millis(500);
+
+pub(crate) async fn create_tables(db: &Database) -> anyhow::Result<()> {
+    let outbox = match db.backend() {
+        Backend::Sqlite => {
+            "CREATE TABLE IF NOT EXISTS herald_outbox (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                envelope TEXT NOT NULL,
+                created_at BIGINT NOT NULL)"
+        }
+        Backend::Postgres => {
+            "CREATE TABLE IF NOT EXISTS herald_outbox (
+                seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                envelope TEXT NOT NULL,
+                created_at BIGINT NOT NULL)"
+        }
+    };
+    let inbox = "CREATE TABLE IF NOT EXISTS herald_inbox (
+        consumer TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        processed_at BIGINT NOT NULL,
+        PRIMARY KEY (consumer, event_id))";
+    for ddl in [outbox, inbox] {
+        sqlx::query(ddl)
+            .execute(db.pool())
+            .await
+            .context("creating outbox and inbox")?;
+    }
+    Ok(())
+}
+
+/// Records that `consumer` handles `event_id` now; false if it already did.
+/// Call inside the transaction of the effect.
+pub async fn first_delivery(
+    tx: &mut Tx,
+    consumer: &str,
+    event: &Envelope,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO herald_inbox (consumer, event_id, processed_at) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(consumer)
+    .bind(event.id.to_string())
+    .bind(now_micros())
+    .execute(&mut **tx)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// A service's outbox: add events inside a transaction, then wake the relay.
+#[derive(Clone, Debug)]
+pub struct Outbox {
+    db: Database,
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    pub fn new(db: Database) -> Outbox {
+        Outbox {
+            db,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    pub async fn add(&self, tx: &mut Tx, event: &Envelope) -> Result<(), sqlx::Error> {
+        let body = serde_json::to_string(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        sqlx::query("INSERT INTO herald_outbox (envelope, created_at) VALUES ($1, $2)")
+            .bind(body)
+            .bind(now_micros())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Tells the relay that committed events wait (call after commit).
+    pub fn committed(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Publishes committed events until `shutdown`; what is left is published on next start.
+    pub fn spawn_relay(
+        &self,
+        bus: Bus,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let outbox = self.clone();
+        tokio::spawn(async move {
+            let mut backoff = POLL;
+            while !shutdown.is_cancelled() {
+                match outbox.relay_batch(&bus).await {
+                    Ok(n) if n as i64 == BATCH => continue,
+                    Ok(_) => {
+                        backoff = POLL;
+                        tokio::select! {
+                            _ = outbox.wake.notified() => {}
+                            _ = tokio::time::sleep(POLL) => {}
+                            _ = shutdown.cancelled() => {}
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = format!("{e:#}"), "outbox relay failed; retrying");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = shutdown.cancelled() => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                    }
+                }
+            }
+        })
+    }
+
+    /// Publishes one batch and deletes it; returns how many were published.
+    pub async fn relay_batch(&self, bus: &Bus) -> anyhow::Result<usize> {
+        let mut tx = self.db.begin().await?;
+        // On PostgreSQL, replicas relaying at once skip each other's rows.
+        let select = match self.db.backend() {
+            Backend::Postgres => {
+                "SELECT seq, envelope FROM herald_outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED"
+            }
+            Backend::Sqlite => "SELECT seq, envelope FROM herald_outbox ORDER BY seq LIMIT $1",
+        };
+        let rows = sqlx::query(select).bind(BATCH).fetch_all(&mut *tx).await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut seqs = Vec::with_capacity(rows.len());
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            seqs.push(row.try_get::<i64, _>(0)?);
+            let body: String = row.try_get(1)?;
+            events.push(
+                serde_json::from_str::<Envelope>(&body).context("outbox row is not an envelope")?,
+            );
+        }
+        bus.publish(&events).await?;
+        for chunk in seqs.chunks(100) {
+            let list = chunk
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            sqlx::query(&format!("DELETE FROM herald_outbox WHERE seq IN ({list})"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        metrics::counter!("outbox_relayed_total").increment(events.len() as u64);
+        Ok(events.len())
+    }
+}

@@ -1,0 +1,85 @@
+//! The cache contract: values and counters, each gone after its time to live.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_platform::cache::{Cache, MemoryCache, RedisCache};
+use herald_platform::testing::{BackendSet, backend_sets, real_backends, unique_prefix};
+
+/// Runs `scenario` on the in-process cache and, when reachable, on Redis; keys are unique
+/// to the test, and short-lived.
+async fn on_each_cache(scenario: impl AsyncFn(&Cache)) {
+    for set in backend_sets() {
+        let cache = match set {
+            BackendSet::Embedded => Cache::new(Arc::new(MemoryCache::new(1_000)), &unique_prefix()),
+            BackendSet::Real => {
+                let real = real_backends().expect("real backends");
+                let redis = RedisCache::connect(&real.redis_url)
+                    .await
+                    .expect("connecting to Redis");
+                Cache::new(Arc::new(redis), &unique_prefix())
+            }
+        };
+        eprintln!("cache scenario on the {set:?} backends");
+        assert!(cache.ping().await, "the cache answers");
+        scenario(&cache).await;
+    }
+}
+
+#[tokio::test]
+async fn a_stored_value_is_read_back_until_deleted() {
+    on_each_cache(async |cache: &Cache| {
+        let ttl = Duration::from_secs(60);
+        assert_eq!(cache.get_json::<Vec<String>>("prefs:ada").await, None);
+        cache
+            .set_json("prefs:ada", &vec!["email", "in_app"], ttl)
+            .await;
+        assert_eq!(
+            cache.get_json::<Vec<String>>("prefs:ada").await,
+            Some(vec!["email".into(), "in_app".into()])
+        );
+        cache.set_json("prefs:ada", &vec!["sms"], ttl).await;
+        assert_eq!(
+            cache.get_json::<Vec<String>>("prefs:ada").await,
+            Some(vec!["sms".into()])
+        );
+        cache.delete("prefs:ada").await;
+        assert_eq!(cache.get_json::<Vec<String>>("prefs:ada").await, None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_value_expires_after_its_time_to_live() {
+    on_each_cache(async |cache: &Cache| {
+        cache
+            .set_json("recs:ada", &42, Duration::from_millis(300))
+            .await;
+        cache
+            .set_json("recs:bob", &7, Duration::from_secs(60))
+            .await;
+        assert_eq!(cache.get_json::<i32>("recs:ada").await, Some(42));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(cache.get_json::<i32>("recs:ada").await, None);
+        assert_eq!(cache.get_json::<i32>("recs:bob").await, Some(7));
+        cache.delete("recs:bob").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_counter_counts_within_a_window_fixed_at_its_creation() {
+    on_each_cache(async |cache: &Cache| {
+        let window = Duration::from_millis(600);
+        assert_eq!(cache.incr("rate:ada", window).await, Some(1));
+        assert_eq!(cache.incr("rate:ada", window).await, Some(2));
+        assert_eq!(cache.incr("rate:bob", window).await, Some(1));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(cache.incr("rate:ada", window).await, Some(3));
+        // Increments do not extend the window: it closes 600 ms after the first one.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(cache.incr("rate:ada", window).await, Some(1));
+        assert_eq!(cache.incr("rate:ada", window).await, Some(2));
+    })
+    .await;
+}

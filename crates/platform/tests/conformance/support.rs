@@ -1,0 +1,286 @@
+//! Backends isolated per test, a recording handler, and waits that fail instead of hanging.
+
+use std::panic::{AssertUnwindSafe, resume_unwind};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::FutureExt;
+use herald_events::Envelope;
+use herald_platform::bus::{
+    BusBackend, ConsumerOptions, EmbeddedBus, EventHandler, HandlerError, QueueSpec, RabbitBus,
+};
+use herald_platform::db::{Database, Migrations};
+use herald_platform::testing::{BackendSet, backend_sets, real_backends, unique_prefix};
+use sqlx::migrate::Migrator;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The longest any wait may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(5);
+/// How long to watch for deliveries that must not happen.
+pub const QUIET: Duration = Duration::from_millis(300);
+
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs `scenario` on every backend set, cleaning up after it even when it fails.
+pub async fn on_each_bus(scenario: impl AsyncFn(&TestBus)) {
+    for set in backend_sets() {
+        let bus = TestBus::open(set).await;
+        let outcome = AssertUnwindSafe(scenario(&bus)).catch_unwind().await;
+        bus.cleanup().await;
+        if let Err(panic) = outcome {
+            eprintln!("the scenario failed on the {set:?} backends");
+            resume_unwind(panic);
+        }
+    }
+}
+
+/// One test's bus: a fresh SQLite file, or a unique prefix whose exchange and queues are
+/// deleted at the end.
+pub struct TestBus {
+    pub set: BackendSet,
+    prefix: String,
+    dir: tempfile::TempDir,
+    current: Mutex<Option<OpenBus>>,
+    declared: Mutex<Vec<QueueSpec>>,
+    databases: Mutex<Vec<Database>>,
+    consumers: CancellationToken,
+}
+
+impl TestBus {
+    async fn open(set: BackendSet) -> TestBus {
+        let dir = tempfile::tempdir().expect("creating a temporary directory");
+        let prefix = unique_prefix();
+        let current = Mutex::new(Some(open_backend(set, &dir, &prefix).await));
+        TestBus {
+            set,
+            prefix,
+            dir,
+            current,
+            declared: Mutex::new(Vec::new()),
+            databases: Mutex::new(Vec::new()),
+            consumers: CancellationToken::new(),
+        }
+    }
+
+    pub fn backend(&self) -> Arc<dyn BusBackend> {
+        lock(&self.current)
+            .as_ref()
+            .expect("the bus is open")
+            .0
+            .clone()
+    }
+
+    /// The bus prefix: names the RabbitMQ exchange, queues and connections of this test.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Drops this instance and opens another on the same storage, as a process restart does.
+    pub async fn restart(&self) {
+        let old = lock(&self.current).take();
+        drop(old);
+        let reopened = open_backend(self.set, &self.dir, &self.prefix).await;
+        *lock(&self.current) = Some(reopened);
+    }
+
+    pub async fn declare(&self, queues: &[QueueSpec]) {
+        lock(&self.declared).extend_from_slice(queues);
+        self.backend()
+            .declare(queues)
+            .await
+            .expect("declaring queues");
+    }
+
+    pub async fn publish(&self, events: &[Envelope]) {
+        tokio::time::timeout(WAIT, self.backend().publish(events))
+            .await
+            .expect("publishing timed out")
+            .expect("publishing failed");
+    }
+
+    pub async fn depth(&self, queue: &str) -> u64 {
+        self.backend()
+            .depth(queue)
+            .await
+            .expect("reading the queue depth")
+    }
+
+    /// Starts consuming `queue` in the background until [`Consumer::stop`].
+    pub fn consume(
+        &self,
+        queue: &str,
+        handler: Arc<dyn EventHandler>,
+        options: ConsumerOptions,
+    ) -> Consumer {
+        let backend = self.backend();
+        let stop = self.consumers.child_token();
+        let queue = queue.to_owned();
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move { backend.consume(&queue, handler, options, stop).await }
+        });
+        Consumer { stop, task }
+    }
+
+    /// A service database with the inbox: a SQLite file, or a PostgreSQL schema dropped at
+    /// the end.
+    pub async fn database(&self) -> Database {
+        let db = match self.set {
+            BackendSet::Embedded => {
+                Database::connect_sqlite(&self.dir.path().join("service.sqlite"), 4).await
+            }
+            BackendSet::Real => {
+                let real = real_backends().expect("real backends");
+                Database::connect_postgres(&real.database_url, &format!("{}_conf", self.prefix), 4)
+                    .await
+            }
+        }
+        .expect("connecting the service database");
+        lock(&self.databases).push(db.clone());
+        let none = Migrations {
+            sqlite: Migrator::DEFAULT,
+            postgres: Migrator::DEFAULT,
+        };
+        db.migrate(&none).await.expect("creating the inbox");
+        db
+    }
+
+    async fn cleanup(&self) {
+        self.consumers.cancel();
+        let rabbit = lock(&self.current).as_ref().and_then(|open| open.1.clone());
+        if let Some(rabbit) = rabbit {
+            let queues = lock(&self.declared).clone();
+            if let Err(e) = rabbit.delete_topology(&queues).await {
+                eprintln!("deleting the test's RabbitMQ topology failed: {e:#}");
+            }
+        }
+        let databases = std::mem::take(&mut *lock(&self.databases));
+        for db in databases {
+            if let Some(schema) = db.schema() {
+                let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+                if let Err(e) = sqlx::query(&drop).execute(db.pool()).await {
+                    eprintln!("dropping schema {schema} failed: {e}");
+                }
+            }
+            db.close().await;
+        }
+    }
+}
+
+/// The backend, and the same one as a `RabbitBus` for deleting its topology.
+type OpenBus = (Arc<dyn BusBackend>, Option<Arc<RabbitBus>>);
+
+async fn open_backend(set: BackendSet, dir: &tempfile::TempDir, prefix: &str) -> OpenBus {
+    match set {
+        BackendSet::Embedded => {
+            let bus = EmbeddedBus::open(&dir.path().join("bus.sqlite")).await;
+            (Arc::new(bus.expect("opening the embedded bus")), None)
+        }
+        BackendSet::Real => {
+            let real = real_backends().expect("real backends");
+            let bus = RabbitBus::connect(&real.amqp_url, prefix).await;
+            let bus = Arc::new(bus.expect("connecting to RabbitMQ"));
+            (bus.clone(), Some(bus))
+        }
+    }
+}
+
+pub struct Consumer {
+    stop: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Consumer {
+    /// Asks the consumer to shut down and waits until `consume` returned.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("the consumer did not stop in time")
+            .expect("the consumer panicked")
+            .expect("the consumer failed");
+    }
+}
+
+/// The options every scenario uses unless it needs others: short retries.
+pub fn options(concurrency: usize) -> ConsumerOptions {
+    ConsumerOptions {
+        concurrency,
+        retry_delay: Duration::from_millis(300),
+        max_retry_delay: Duration::from_secs(2),
+    }
+}
+
+pub fn event(event_type: &str) -> Envelope {
+    Envelope {
+        specversion: "1.0".to_owned(),
+        id: uuid::Uuid::now_v7(),
+        source: "/herald/conformance".to_owned(),
+        event_type: event_type.to_owned(),
+        time: chrono::Utc::now(),
+        subject: None,
+        datacontenttype: "application/json".to_owned(),
+        data: serde_json::json!({ "note": "conformance" }),
+    }
+}
+
+/// Waits until `done` holds, failing after [`WAIT`].
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {WAIT:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A handler that accepts every event and remembers each delivery.
+#[derive(Default)]
+pub struct Recorder {
+    deliveries: Mutex<Vec<Envelope>>,
+}
+
+impl Recorder {
+    pub fn new() -> Arc<Recorder> {
+        Arc::default()
+    }
+
+    pub fn deliveries(&self) -> Vec<Envelope> {
+        lock(&self.deliveries).clone()
+    }
+
+    /// Waits for `n` deliveries, then watches a quiet period for more; returns their types
+    /// sorted.
+    pub async fn exactly(&self, n: usize) -> Vec<String> {
+        eventually(&format!("{n} deliveries"), || {
+            lock(&self.deliveries).len() >= n
+        })
+        .await;
+        tokio::time::sleep(QUIET).await;
+        let mut types: Vec<String> = lock(&self.deliveries)
+            .iter()
+            .map(|e| e.event_type.clone())
+            .collect();
+        types.sort();
+        assert_eq!(
+            types.len(),
+            n,
+            "expected exactly {n} deliveries, got {types:?}"
+        );
+        types
+    }
+}
+
+#[async_trait]
+impl EventHandler for Recorder {
+    async fn handle(&self, event: &Envelope) -> Result<(), HandlerError> {
+        lock(&self.deliveries).push(event.clone());
+        Ok(())
+    }
+}

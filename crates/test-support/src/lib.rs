@@ -1,0 +1,262 @@
+//! Test support: a whole Herald on free ports with backends isolated to one test, and a
+//! typed GraphQL client to drive it as a user would.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald::{Application, ServiceName};
+use herald_platform::Settings;
+use herald_platform::bus::{RabbitBus, topology};
+use herald_platform::testing::isolated_settings;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use herald_platform::testing::{BackendSet, backend_sets, real_backends};
+
+pub const ADMIN_EMAIL: &str = "admin@herald.test";
+pub const ADMIN_PASSWORD: &str = "admin-password";
+
+/// Generates one test per backend set for `async fn $name(set: BackendSet)`:
+/// `$name::embedded` always runs; `$name::real` runs against PostgreSQL, RabbitMQ and
+/// Redis (skipped when they are down outside CI; failing in CI).
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn embedded() {
+                    super::$name($crate::BackendSet::Embedded).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn real() {
+                    if $crate::real_backends().is_none() {
+                        return;
+                    }
+                    super::$name($crate::BackendSet::Real).await;
+                }
+            }
+        )*
+    };
+}
+
+/// A running Herald.
+pub struct TestApp {
+    pub set: BackendSet,
+    pub settings: Settings,
+    pub gateway: String,
+    http: reqwest::Client,
+    running: Option<(CancellationToken, JoinHandle<anyhow::Result<()>>)>,
+    dir: Arc<tempfile::TempDir>,
+}
+
+/// A signed-in user.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub token: String,
+    pub user_id: String,
+}
+
+/// A GraphQL response.
+#[derive(Debug, Clone)]
+pub struct Gql {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Gql {
+    /// `data`, panicking with the errors if there are any.
+    pub fn data(&self) -> &Value {
+        assert!(
+            self.body.get("errors").is_none(),
+            "unexpected GraphQL errors: {}",
+            self.body
+        );
+        &self.body["data"]
+    }
+
+    /// The `extensions.code` of the first error.
+    pub fn error_code(&self) -> Option<&str> {
+        self.body["errors"][0]["extensions"]["code"].as_str()
+    }
+
+    pub fn errors(&self) -> Vec<Value> {
+        self.body["errors"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(set: BackendSet) -> TestApp {
+        Self::spawn_with(set, |_| {}).await
+    }
+
+    /// Spawns with settings adjusted by `adjust` (after isolation is applied).
+    pub async fn spawn_with(set: BackendSet, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        herald_platform::telemetry::init_test_logging();
+        let dir = Arc::new(tempfile::tempdir().expect("creating a temp dir"));
+        let mut settings = isolated_settings(set, dir.path());
+        settings.admin_email = Some(ADMIN_EMAIL.to_owned());
+        settings.admin_password = Some(ADMIN_PASSWORD.to_owned());
+        adjust(&mut settings);
+        let mut app = TestApp {
+            set,
+            settings,
+            gateway: String::new(),
+            http: reqwest::Client::new(),
+            running: None,
+            dir,
+        };
+        app.start().await;
+        app
+    }
+
+    async fn start(&mut self) {
+        let app = Application::build(self.settings.clone(), &[])
+            .await
+            .expect("starting Herald");
+        let addr = app.addr(ServiceName::Gateway).expect("the gateway runs");
+        self.gateway = format!("http://{addr}");
+        let token = app.shutdown_token();
+        self.running = Some((token, tokio::spawn(app.run_until_stopped())));
+    }
+
+    /// Stops gracefully (as on SIGTERM) and waits until everything finished.
+    pub async fn stop(&mut self) {
+        if let Some((token, handle)) = self.running.take() {
+            token.cancel();
+            handle
+                .await
+                .expect("app task panicked")
+                .expect("app stopped with an error");
+        }
+    }
+
+    /// Stops and starts again on the same data (files, schemas, queues).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.start().await;
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Gql {
+        self.post_graphql(token, &json!({ "query": query, "variables": variables }))
+            .await
+    }
+
+    /// Posts any JSON body to `/graphql` (malformed requests included).
+    pub async fn post_graphql(&self, token: Option<&str>, body: &Value) -> Gql {
+        let mut request = self
+            .http
+            .post(format!("{}/graphql", self.gateway))
+            .json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("gateway reachable");
+        let status = response.status().as_u16();
+        let body = response.json().await.expect("gateway answers JSON");
+        Gql { status, body }
+    }
+
+    pub async fn register(&self, name: &str, email: &str, password: &str) -> Gql {
+        self.graphql(
+            None,
+            "mutation($input: RegisterUserInput!) { registerUser(input: $input) { token user { id name email role } } }",
+            json!({ "input": { "name": name, "email": email, "password": password } }),
+        )
+        .await
+    }
+
+    /// Registers a fresh customer with a unique email.
+    pub async fn customer(&self, name: &str) -> Session {
+        let email = format!(
+            "{}-{}@example.com",
+            name.to_lowercase().replace(' ', "."),
+            unique()
+        );
+        let response = self.register(name, &email, "correct horse battery").await;
+        session(&response.data()["registerUser"])
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Gql {
+        self.graphql(
+            None,
+            "mutation($input: LoginInput!) { loginUser(input: $input) { token user { id role } } }",
+            json!({ "input": { "email": email, "password": password } }),
+        )
+        .await
+    }
+
+    pub async fn admin(&self) -> Session {
+        let response = self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        session(&response.data()["loginUser"])
+    }
+
+    /// Removes what the test created on shared servers (schemas, queues, exchange).
+    pub async fn cleanup(mut self) {
+        self.stop().await;
+        if self.set != BackendSet::Real {
+            return;
+        }
+        if let Some(url) = &self.settings.database_url {
+            sqlx::any::install_default_drivers();
+            if let Ok(pool) = sqlx::AnyPool::connect(url).await {
+                for service in ["users", "notifications"] {
+                    let schema = format!("{}{}", self.settings.database_schema_prefix, service);
+                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                        .execute(&pool)
+                        .await;
+                }
+                pool.close().await;
+            }
+        }
+        if let Some(url) = &self.settings.amqp_url
+            && let Ok(bus) = RabbitBus::connect(url, &self.settings.bus_prefix).await
+        {
+            let _ = bus.delete_topology(&topology()).await;
+        }
+    }
+}
+
+fn session(payload: &Value) -> Session {
+    Session {
+        token: payload["token"].as_str().expect("a token").to_owned(),
+        user_id: payload["user"]["id"]
+            .as_str()
+            .expect("a user id")
+            .to_owned(),
+    }
+}
+
+/// A short unique suffix.
+pub fn unique() -> String {
+    herald_platform::testing::unique_prefix()
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

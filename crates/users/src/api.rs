@@ -1,0 +1,283 @@
+//! The users service's HTTP API.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::extract::{FromRef, Path, State};
+use axum::response::Response;
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use herald_events::{Envelope, PreferencesUpdated, Role, UserRegistered};
+use herald_platform::auth::{Caller, KeySet, SigningKey, TokenVerifier};
+use herald_platform::cache::Cache;
+use herald_platform::db::Database;
+use herald_platform::http::created;
+use herald_platform::outbox::Outbox;
+use herald_platform::{ApiError, ApiResult, ErrorCode};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::SERVICE;
+use crate::domain::{Email, Password, PreferencesPatch, UserName};
+use crate::store::{self, InsertError, NewUser, User};
+
+/// Failed logins per email before further attempts are refused for the window.
+const MAX_LOGIN_FAILURES: i64 = 10;
+const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Clone)]
+pub struct UsersState {
+    pub db: Database,
+    pub outbox: Outbox,
+    pub signing_key: Arc<SigningKey>,
+    pub key_set: Arc<KeySet>,
+    pub verifier: TokenVerifier,
+    pub cache: Cache,
+    pub token_ttl: Duration,
+}
+
+impl FromRef<UsersState> for TokenVerifier {
+    fn from_ref(state: &UsersState) -> TokenVerifier {
+        state.verifier.clone()
+    }
+}
+
+pub fn router(state: UsersState) -> Router {
+    Router::new()
+        .route("/users", post(register))
+        .route("/sessions", post(login))
+        .route("/users/me", get(me))
+        .route("/users/me/preferences", patch(update_preferences))
+        .route("/users/{id}", get(user_by_id))
+        .route("/keys", get(keys))
+        .with_state(state)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RegisterRequest {
+    pub name: String,
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AuthPayload {
+    pub token: String,
+    pub user: User,
+}
+
+async fn register(
+    State(state): State<UsersState>,
+    Json(req): Json<RegisterRequest>,
+) -> ApiResult<Response> {
+    let name = UserName::parse(&req.name)?;
+    let email = Email::parse(&req.email)?;
+    let password = Password::parse(&req.password)?;
+    let user = create_user(&state, &name, &email, &password, Role::Customer).await?;
+    let token = state
+        .signing_key
+        .issue(user.id, user.role, state.token_ttl)?;
+    metrics::counter!("users_registered_total").increment(1);
+    Ok(created(AuthPayload { token, user }))
+}
+
+/// Creates an account and its `user.registered` event in one transaction.
+pub(crate) async fn create_user(
+    state: &UsersState,
+    name: &UserName,
+    email: &Email,
+    password: &Password,
+    role: Role,
+) -> ApiResult<User> {
+    let hash = hash_password(password).await?;
+    let mut tx = state.db.begin().await?;
+    let new = NewUser {
+        id: Uuid::now_v7(),
+        name: name.as_str(),
+        email: email.as_str(),
+        password_hash: &hash,
+        role,
+    };
+    let user = match store::insert_user(&mut tx, &new).await {
+        Ok(user) => user,
+        Err(InsertError::EmailTaken) => {
+            return Err(ApiError::conflict(format!(
+                "{} is already registered",
+                email.as_str()
+            )));
+        }
+        Err(InsertError::Db(e)) => return Err(e.into()),
+    };
+    let event = UserRegistered {
+        user_id: user.id,
+        name: user.name.clone(),
+        email: user.email.clone(),
+        role: user.role,
+        preferences: user.preferences.clone(),
+        preferences_version: user.preferences_version,
+    };
+    state
+        .outbox
+        .add(
+            &mut tx,
+            &Envelope::new(SERVICE, Some(user.id.to_string()), &event),
+        )
+        .await?;
+    tx.commit().await?;
+    state.outbox.committed();
+    Ok(user)
+}
+
+async fn login(
+    State(state): State<UsersState>,
+    Json(req): Json<LoginRequest>,
+) -> ApiResult<Json<AuthPayload>> {
+    let wrong = || ApiError::unauthenticated("wrong email or password");
+    let Ok(email) = Email::parse(&req.email) else {
+        return Err(wrong());
+    };
+    let failures_key = format!("login-failures:{}", email.as_str());
+    if state
+        .cache
+        .get_json::<i64>(&failures_key)
+        .await
+        .unwrap_or(0)
+        >= MAX_LOGIN_FAILURES
+    {
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            "too many failed logins; try again later",
+        ));
+    }
+    let found = store::find_credentials(&state.db, email.as_str()).await?;
+    // Verify against a dummy hash when the account is unknown, so timing does not tell.
+    let (user, hash) = match found {
+        Some((user, hash)) => (Some(user), hash),
+        None => (None, dummy_hash().to_owned()),
+    };
+    let ok = verify_password(req.password, hash).await?;
+    match user {
+        Some(user) if ok => {
+            state.cache.delete(&failures_key).await;
+            let token = state
+                .signing_key
+                .issue(user.id, user.role, state.token_ttl)?;
+            Ok(Json(AuthPayload { token, user }))
+        }
+        _ => {
+            state.cache.incr(&failures_key, LOGIN_WINDOW).await;
+            metrics::counter!("users_login_failures_total").increment(1);
+            Err(wrong())
+        }
+    }
+}
+
+async fn me(State(state): State<UsersState>, Caller(claims): Caller) -> ApiResult<Json<User>> {
+    let user = store::find_user(&state.db, claims.sub).await?;
+    user.map(Json)
+        .ok_or_else(|| ApiError::unauthenticated("the account of this token no longer exists"))
+}
+
+async fn user_by_id(
+    State(state): State<UsersState>,
+    Caller(claims): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<User>> {
+    let id: Uuid = id
+        .parse()
+        .map_err(|_| ApiError::bad_input(format!("'{id}' is not a user id")))?;
+    if id != claims.sub && !claims.is_admin() {
+        return Err(ApiError::forbidden("only admins can read other users"));
+    }
+    let user = store::find_user(&state.db, id).await?;
+    user.map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no user {id}")))
+}
+
+async fn update_preferences(
+    State(state): State<UsersState>,
+    Caller(claims): Caller,
+    Json(patch): Json<PreferencesPatch>,
+) -> ApiResult<Json<User>> {
+    let mut tx = state.db.begin().await?;
+    let Some(mut user) = store::find_user_for_update(&mut tx, &state.db, claims.sub).await? else {
+        return Err(ApiError::unauthenticated(
+            "the account of this token no longer exists",
+        ));
+    };
+    let preferences = patch.apply(&user.preferences)?;
+    if preferences == user.preferences {
+        return Ok(Json(user));
+    }
+    let version = store::update_preferences(&mut tx, user.id, &preferences).await?;
+    let event = PreferencesUpdated {
+        user_id: user.id,
+        preferences: preferences.clone(),
+        preferences_version: version,
+    };
+    state
+        .outbox
+        .add(
+            &mut tx,
+            &Envelope::new(SERVICE, Some(user.id.to_string()), &event),
+        )
+        .await?;
+    tx.commit().await?;
+    state.outbox.committed();
+    user.preferences = preferences;
+    user.preferences_version = version;
+    Ok(Json(user))
+}
+
+async fn keys(State(state): State<UsersState>) -> Json<KeySet> {
+    Json(state.key_set.as_ref().clone())
+}
+
+async fn hash_password(password: &Password) -> ApiResult<String> {
+    let password = password.expose().to_owned();
+    // Argon2id is deliberately slow: keep it off the async worker threads.
+    let hash = tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("hashing task failed: {e}"))?
+    .map_err(|e| anyhow::anyhow!("hashing password: {e}"))?;
+    Ok(hash)
+}
+
+async fn verify_password(password: String, hash: String) -> ApiResult<bool> {
+    let ok = tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("verification task failed: {e}"))?;
+    Ok(ok)
+}
+
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        Argon2::default()
+            .hash_password(b"not a real password", &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}

@@ -1,0 +1,125 @@
+//! The users service: accounts, password hashes, roles, notification preferences and
+//! token issuing. It alone holds the signing key; it publishes `user.registered` and
+//! `user.preferences_updated` through its outbox.
+
+pub mod api;
+pub mod domain;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use herald_events::Role;
+use herald_platform::Settings;
+use herald_platform::auth::{KeySet, SigningKey, TokenVerifier};
+use herald_platform::bus::Bus;
+use herald_platform::cache::Cache;
+use herald_platform::db::{Database, Migrations};
+use herald_platform::http::{BuiltService, Readiness, service_router};
+use herald_platform::outbox::Outbox;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::UsersState;
+use crate::domain::{Email, Password, UserName};
+
+pub const SERVICE: &str = "users";
+
+pub fn migrations() -> Migrations {
+    Migrations {
+        sqlite: sqlx::migrate!("./migrations/sqlite"),
+        postgres: sqlx::migrate!("./migrations/postgres"),
+    }
+}
+
+pub async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
+    let db = Database::connect(settings, SERVICE).await?;
+    db.migrate(&migrations()).await?;
+    Ok(db)
+}
+
+/// Builds the users service: storage, keys, the admin account, the outbox relay, the API.
+pub async fn build(
+    settings: &Settings,
+    bus: &Bus,
+    cache: &Cache,
+    shutdown: CancellationToken,
+) -> anyhow::Result<BuiltService> {
+    let db = connect_database(settings).await?;
+    let signing_key = load_or_create_signing_key(&db).await?;
+    let key_set = KeySet {
+        keys: vec![signing_key.public_key().clone()],
+    };
+    let verifier = TokenVerifier::new(&key_set.keys)?;
+    let outbox = Outbox::new(db.clone());
+    let state = UsersState {
+        db: db.clone(),
+        outbox: outbox.clone(),
+        signing_key: Arc::new(signing_key),
+        key_set: Arc::new(key_set),
+        verifier,
+        cache: cache.clone(),
+        token_ttl: Duration::from_secs(settings.token_ttl_secs),
+    };
+    if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
+        ensure_admin(&state, email, password).await?;
+    }
+    let relay = outbox.spawn_relay(bus.clone(), shutdown);
+    let readiness = Readiness::default()
+        .database("users_database", &db)
+        .bus(bus)
+        .cache(cache);
+    Ok(BuiltService {
+        name: SERVICE,
+        router: service_router(SERVICE, api::router(state), readiness.clone()),
+        readiness,
+        tasks: vec![relay],
+    })
+}
+
+/// The oldest stored key signs; a new one is generated on first start. Replicas starting
+/// at once each insert one and then all agree on the oldest.
+async fn load_or_create_signing_key(db: &Database) -> anyhow::Result<SigningKey> {
+    if store::signing_keys(db).await?.is_empty() {
+        let key = SigningKey::generate()?;
+        store::insert_signing_key(db, key.kid(), &STANDARD.encode(key.pkcs8())).await?;
+    }
+    let keys = store::signing_keys(db).await?;
+    let (kid, pkcs8) = keys.first().context("no signing key after creating one")?;
+    SigningKey::from_pkcs8(
+        kid,
+        &STANDARD
+            .decode(pkcs8)
+            .context("stored signing key is not base64")?,
+    )
+}
+
+/// Makes sure the configured admin account exists; never creates a second one.
+async fn ensure_admin(state: &UsersState, email: &str, password: &str) -> anyhow::Result<()> {
+    let invalid = |setting: &str, e: herald_platform::ApiError| {
+        anyhow::Error::new(herald_platform::config::ConfigError::new(
+            setting,
+            e.to_string(),
+        ))
+    };
+    let email = Email::parse(email).map_err(|e| invalid("admin_email", e))?;
+    let password = Password::parse(password).map_err(|e| invalid("admin_password", e))?;
+    if store::find_credentials(&state.db, email.as_str())
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let name = UserName::parse("Admin").map_err(|e| invalid("admin_email", e))?;
+    match api::create_user(state, &name, &email, &password, Role::Admin).await {
+        Ok(user) => {
+            tracing::info!(user_id = %user.id, email = email.as_str(), "created the admin account");
+            Ok(())
+        }
+        // Another replica created it a moment ago.
+        Err(e) if e.code() == herald_platform::ErrorCode::Conflict => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("creating the admin account: {e:#}")),
+    }
+}

@@ -1,0 +1,183 @@
+//! The users service's tables.
+
+use herald_events::{Preferences, Role};
+use herald_platform::db::{Database, Tx, is_unique_violation, now_micros, to_datetime};
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+/// A user as the API shows it (never the password hash).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: Uuid,
+    pub name: String,
+    pub email: String,
+    pub role: Role,
+    pub preferences: Preferences,
+    #[serde(skip)]
+    pub preferences_version: i64,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub struct NewUser<'a> {
+    pub id: Uuid,
+    pub name: &'a str,
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub role: Role,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InsertError {
+    #[error("email already registered")]
+    EmailTaken,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+const COLUMNS: &str = "id, name, email, role, preferences, preferences_version, created_at";
+
+fn role_str(role: Role) -> &'static str {
+    match role {
+        Role::Customer => "CUSTOMER",
+        Role::Admin => "ADMIN",
+    }
+}
+
+fn user_from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
+    let id: String = row.try_get("id")?;
+    let role: String = row.try_get("role")?;
+    let prefs: String = row.try_get("preferences")?;
+    Ok(User {
+        id: id.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        name: row.try_get("name")?,
+        email: row.try_get("email")?,
+        role: if role == "ADMIN" {
+            Role::Admin
+        } else {
+            Role::Customer
+        },
+        preferences: serde_json::from_str(&prefs).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        preferences_version: row.try_get("preferences_version")?,
+        created_at: to_datetime(row.try_get("created_at")?),
+    })
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %new.id))]
+pub async fn insert_user(tx: &mut Tx, new: &NewUser<'_>) -> Result<User, InsertError> {
+    let now = now_micros();
+    let prefs = Preferences::default();
+    let result = sqlx::query(&format!(
+        "INSERT INTO users (id, name, email, password_hash, role, preferences, preferences_version, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7) RETURNING {COLUMNS}"
+    ))
+    .bind(new.id.to_string())
+    .bind(new.name)
+    .bind(new.email)
+    .bind(new.password_hash)
+    .bind(role_str(new.role))
+    .bind(serde_json::to_string(&prefs).unwrap_or_default())
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await;
+    match result {
+        Ok(row) => Ok(user_from_row(&row)?),
+        Err(e) if is_unique_violation(&e, "users_email_key", "users.email") => {
+            Err(InsertError::EmailTaken)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub async fn find_user(db: &Database, id: Uuid) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+        .bind(id.to_string())
+        .fetch_optional(db.pool())
+        .await?
+        .as_ref()
+        .map(user_from_row)
+        .transpose()
+}
+
+/// The user and their password hash, for login.
+#[tracing::instrument(skip_all)]
+pub async fn find_credentials(
+    db: &Database,
+    email: &str,
+) -> Result<Option<(User, String)>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS}, password_hash FROM users WHERE email = $1"
+    ))
+    .bind(email)
+    .fetch_optional(db.pool())
+    .await?;
+    match row {
+        Some(row) => Ok(Some((user_from_row(&row)?, row.try_get("password_hash")?))),
+        None => Ok(None),
+    }
+}
+
+/// Locks the user's row for a read-modify-write of preferences (PostgreSQL row lock;
+/// SQLite serialises writers anyway).
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub async fn find_user_for_update(
+    tx: &mut Tx,
+    db: &Database,
+    id: Uuid,
+) -> Result<Option<User>, sqlx::Error> {
+    let lock = match db.backend() {
+        herald_platform::db::Backend::Postgres => " FOR UPDATE",
+        herald_platform::db::Backend::Sqlite => "",
+    };
+    sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1{lock}"))
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?
+        .as_ref()
+        .map(user_from_row)
+        .transpose()
+}
+
+/// Stores new preferences and returns the new version.
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub async fn update_preferences(
+    tx: &mut Tx,
+    id: Uuid,
+    prefs: &Preferences,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE users SET preferences = $1, preferences_version = preferences_version + 1, updated_at = $2
+         WHERE id = $3 RETURNING preferences_version",
+    )
+    .bind(serde_json::to_string(prefs).unwrap_or_default())
+    .bind(now_micros())
+    .bind(id.to_string())
+    .fetch_one(&mut **tx)
+    .await
+}
+
+pub async fn signing_keys(db: &Database) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let rows = sqlx::query("SELECT kid, pkcs8 FROM signing_keys ORDER BY created_at, kid")
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+pub async fn insert_signing_key(
+    db: &Database,
+    kid: &str,
+    pkcs8_b64: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO signing_keys (kid, pkcs8, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .bind(kid)
+        .bind(pkcs8_b64)
+        .bind(now_micros())
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
