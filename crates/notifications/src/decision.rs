@@ -118,7 +118,6 @@ pub fn decide(recipient: Option<&Recipient>, draft: &Draft, now: DateTime<Utc>) 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use herald_events::{Preferences, Role};
     use uuid::Uuid;

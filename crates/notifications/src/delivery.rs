@@ -11,6 +11,7 @@ use crate::store::{self, Notification};
 use crate::unread::UnreadCounts;
 
 /// What delivering one draft did. Hand it to [`Notifier::committed`] after the commit.
+#[must_use = "pass the delivery to Notifier::committed after the transaction commits"]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
     Decided {
@@ -45,7 +46,6 @@ impl Notifier {
 
     /// Decides `draft` and applies the decision inside the caller's transaction.
     #[tracing::instrument(skip_all, fields(user_id = %draft.user_id, notification_type = draft.notification_type.as_str()))]
-    #[must_use = "pass the delivery to Notifier::committed after the transaction commits"]
     pub async fn deliver(&self, tx: &mut Tx, draft: &Draft) -> Result<Delivery, sqlx::Error> {
         let now = Utc::now();
         let recipient = find_recipient(tx, draft.user_id).await?;

@@ -12,7 +12,6 @@ pub mod store;
 pub mod unread;
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests;
 
 use std::sync::Arc;

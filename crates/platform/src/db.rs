@@ -155,8 +155,13 @@ impl Database {
         self.schema.as_deref()
     }
 
+    /// Begins a transaction. On SQLite it takes the write lock up front (`IMMEDIATE`): a
+    /// transaction that read first could not upgrade once another writer committed.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        self.pool.begin().await
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
 
     /// Reachability, for `/ready`.

@@ -134,40 +134,66 @@ impl Outbox {
 
     /// Publishes one batch and deletes it; returns how many were published.
     pub async fn relay_batch(&self, bus: &Bus) -> anyhow::Result<usize> {
-        let mut tx = self.db.begin().await?;
-        // On PostgreSQL, replicas relaying at once skip each other's rows.
-        let select = match self.db.backend() {
+        let published = match self.db.backend() {
+            // Replicas relaying at once skip each other's rows; the lock lasts until the
+            // rows are deleted after the bus confirmed them.
             Backend::Postgres => {
-                "SELECT seq, envelope FROM herald_outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED"
-            }
-            Backend::Sqlite => "SELECT seq, envelope FROM herald_outbox ORDER BY seq LIMIT $1",
-        };
-        let rows = sqlx::query(select).bind(BATCH).fetch_all(&mut *tx).await?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        let mut seqs = Vec::with_capacity(rows.len());
-        let mut events = Vec::with_capacity(rows.len());
-        for row in &rows {
-            seqs.push(row.try_get::<i64, _>(0)?);
-            let body: String = row.try_get(1)?;
-            events.push(
-                serde_json::from_str::<Envelope>(&body).context("outbox row is not an envelope")?,
-            );
-        }
-        bus.publish(&events).await?;
-        for chunk in seqs.chunks(100) {
-            let list = chunk
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join(",");
-            sqlx::query(&format!("DELETE FROM herald_outbox WHERE seq IN ({list})"))
-                .execute(&mut *tx)
+                let mut tx = self.db.begin().await?;
+                let rows = sqlx::query(
+                    "SELECT seq, envelope FROM herald_outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+                )
+                .bind(BATCH)
+                .fetch_all(&mut *tx)
                 .await?;
-        }
-        tx.commit().await?;
-        metrics::counter!("outbox_relayed_total").increment(events.len() as u64);
-        Ok(events.len())
+                let seqs = publish_rows(bus, &rows).await?;
+                delete_rows(&mut tx, &seqs).await?;
+                tx.commit().await?;
+                seqs.len()
+            }
+            // One process owns a SQLite file; a read transaction held across the publish
+            // could not be upgraded to the delete once other writers committed.
+            Backend::Sqlite => {
+                let rows =
+                    sqlx::query("SELECT seq, envelope FROM herald_outbox ORDER BY seq LIMIT $1")
+                        .bind(BATCH)
+                        .fetch_all(self.db.pool())
+                        .await?;
+                let seqs = publish_rows(bus, &rows).await?;
+                let mut conn = self.db.pool().acquire().await?;
+                delete_rows(&mut conn, &seqs).await?;
+                seqs.len()
+            }
+        };
+        metrics::counter!("outbox_relayed_total").increment(published as u64);
+        Ok(published)
     }
+}
+
+/// Publishes outbox rows; returns their sequence numbers.
+async fn publish_rows(bus: &Bus, rows: &[sqlx::any::AnyRow]) -> anyhow::Result<Vec<i64>> {
+    let mut seqs = Vec::with_capacity(rows.len());
+    let mut events = Vec::with_capacity(rows.len());
+    for row in rows {
+        seqs.push(row.try_get::<i64, _>(0)?);
+        let body: String = row.try_get(1)?;
+        events.push(
+            serde_json::from_str::<Envelope>(&body).context("outbox row is not an envelope")?,
+        );
+    }
+    bus.publish(&events).await?;
+    Ok(seqs)
+}
+
+async fn delete_rows(conn: &mut sqlx::AnyConnection, seqs: &[i64]) -> Result<(), sqlx::Error> {
+    for chunk in seqs.chunks(100) {
+        let list = chunk
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        sqlx::query(&format!("DELETE FROM herald_outbox WHERE seq IN ({list})"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }

@@ -38,14 +38,15 @@ fn reachable(url: &str) -> bool {
     let Ok(parsed) = url::Url::parse(url) else {
         return false;
     };
-    let (Some(host), Some(port)) = (parsed.host_str(), parsed.port_or_known_default()) else {
+    let Some(host) = parsed.host_str() else {
         return false;
     };
-    let port = match (parsed.scheme(), parsed.port()) {
-        ("postgres" | "postgresql", None) => 5432,
-        ("amqp", None) => 5672,
-        ("redis", None) => 6379,
-        _ => port,
+    let port = match (parsed.port(), parsed.scheme()) {
+        (Some(port), _) => port,
+        (None, "postgres" | "postgresql") => 5432,
+        (None, "amqp") => 5672,
+        (None, "redis") => 6379,
+        (None, _) => return false,
     };
     let Ok(mut addrs) = (host, port).to_socket_addrs() else {
         return false;

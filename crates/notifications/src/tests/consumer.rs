@@ -4,7 +4,7 @@ use herald_platform::testing::backend_sets;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{TestService, preferences_updated, registered};
+use super::{TestService, draft, preferences_updated, registered};
 use crate::decision::{Decision, SuppressionReason};
 use crate::delivery::Delivery;
 use crate::domain::{Draft, NotificationType, Recipient};
@@ -121,7 +121,7 @@ async fn a_switched_off_type_is_recorded_as_suppressed_and_not_stored() {
             .unwrap();
 
         let promotion = s
-            .notify(ada, NotificationType::Promotion, "Beans half price")
+            .deliver(&draft(ada, NotificationType::Promotion, "Beans half price"))
             .await;
         let Delivery::Decided {
             decision,
@@ -139,7 +139,7 @@ async fn a_switched_off_type_is_recorded_as_suppressed_and_not_stored() {
         );
         assert_eq!(notification, None);
         let order = s
-            .notify(ada, NotificationType::OrderUpdate, "Order shipped")
+            .deliver(&draft(ada, NotificationType::OrderUpdate, "Order shipped"))
             .await;
         assert!(order.notification().is_some(), "{set:?}");
 
@@ -182,7 +182,11 @@ async fn a_user_unknown_to_the_service_is_recorded_as_suppressed() {
         let s = TestService::start(set).await;
         let stranger = Uuid::now_v7();
         let delivery = s
-            .notify(stranger, NotificationType::OrderUpdate, "Order shipped")
+            .deliver(&draft(
+                stranger,
+                NotificationType::OrderUpdate,
+                "Order shipped",
+            ))
             .await;
         assert_eq!(delivery.notification(), None, "{set:?}");
         let decisions = decisions_for_user(&s.db, stranger).await.unwrap();

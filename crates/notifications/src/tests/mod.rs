@@ -84,22 +84,11 @@ impl TestService {
         (user_id, event)
     }
 
-    /// Delivers a draft of `notification_type` to `user_id` as an event of its own would.
-    pub async fn notify(
-        &self,
-        user_id: Uuid,
-        notification_type: NotificationType,
-        title: &str,
-    ) -> Delivery {
-        let draft = Draft::for_event(
-            Uuid::now_v7(),
-            user_id,
-            notification_type,
-            title.to_owned(),
-            format!("{title}, in detail"),
-            Some(serde_json::json!({ "orderId": "o-1" })),
-        );
-        self.deliver(&draft).await
+    /// Delivers a draft as an event of its own would, whatever the decision.
+    pub async fn notify(&self, user_id: Uuid, notification_type: NotificationType, title: &str) {
+        let _ = self
+            .deliver(&draft(user_id, notification_type, title))
+            .await;
     }
 
     pub async fn deliver(&self, draft: &Draft) -> Delivery {
@@ -190,4 +179,16 @@ pub(crate) fn preferences_updated(
         preferences_version: version,
     };
     Envelope::new("users", Some(user_id.to_string()), &payload)
+}
+
+/// A draft caused by an event of its own.
+pub(crate) fn draft(user_id: Uuid, notification_type: NotificationType, title: &str) -> Draft {
+    Draft::for_event(
+        Uuid::now_v7(),
+        user_id,
+        notification_type,
+        title.to_owned(),
+        format!("{title}, in detail"),
+        Some(serde_json::json!({ "orderId": "o-1" })),
+    )
 }

@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
 use futures::future::join_all;
 use herald_events::Envelope;
 use sqlx::Row;
@@ -80,6 +83,7 @@ impl EmbeddedBus {
             .filter(|(_, pattern)| topic_matches(pattern, event_type))
             .map(|(queue, _)| queue.clone())
             .collect();
+        queues.sort();
         queues.dedup();
         queues
     }
@@ -194,7 +198,8 @@ impl BusBackend for EmbeddedBus {
         options: ConsumerOptions,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        // Leases held by an earlier run of this process died with it.
+        // Leases held by an earlier run of this process died with it. (One consumer per
+        // queue and process: the embedded bus serves a single process.)
         sqlx::query("UPDATE bus_messages SET locked_until = 0 WHERE queue = $1")
             .bind(queue)
             .execute(self.db.pool())
@@ -221,10 +226,17 @@ impl BusBackend for EmbeddedBus {
                 let handler = handler.clone();
                 async move {
                     let outcome = match serde_json::from_str::<Envelope>(body) {
-                        Ok(event) => handle_recorded(queue, handler.as_ref(), &event).await,
-                        Err(e) => Err(HandlerError::Reject(anyhow::anyhow!(
-                            "malformed envelope: {e}"
-                        ))),
+                        // A panicking handler must not stop the consumer: retry the message.
+                        Ok(event) => AssertUnwindSafe(handle_recorded(queue, handler.as_ref(), &event))
+                            .catch_unwind()
+                            .await
+                            .unwrap_or_else(|_| Err(HandlerError::Retry(anyhow::anyhow!("handler panicked")))),
+                        Err(e) => {
+                            tracing::error!(queue, seq, error = %e, "dropping a malformed envelope");
+                            metrics::counter!("bus_consumed_total", "queue" => queue.to_owned(), "outcome" => "reject")
+                                .increment(1);
+                            Err(HandlerError::Reject(anyhow::anyhow!("malformed envelope: {e}")))
+                        }
                     };
                     (*seq, *attempts, outcome)
                 }

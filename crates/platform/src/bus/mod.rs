@@ -7,7 +7,7 @@
 //!   not running yet;
 //! - `publish` returns once the events are durable (SQLite commit / publisher confirms);
 //! - a message is acknowledged only after its handler returned `Ok` (at-least-once), so
-//!   handlers must be idempotent (see [`crate::inbox`]);
+//!   handlers must be idempotent (see [`crate::outbox::first_delivery`]);
 //! - a handler's `Retry` error redelivers the message later with backoff; `Reject` drops a
 //!   message that can never succeed (malformed), with an error log and a metric.
 
@@ -114,7 +114,8 @@ pub trait BusBackend: Send + Sync + 'static {
         options: ConsumerOptions,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()>;
-    /// Messages waiting in `queue` (for tests, metrics and operators).
+    /// Messages in `queue` not yet acknowledged (RabbitMQ: ready ones only; the embedded
+    /// bus also counts those being handled and waiting for a retry).
     async fn depth(&self, queue: &str) -> anyhow::Result<u64>;
     async fn ping(&self) -> bool;
     fn name(&self) -> &'static str;

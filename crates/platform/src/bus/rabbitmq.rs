@@ -571,7 +571,7 @@ impl Subscription {
                         in_flight.spawn(settler.clone().settle(delivery));
                     }
                     Some(Err(e)) => break Stopped::Lost(e.into()),
-                    None => break Stopped::Lost(anyhow!("the broker cancelled the consumer")),
+                    None => break Stopped::Lost(anyhow!("the consumer was cancelled or its channel closed")),
                 },
             }
         };
