@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod cli;
 mod graphql_errors;
 mod notifications;
 mod operations;

@@ -1,0 +1,78 @@
+//! The binary's own behaviour: help, and bad settings stopping start-up with one clear line.
+
+use std::process::{Command, Output};
+
+fn herald(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    command.args(args).env("HERALD_DATA_DIR", dir.path());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("running herald")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn help_explains_serve_and_migrate() {
+    let output = herald(&["--help"], &[]);
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    for word in ["serve", "migrate", "HERALD_DATA_DIR", "--config"] {
+        assert!(text.contains(word), "--help should mention {word}:\n{text}");
+    }
+}
+
+#[test]
+fn bad_settings_name_the_setting_in_one_line() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("HERALD_DATABASE_URL", "mysql://localhost/db")],
+            "HERALD_DATABASE_URL",
+        ),
+        (&[("HERALD_AMQP_URL", "not a url")], "HERALD_AMQP_URL"),
+        (
+            &[("HERALD_REDIS_URL", "http://localhost")],
+            "HERALD_REDIS_URL",
+        ),
+        (&[("HERALD_LOG_FORMAT", "xml")], "HERALD_LOG_FORMAT"),
+        (&[("HERALD_GATEWAY_ADDR", "nowhere")], "HERALD_GATEWAY_ADDR"),
+        (
+            &[("HERALD_ADMIN_EMAIL", "admin@example.com")],
+            "HERALD_ADMIN_PASSWORD",
+        ),
+    ];
+    for (env, setting) in cases {
+        let output = herald(&["serve"], env);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{setting}: {err}");
+        assert_eq!(err.lines().count(), 1, "one line, no backtrace: {err}");
+        assert!(
+            err.starts_with("error: invalid ") && err.contains(setting),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_port_in_use_is_named() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = herald(
+        &["serve", "gateway"],
+        &[
+            ("HERALD_GATEWAY_ADDR", addr.as_str()),
+            ("HERALD_LOG_FORMAT", "json"),
+        ],
+    );
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: invalid HERALD_GATEWAY_ADDR") && last.contains(&addr),
+        "{err}"
+    );
+}
