@@ -2,8 +2,9 @@
 //!
 //! Queries are runtime-checked through `sqlx::Any` with `$N` placeholders, which both
 //! engines accept, so one store function serves both backends. Types stay portable:
-//! TEXT for ids and JSON, BIGINT for integers and timestamps (unix microseconds),
-//! BOOLEAN for flags.
+//! TEXT for ids and JSON, BIGINT for integers and timestamps (unix microseconds). Flags
+//! are BOOLEAN on PostgreSQL and `INTEGER CHECK (x IN (0, 1))` on SQLite, because the Any
+//! driver cannot decode SQLite's BOOLEAN columns; read them through an integer.
 
 use std::path::Path;
 use std::time::Duration;
