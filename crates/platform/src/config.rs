@@ -3,11 +3,12 @@
 //! Keys are flat so that a file key, an environment variable and a flag name the same
 //! thing: `data_dir` in `herald.toml` is `HERALD_DATA_DIR` and `--data-dir`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -112,9 +113,18 @@ pub fn env_name(key: &str) -> String {
 }
 
 impl Settings {
-    /// Loads settings from the optional file, the environment and the CLI overrides
-    /// (a serializable struct whose `None` fields are skipped), then validates them.
+    /// Loads settings from the optional file, the `HERALD_*` environment and the CLI
+    /// overrides (a serializable struct whose `None` fields are skipped), then validates.
     pub fn load(file: Option<&Path>, overrides: impl Serialize) -> Result<Settings, ConfigError> {
+        Self::load_from(file, std::env::vars(), overrides)
+    }
+
+    /// [`Settings::load`] with the environment given explicitly.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: impl Serialize,
+    ) -> Result<Settings, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(path) = file {
             if !path.exists() {
@@ -125,10 +135,20 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(path));
         }
+        // Environment values stay text (a password of digits is still a password); numeric
+        // settings are converted when extracted. An empty variable counts as unset.
+        let env: BTreeMap<String, String> = env
+            .into_iter()
+            .filter(|(_, value)| !value.is_empty())
+            .filter_map(|(key, value)| {
+                let key = key.strip_prefix("HERALD_")?;
+                (!key.starts_with("TEST_")).then(|| (key.to_ascii_lowercase(), value))
+            })
+            .collect();
         figment = figment
-            .merge(Env::prefixed("HERALD_").filter(|k| !k.as_str().starts_with("test_")))
+            .merge(Serialized::defaults(env))
             .merge(Serialized::defaults(overrides));
-        let settings: Settings = figment.extract().map_err(|e| {
+        let settings: Settings = figment.extract_lossy().map_err(|e| {
             let key = e
                 .path
                 .last()
@@ -274,9 +294,33 @@ mod tests {
         struct Cli {
             token_ttl_secs: u64,
         }
-        let s = Settings::load(Some(&file), Cli { token_ttl_secs: 5 }).unwrap();
+        let s = Settings::load_from(Some(&file), [], Cli { token_ttl_secs: 5 }).unwrap();
         assert_eq!(s.data_dir, PathBuf::from("/from/file"));
         assert_eq!(s.token_ttl_secs, 5);
+    }
+
+    #[test]
+    fn environment_values_stay_text_and_numbers_convert() {
+        let env = [
+            ("HERALD_ADMIN_EMAIL", "admin@example.com"),
+            ("HERALD_ADMIN_PASSWORD", "00712345"),
+            ("HERALD_TOKEN_TTL_SECS", "60"),
+            ("HERALD_DATABASE_URL", ""),
+            ("HERALD_TEST_DATABASE_URL", "postgres://ignored"),
+            ("PATH", "/usr/bin"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let s = Settings::load_from(None, env, NoOverrides::default()).unwrap();
+        assert_eq!(s.admin_password.as_deref(), Some("00712345"));
+        assert_eq!(s.token_ttl_secs, 60);
+        assert_eq!(s.database_url, None);
+    }
+
+    #[test]
+    fn bad_environment_value_names_the_setting() {
+        let env = [("HERALD_TOKEN_TTL_SECS".to_owned(), "soon".to_owned())];
+        let e = Settings::load_from(None, env, NoOverrides::default()).unwrap_err();
+        assert_eq!(e.setting, "HERALD_TOKEN_TTL_SECS");
     }
 
     #[test]
@@ -284,7 +328,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("herald.toml");
         std::fs::write(&file, "gateway_addr = \"nope\"\n").unwrap();
-        let e = Settings::load(Some(&file), NoOverrides::default()).unwrap_err();
+        let e = Settings::load_from(Some(&file), [], NoOverrides::default()).unwrap_err();
         assert_eq!(e.setting, "HERALD_GATEWAY_ADDR");
     }
 }
