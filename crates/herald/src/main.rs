@@ -64,6 +64,8 @@ enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL) the gateway serves.
     Schema,
+    /// Print a new token signing key for HERALD_SIGNING_KEY (base64 PKCS#8 Ed25519).
+    Keygen,
 }
 
 fn main() -> ExitCode {
@@ -72,9 +74,21 @@ fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(e) => return fail(&e.to_string(), 2),
     };
-    if let Command::Schema = cli.command {
-        println!("{}", herald_gateway::sdl());
-        return ExitCode::SUCCESS;
+    match cli.command {
+        Command::Schema => {
+            println!("{}", herald_gateway::sdl());
+            return ExitCode::SUCCESS;
+        }
+        Command::Keygen => {
+            return match herald_platform::auth::SigningKey::generate() {
+                Ok(key) => {
+                    println!("{}", key.to_base64());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&format!("{e:#}"), 1),
+            };
+        }
+        Command::Serve { .. } | Command::Migrate => {}
     }
     herald_platform::telemetry::init_logging(settings.log_format());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -91,7 +105,7 @@ fn main() -> ExitCode {
                 app.run_until_stopped().await
             }
             Command::Migrate => herald::migrate(&settings).await,
-            Command::Schema => Ok(()),
+            Command::Schema | Command::Keygen => Ok(()),
         }
     });
     match result {

@@ -86,6 +86,23 @@ impl SigningKey {
         })
     }
 
+    /// A key given by configuration: base64 (standard alphabet) of a PKCS#8 Ed25519 key.
+    /// Its id is derived from the public key, so every replica names it alike.
+    pub fn from_base64(encoded: &str) -> anyhow::Result<SigningKey> {
+        use base64::engine::general_purpose::STANDARD;
+        let pkcs8 = STANDARD.decode(encoded.trim()).context("not base64")?;
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8)
+            .map_err(|e| anyhow::anyhow!("not a PKCS#8 Ed25519 key: {e}"))?;
+        let digest = ring::digest::digest(&ring::digest::SHA256, pair.public_key().as_ref());
+        let kid = format!("cfg-{}", URL_SAFE_NO_PAD.encode(&digest.as_ref()[..12]));
+        SigningKey::from_pkcs8(&kid, &pkcs8)
+    }
+
+    /// This key as configuration takes it (see [`SigningKey::from_base64`]).
+    pub fn to_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(&self.pkcs8)
+    }
+
     pub fn kid(&self) -> &str {
         &self.kid
     }
@@ -293,6 +310,16 @@ mod tests {
             .issue(Uuid::now_v7(), Role::Admin, Duration::from_secs(60))
             .unwrap();
         assert!(verifier.verify(&foreign).is_err());
+    }
+
+    #[test]
+    fn configured_keys_get_a_stable_id() {
+        let key = SigningKey::generate().unwrap();
+        let a = SigningKey::from_base64(&key.to_base64()).unwrap();
+        let b = SigningKey::from_base64(&key.to_base64()).unwrap();
+        assert_eq!(a.kid(), b.kid());
+        assert_eq!(a.public_key().x, key.public_key().x);
+        assert!(SigningKey::from_base64("bm90IGEga2V5").is_err());
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub struct Settings {
     pub admin_password: Option<String>,
     /// `pretty` or `json`; unset: pretty on a terminal, json otherwise.
     pub log_format: Option<LogFormat>,
+    /// The users service's token signing key: base64 of a PKCS#8 Ed25519 key
+    /// (`herald keygen` makes one). Unset: generated on first start and kept in its database.
+    pub signing_key: Option<String>,
     /// Lifetime of issued access tokens.
     pub token_ttl_secs: u64,
     pub max_query_depth: usize,
@@ -82,6 +85,7 @@ impl Default for Settings {
             admin_email: None,
             admin_password: None,
             log_format: None,
+            signing_key: None,
             token_ttl_secs: 24 * 3600,
             max_query_depth: 12,
             max_query_complexity: 2000,
@@ -193,6 +197,10 @@ impl Settings {
                 "admin_password",
                 "HERALD_ADMIN_EMAIL and HERALD_ADMIN_PASSWORD must be set together",
             ));
+        }
+        if let Some(key) = &self.signing_key {
+            crate::auth::SigningKey::from_base64(key)
+                .map_err(|e| ConfigError::new("signing_key", format!("{e:#}")))?;
         }
         if self.token_ttl_secs == 0 {
             return Err(ConfigError::new("token_ttl_secs", "must be at least 1"));

@@ -48,7 +48,10 @@ pub async fn build(
     shutdown: CancellationToken,
 ) -> anyhow::Result<BuiltService> {
     let db = connect_database(settings).await?;
-    let signing_key = load_or_create_signing_key(&db).await?;
+    let signing_key = match &settings.signing_key {
+        Some(encoded) => SigningKey::from_base64(encoded).context("HERALD_SIGNING_KEY")?,
+        None => load_or_create_signing_key(&db).await?,
+    };
     let key_set = KeySet {
         keys: vec![signing_key.public_key().clone()],
     };

@@ -76,3 +76,32 @@ fn a_port_in_use_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn migrate_prepares_the_embedded_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["migrate", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    for file in ["users.sqlite", "notifications.sqlite", "bus.sqlite"] {
+        assert!(dir.path().join(file).exists(), "{file}");
+    }
+}
+
+#[test]
+fn keygen_makes_a_key_serve_accepts() {
+    let output = herald(&["keygen"], &[]);
+    assert!(output.status.success());
+    let key = String::from_utf8(output.stdout).unwrap();
+    let bad = herald(&["serve"], &[("HERALD_SIGNING_KEY", "bm90IGEga2V5")]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("HERALD_SIGNING_KEY"),
+        "{}",
+        stderr(&bad)
+    );
+    assert!(key.trim().len() > 40);
+}

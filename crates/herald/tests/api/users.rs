@@ -245,3 +245,21 @@ fn base64_url_decode(s: &str) -> Vec<u8> {
 fn base64_url_encode(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
+
+backend_tests!(a_configured_signing_key_signs_tokens_across_restarts);
+
+async fn a_configured_signing_key_signs_tokens_across_restarts(set: BackendSet) {
+    let key = herald_platform::auth::SigningKey::generate().unwrap();
+    let mut app = TestApp::spawn_with(set, |s| s.signing_key = Some(key.to_base64())).await;
+    let me = app.customer("Keyed").await;
+    let header: serde_json::Value =
+        serde_json::from_slice(&base64_url_decode(me.token.split('.').next().unwrap())).unwrap();
+    let configured = herald_platform::auth::SigningKey::from_base64(&key.to_base64()).unwrap();
+    assert_eq!(header["kid"], configured.kid());
+    app.restart().await;
+    let response = app
+        .graphql(Some(&me.token), "{ getUser { id } }", json!({}))
+        .await;
+    assert_eq!(response.data()["getUser"]["id"], me.user_id.as_str());
+    app.cleanup().await;
+}
