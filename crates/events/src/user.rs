@@ -12,6 +12,24 @@ pub enum Role {
     Admin,
 }
 
+impl Role {
+    /// The stored and wire name (`CUSTOMER`, `ADMIN`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "CUSTOMER",
+            Role::Admin => "ADMIN",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Role> {
+        match name {
+            "CUSTOMER" => Some(Role::Customer),
+            "ADMIN" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Channel {

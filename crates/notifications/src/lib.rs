@@ -39,9 +39,7 @@ pub fn migrations() -> Migrations {
 }
 
 pub async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
-    let db = Database::connect(settings, SERVICE).await?;
-    db.migrate(&migrations()).await?;
-    Ok(db)
+    Database::connect_migrated(settings, SERVICE, &migrations()).await
 }
 
 /// Builds the notifications service: storage, the consumer of its queue, the API.

@@ -25,13 +25,6 @@ const COLUMNS: &str = "user_id, name, email, role, promotions, order_updates, re
      inventory_alerts, categories, channels, timezone, quiet_hours_start, quiet_hours_end, \
      preferences_version";
 
-fn role_str(role: Role) -> &'static str {
-    match role {
-        Role::Customer => "CUSTOMER",
-        Role::Admin => "ADMIN",
-    }
-}
-
 fn decode_error(e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
     sqlx::Error::Decode(Box::new(e))
 }
@@ -51,11 +44,8 @@ fn recipient_from_row(row: &AnyRow) -> Result<Recipient, sqlx::Error> {
         user_id: user_id.parse().map_err(decode_error)?,
         name: row.try_get("name")?,
         email: row.try_get("email")?,
-        role: if role == "ADMIN" {
-            Role::Admin
-        } else {
-            Role::Customer
-        },
+        role: Role::parse(&role)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown role {role}").into()))?,
         preferences: Preferences {
             promotions: flag(row, "promotions")?,
             order_updates: flag(row, "order_updates")?,
@@ -96,7 +86,7 @@ pub async fn upsert_recipient(tx: &mut Tx, recipient: &Recipient) -> Result<bool
     .bind(recipient.user_id.to_string())
     .bind(&recipient.name)
     .bind(&recipient.email)
-    .bind(role_str(recipient.role))
+    .bind(recipient.role.as_str())
     .bind(p.promotions)
     .bind(p.order_updates)
     .bind(p.recommendations)

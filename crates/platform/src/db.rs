@@ -130,6 +130,17 @@ impl Database {
         })
     }
 
+    /// Connects the storage of `service` and brings its schema up to date.
+    pub async fn connect_migrated(
+        settings: &Settings,
+        service: &str,
+        migrations: &Migrations,
+    ) -> anyhow::Result<Database> {
+        let db = Database::connect(settings, service).await?;
+        db.migrate(migrations).await?;
+        Ok(db)
+    }
+
     /// Applies the service's migrations and the platform's own tables (outbox, inbox).
     pub async fn migrate(&self, migrations: &Migrations) -> anyhow::Result<()> {
         let migrator = match self.backend {

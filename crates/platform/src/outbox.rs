@@ -94,9 +94,11 @@ impl Outbox {
         Ok(())
     }
 
-    /// Tells the relay that committed events wait (call after commit).
-    pub fn committed(&self) {
+    /// Commits `tx` and wakes the relay for the events it added.
+    pub async fn commit(&self, tx: Tx) -> Result<(), sqlx::Error> {
+        tx.commit().await?;
         self.wake.notify_one();
+        Ok(())
     }
 
     /// Publishes committed events until `shutdown`; what is left is published on next start.

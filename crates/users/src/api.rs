@@ -131,8 +131,7 @@ pub(crate) async fn create_user(
             &Envelope::new(SERVICE, Some(user.id.to_string()), &event),
         )
         .await?;
-    tx.commit().await?;
-    state.outbox.committed();
+    state.outbox.commit(tx).await?;
     Ok(user)
 }
 
@@ -230,8 +229,7 @@ async fn update_preferences(
             &Envelope::new(SERVICE, Some(user.id.to_string()), &event),
         )
         .await?;
-    tx.commit().await?;
-    state.outbox.committed();
+    state.outbox.commit(tx).await?;
     user.preferences = preferences;
     user.preferences_version = version;
     Ok(Json(user))

@@ -35,9 +35,7 @@ pub fn migrations() -> Migrations {
 }
 
 pub async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
-    let db = Database::connect(settings, SERVICE).await?;
-    db.migrate(&migrations()).await?;
-    Ok(db)
+    Database::connect_migrated(settings, SERVICE, &migrations()).await
 }
 
 /// Builds the users service: storage, keys, the admin account, the outbox relay, the API.

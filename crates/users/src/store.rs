@@ -39,13 +39,6 @@ pub enum InsertError {
 
 const COLUMNS: &str = "id, name, email, role, preferences, preferences_version, created_at";
 
-fn role_str(role: Role) -> &'static str {
-    match role {
-        Role::Customer => "CUSTOMER",
-        Role::Admin => "ADMIN",
-    }
-}
-
 fn user_from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
     let id: String = row.try_get("id")?;
     let role: String = row.try_get("role")?;
@@ -54,11 +47,8 @@ fn user_from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
         id: id.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
         name: row.try_get("name")?,
         email: row.try_get("email")?,
-        role: if role == "ADMIN" {
-            Role::Admin
-        } else {
-            Role::Customer
-        },
+        role: Role::parse(&role)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown role {role}").into()))?,
         preferences: serde_json::from_str(&prefs).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
         preferences_version: row.try_get("preferences_version")?,
         created_at: to_datetime(row.try_get("created_at")?),
@@ -77,7 +67,7 @@ pub async fn insert_user(tx: &mut Tx, new: &NewUser<'_>) -> Result<User, InsertE
     .bind(new.name)
     .bind(new.email)
     .bind(new.password_hash)
-    .bind(role_str(new.role))
+    .bind(new.role.as_str())
     .bind(serde_json::to_string(&prefs).unwrap_or_default())
     .bind(now)
     .fetch_one(&mut **tx)
