@@ -10,8 +10,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub mod order;
+pub mod product;
 pub mod user;
 
+pub use order::*;
+pub use product::*;
 pub use user::*;
 
 /// Which service queue receives which event types (topic patterns). Every service

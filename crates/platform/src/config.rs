@@ -33,11 +33,17 @@ pub struct Settings {
     pub users_url: Option<String>,
     pub notifications_addr: SocketAddr,
     pub notifications_url: Option<String>,
+    pub products_addr: SocketAddr,
+    pub products_url: Option<String>,
+    pub orders_addr: SocketAddr,
+    pub orders_url: Option<String>,
     /// Unset: one SQLite file per service under `data_dir`. `postgres://…`: one schema per service.
     pub database_url: Option<String>,
     /// Per-service overrides of `database_url` (a service in its own database).
     pub users_database_url: Option<String>,
     pub notifications_database_url: Option<String>,
+    pub products_database_url: Option<String>,
+    pub orders_database_url: Option<String>,
     /// Prefix of the per-service PostgreSQL schema names (`{prefix}users`).
     pub database_schema_prefix: String,
     pub database_max_connections: u32,
@@ -58,6 +64,8 @@ pub struct Settings {
     pub signing_key: Option<String>,
     /// Lifetime of issued access tokens.
     pub token_ttl_secs: u64,
+    /// Stock at or below this (and above zero) raises `product.low_stock`.
+    pub low_stock_threshold: i64,
     pub max_query_depth: usize,
     pub max_query_complexity: usize,
     pub max_body_bytes: usize,
@@ -73,9 +81,15 @@ impl Default for Settings {
             users_url: None,
             notifications_addr: SocketAddr::from(([127, 0, 0, 1], 4104)),
             notifications_url: None,
+            products_addr: SocketAddr::from(([127, 0, 0, 1], 4102)),
+            products_url: None,
+            orders_addr: SocketAddr::from(([127, 0, 0, 1], 4103)),
+            orders_url: None,
             database_url: None,
             users_database_url: None,
             notifications_database_url: None,
+            products_database_url: None,
+            orders_database_url: None,
             database_schema_prefix: String::new(),
             database_max_connections: 16,
             amqp_url: None,
@@ -87,6 +101,7 @@ impl Default for Settings {
             log_format: None,
             signing_key: None,
             token_ttl_secs: 24 * 3600,
+            low_stock_threshold: 5,
             max_query_depth: 12,
             max_query_complexity: 2000,
             max_body_bytes: 256 * 1024,
@@ -202,6 +217,12 @@ impl Settings {
             crate::auth::SigningKey::from_base64(key)
                 .map_err(|e| ConfigError::new("signing_key", format!("{e:#}")))?;
         }
+        if self.low_stock_threshold < 0 {
+            return Err(ConfigError::new(
+                "low_stock_threshold",
+                "must not be negative",
+            ));
+        }
         if self.token_ttl_secs == 0 {
             return Err(ConfigError::new("token_ttl_secs", "must be at least 1"));
         }
@@ -223,6 +244,8 @@ impl Settings {
         let specific = match service {
             "users" => &self.users_database_url,
             "notifications" => &self.notifications_database_url,
+            "products" => &self.products_database_url,
+            "orders" => &self.orders_database_url,
             _ => &None,
         };
         specific.as_deref().or(self.database_url.as_deref())
@@ -238,6 +261,18 @@ impl Settings {
         self.notifications_url
             .clone()
             .unwrap_or_else(|| format!("http://{}", self.notifications_addr))
+    }
+
+    pub fn products_url(&self) -> String {
+        self.products_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.products_addr))
+    }
+
+    pub fn orders_url(&self) -> String {
+        self.orders_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.orders_addr))
     }
 
     pub fn log_format(&self) -> LogFormat {
