@@ -21,10 +21,27 @@ pub use user::*;
 /// Which service queue receives which event types (topic patterns). Every service
 /// declares the whole topology on start, so an event published before its consumer
 /// first runs still waits in that consumer's queue.
-pub const TOPOLOGY: &[(&str, &[&str])] = &[(
-    "notifications",
-    &[UserRegistered::TYPE, PreferencesUpdated::TYPE],
-)];
+pub const TOPOLOGY: &[(&str, &[&str])] = &[
+    (
+        "notifications",
+        &[
+            UserRegistered::TYPE,
+            PreferencesUpdated::TYPE,
+            OrderConfirmed::TYPE,
+            OrderShipped::TYPE,
+            OrderDelivered::TYPE,
+            OrderCancelled::TYPE,
+            ProductWatched::TYPE,
+            PriceChanged::TYPE,
+            BackInStock::TYPE,
+            LowStock::TYPE,
+            OutOfStock::TYPE,
+        ],
+    ),
+    // Products gives back the stock of cancelled orders (idempotent; the orders service
+    // also asks directly, this is the guarantee when that call was lost).
+    ("products", &[OrderCancelled::TYPE]),
+];
 
 /// A CloudEvents 1.0 envelope (structured JSON mode).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

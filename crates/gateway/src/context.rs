@@ -12,6 +12,8 @@ use crate::error::{GqlResult, gql_error, to_graphql};
 pub struct Services {
     pub users: ServiceClient,
     pub notifications: ServiceClient,
+    pub products: ServiceClient,
+    pub orders: ServiceClient,
 }
 
 /// The request's credentials: the raw token (forwarded to services, which check it again)
@@ -47,6 +49,8 @@ pub struct Caller<'a> {
 pub trait ContextExt {
     fn services(&self) -> &Services;
     fn caller(&self) -> GqlResult<Caller<'_>>;
+    /// The caller, who must be an admin (FORBIDDEN otherwise).
+    fn admin(&self) -> GqlResult<Caller<'_>>;
 }
 
 impl ContextExt for Context<'_> {
@@ -66,5 +70,16 @@ impl ContextExt for Context<'_> {
                 "sign in: send Authorization: Bearer <token>",
             )),
         }
+    }
+
+    fn admin(&self) -> GqlResult<Caller<'_>> {
+        let caller = self.caller()?;
+        if !caller.claims.is_admin() {
+            return Err(gql_error(
+                ErrorCode::Forbidden,
+                "this operation is for admins",
+            ));
+        }
+        Ok(caller)
     }
 }

@@ -4,6 +4,7 @@
 mod context;
 mod error;
 mod graphiql;
+mod loaders;
 mod metrics;
 mod schema;
 pub mod types;
@@ -38,7 +39,9 @@ pub fn schema(services: Option<Services>, settings: &Settings) -> HeraldSchema {
         .limit_recursive_depth(32)
         .extension(metrics::OperationMetrics);
     if let Some(services) = services {
-        builder = builder.data(services);
+        builder = builder
+            .data(loaders::ProductLoader::new(services.products.clone()))
+            .data(services);
     }
     builder.finish()
 }
@@ -54,6 +57,8 @@ pub fn build(settings: &Settings, verifier: TokenVerifier, readiness: Readiness)
     let services = Services {
         users: ServiceClient::new("users", &settings.users_url()),
         notifications: ServiceClient::new("notifications", &settings.notifications_url()),
+        products: ServiceClient::new("products", &settings.products_url()),
+        orders: ServiceClient::new("orders", &settings.orders_url()),
     };
     let state = GatewayState {
         schema: schema(Some(services), settings),

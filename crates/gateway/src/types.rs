@@ -134,3 +134,96 @@ pub struct NotificationConnection {
     pub page_info: PageInfo,
     pub total_count: i32,
 }
+
+#[derive(SimpleObject, Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Product {
+    pub id: ID,
+    pub name: String,
+    pub description: String,
+    pub category: String,
+    pub price_cents: i32,
+    pub currency: String,
+    pub stock: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(SimpleObject, Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductConnection {
+    pub nodes: Vec<Product>,
+    pub page_info: PageInfo,
+    pub total_count: i32,
+}
+
+#[derive(InputObject, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductInput {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub category: String,
+    pub price_cents: i32,
+    /// ISO 4217 code; default "USD".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    pub stock: i32,
+}
+
+#[derive(InputObject, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductUpdateInput {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price_cents: Option<i32>,
+}
+
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    Placed,
+    Confirmed,
+    Shipped,
+    Delivered,
+    Cancelled,
+}
+
+/// A line of an order; its product is looked up in batches (one call per request level).
+#[derive(SimpleObject, Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[graphql(complex)]
+pub struct OrderItem {
+    #[graphql(skip)]
+    pub product_id: uuid::Uuid,
+    pub quantity: i32,
+    pub unit_price_cents: i32,
+}
+
+#[derive(SimpleObject, Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    pub id: ID,
+    pub user_id: ID,
+    pub items: Vec<OrderItem>,
+    pub total_cents: i32,
+    pub currency: String,
+    pub status: OrderStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(InputObject, Debug)]
+pub struct OrderItemInput {
+    pub product_id: ID,
+    pub quantity: i32,
+}
+
+#[derive(InputObject, Debug)]
+pub struct PlaceOrderInput {
+    pub items: Vec<OrderItemInput>,
+}

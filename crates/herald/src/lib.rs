@@ -19,13 +19,17 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum ServiceName {
     Users,
+    Products,
+    Orders,
     Notifications,
     Gateway,
 }
 
 impl ServiceName {
-    pub const ALL: [ServiceName; 3] = [
+    pub const ALL: [ServiceName; 5] = [
         ServiceName::Users,
+        ServiceName::Products,
+        ServiceName::Orders,
         ServiceName::Notifications,
         ServiceName::Gateway,
     ];
@@ -33,6 +37,8 @@ impl ServiceName {
     pub fn as_str(self) -> &'static str {
         match self {
             ServiceName::Users => "users",
+            ServiceName::Products => "products",
+            ServiceName::Orders => "orders",
             ServiceName::Notifications => "notifications",
             ServiceName::Gateway => "gateway",
         }
@@ -41,6 +47,8 @@ impl ServiceName {
     fn addr_setting(self, settings: &Settings) -> (SocketAddr, &'static str) {
         match self {
             ServiceName::Users => (settings.users_addr, "users_addr"),
+            ServiceName::Products => (settings.products_addr, "products_addr"),
+            ServiceName::Orders => (settings.orders_addr, "orders_addr"),
             ServiceName::Notifications => (settings.notifications_addr, "notifications_addr"),
             ServiceName::Gateway => (settings.gateway_addr, "gateway_addr"),
         }
@@ -85,6 +93,12 @@ impl Application {
                 ServiceName::Notifications if settings.notifications_url.is_none() => {
                     settings.notifications_url = Some(format!("http://{local}"));
                 }
+                ServiceName::Products if settings.products_url.is_none() => {
+                    settings.products_url = Some(format!("http://{local}"));
+                }
+                ServiceName::Orders if settings.orders_url.is_none() => {
+                    settings.orders_url = Some(format!("http://{local}"));
+                }
                 _ => {}
             }
             listeners.insert(*service, listener);
@@ -128,12 +142,26 @@ impl Application {
             readiness = readiness.merge(built.readiness.clone());
             self.launch(ServiceName::Users, listener, built)?;
         }
-        let needs_verifier = listeners.contains_key(&ServiceName::Notifications)
-            || listeners.contains_key(&ServiceName::Gateway);
-        if !needs_verifier {
+        if listeners.is_empty() {
             return Ok(());
         }
         let verifier = TokenVerifier::fetch(&settings.users_url(), Duration::from_secs(60)).await?;
+        if let Some(listener) = listeners.remove(&ServiceName::Products) {
+            let built =
+                herald_products::build(settings, &bus, verifier.clone(), self.shutdown.clone())
+                    .await
+                    .context("starting products")?;
+            readiness = readiness.merge(built.readiness.clone());
+            self.launch(ServiceName::Products, listener, built)?;
+        }
+        if let Some(listener) = listeners.remove(&ServiceName::Orders) {
+            let built =
+                herald_orders::build(settings, &bus, verifier.clone(), self.shutdown.clone())
+                    .await
+                    .context("starting orders")?;
+            readiness = readiness.merge(built.readiness.clone());
+            self.launch(ServiceName::Orders, listener, built)?;
+        }
         if let Some(listener) = listeners.remove(&ServiceName::Notifications) {
             let built = herald_notifications::build(
                 settings,
@@ -233,6 +261,17 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
         .await
         .context("migrating users")?;
     users.close().await;
+    for (name, db) in [
+        (
+            "products",
+            herald_products::connect_database(settings).await,
+        ),
+        ("orders", herald_orders::connect_database(settings).await),
+    ] {
+        db.with_context(|| format!("migrating {name}"))?
+            .close()
+            .await;
+    }
     let notifications = herald_notifications::connect_database(settings)
         .await
         .context("migrating notifications")?;

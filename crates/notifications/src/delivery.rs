@@ -5,7 +5,7 @@ use herald_platform::db::Tx;
 use uuid::Uuid;
 
 use crate::decision::{Decision, decide};
-use crate::domain::{Draft, NotificationType};
+use crate::domain::{Draft, NotificationType, Recipient};
 use crate::recipients::find_recipient;
 use crate::store::{self, Notification};
 use crate::unread::UnreadCounts;
@@ -47,24 +47,68 @@ impl Notifier {
     /// Decides `draft` and applies the decision inside the caller's transaction.
     #[tracing::instrument(skip_all, fields(user_id = %draft.user_id, notification_type = draft.notification_type.as_str()))]
     pub async fn deliver(&self, tx: &mut Tx, draft: &Draft) -> Result<Delivery, sqlx::Error> {
-        let now = Utc::now();
         let recipient = find_recipient(tx, draft.user_id).await?;
-        let decision = decide(recipient.as_ref(), draft, now);
-        if !store::record_decision(tx, draft, &decision, now).await? {
-            tracing::debug!(dedupe_key = draft.dedupe_key, "already decided; skipping");
-            return Ok(Delivery::Duplicate);
+        let mut deliveries = self.deliver_all(tx, &[(recipient, draft.clone())]).await?;
+        Ok(deliveries.pop().unwrap_or(Delivery::Duplicate))
+    }
+
+    /// Decides each draft for the recipient it comes with (None: no replica of the user, as
+    /// the caller loaded them, typically in one query for a fan-out) and applies the
+    /// decisions inside the caller's transaction, a few statements for the whole set.
+    /// The deliveries come in the order of `addressed`.
+    #[tracing::instrument(skip_all, fields(drafts = addressed.len()))]
+    pub async fn deliver_all(
+        &self,
+        tx: &mut Tx,
+        addressed: &[(Option<Recipient>, Draft)],
+    ) -> Result<Vec<Delivery>, sqlx::Error> {
+        let now = Utc::now();
+        let decisions: Vec<Decision> = addressed
+            .iter()
+            .map(|(recipient, draft)| decide(recipient.as_ref(), draft, now))
+            .collect();
+        let decided: Vec<(&Draft, &Decision)> = addressed
+            .iter()
+            .map(|(_, draft)| draft)
+            .zip(&decisions)
+            .collect();
+        let mut recorded = store::record_decisions(tx, &decided, now).await?;
+        // A dedupe key twice in one set is decided once: the first occurrence claims it.
+        let mut fresh = Vec::with_capacity(decided.len());
+        for (draft, _) in &decided {
+            fresh.push(recorded.remove(&draft.dedupe_key));
         }
-        let notification = if decision.delivers_in_app() {
-            store::insert_notification(tx, draft).await?
-        } else {
-            None
-        };
-        Ok(Delivery::Decided {
-            user_id: draft.user_id,
-            notification_type: draft.notification_type,
-            decision,
-            notification,
-        })
+        let in_app: Vec<&Draft> = decided
+            .iter()
+            .zip(&fresh)
+            .filter(|((_, decision), fresh)| **fresh && decision.delivers_in_app())
+            .map(|((draft, _), _)| *draft)
+            .collect();
+        let mut stored = store::insert_notifications(tx, &in_app).await?;
+        let deliveries = decided
+            .into_iter()
+            .zip(fresh)
+            .map(|((draft, decision), fresh)| {
+                if !fresh {
+                    tracing::debug!(dedupe_key = draft.dedupe_key, "already decided; skipping");
+                    return Delivery::Duplicate;
+                }
+                Delivery::Decided {
+                    user_id: draft.user_id,
+                    notification_type: draft.notification_type,
+                    decision: decision.clone(),
+                    notification: stored.remove(&draft.dedupe_key),
+                }
+            })
+            .collect();
+        Ok(deliveries)
+    }
+
+    /// [`Notifier::committed`] for each delivery of a set.
+    pub async fn committed_all(&self, deliveries: &[Delivery]) {
+        for delivery in deliveries {
+            self.committed(delivery).await;
+        }
     }
 
     /// Counts the decision and refreshes the recipient's unread count, once committed.

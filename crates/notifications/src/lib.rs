@@ -7,9 +7,12 @@ pub mod consumer;
 pub mod decision;
 pub mod delivery;
 pub mod domain;
+pub mod money;
 pub mod recipients;
 pub mod store;
+pub mod templates;
 pub mod unread;
+pub mod watches;
 
 #[cfg(test)]
 mod tests;

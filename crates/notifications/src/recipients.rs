@@ -25,6 +25,15 @@ const COLUMNS: &str = "user_id, name, email, role, promotions, order_updates, re
      inventory_alerts, categories, channels, timezone, quiet_hours_start, quiet_hours_end, \
      preferences_version";
 
+/// The replica's columns as read through the table alias `alias`, for joins.
+pub(crate) fn columns_of(alias: &str) -> String {
+    COLUMNS
+        .split(',')
+        .map(|column| format!("{alias}.{}", column.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn decode_error(e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
     sqlx::Error::Decode(Box::new(e))
 }
@@ -35,7 +44,7 @@ fn flag(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
         .or_else(|_| row.try_get::<i64, _>(column).map(|v| v != 0))
 }
 
-fn recipient_from_row(row: &AnyRow) -> Result<Recipient, sqlx::Error> {
+pub(crate) fn recipient_from_row(row: &AnyRow) -> Result<Recipient, sqlx::Error> {
     let user_id: String = row.try_get("user_id")?;
     let role: String = row.try_get("role")?;
     let categories: String = row.try_get("categories")?;
@@ -159,4 +168,25 @@ pub async fn find_recipient(tx: &mut Tx, user_id: Uuid) -> Result<Option<Recipie
     .as_ref()
     .map(recipient_from_row)
     .transpose()
+}
+
+/// One page of the ADMIN recipients, by user id after `after` (None: from the start).
+#[tracing::instrument(skip_all, fields(limit))]
+pub async fn admins_page(
+    tx: &mut Tx,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Recipient>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM recipients WHERE role = $1 AND user_id > $2
+         ORDER BY user_id LIMIT $3"
+    ))
+    .bind(Role::Admin.as_str())
+    .bind(after.map(|id| id.to_string()).unwrap_or_default())
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(recipient_from_row)
+    .collect()
 }

@@ -1,5 +1,7 @@
 //! The in-app notifications and the record of every decision.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use herald_platform::db::{Backend, Database, Tx, now_micros, to_datetime};
 use serde::{Deserialize, Serialize};
@@ -64,66 +66,101 @@ fn notification_from_row(row: &AnyRow) -> Result<Notification, sqlx::Error> {
     })
 }
 
-/// Records how `draft` was decided. Returns false, writing nothing, when a draft with the
-/// same dedupe key was decided before: the caller must then have no further effect.
-#[tracing::instrument(skip_all, fields(dedupe_key = draft.dedupe_key))]
-pub async fn record_decision(
-    tx: &mut Tx,
-    draft: &Draft,
-    decision: &Decision,
-    decided_at: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
-    let channels =
-        serde_json::to_string(decision.channels()).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let recorded = sqlx::query(
-        "INSERT INTO notification_decisions
-            (dedupe_key, user_id, type, outcome, reason, channels, decided_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&draft.dedupe_key)
-    .bind(draft.user_id.to_string())
-    .bind(draft.notification_type.as_str())
-    .bind(decision.outcome().as_str())
-    .bind(decision.reason().map(|r| r.as_str()))
-    .bind(channels)
-    .bind(decided_at.timestamp_micros())
-    .execute(&mut **tx)
-    .await?;
-    Ok(recorded.rows_affected() == 1)
+/// Rows per multi-row INSERT, well under both engines' limit of bound parameters.
+const ROWS_PER_INSERT: usize = 200;
+
+/// `($1, $2), ($3, $4)` for 2 rows of 2 columns: the VALUES of a multi-row insert.
+fn values_list(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let placeholders: Vec<String> = (1..=columns)
+                .map(|column| format!("${}", row * columns + column))
+                .collect();
+            format!("({})", placeholders.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-/// Stores `draft` as an unread in-app notification; None if its dedupe key already has one.
-#[tracing::instrument(skip_all, fields(dedupe_key = draft.dedupe_key))]
-pub async fn insert_notification(
+/// Records how each draft was decided and returns the dedupe keys recorded now. A key
+/// decided before is left out and nothing is written for it: the caller must then have no
+/// further effect for that draft.
+#[tracing::instrument(skip_all, fields(drafts = decided.len()))]
+pub async fn record_decisions(
     tx: &mut Tx,
-    draft: &Draft,
-) -> Result<Option<Notification>, sqlx::Error> {
-    let data = match &draft.data {
-        None | Some(serde_json::Value::Null) => None,
-        Some(value) => Some(value.to_string()),
-    };
-    sqlx::query(&format!(
-        "INSERT INTO notifications
-            (id, user_id, type, priority, title, body, data, dedupe_key, created_at, read_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL)
-         ON CONFLICT (dedupe_key) DO NOTHING
-         RETURNING {COLUMNS}"
-    ))
-    .bind(Uuid::now_v7().to_string())
-    .bind(draft.user_id.to_string())
-    .bind(draft.notification_type.as_str())
-    .bind(draft.priority().as_str())
-    .bind(&draft.title)
-    .bind(&draft.body)
-    .bind(data)
-    .bind(&draft.dedupe_key)
-    .bind(now_micros())
-    .fetch_optional(&mut **tx)
-    .await?
-    .as_ref()
-    .map(notification_from_row)
-    .transpose()
+    decided: &[(&Draft, &Decision)],
+    decided_at: DateTime<Utc>,
+) -> Result<HashSet<String>, sqlx::Error> {
+    let mut recorded = HashSet::with_capacity(decided.len());
+    for chunk in decided.chunks(ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO notification_decisions
+                (dedupe_key, user_id, type, outcome, reason, channels, decided_at)
+             VALUES {}
+             ON CONFLICT DO NOTHING
+             RETURNING dedupe_key",
+            values_list(chunk.len(), 7)
+        );
+        let mut query = sqlx::query(&sql);
+        for (draft, decision) in chunk {
+            let channels = serde_json::to_string(decision.channels())
+                .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            query = query
+                .bind(draft.dedupe_key.clone())
+                .bind(draft.user_id.to_string())
+                .bind(draft.notification_type.as_str())
+                .bind(decision.outcome().as_str())
+                .bind(decision.reason().map(|r| r.as_str()))
+                .bind(channels)
+                .bind(decided_at.timestamp_micros());
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            recorded.insert(row.try_get::<String, _>("dedupe_key")?);
+        }
+    }
+    Ok(recorded)
+}
+
+/// Stores the drafts as unread in-app notifications, keyed by dedupe key in the answer; a
+/// dedupe key that already has a notification is left out.
+#[tracing::instrument(skip_all, fields(drafts = drafts.len()))]
+pub async fn insert_notifications(
+    tx: &mut Tx,
+    drafts: &[&Draft],
+) -> Result<HashMap<String, Notification>, sqlx::Error> {
+    let mut stored = HashMap::with_capacity(drafts.len());
+    let created_at = now_micros();
+    for chunk in drafts.chunks(ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO notifications
+                (id, user_id, type, priority, title, body, data, dedupe_key, created_at)
+             VALUES {}
+             ON CONFLICT (dedupe_key) DO NOTHING
+             RETURNING {COLUMNS}, dedupe_key",
+            values_list(chunk.len(), 9)
+        );
+        let mut query = sqlx::query(&sql);
+        for draft in chunk {
+            let data = match &draft.data {
+                None | Some(serde_json::Value::Null) => None,
+                Some(value) => Some(value.to_string()),
+            };
+            query = query
+                .bind(Uuid::now_v7().to_string())
+                .bind(draft.user_id.to_string())
+                .bind(draft.notification_type.as_str())
+                .bind(draft.priority().as_str())
+                .bind(draft.title.clone())
+                .bind(draft.body.clone())
+                .bind(data)
+                .bind(draft.dedupe_key.clone())
+                .bind(created_at);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            stored.insert(row.try_get("dedupe_key")?, notification_from_row(&row)?);
+        }
+    }
+    Ok(stored)
 }
 
 /// A read-only transaction whose statements all see one snapshot, so a page and its
@@ -273,4 +310,15 @@ pub async fn decisions_for_user(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::values_list;
+
+    #[test]
+    fn a_multi_row_insert_numbers_its_placeholders_row_by_row() {
+        assert_eq!(values_list(1, 3), "($1, $2, $3)");
+        assert_eq!(values_list(2, 2), "($1, $2), ($3, $4)");
+    }
 }

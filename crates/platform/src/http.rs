@@ -218,6 +218,16 @@ impl ServiceClient {
             .await
     }
 
+    pub async fn put<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        token: Option<&str>,
+    ) -> ApiResult<T> {
+        self.send(self.http.put(self.url(path)).json(body), token)
+            .await
+    }
+
     pub async fn patch<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli;
+mod commerce;
 mod graphql_errors;
 mod notifications;
 mod operations;

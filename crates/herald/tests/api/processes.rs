@@ -45,6 +45,7 @@ async fn services_run_as_separate_processes() {
     let dir = tempfile::tempdir().unwrap();
     let prefix = unique();
     let (users, notifications, gateway) = (free_port(), free_port(), free_port());
+    let (products, orders) = (free_port(), free_port());
     let spawn = |service: &str| {
         let child = Command::new(env!("CARGO_BIN_EXE_herald"))
             .args(["serve", service])
@@ -61,6 +62,10 @@ async fn services_run_as_separate_processes() {
                 format!("127.0.0.1:{notifications}"),
             )
             .env("HERALD_GATEWAY_ADDR", format!("127.0.0.1:{gateway}"))
+            .env("HERALD_PRODUCTS_ADDR", format!("127.0.0.1:{products}"))
+            .env("HERALD_ORDERS_ADDR", format!("127.0.0.1:{orders}"))
+            .env("HERALD_ADMIN_EMAIL", "admin@processes.test")
+            .env("HERALD_ADMIN_PASSWORD", "admin password")
             .env("HERALD_LOG_FORMAT", "json")
             .stdout(Stdio::null())
             .stderr(if std::env::var_os("TEST_LOG").is_some() {
@@ -75,6 +80,8 @@ async fn services_run_as_separate_processes() {
     // Started in the "wrong" order on purpose: each waits for what it needs.
     let mut gateway_process = spawn("gateway");
     let _notifications_process = spawn("notifications");
+    let _orders_process = spawn("orders");
+    let _products_process = spawn("products");
     let _users_process = spawn("users");
 
     let client = reqwest::Client::new();
@@ -143,6 +150,66 @@ async fn services_run_as_separate_processes() {
     .await;
     assert_eq!(count["data"]["getUnreadNotificationsCount"], 0);
 
+    // An order crosses orders → products → bus → notifications, each its own process.
+    let admin = graphql(
+        &client,
+        &url,
+        None,
+        "mutation { loginUser(input: { email: \"admin@processes.test\", password: \"admin password\" }) { token } }",
+        json!({}),
+    )
+    .await;
+    let admin = admin["data"]["loginUser"]["token"]
+        .as_str()
+        .expect("admin token")
+        .to_owned();
+    let product = graphql(
+        &client,
+        &url,
+        Some(&admin),
+        "mutation { createProduct(input: { name: \"Beans\", category: \"coffee\", priceCents: 900, stock: 3 }) { id } }",
+        json!({}),
+    )
+    .await;
+    let product = product["data"]["createProduct"]["id"]
+        .as_str()
+        .expect("product id")
+        .to_owned();
+    let order = graphql(
+        &client,
+        &url,
+        Some(&token),
+        "mutation($p: ID!) { placeOrder(input: { items: [{ productId: $p, quantity: 2 }] }) { status } }",
+        json!({ "p": product }),
+    )
+    .await;
+    assert_eq!(
+        order["data"]["placeOrder"]["status"], "CONFIRMED",
+        "{order}"
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the order notification",
+        || async {
+            let page = graphql(
+                &client,
+                &url,
+                Some(&token),
+                "{ getNotifications { nodes { type } } }",
+                json!({}),
+            )
+            .await;
+            let types = page["data"]["getNotifications"]["nodes"]
+                .as_array()?
+                .clone();
+            types
+                .iter()
+                .any(|n| n["type"] == "ORDER_UPDATE")
+                .then_some(())
+        },
+    )
+    .await;
+
     // SIGTERM stops a service gracefully and promptly.
     let pid = gateway_process.0.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -156,7 +223,7 @@ async fn services_run_as_separate_processes() {
 
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&real.database_url).await.unwrap();
-    for service in ["users", "notifications"] {
+    for service in ["users", "notifications", "products", "orders"] {
         sqlx::query(&format!(
             "DROP SCHEMA IF EXISTS \"{prefix}_{service}\" CASCADE"
         ))
@@ -164,4 +231,10 @@ async fn services_run_as_separate_processes() {
         .await
         .unwrap();
     }
+    let bus = herald_platform::bus::RabbitBus::connect(&real.amqp_url, &prefix)
+        .await
+        .unwrap();
+    bus.delete_topology(&herald_platform::bus::topology())
+        .await
+        .unwrap();
 }

@@ -3,6 +3,8 @@
 
 mod api;
 mod consumer;
+mod orders;
+mod products;
 mod service;
 
 use std::time::Duration;
@@ -84,6 +86,48 @@ impl TestService {
         (user_id, event)
     }
 
+    /// A new user with this role and these preferences; returns the id.
+    pub async fn register_as(&self, name: &str, role: Role, preferences: Preferences) -> Uuid {
+        let user_id = Uuid::now_v7();
+        self.handle(&registered_as(user_id, name, role, preferences))
+            .await
+            .unwrap();
+        user_id
+    }
+
+    /// The user's notifications of one type, newest first, as the API lists them.
+    pub async fn notifications_of(&self, user_id: Uuid, notification_type: &str) -> Vec<Value> {
+        let (status, page) = self.get("/notifications?first=100", user_id).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        page["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["type"] == notification_type)
+            .cloned()
+            .collect()
+    }
+
+    /// The user's recorded decisions of one type: (outcome, reason).
+    pub async fn decisions_of(
+        &self,
+        user_id: Uuid,
+        notification_type: &str,
+    ) -> Vec<(String, Option<String>)> {
+        crate::store::decisions_for_user(&self.db, user_id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|d| d.notification_type == notification_type)
+            .map(|d| (d.outcome, d.reason))
+            .collect()
+    }
+
+    pub async fn unread_count(&self, user_id: Uuid) -> i64 {
+        let (_, body) = self.get("/notifications/unread-count", user_id).await;
+        body["count"].as_i64().unwrap()
+    }
+
     /// Delivers a draft as an event of its own would, whatever the decision.
     pub async fn notify(&self, user_id: Uuid, notification_type: NotificationType, title: &str) {
         let _ = self
@@ -157,11 +201,30 @@ pub(crate) fn registered(
     preferences: Preferences,
     version: i64,
 ) -> Envelope {
+    user_registered(user_id, name, Role::Customer, preferences, version)
+}
+
+pub(crate) fn registered_as(
+    user_id: Uuid,
+    name: &str,
+    role: Role,
+    preferences: Preferences,
+) -> Envelope {
+    user_registered(user_id, name, role, preferences, 1)
+}
+
+fn user_registered(
+    user_id: Uuid,
+    name: &str,
+    role: Role,
+    preferences: Preferences,
+    version: i64,
+) -> Envelope {
     let payload = UserRegistered {
         user_id,
         name: name.to_owned(),
         email: format!("{}@example.com", name.to_lowercase()),
-        role: Role::Customer,
+        role,
         preferences,
         preferences_version: version,
     };

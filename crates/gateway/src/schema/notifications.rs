@@ -1,88 +1,13 @@
-//! The GraphQL schema: the contract's operations, each a call to the owning service.
+//! In-app notifications (the notifications service).
 
-use async_graphql::{Context, EmptySubscription, ID, MergedObject, Object, Schema};
+use async_graphql::{Context, ID, Object};
 use herald_platform::ErrorCode;
 use serde::Deserialize;
 
+use super::parse_uuid;
 use crate::context::ContextExt;
 use crate::error::{GqlResult, IntoGql, gql_error};
 use crate::types::*;
-
-pub type HeraldSchema = Schema<Query, Mutation, EmptySubscription>;
-
-#[derive(MergedObject, Default)]
-pub struct Query(UserQuery, NotificationQuery);
-
-#[derive(MergedObject, Default)]
-pub struct Mutation(UserMutation, NotificationMutation);
-
-#[derive(Default)]
-pub struct UserQuery;
-
-#[Object]
-impl UserQuery {
-    /// The caller, or (admins only) another user by id.
-    async fn get_user(&self, ctx: &Context<'_>, id: Option<ID>) -> GqlResult<User> {
-        let caller = ctx.caller()?;
-        let path = match id {
-            None => "/users/me".to_owned(),
-            Some(id) => {
-                if !caller.claims.is_admin() && id.as_str() != caller.claims.sub.to_string() {
-                    return Err(gql_error(
-                        ErrorCode::Forbidden,
-                        "only admins can read other users",
-                    ));
-                }
-                let id = parse_uuid(&id, ErrorCode::NotFound, "user")?;
-                format!("/users/{id}")
-            }
-        };
-        ctx.services()
-            .users
-            .get(&path, Some(caller.token))
-            .await
-            .gql()
-    }
-}
-
-#[derive(Default)]
-pub struct UserMutation;
-
-#[Object]
-impl UserMutation {
-    async fn register_user(
-        &self,
-        ctx: &Context<'_>,
-        input: RegisterUserInput,
-    ) -> GqlResult<AuthPayload> {
-        ctx.services()
-            .users
-            .post("/users", &input, None)
-            .await
-            .gql()
-    }
-
-    async fn login_user(&self, ctx: &Context<'_>, input: LoginInput) -> GqlResult<AuthPayload> {
-        ctx.services()
-            .users
-            .post("/sessions", &input, None)
-            .await
-            .gql()
-    }
-
-    async fn update_user_preferences(
-        &self,
-        ctx: &Context<'_>,
-        input: PreferencesInput,
-    ) -> GqlResult<User> {
-        let caller = ctx.caller()?;
-        ctx.services()
-            .users
-            .patch("/users/me/preferences", &input, Some(caller.token))
-            .await
-            .gql()
-    }
-}
 
 #[derive(Default)]
 pub struct NotificationQuery;
@@ -172,10 +97,4 @@ impl NotificationMutation {
             .gql()?;
         Ok(changed.changed)
     }
-}
-
-/// Ids are UUIDs; anything else cannot name an existing thing.
-fn parse_uuid(id: &ID, code: ErrorCode, what: &str) -> GqlResult<uuid::Uuid> {
-    id.parse::<uuid::Uuid>()
-        .map_err(|_| gql_error(code, format!("no {what} {}", id.as_str())))
 }

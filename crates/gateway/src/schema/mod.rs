@@ -1,0 +1,35 @@
+//! The GraphQL schema: the contract's operations, each a call to the owning service.
+
+mod catalog;
+mod notifications;
+mod orders;
+mod users;
+
+use async_graphql::{EmptySubscription, ID, MergedObject, Schema};
+use herald_platform::ErrorCode;
+
+use crate::error::{GqlResult, gql_error};
+
+pub type HeraldSchema = Schema<Query, Mutation, EmptySubscription>;
+
+#[derive(MergedObject, Default)]
+pub struct Query(
+    users::UserQuery,
+    notifications::NotificationQuery,
+    catalog::CatalogQuery,
+    orders::OrderQuery,
+);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    users::UserMutation,
+    notifications::NotificationMutation,
+    catalog::CatalogMutation,
+    orders::OrderMutation,
+);
+
+/// Ids are UUIDs; anything else cannot name an existing thing.
+pub(crate) fn parse_uuid(id: &ID, code: ErrorCode, what: &str) -> GqlResult<uuid::Uuid> {
+    id.parse::<uuid::Uuid>()
+        .map_err(|_| gql_error(code, format!("no {what} {}", id.as_str())))
+}

@@ -1,0 +1,123 @@
+//! The consumer of the `notifications` queue: each event is handled in one transaction
+//! together with its inbox entry, so a redelivered event has no second effect. One module
+//! per event family.
+
+mod orders;
+mod products;
+mod users;
+
+use anyhow::anyhow;
+use async_trait::async_trait;
+use herald_events::{
+    BackInStock, Envelope, Event, LowStock, OrderCancelled, OrderConfirmed, OrderDelivered,
+    OrderShipped, OutOfStock, PreferencesUpdated, PriceChanged, ProductWatched, UserRegistered,
+};
+use herald_platform::bus::{EventHandler, HandlerError};
+use herald_platform::db::{Database, Tx};
+use herald_platform::outbox::first_delivery;
+use serde::de::DeserializeOwned;
+
+use crate::delivery::Notifier;
+
+/// The queue this service consumes, and its name in the inbox.
+pub const QUEUE: &str = "notifications";
+
+/// Every event type this consumer acts on: the queue must be bound to each of them.
+pub const HANDLED_TYPES: &[&str] = &[
+    UserRegistered::TYPE,
+    PreferencesUpdated::TYPE,
+    OrderConfirmed::TYPE,
+    OrderShipped::TYPE,
+    OrderDelivered::TYPE,
+    OrderCancelled::TYPE,
+    ProductWatched::TYPE,
+    BackInStock::TYPE,
+    PriceChanged::TYPE,
+    LowStock::TYPE,
+    OutOfStock::TYPE,
+];
+
+#[derive(Clone, Debug)]
+pub struct NotificationsConsumer {
+    db: Database,
+    notifier: Notifier,
+}
+
+impl NotificationsConsumer {
+    pub fn new(db: Database, notifier: Notifier) -> NotificationsConsumer {
+        NotificationsConsumer { db, notifier }
+    }
+
+    /// The transaction of the event's effect, with its inbox entry; None when the event
+    /// was handled before.
+    async fn begin_first(&self, event: &Envelope) -> Result<Option<Tx>, HandlerError> {
+        let mut tx = self.db.begin().await?;
+        if !first_delivery(&mut tx, QUEUE, event).await? {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        Ok(Some(tx))
+    }
+}
+
+fn payload<E: Event>(event: &Envelope) -> Result<E, HandlerError> {
+    event
+        .payload::<E>()
+        .map_err(|e| HandlerError::Reject(anyhow!("{} {}: {e}", E::TYPE, event.id)))
+}
+
+/// The payload of an event whose type the caller checked.
+fn data<T: DeserializeOwned>(event: &Envelope) -> Result<T, HandlerError> {
+    serde_json::from_value(event.data.clone()).map_err(|e| {
+        HandlerError::Reject(anyhow!(
+            "{} {}: malformed payload: {e}",
+            event.event_type,
+            event.id
+        ))
+    })
+}
+
+#[async_trait]
+impl EventHandler for NotificationsConsumer {
+    async fn handle(&self, event: &Envelope) -> Result<(), HandlerError> {
+        if let Some(status) = orders::notified_status(&event.event_type) {
+            return self.order_changed(event, status).await;
+        }
+        match event.event_type.as_str() {
+            UserRegistered::TYPE => self.user_registered(event).await,
+            PreferencesUpdated::TYPE => self.preferences_updated(event).await,
+            ProductWatched::TYPE => self.product_watched(event).await,
+            BackInStock::TYPE => self.back_in_stock(event).await,
+            PriceChanged::TYPE => self.price_changed(event).await,
+            LowStock::TYPE => self.low_stock(event).await,
+            OutOfStock::TYPE => self.out_of_stock(event).await,
+            // Types this service does not notify about (order.placed among them) are not its concern.
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use herald_platform::bus::{topic_matches, topology};
+
+    use super::*;
+
+    #[test]
+    fn the_queue_is_bound_to_every_type_the_consumer_acts_on() {
+        let queue = topology()
+            .into_iter()
+            .find(|q| q.name == QUEUE)
+            .expect("the notifications queue is in the topology");
+        let unbound: Vec<&str> = HANDLED_TYPES
+            .iter()
+            .copied()
+            .filter(|t| !queue.bindings.iter().any(|b| topic_matches(b, t)))
+            .collect();
+        assert!(
+            unbound.is_empty(),
+            "herald_events::TOPOLOGY does not route {unbound:?} to the {QUEUE} queue"
+        );
+        assert_eq!(orders::notified_status("order.placed"), None);
+    }
+}

@@ -1,0 +1,61 @@
+//! `user.*`: the replica of recipients and their preferences, and the welcome.
+
+use anyhow::anyhow;
+use herald_events::{Envelope, PreferencesUpdated, UserRegistered};
+use herald_platform::bus::HandlerError;
+
+use super::{NotificationsConsumer, payload};
+use crate::domain::{Draft, Recipient};
+use crate::recipients::{self, PreferencesChange};
+
+impl NotificationsConsumer {
+    /// Keeps the new user's preferences and welcomes them.
+    pub(super) async fn user_registered(&self, event: &Envelope) -> Result<(), HandlerError> {
+        let registered: UserRegistered = payload(event)?;
+        let Some(mut tx) = self.begin_first(event).await? else {
+            return Ok(());
+        };
+        let recipient = Recipient {
+            user_id: registered.user_id,
+            name: registered.name.clone(),
+            email: registered.email.clone(),
+            role: registered.role,
+            preferences: registered.preferences.clone(),
+            preferences_version: registered.preferences_version,
+        };
+        recipients::upsert_recipient(&mut tx, &recipient).await?;
+        let welcome = Draft::welcome(event.id, registered.user_id, &registered.name);
+        let delivery = self.notifier.deliver(&mut tx, &welcome).await?;
+        tx.commit().await?;
+        self.notifier.committed(&delivery).await;
+        Ok(())
+    }
+
+    pub(super) async fn preferences_updated(&self, event: &Envelope) -> Result<(), HandlerError> {
+        let updated: PreferencesUpdated = payload(event)?;
+        let Some(mut tx) = self.begin_first(event).await? else {
+            return Ok(());
+        };
+        let change = recipients::update_preferences(
+            &mut tx,
+            updated.user_id,
+            &updated.preferences,
+            updated.preferences_version,
+        )
+        .await?;
+        match change {
+            PreferencesChange::Applied | PreferencesChange::Stale => {
+                tx.commit().await?;
+                Ok(())
+            }
+            PreferencesChange::UnknownRecipient => {
+                // Forgets the inbox entry too, so the redelivery is handled afresh.
+                tx.rollback().await?;
+                Err(HandlerError::Retry(anyhow!(
+                    "no recipient {} yet: its user.registered has not been handled",
+                    updated.user_id
+                )))
+            }
+        }
+    }
+}

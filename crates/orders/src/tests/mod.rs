@@ -1,0 +1,219 @@
+//! Tests over real storage, on every backend set. The products service is replaced by a
+//! real HTTP peer on a loopback port ([`StockRoom`]) that keeps its stock in memory and
+//! answers the two reservation endpoints as the products service does.
+
+mod api;
+mod lifecycle;
+mod service;
+mod stock_room;
+mod store;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use herald_events::{Envelope, Role};
+use herald_platform::auth::{SigningKey, TokenVerifier};
+use herald_platform::db::Database;
+use herald_platform::http::{Readiness, service_router};
+use herald_platform::outbox::Outbox;
+use herald_platform::testing::{BackendSet, isolated_settings};
+use serde_json::Value;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+use crate::api::OrdersState;
+use crate::inventory::Inventory;
+use crate::{SERVICE, migrations};
+
+pub(crate) use stock_room::StockRoom;
+
+/// One orders service on fresh storage, its outbox unrelayed, calling `stock_room` for stock.
+pub(crate) struct TestService {
+    pub db: Database,
+    pub router: Router,
+    pub stock_room: StockRoom,
+    key: SigningKey,
+    _dir: tempfile::TempDir,
+}
+
+impl TestService {
+    pub async fn start(set: BackendSet) -> TestService {
+        let stock_room = StockRoom::start().await;
+        let url = stock_room.url();
+        Self::start_with_products(set, stock_room, &url).await
+    }
+
+    /// A service whose products service is at `products_url` (`stock_room` may be elsewhere).
+    pub async fn start_with_products(
+        set: BackendSet,
+        stock_room: StockRoom,
+        products_url: &str,
+    ) -> TestService {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = isolated_settings(set, dir.path());
+        let db = crate::connect_database(&settings).await.unwrap();
+        // Running the migrations twice changes nothing.
+        db.migrate(&migrations()).await.unwrap();
+        let key = SigningKey::generate().unwrap();
+        stock_room.trust(&key);
+        let state = OrdersState {
+            db: db.clone(),
+            outbox: Outbox::new(db.clone()),
+            inventory: Inventory::new(products_url),
+            verifier: TokenVerifier::new(&[key.public_key().clone()]).unwrap(),
+        };
+        let router = service_router(SERVICE, crate::api::router(state), Readiness::default());
+        TestService {
+            db,
+            router,
+            stock_room,
+            key,
+            _dir: dir,
+        }
+    }
+
+    /// Drops the test's PostgreSQL schema.
+    pub async fn finish(self) {
+        drop_schema(&self.db).await;
+    }
+
+    pub fn token(&self, user_id: Uuid, role: Role) -> String {
+        self.key
+            .issue(user_id, role, Duration::from_secs(600))
+            .unwrap()
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        user: Option<(Uuid, Role)>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let token = user.map(|(id, role)| self.token(id, role));
+        call(&self.router, method, path, token.as_deref(), body).await
+    }
+
+    pub async fn get(&self, path: &str, user_id: Uuid) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some((user_id, Role::Customer)), None)
+            .await
+    }
+
+    pub async fn admin_get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some((Uuid::now_v7(), Role::Admin)), None)
+            .await
+    }
+
+    /// Places an order of `(product, quantity)` lines for `user_id`.
+    pub async fn place(&self, user_id: Uuid, lines: &[(Uuid, i64)]) -> (StatusCode, Value) {
+        let items: Vec<Value> = lines
+            .iter()
+            .map(|(product, quantity)| {
+                serde_json::json!({ "productId": product, "quantity": quantity })
+            })
+            .collect();
+        self.call(
+            Method::POST,
+            "/orders",
+            Some((user_id, Role::Customer)),
+            Some(serde_json::json!({ "items": items })),
+        )
+        .await
+    }
+
+    pub async fn cancel(&self, order_id: &str, user: (Uuid, Role)) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            &format!("/orders/{order_id}/cancel"),
+            Some(user),
+            Some(serde_json::json!({})),
+        )
+        .await
+    }
+
+    pub async fn set_status(
+        &self,
+        order_id: &str,
+        status: &str,
+        user: (Uuid, Role),
+    ) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            &format!("/orders/{order_id}/status"),
+            Some(user),
+            Some(serde_json::json!({ "status": status })),
+        )
+        .await
+    }
+
+    /// Every event in the outbox, oldest first.
+    pub async fn outbox(&self) -> Vec<Envelope> {
+        outbox_events(&self.db).await
+    }
+
+    /// How many orders are stored, whatever their state.
+    pub async fn stored_orders(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+            .fetch_one(self.db.pool())
+            .await
+            .unwrap()
+    }
+}
+
+pub(crate) async fn outbox_events(db: &Database) -> Vec<Envelope> {
+    let rows: Vec<String> = sqlx::query_scalar("SELECT envelope FROM herald_outbox ORDER BY seq")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|row| serde_json::from_str(row).unwrap())
+        .collect()
+}
+
+pub(crate) async fn drop_schema(db: &Database) {
+    if let Some(schema) = db.schema() {
+        sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .execute(db.pool())
+            .await
+            .unwrap();
+    }
+    db.close().await;
+}
+
+pub(crate) async fn call(
+    router: &Router,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let body = match body {
+        Some(body) => {
+            request = request.header("content-type", "application/json");
+            Body::from(body.to_string())
+        }
+        None => Body::empty(),
+    };
+    let response = router
+        .clone()
+        .oneshot(request.body(body).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    (status, body)
+}

@@ -1,0 +1,123 @@
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::http::{Method, StatusCode};
+use herald_events::{Envelope, Role};
+use herald_platform::auth::{SigningKey, TokenVerifier};
+use herald_platform::bus::{
+    Bus, BusBackend, ConsumerOptions, EventHandler, HandlerError, QueueSpec, RabbitBus,
+};
+use herald_platform::db::Database;
+use herald_platform::testing::{backend_sets, isolated_settings};
+use serde_json::json;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{StockRoom, call, drop_schema};
+use crate::{SERVICE, build};
+
+/// Collects every event its queue receives.
+#[derive(Default)]
+struct Listener {
+    events: Mutex<Vec<Envelope>>,
+}
+
+#[async_trait]
+impl EventHandler for Listener {
+    async fn handle(&self, event: &Envelope) -> Result<(), HandlerError> {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event.clone());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_placed_order_is_published_on_the_bus() {
+    for set in backend_sets() {
+        let dir = tempfile::tempdir().unwrap();
+        let stock_room = StockRoom::start().await;
+        let mut settings = isolated_settings(set, dir.path());
+        settings.products_url = Some(stock_room.url());
+        let topology = vec![QueueSpec::new("order-listener", &["order.*"])];
+        let rabbit = match &settings.amqp_url {
+            Some(url) => Some(Arc::new(
+                RabbitBus::connect(url, &settings.bus_prefix).await.unwrap(),
+            )),
+            None => None,
+        };
+        let bus = match &rabbit {
+            Some(rabbit) => Bus::from_backend(rabbit.clone() as Arc<dyn BusBackend>),
+            None => Bus::connect(&settings, &topology).await.unwrap(),
+        };
+        bus.declare(&topology).await.unwrap();
+        let key = SigningKey::generate().unwrap();
+        stock_room.trust(&key);
+        let verifier = TokenVerifier::new(&[key.public_key().clone()]).unwrap();
+        let shutdown = CancellationToken::new();
+        let service = build(&settings, &bus, verifier, shutdown.clone())
+            .await
+            .unwrap();
+        let listener = Arc::new(Listener::default());
+        let listening = bus.spawn_consumer(
+            "order-listener",
+            listener.clone(),
+            ConsumerOptions::default(),
+            shutdown.clone(),
+        );
+
+        let beans = stock_room.add("Espresso Beans", 1_250, "EUR", 10);
+        let ada = Uuid::now_v7();
+        let token = key
+            .issue(ada, Role::Customer, Duration::from_secs(600))
+            .unwrap();
+        let body = json!({ "items": [{ "productId": beans, "quantity": 2 }] });
+        let (status, order) = call(
+            &service.router,
+            Method::POST,
+            "/orders",
+            Some(&token),
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{set:?} {order}");
+
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let types: Vec<String> = listener
+                .events
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|e| e.event_type.clone())
+                .collect();
+            if types.len() >= 2 {
+                assert_eq!(types, ["order.placed", "order.confirmed"]);
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no events within 20 s on {set:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (status, ready) = call(&service.router, Method::GET, "/ready", None, None).await;
+        assert_eq!(status, StatusCode::OK, "{ready}");
+        assert_eq!(ready["checks"]["orders_database"], "up");
+
+        shutdown.cancel();
+        for task in service.tasks.into_iter().chain([listening]) {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        if let Some(rabbit) = rabbit {
+            rabbit.delete_topology(&topology).await.unwrap();
+        }
+        drop_schema(&Database::connect(&settings, SERVICE).await.unwrap()).await;
+    }
+}

@@ -1,0 +1,70 @@
+//! The products service: the catalog, its stock and the reservations orders hold on it,
+//! and watches (back-in-stock and price-drop alerts). It publishes `product.*` through its
+//! outbox and consumes `order.cancelled` to give a cancelled order's stock back.
+
+pub mod api;
+pub mod catalog;
+pub mod consumer;
+pub mod domain;
+pub mod reservations;
+pub mod stock;
+pub mod store;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use herald_platform::Settings;
+use herald_platform::auth::TokenVerifier;
+use herald_platform::bus::{Bus, ConsumerOptions};
+use herald_platform::db::{Database, Migrations};
+use herald_platform::http::{BuiltService, Readiness, service_router};
+use herald_platform::outbox::Outbox;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::ProductsState;
+use crate::catalog::Catalog;
+use crate::consumer::{ProductsConsumer, QUEUE};
+
+pub const SERVICE: &str = "products";
+
+pub fn migrations() -> Migrations {
+    Migrations {
+        sqlite: sqlx::migrate!("./migrations/sqlite"),
+        postgres: sqlx::migrate!("./migrations/postgres"),
+    }
+}
+
+pub async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
+    Database::connect_migrated(settings, SERVICE, &migrations()).await
+}
+
+/// Builds the products service: storage, the outbox relay, the consumer of its queue, the API.
+pub async fn build(
+    settings: &Settings,
+    bus: &Bus,
+    verifier: TokenVerifier,
+    shutdown: CancellationToken,
+) -> anyhow::Result<BuiltService> {
+    let db = connect_database(settings).await?;
+    let outbox = Outbox::new(db.clone());
+    let catalog = Catalog::new(db.clone(), outbox.clone(), settings.low_stock_threshold);
+    let relay = outbox.spawn_relay(bus.clone(), shutdown.clone());
+    let consuming = bus.spawn_consumer(
+        QUEUE,
+        Arc::new(ProductsConsumer::new(catalog.clone())),
+        ConsumerOptions::default(),
+        shutdown,
+    );
+    let state = ProductsState { catalog, verifier };
+    let readiness = Readiness::default()
+        .database("products_database", &db)
+        .bus(bus);
+    Ok(BuiltService {
+        name: SERVICE,
+        router: service_router(SERVICE, api::router(state), readiness.clone()),
+        readiness,
+        tasks: vec![relay, consuming],
+    })
+}

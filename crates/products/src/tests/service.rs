@@ -1,0 +1,110 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use herald_events::Role;
+use herald_platform::auth::{SigningKey, TokenVerifier};
+use herald_platform::bus::{Bus, BusBackend, RabbitBus, topology};
+use herald_platform::db::Database;
+use herald_platform::testing::{backend_sets, isolated_settings};
+use serde_json::json;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{call, cancelled, drop_schema, outbox_events};
+use crate::{SERVICE, build};
+
+#[tokio::test]
+async fn a_cancellation_on_the_bus_gives_the_stock_back_and_events_are_relayed() {
+    for set in backend_sets() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = isolated_settings(set, dir.path());
+        let queues = topology();
+        let rabbit = match &settings.amqp_url {
+            Some(url) => Some(Arc::new(
+                RabbitBus::connect(url, &settings.bus_prefix).await.unwrap(),
+            )),
+            None => None,
+        };
+        let bus = match &rabbit {
+            Some(rabbit) => Bus::from_backend(rabbit.clone() as Arc<dyn BusBackend>),
+            None => Bus::connect(&settings, &topology()).await.unwrap(),
+        };
+        bus.declare(&topology()).await.unwrap();
+        let key = SigningKey::generate().unwrap();
+        let verifier = TokenVerifier::new(&[key.public_key().clone()]).unwrap();
+        let shutdown = CancellationToken::new();
+        let service = build(&settings, &bus, verifier, shutdown.clone())
+            .await
+            .unwrap();
+        let admin = key
+            .issue(Uuid::now_v7(), Role::Admin, Duration::from_secs(600))
+            .unwrap();
+        let ada = Uuid::now_v7();
+        let buyer = key
+            .issue(ada, Role::Customer, Duration::from_secs(600))
+            .unwrap();
+
+        let (status, product) = call(
+            &service.router,
+            Method::POST,
+            "/products",
+            Some(&admin),
+            Some(json!({"name": "Espresso Beans", "category": "coffee", "priceCents": 1299, "stock": 10})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{set:?} {product}");
+        let product_id: Uuid = product["id"].as_str().unwrap().parse().unwrap();
+        let order_id = Uuid::now_v7();
+        let (status, _) = call(
+            &service.router,
+            Method::POST,
+            "/reservations",
+            Some(&buyer),
+            Some(json!({"orderId": order_id, "items": [{"productId": product_id, "quantity": 4}]})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+
+        bus.publish(&[cancelled(order_id, ada, &[(product_id, 4)])])
+            .await
+            .unwrap();
+        let db = Database::connect(&settings, SERVICE).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, product) = call(
+                &service.router,
+                Method::GET,
+                &format!("/products/{product_id}"),
+                None,
+                None,
+            )
+            .await;
+            // Released, and every event (the release's too) published and gone.
+            if product["stock"] == 10 && outbox_events(&db).await.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no release within 20 s on {set:?}: {product}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (status, ready) = call(&service.router, Method::GET, "/ready", None, None).await;
+        assert_eq!(status, StatusCode::OK, "{ready}");
+        assert_eq!(ready["checks"]["products_database"], "up");
+
+        shutdown.cancel();
+        for task in service.tasks {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        if let Some(rabbit) = rabbit {
+            rabbit.delete_topology(&queues).await.unwrap();
+        }
+        drop_schema(&db).await;
+    }
+}
