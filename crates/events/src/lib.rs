@@ -21,9 +21,12 @@ pub use user::*;
 /// Which service queue receives which event types (topic patterns). Every service
 /// declares the whole topology on start, so an event published before its consumer
 /// first runs still waits in that consumer's queue.
+///
+/// Notifications has two lanes: what must arrive at once (account and order events) never
+/// waits behind a backlog of promotions and stock alerts.
 pub const TOPOLOGY: &[(&str, &[&str])] = &[
     (
-        "notifications",
+        NOTIFICATIONS_CRITICAL,
         &[
             UserRegistered::TYPE,
             PreferencesUpdated::TYPE,
@@ -31,6 +34,11 @@ pub const TOPOLOGY: &[(&str, &[&str])] = &[
             OrderShipped::TYPE,
             OrderDelivered::TYPE,
             OrderCancelled::TYPE,
+        ],
+    ),
+    (
+        NOTIFICATIONS_STANDARD,
+        &[
             ProductWatched::TYPE,
             PriceChanged::TYPE,
             BackInStock::TYPE,
@@ -41,7 +49,14 @@ pub const TOPOLOGY: &[(&str, &[&str])] = &[
     // Products gives back the stock of cancelled orders (idempotent; the orders service
     // also asks directly, this is the guarantee when that call was lost).
     ("products", &[OrderCancelled::TYPE]),
+    // Users switches a notification type off when its unsubscribe link was followed.
+    ("users", &[UnsubscribeRequested::TYPE]),
 ];
+
+/// The queue of notifications that must never wait (ORDER_UPDATE, SECURITY).
+pub const NOTIFICATIONS_CRITICAL: &str = "notifications.critical";
+/// The queue of everything else the notifications service hears of.
+pub const NOTIFICATIONS_STANDARD: &str = "notifications.standard";
 
 /// A CloudEvents 1.0 envelope (structured JSON mode).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -99,3 +99,17 @@ pub struct PreferencesUpdated {
 impl Event for PreferencesUpdated {
     const TYPE: &'static str = "user.preferences_updated";
 }
+
+/// `user.unsubscribe_requested`: the user followed an unsubscribe link for one type of
+/// notification; the users service switches that type off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnsubscribeRequested {
+    pub user_id: Uuid,
+    /// `ORDER_UPDATE`, `PROMOTION`, `RECOMMENDATION` or `INVENTORY`.
+    pub notification_type: String,
+}
+
+impl Event for UnsubscribeRequested {
+    const TYPE: &'static str = "user.unsubscribe_requested";
+}

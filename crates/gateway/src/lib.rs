@@ -29,6 +29,7 @@ pub const SERVICE: &str = "gateway";
 struct GatewayState {
     schema: HeraldSchema,
     verifier: TokenVerifier,
+    notifications: ServiceClient,
 }
 
 /// The schema with its limits; also used to print the SDL.
@@ -61,12 +62,14 @@ pub fn build(settings: &Settings, verifier: TokenVerifier, readiness: Readiness)
         orders: ServiceClient::new("orders", &settings.orders_url()),
     };
     let state = GatewayState {
+        notifications: services.notifications.clone(),
         schema: schema(Some(services), settings),
         verifier,
     };
     let api = Router::new()
         .route("/graphql", get(graphiql::page).post(graphql))
         .route("/graphql/assets/{file}", get(graphiql::asset))
+        .route("/unsubscribe", get(unsubscribe).post(unsubscribe))
         .route(
             "/",
             get(|| async { axum::response::Redirect::temporary("/graphql") }),
@@ -117,6 +120,27 @@ async fn graphql(State(state): State<GatewayState>, headers: HeaderMap, body: By
         BatchResponse::Batch(rs) => rs.iter_mut().for_each(error::ensure_codes),
     }
     Json(response).into_response()
+}
+
+/// One-click unsubscribe links from emails (RFC 8058): the notifications service checks
+/// the signed token and answers; the gateway is only the public address.
+async fn unsubscribe(
+    State(state): State<GatewayState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    body: Bytes,
+) -> Response {
+    let path = format!("/unsubscribe?{}", uri.query().unwrap_or_default());
+    let method =
+        reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(reqwest::Method::GET);
+    match state
+        .notifications
+        .pass_through(method, &path, body.to_vec())
+        .await
+    {
+        Ok(response) => response,
+        Err(e) => herald_platform::ApiError::Unexpected(e).into_response(),
+    }
 }
 
 /// A request that is not GraphQL at all still gets a GraphQL-shaped error.

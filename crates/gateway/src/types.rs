@@ -227,3 +227,15 @@ pub struct OrderItemInput {
 pub struct PlaceOrderInput {
     pub items: Vec<OrderItemInput>,
 }
+
+#[derive(SimpleObject, Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    pub id: ID,
+    pub queue: String,
+    pub event_type: String,
+    pub error: String,
+    pub attempts: i32,
+    pub failed_at: DateTime<Utc>,
+    pub payload: Option<Json<serde_json::Value>>,
+}

@@ -12,13 +12,9 @@ use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
 const NOT_YET_SERVED: &[&str] = &[
     "Query.getRecommendations",
     "Query.promotions",
-    "Query.deadLetters",
     "Query.scheduledJobs",
     "Mutation.createUserActivity",
     "Mutation.createPromotion",
-    "Mutation.replayDeadLetter",
-    "Mutation.replayAllDeadLetters",
-    "Mutation.discardDeadLetter",
     "Mutation.runScheduledJob",
     "Subscription",
     "Recommendation",
@@ -26,7 +22,6 @@ const NOT_YET_SERVED: &[&str] = &[
     "UserActivityInput",
     "PromotionInput",
     "Promotion",
-    "DeadLetter",
     "ScheduledJob",
 ];
 

@@ -1,6 +1,8 @@
 //! Wiring: builds the requested services in one process, on the same library functions
 //! whether it runs one service or all of them.
 
+pub mod dlq;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -66,6 +66,35 @@ enum Command {
     Schema,
     /// Print a new token signing key for HERALD_SIGNING_KEY (base64 PKCS#8 Ed25519).
     Keygen,
+    /// Dead letters: messages a consumer gave up on after its retries.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// List dead letters, newest first.
+    List {
+        /// Only this queue (e.g. notifications.critical).
+        #[arg(long)]
+        queue: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        first: i64,
+    },
+    /// Deliver one dead letter (by id), or all of them (--all), to its queue once more.
+    Replay {
+        #[arg(required_unless_present = "all")]
+        id: Option<uuid::Uuid>,
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+        /// With --all: only this queue.
+        #[arg(long, requires = "all")]
+        queue: Option<String>,
+    },
+    /// Drop a dead letter for good.
+    Discard { id: uuid::Uuid },
 }
 
 fn main() -> ExitCode {
@@ -88,7 +117,7 @@ fn main() -> ExitCode {
                 Err(e) => fail(&format!("{e:#}"), 1),
             };
         }
-        Command::Serve { .. } | Command::Migrate => {}
+        Command::Serve { .. } | Command::Migrate | Command::Dlq { .. } => {}
     }
     herald_platform::telemetry::init_logging(settings.log_format());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -105,6 +134,15 @@ fn main() -> ExitCode {
                 app.run_until_stopped().await
             }
             Command::Migrate => herald::migrate(&settings).await,
+            Command::Dlq { action } => match action {
+                DlqAction::List { queue, first } => {
+                    herald::dlq::list(&settings, queue.as_deref(), first).await
+                }
+                DlqAction::Replay { id, queue, .. } => {
+                    herald::dlq::replay(&settings, id, queue.as_deref()).await
+                }
+                DlqAction::Discard { id } => herald::dlq::discard(&settings, id).await,
+            },
             Command::Schema | Command::Keygen => Ok(()),
         }
     });

@@ -6,6 +6,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use herald_platform::auth::{Caller, TokenVerifier};
 use herald_platform::db::Database;
+use herald_platform::paging::{PageInfo, take_page};
 use herald_platform::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -46,13 +47,6 @@ pub struct ListQuery {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PageInfo {
-    pub has_next_page: bool,
-    pub end_cursor: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub struct NotificationPage {
     pub nodes: Vec<Notification>,
     pub page_info: PageInfo,
@@ -81,18 +75,13 @@ async fn list_notifications(
         query.unread_only.unwrap_or(false),
     )?;
     let mut tx = store::begin_snapshot(&state.db).await?;
-    let mut nodes = store::list_notifications(&mut tx, claims.sub, &page).await?;
+    let rows = store::list_notifications(&mut tx, claims.sub, &page).await?;
     let total_count = store::count_notifications(&mut *tx, claims.sub, page.unread_only).await?;
     tx.commit().await?;
-    let has_next_page = nodes.len() as i64 > page.first;
-    nodes.truncate(page.first as usize);
-    let end_cursor = nodes.last().map(|n| n.id.to_string());
+    let (nodes, page_info) = take_page(rows, page.first, |n| n.id);
     Ok(Json(NotificationPage {
         nodes,
-        page_info: PageInfo {
-            has_next_page,
-            end_cursor,
-        },
+        page_info,
         total_count,
     }))
 }

@@ -3,6 +3,7 @@
 
 use herald_events::{Preferences, Role};
 use herald_platform::ApiError;
+use herald_platform::paging::Page;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -166,20 +167,7 @@ impl PageRequest {
         after: Option<&str>,
         unread_only: bool,
     ) -> Result<PageRequest, ApiError> {
-        let first = first.unwrap_or(Self::DEFAULT_SIZE);
-        if !(1..=Self::MAX_SIZE).contains(&first) {
-            return Err(ApiError::bad_input(format!(
-                "first must be between 1 and {}, got {first}",
-                Self::MAX_SIZE
-            )));
-        }
-        let after = after
-            .map(|cursor| {
-                cursor
-                    .parse::<Uuid>()
-                    .map_err(|_| ApiError::bad_input(format!("'{cursor}' is not a valid cursor")))
-            })
-            .transpose()?;
+        let Page { first, after } = Page::parse(first, after, Self::DEFAULT_SIZE, Self::MAX_SIZE)?;
         Ok(PageRequest {
             first,
             after,

@@ -19,16 +19,18 @@ mod tests;
 
 use std::sync::Arc;
 
+use herald_events::{NOTIFICATIONS_CRITICAL, NOTIFICATIONS_STANDARD};
 use herald_platform::Settings;
 use herald_platform::auth::TokenVerifier;
 use herald_platform::bus::{Bus, ConsumerOptions};
 use herald_platform::cache::Cache;
 use herald_platform::db::{Database, Migrations};
+use herald_platform::deadletters::{self, DeadLetters};
 use herald_platform::http::{BuiltService, Readiness, service_router};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::NotificationsState;
-use crate::consumer::{NotificationsConsumer, QUEUE};
+use crate::consumer::NotificationsConsumer;
 use crate::delivery::Notifier;
 use crate::unread::UnreadCounts;
 
@@ -56,12 +58,21 @@ pub async fn build(
     let db = connect_database(settings).await?;
     let unread = UnreadCounts::new(cache.clone());
     let consumer = NotificationsConsumer::new(db.clone(), Notifier::new(unread.clone()));
-    let consuming = bus.spawn_consumer(
-        QUEUE,
-        Arc::new(consumer),
-        ConsumerOptions::default(),
-        shutdown,
-    );
+    // One consumer per lane: the critical one never waits behind the standard backlog.
+    let consumer = Arc::new(consumer);
+    let dead_letters = Arc::new(DeadLetters::new(db.clone()));
+    let lanes: Vec<_> = [NOTIFICATIONS_CRITICAL, NOTIFICATIONS_STANDARD]
+        .into_iter()
+        .map(|lane| {
+            bus.spawn_consumer(
+                lane,
+                consumer.clone(),
+                ConsumerOptions::from_settings(settings),
+                dead_letters.clone(),
+                shutdown.clone(),
+            )
+        })
+        .collect();
     let state = NotificationsState {
         db: db.clone(),
         unread,
@@ -73,8 +84,16 @@ pub async fn build(
         .cache(cache);
     Ok(BuiltService {
         name: SERVICE,
-        router: service_router(SERVICE, api::router(state), readiness.clone()),
+        router: service_router(
+            SERVICE,
+            api::router(state.clone()).merge(deadletters::router(
+                DeadLetters::new(db.clone()),
+                bus.clone(),
+                state.verifier.clone(),
+            )),
+            readiness.clone(),
+        ),
         readiness,
-        tasks: vec![consuming],
+        tasks: lanes,
     })
 }

@@ -51,6 +51,15 @@ pub struct Settings {
     pub amqp_url: Option<String>,
     /// Prefix of exchange and queue names on the bus.
     pub bus_prefix: String,
+    /// Deliveries of a failing message, the first included, before it is dead-lettered.
+    pub bus_max_attempts: u32,
+    /// The delay before a failed message's second attempt; each later delay is three
+    /// times longer (15 s: 15 s, 45 s, 135 s, 405 s), ±20 % jitter.
+    pub bus_retry_delay_ms: u64,
+    /// Unset: emails are written to `{data_dir}/mailbox`. `smtp://host:port`: SMTP.
+    pub smtp_url: Option<String>,
+    /// The sender of every email.
+    pub mail_from: String,
     /// Unset: in-process cache. `redis://…`: Redis.
     pub redis_url: Option<String>,
     /// Prefix of every cache key.
@@ -64,6 +73,13 @@ pub struct Settings {
     pub signing_key: Option<String>,
     /// Lifetime of issued access tokens.
     pub token_ttl_secs: u64,
+    /// Promotions a user receives per local day at most; more are suppressed.
+    pub promotion_daily_cap: i64,
+    /// A folder whose `{type}.subject.j2`, `{type}.txt.j2` and `{type}.html.j2` replace the
+    /// built-in email templates.
+    pub templates_dir: Option<PathBuf>,
+    /// The key that signs unsubscribe links; unset: generated on first start and kept.
+    pub unsubscribe_secret: Option<String>,
     /// Stock at or below this (and above zero) raises `product.low_stock`.
     pub low_stock_threshold: i64,
     pub max_query_depth: usize,
@@ -94,6 +110,10 @@ impl Default for Settings {
             database_max_connections: 16,
             amqp_url: None,
             bus_prefix: "herald".to_owned(),
+            bus_max_attempts: 5,
+            bus_retry_delay_ms: 15_000,
+            smtp_url: None,
+            mail_from: "Herald <notifications@herald.localhost>".to_owned(),
             redis_url: None,
             cache_prefix: "herald".to_owned(),
             admin_email: None,
@@ -101,6 +121,9 @@ impl Default for Settings {
             log_format: None,
             signing_key: None,
             token_ttl_secs: 24 * 3600,
+            promotion_daily_cap: 3,
+            templates_dir: None,
+            unsubscribe_secret: None,
             low_stock_threshold: 5,
             max_query_depth: 12,
             max_query_complexity: 2000,
@@ -108,6 +131,9 @@ impl Default for Settings {
         }
     }
 }
+
+/// Each attempt but the last has a retry level (a RabbitMQ delay queue).
+const MAX_BUS_ATTEMPTS: u32 = 20;
 
 /// A setting with a bad value: one line that names it.
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +221,9 @@ impl Settings {
         if let Some(url) = &self.amqp_url {
             check_url("amqp_url", url, &["amqp"])?;
         }
+        if let Some(url) = &self.smtp_url {
+            check_url("smtp_url", url, &["smtp"])?;
+        }
         if let Some(url) = &self.redis_url {
             check_url("redis_url", url, &["redis"])?;
         }
@@ -217,10 +246,22 @@ impl Settings {
             crate::auth::SigningKey::from_base64(key)
                 .map_err(|e| ConfigError::new("signing_key", format!("{e:#}")))?;
         }
+        if self.promotion_daily_cap < 0 {
+            return Err(ConfigError::new(
+                "promotion_daily_cap",
+                "must not be negative",
+            ));
+        }
         if self.low_stock_threshold < 0 {
             return Err(ConfigError::new(
                 "low_stock_threshold",
                 "must not be negative",
+            ));
+        }
+        if !(1..=MAX_BUS_ATTEMPTS).contains(&self.bus_max_attempts) {
+            return Err(ConfigError::new(
+                "bus_max_attempts",
+                format!("must be between 1 and {MAX_BUS_ATTEMPTS}"),
             ));
         }
         if self.token_ttl_secs == 0 {
@@ -357,6 +398,19 @@ mod tests {
         assert_eq!(s.admin_password.as_deref(), Some("00712345"));
         assert_eq!(s.token_ttl_secs, 60);
         assert_eq!(s.database_url, None);
+    }
+
+    #[test]
+    fn bus_attempts_are_validated() {
+        let env = [("HERALD_BUS_MAX_ATTEMPTS".to_owned(), "0".to_owned())];
+        let e = Settings::load_from(None, env, NoOverrides::default()).unwrap_err();
+        assert_eq!(e.setting, "HERALD_BUS_MAX_ATTEMPTS");
+        let env = [
+            ("HERALD_BUS_MAX_ATTEMPTS".to_owned(), "3".to_owned()),
+            ("HERALD_BUS_RETRY_DELAY_MS".to_owned(), "250".to_owned()),
+        ];
+        let s = Settings::load_from(None, env, NoOverrides::default()).unwrap();
+        assert_eq!((s.bus_max_attempts, s.bus_retry_delay_ms), (3, 250));
     }
 
     #[test]

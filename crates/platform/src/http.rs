@@ -204,6 +204,19 @@ impl ServiceClient {
         &self.base
     }
 
+    /// The service this client calls.
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+
+    pub async fn delete<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> ApiResult<T> {
+        self.send(self.http.delete(self.url(path)), token).await
+    }
+
     pub async fn get<T: DeserializeOwned>(&self, path: &str, token: Option<&str>) -> ApiResult<T> {
         self.send(self.http.get(self.url(path)), token).await
     }
@@ -236,6 +249,38 @@ impl ServiceClient {
     ) -> ApiResult<T> {
         self.send(self.http.patch(self.url(path)).json(body), token)
             .await
+    }
+
+    /// Passes a request through unchanged (status, content type and body come back as they
+    /// are), for pages a service renders itself.
+    pub async fn pass_through(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<Response> {
+        let response = self
+            .http
+            .request(method, self.url(path_and_query))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("calling the {} service failed: {e}", self.service))?;
+        let status =
+            StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        let bytes = response.bytes().await?;
+        Ok((
+            status,
+            [(axum::http::header::CONTENT_TYPE, content_type)],
+            bytes,
+        )
+            .into_response())
     }
 
     fn url(&self, path: &str) -> String {

@@ -1,14 +1,20 @@
 //! Plumbing shared by every Herald service, with no domain in it: configuration, storage,
-//! the event bus, the outbox and inbox, the cache, auth tokens, HTTP serving and telemetry.
+//! the event bus, the outbox and inbox, the cache, auth tokens, HTTP serving, cursor paging
+//! and telemetry.
 
 pub mod auth;
 pub mod bus;
 pub mod cache;
 pub mod config;
 pub mod db;
+pub mod deadletters;
 pub mod error;
 pub mod http;
+pub mod mail;
 pub mod outbox;
+pub mod paging;
+#[cfg(feature = "testing")]
+pub mod smtp_sink;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

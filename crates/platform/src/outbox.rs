@@ -47,7 +47,7 @@ pub(crate) async fn create_tables(db: &Database) -> anyhow::Result<()> {
             .await
             .context("creating outbox and inbox")?;
     }
-    Ok(())
+    crate::deadletters::create_tables(db).await
 }
 
 /// Records that `consumer` handles `event_id` now; false if it already did.

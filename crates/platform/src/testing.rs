@@ -6,11 +6,27 @@
 //! `HERALD_TEST_REDIS_URL`, defaulting to the standard local ports. When they are not
 //! reachable the real-backend run is skipped with a message, except when `CI=true`: then
 //! the test fails loudly.
+//!
+//! Beside that, what every service's tests do alike: keys and tokens, a migrated database
+//! and its cleanup, the outbox read back, the bus, and requests sent through a router.
 
 use std::net::ToSocketAddrs;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use herald_events::{Envelope, Role};
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+use crate::auth::{SigningKey, TokenVerifier};
+use crate::bus::{Bus, BusBackend, QueueSpec, RabbitBus};
 use crate::config::Settings;
+use crate::db::{Database, Migrations};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendSet {
@@ -132,4 +148,163 @@ pub fn isolated_settings(set: BackendSet, data_dir: &std::path::Path) -> Setting
         settings.redis_url = Some(real.redis_url);
     }
     settings
+}
+
+/// A signing key made for one test, and a verifier that trusts only it.
+pub struct TestKey {
+    pub signing_key: SigningKey,
+    pub verifier: TokenVerifier,
+}
+
+impl TestKey {
+    pub fn generate() -> TestKey {
+        let signing_key = SigningKey::generate().expect("generating a signing key");
+        let verifier = TokenVerifier::new(&[signing_key.public_key().clone()])
+            .expect("trusting the signing key");
+        TestKey {
+            signing_key,
+            verifier,
+        }
+    }
+
+    /// A token for `user_id` in `role`, valid for ten minutes.
+    pub fn token(&self, user_id: Uuid, role: Role) -> String {
+        self.signing_key
+            .issue(user_id, role, Duration::from_secs(600))
+            .expect("issuing a token")
+    }
+}
+
+/// The service's storage as the settings say, migrated twice: the second run must change
+/// nothing.
+pub async fn migrated_database(
+    settings: &Settings,
+    service: &str,
+    migrations: &Migrations,
+) -> Database {
+    let db = Database::connect_migrated(settings, service, migrations)
+        .await
+        .expect("connecting and migrating the database");
+    db.migrate(migrations)
+        .await
+        .expect("migrating the database a second time");
+    db
+}
+
+/// Drops the test's PostgreSQL schema (nothing to drop on SQLite) and closes the pool.
+pub async fn drop_schema(db: &Database) {
+    if let Some(schema) = db.schema() {
+        sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .execute(db.pool())
+            .await
+            .expect("dropping the test's schema");
+    }
+    db.close().await;
+}
+
+/// Every event in the outbox not yet relayed, oldest first.
+pub async fn outbox_events(db: &Database) -> Vec<Envelope> {
+    let rows: Vec<String> = sqlx::query_scalar("SELECT envelope FROM herald_outbox ORDER BY seq")
+        .fetch_all(db.pool())
+        .await
+        .expect("reading the outbox");
+    rows.iter()
+        .map(|row| serde_json::from_str(row).expect("an outbox envelope"))
+        .collect()
+}
+
+/// The bus of one service test: RabbitMQ on the real backends (its queues deleted by
+/// [`TestBus::finish`]), the in-process bus otherwise.
+pub struct TestBus {
+    bus: Bus,
+    rabbit: Option<Arc<RabbitBus>>,
+    topology: Vec<QueueSpec>,
+}
+
+impl TestBus {
+    /// Connects as the settings say and declares `topology`.
+    pub async fn connect(settings: &Settings, topology: Vec<QueueSpec>) -> TestBus {
+        let rabbit = match &settings.amqp_url {
+            Some(url) => Some(Arc::new(
+                RabbitBus::connect(url, &settings.bus_prefix)
+                    .await
+                    .expect("connecting to RabbitMQ"),
+            )),
+            None => None,
+        };
+        let bus = match &rabbit {
+            Some(rabbit) => Bus::from_backend(rabbit.clone() as Arc<dyn BusBackend>),
+            None => Bus::connect(settings, &topology)
+                .await
+                .expect("opening the bus"),
+        };
+        bus.declare(&topology).await.expect("declaring the queues");
+        TestBus {
+            bus,
+            rabbit,
+            topology,
+        }
+    }
+
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    /// Deletes the test's RabbitMQ queues.
+    pub async fn finish(self) {
+        if let Some(rabbit) = self.rabbit {
+            rabbit
+                .delete_topology(&self.topology)
+                .await
+                .expect("deleting the test's queues");
+        }
+    }
+}
+
+/// Waits for each background task to end (after its shutdown was asked), 10 s at most each.
+pub async fn join_tasks(tasks: impl IntoIterator<Item = JoinHandle<()>>) {
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("a task did not stop within 10 s")
+            .expect("a task panicked");
+    }
+}
+
+/// Sends one request through `router`, with the bearer `token` and the JSON `body` if given.
+/// The answer's body is its JSON, `Null` when empty, or its text when not JSON.
+pub async fn call(
+    router: &Router,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let body = match body {
+        Some(json) => {
+            request = request.header("content-type", "application/json");
+            Body::from(json.to_string())
+        }
+        None => Body::empty(),
+    };
+    let response = router
+        .clone()
+        .oneshot(request.body(body).expect("building the request"))
+        .await
+        .expect("the router answers");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("reading the answer's body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    (status, body)
 }

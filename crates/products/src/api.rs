@@ -8,6 +8,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use herald_platform::auth::{Caller, Claims, TokenVerifier};
 use herald_platform::http::created;
+use herald_platform::paging::{PageInfo, take_page};
 use herald_platform::{ApiError, ApiResult};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -79,13 +80,6 @@ pub struct ListQuery {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PageInfo {
-    pub has_next_page: bool,
-    pub end_cursor: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub struct ProductPage {
     pub nodes: Vec<Product>,
     pub page_info: PageInfo,
@@ -124,18 +118,13 @@ async fn list_products(
         query.search.as_deref(),
     )?;
     let mut tx = begin_snapshot(state.catalog.db()).await?;
-    let mut nodes = products::list_products(&mut tx, &page).await?;
+    let rows = products::list_products(&mut tx, &page).await?;
     let total_count = products::count_products(&mut *tx, &page.filter).await?;
     tx.commit().await?;
-    let has_next_page = nodes.len() as i64 > page.first;
-    nodes.truncate(page.first as usize);
-    let end_cursor = nodes.last().map(|p| p.id.to_string());
+    let (nodes, page_info) = take_page(rows, page.first, |p| p.id);
     Ok(Json(ProductPage {
         nodes,
-        page_info: PageInfo {
-            has_next_page,
-            end_cursor,
-        },
+        page_info,
         total_count,
     }))
 }

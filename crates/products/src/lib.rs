@@ -19,6 +19,7 @@ use herald_platform::Settings;
 use herald_platform::auth::TokenVerifier;
 use herald_platform::bus::{Bus, ConsumerOptions};
 use herald_platform::db::{Database, Migrations};
+use herald_platform::deadletters::{self, DeadLetters};
 use herald_platform::http::{BuiltService, Readiness, service_router};
 use herald_platform::outbox::Outbox;
 use tokio_util::sync::CancellationToken;
@@ -54,16 +55,28 @@ pub async fn build(
     let consuming = bus.spawn_consumer(
         QUEUE,
         Arc::new(ProductsConsumer::new(catalog.clone())),
-        ConsumerOptions::default(),
+        ConsumerOptions::from_settings(settings),
+        Arc::new(DeadLetters::new(db.clone())),
         shutdown,
     );
-    let state = ProductsState { catalog, verifier };
+    let state = ProductsState {
+        catalog,
+        verifier: verifier.clone(),
+    };
     let readiness = Readiness::default()
         .database("products_database", &db)
         .bus(bus);
     Ok(BuiltService {
         name: SERVICE,
-        router: service_router(SERVICE, api::router(state), readiness.clone()),
+        router: service_router(
+            SERVICE,
+            api::router(state).merge(deadletters::router(
+                DeadLetters::new(db.clone()),
+                bus.clone(),
+                verifier,
+            )),
+            readiness.clone(),
+        ),
         readiness,
         tasks: vec![relay, consuming],
     })

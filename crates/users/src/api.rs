@@ -9,7 +9,7 @@ use axum::extract::{FromRef, Path, State};
 use axum::response::Response;
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
-use herald_events::{Envelope, PreferencesUpdated, Role, UserRegistered};
+use herald_events::{Envelope, Role, UserRegistered};
 use herald_platform::auth::{Caller, KeySet, SigningKey, TokenVerifier};
 use herald_platform::cache::Cache;
 use herald_platform::db::Database;
@@ -207,31 +207,10 @@ async fn update_preferences(
     Json(patch): Json<PreferencesPatch>,
 ) -> ApiResult<Json<User>> {
     let mut tx = state.db.begin().await?;
-    let Some(mut user) = store::find_user_for_update(&mut tx, &state.db, claims.sub).await? else {
-        return Err(ApiError::unauthenticated(
-            "the account of this token no longer exists",
-        ));
-    };
-    let preferences = patch.apply(&user.preferences)?;
-    if preferences == user.preferences {
-        return Ok(Json(user));
-    }
-    let version = store::update_preferences(&mut tx, user.id, &preferences).await?;
-    let event = PreferencesUpdated {
-        user_id: user.id,
-        preferences: preferences.clone(),
-        preferences_version: version,
-    };
-    state
-        .outbox
-        .add(
-            &mut tx,
-            &Envelope::new(SERVICE, Some(user.id.to_string()), &event),
-        )
-        .await?;
+    let user = crate::preferences::change(&mut tx, &state.db, &state.outbox, claims.sub, patch)
+        .await?
+        .ok_or_else(|| ApiError::unauthenticated("the account of this token no longer exists"))?;
     state.outbox.commit(tx).await?;
-    user.preferences = preferences;
-    user.preferences_version = version;
     Ok(Json(user))
 }
 

@@ -3,7 +3,9 @@
 //! `user.preferences_updated` through its outbox.
 
 pub mod api;
+pub mod consumer;
 pub mod domain;
+pub mod preferences;
 pub mod store;
 
 use std::sync::Arc;
@@ -15,9 +17,10 @@ use base64::engine::general_purpose::STANDARD;
 use herald_events::Role;
 use herald_platform::Settings;
 use herald_platform::auth::{KeySet, SigningKey, TokenVerifier};
-use herald_platform::bus::Bus;
+use herald_platform::bus::{Bus, ConsumerOptions};
 use herald_platform::cache::Cache;
 use herald_platform::db::{Database, Migrations};
+use herald_platform::deadletters::{self, DeadLetters};
 use herald_platform::http::{BuiltService, Readiness, service_router};
 use herald_platform::outbox::Outbox;
 use tokio_util::sync::CancellationToken;
@@ -67,16 +70,34 @@ pub async fn build(
     if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
         ensure_admin(&state, email, password).await?;
     }
-    let relay = outbox.spawn_relay(bus.clone(), shutdown);
+    let relay = outbox.spawn_relay(bus.clone(), shutdown.clone());
+    let consuming = bus.spawn_consumer(
+        consumer::QUEUE,
+        Arc::new(consumer::UsersConsumer {
+            db: db.clone(),
+            outbox: outbox.clone(),
+        }),
+        ConsumerOptions::from_settings(settings),
+        Arc::new(DeadLetters::new(db.clone())),
+        shutdown,
+    );
     let readiness = Readiness::default()
         .database("users_database", &db)
         .bus(bus)
         .cache(cache);
     Ok(BuiltService {
         name: SERVICE,
-        router: service_router(SERVICE, api::router(state), readiness.clone()),
+        router: service_router(
+            SERVICE,
+            api::router(state.clone()).merge(deadletters::router(
+                DeadLetters::new(db.clone()),
+                bus.clone(),
+                state.verifier.clone(),
+            )),
+            readiness.clone(),
+        ),
         readiness,
-        tasks: vec![relay],
+        tasks: vec![relay, consuming],
     })
 }
 

@@ -175,7 +175,9 @@ pub async fn insert_signing_key(
 #[cfg(test)]
 mod tests {
     use herald_events::Role;
-    use herald_platform::testing::{backend_sets, isolated_settings};
+    use herald_platform::testing::{
+        backend_sets, drop_schema, isolated_settings, migrated_database,
+    };
 
     use super::*;
 
@@ -183,22 +185,12 @@ mod tests {
         set: herald_platform::testing::BackendSet,
         dir: &std::path::Path,
     ) -> Database {
-        let db = crate::connect_database(&isolated_settings(set, dir))
-            .await
-            .unwrap();
-        // Running the migrations twice changes nothing.
-        db.migrate(&crate::migrations()).await.unwrap();
-        db
-    }
-
-    async fn drop_schema(db: &Database) {
-        if let Some(schema) = db.schema() {
-            sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-                .execute(db.pool())
-                .await
-                .unwrap();
-        }
-        db.close().await;
+        migrated_database(
+            &isolated_settings(set, dir),
+            crate::SERVICE,
+            &crate::migrations(),
+        )
+        .await
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! The GraphQL schema: the contract's operations, each a call to the owning service.
 
 mod catalog;
+mod deadletters;
 mod notifications;
 mod orders;
 mod users;
@@ -18,6 +19,7 @@ pub struct Query(
     notifications::NotificationQuery,
     catalog::CatalogQuery,
     orders::OrderQuery,
+    deadletters::DeadLetterQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -26,6 +28,7 @@ pub struct Mutation(
     notifications::NotificationMutation,
     catalog::CatalogMutation,
     orders::OrderMutation,
+    deadletters::DeadLetterMutation,
 );
 
 /// Ids are UUIDs; anything else cannot name an existing thing.

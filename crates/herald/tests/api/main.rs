@@ -5,7 +5,9 @@
 
 mod cli;
 mod commerce;
+mod deadletters;
 mod graphql_errors;
+mod lanes;
 mod notifications;
 mod operations;
 mod processes;

@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 use crate::delivery::Notifier;
 
 /// The queue this service consumes, and its name in the inbox.
+/// The consumer's name in the inbox (both lanes share it: an event is in one lane only).
 pub const QUEUE: &str = "notifications";
 
 /// Every event type this consumer acts on: the queue must be bound to each of them.
@@ -99,24 +100,34 @@ impl EventHandler for NotificationsConsumer {
 
 #[cfg(test)]
 mod tests {
+    use herald_events::{NOTIFICATIONS_CRITICAL, NOTIFICATIONS_STANDARD};
     use herald_platform::bus::{topic_matches, topology};
 
     use super::*;
 
     #[test]
-    fn the_queue_is_bound_to_every_type_the_consumer_acts_on() {
-        let queue = topology()
+    fn the_lanes_are_bound_to_every_type_the_consumer_acts_on() {
+        let lanes: Vec<_> = topology()
             .into_iter()
-            .find(|q| q.name == QUEUE)
-            .expect("the notifications queue is in the topology");
+            .filter(|q| [NOTIFICATIONS_CRITICAL, NOTIFICATIONS_STANDARD].contains(&q.name.as_str()))
+            .collect();
+        assert_eq!(
+            lanes.len(),
+            2,
+            "both notification lanes are in the topology"
+        );
         let unbound: Vec<&str> = HANDLED_TYPES
             .iter()
             .copied()
-            .filter(|t| !queue.bindings.iter().any(|b| topic_matches(b, t)))
+            .filter(|t| {
+                !lanes
+                    .iter()
+                    .any(|q| q.bindings.iter().any(|b| topic_matches(b, t)))
+            })
             .collect();
         assert!(
             unbound.is_empty(),
-            "herald_events::TOPOLOGY does not route {unbound:?} to the {QUEUE} queue"
+            "herald_events::TOPOLOGY does not route {unbound:?} to a notifications lane"
         );
         assert_eq!(orders::notified_status("order.placed"), None);
     }

@@ -1,10 +1,10 @@
 use axum::http::{Method, StatusCode};
 use chrono::{DateTime, Utc};
-use herald_platform::testing::backend_sets;
+use herald_platform::testing::{backend_sets, call};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{TestService, call};
+use super::TestService;
 use crate::domain::NotificationType;
 
 fn titles(page: &Value) -> Vec<String> {
@@ -185,10 +185,10 @@ async fn bad_paging_is_bad_user_input_and_a_token_is_required() {
             (Method::GET, "/notifications/unread-count"),
             (Method::POST, "/notifications/read-all"),
         ] {
-            let (status, body) = call(&s.router, method.clone(), path, None).await;
+            let (status, body) = call(&s.router, method.clone(), path, None, None).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
             assert_eq!(body["code"], "UNAUTHENTICATED");
-            let (status, _) = call(&s.router, method, path, Some("forged.token.here")).await;
+            let (status, _) = call(&s.router, method, path, Some("forged.token.here"), None).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
         }
         s.finish().await;

@@ -7,20 +7,17 @@ mod orders;
 mod products;
 mod service;
 
-use std::time::Duration;
-
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use herald_events::{Envelope, Preferences, PreferencesUpdated, Role, UserRegistered};
-use herald_platform::auth::{SigningKey, TokenVerifier};
 use herald_platform::bus::{EventHandler, HandlerError};
 use herald_platform::cache::Cache;
 use herald_platform::db::Database;
 use herald_platform::http::{Readiness, service_router};
-use herald_platform::testing::{BackendSet, isolated_settings};
+use herald_platform::testing::{
+    BackendSet, TestKey, call, drop_schema, isolated_settings, migrated_database,
+};
 use serde_json::Value;
-use tower::ServiceExt;
 use uuid::Uuid;
 
 use crate::api::NotificationsState;
@@ -37,7 +34,7 @@ pub(crate) struct TestService {
     pub consumer: NotificationsConsumer,
     pub notifier: Notifier,
     pub router: Router,
-    key: SigningKey,
+    key: TestKey,
     _dir: tempfile::TempDir,
 }
 
@@ -45,18 +42,16 @@ impl TestService {
     pub async fn start(set: BackendSet) -> TestService {
         let dir = tempfile::tempdir().unwrap();
         let settings = isolated_settings(set, dir.path());
-        let db = Database::connect(&settings, SERVICE).await.unwrap();
-        db.migrate(&migrations()).await.unwrap();
+        let db = migrated_database(&settings, SERVICE, &migrations()).await;
         let cache = Cache::connect(&settings).await.unwrap();
         let unread = UnreadCounts::new(cache);
         let notifier = Notifier::new(unread.clone());
         let consumer = NotificationsConsumer::new(db.clone(), notifier.clone());
-        let key = SigningKey::generate().unwrap();
-        let verifier = TokenVerifier::new(&[key.public_key().clone()]).unwrap();
+        let key = TestKey::generate();
         let state = NotificationsState {
             db: db.clone(),
             unread,
-            verifier,
+            verifier: key.verifier.clone(),
         };
         let router = service_router(SERVICE, crate::api::router(state), Readiness::default());
         TestService {
@@ -144,55 +139,21 @@ impl TestService {
     }
 
     pub fn token(&self, user_id: Uuid) -> String {
-        self.key
-            .issue(user_id, Role::Customer, Duration::from_secs(600))
-            .unwrap()
+        self.key.token(user_id, Role::Customer)
     }
 
     pub async fn get(&self, path: &str, user_id: Uuid) -> (StatusCode, Value) {
-        call(&self.router, Method::GET, path, Some(&self.token(user_id))).await
+        self.call_as(Method::GET, path, user_id).await
     }
 
     pub async fn post(&self, path: &str, user_id: Uuid) -> (StatusCode, Value) {
-        call(&self.router, Method::POST, path, Some(&self.token(user_id))).await
+        self.call_as(Method::POST, path, user_id).await
     }
-}
 
-pub(crate) async fn drop_schema(db: &Database) {
-    if let Some(schema) = db.schema() {
-        sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-            .execute(db.pool())
-            .await
-            .unwrap();
+    async fn call_as(&self, method: Method, path: &str, user_id: Uuid) -> (StatusCode, Value) {
+        let token = self.token(user_id);
+        call(&self.router, method, path, Some(&token), None).await
     }
-    db.close().await;
-}
-
-pub(crate) async fn call(
-    router: &Router,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-) -> (StatusCode, Value) {
-    let mut request = Request::builder().method(method).uri(path);
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    let response = router
-        .clone()
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
-    (status, body)
 }
 
 pub(crate) fn registered(

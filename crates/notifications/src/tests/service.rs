@@ -1,21 +1,21 @@
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::{Method, StatusCode};
 use herald_events::{OrderStatus, Preferences, Role};
-use herald_platform::auth::{SigningKey, TokenVerifier};
-use herald_platform::bus::{Bus, BusBackend, RabbitBus, topology};
+use herald_platform::bus::topology;
 use herald_platform::cache::Cache;
 use herald_platform::db::Database;
-use herald_platform::testing::{backend_sets, isolated_settings};
+use herald_platform::testing::{
+    TestBus, TestKey, backend_sets, call, drop_schema, isolated_settings, join_tasks,
+};
 use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::orders::{order_event, order_of};
-use super::{call, drop_schema, registered};
+use super::registered;
 use crate::{SERVICE, build};
 
 /// The caller's first page once its newest notification is `wanted`; None after 20 s.
@@ -26,7 +26,7 @@ async fn first_notification_within(
 ) -> Option<Value> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        let (status, page) = call(router, Method::GET, "/notifications", Some(token)).await;
+        let (status, page) = call(router, Method::GET, "/notifications", Some(token), None).await;
         assert_eq!(status, StatusCode::OK);
         if page["nodes"]
             .as_array()
@@ -45,33 +45,26 @@ async fn events_published_on_the_bus_become_notifications() {
     for set in backend_sets() {
         let dir = tempfile::tempdir().unwrap();
         let settings = isolated_settings(set, dir.path());
-        let topology = topology();
-        let rabbit = match &settings.amqp_url {
-            Some(url) => Some(Arc::new(
-                RabbitBus::connect(url, &settings.bus_prefix).await.unwrap(),
-            )),
-            None => None,
-        };
-        let bus = match &rabbit {
-            Some(rabbit) => Bus::from_backend(rabbit.clone() as Arc<dyn BusBackend>),
-            None => Bus::connect(&settings, &topology).await.unwrap(),
-        };
-        bus.declare(&topology).await.unwrap();
+        let bus = TestBus::connect(&settings, topology()).await;
         let cache = Cache::connect(&settings).await.unwrap();
-        let key = SigningKey::generate().unwrap();
-        let verifier = TokenVerifier::new(&[key.public_key().clone()]).unwrap();
+        let key = TestKey::generate();
         let shutdown = CancellationToken::new();
-        let service = build(&settings, &bus, &cache, verifier, shutdown.clone())
-            .await
-            .unwrap();
+        let service = build(
+            &settings,
+            bus.bus(),
+            &cache,
+            key.verifier.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
 
         let ada = Uuid::now_v7();
-        bus.publish(&[registered(ada, "Ada", Preferences::default(), 1)])
+        bus.bus()
+            .publish(&[registered(ada, "Ada", Preferences::default(), 1)])
             .await
             .unwrap();
-        let token = key
-            .issue(ada, Role::Customer, Duration::from_secs(600))
-            .unwrap();
+        let token = key.token(ada, Role::Customer);
         let welcome = first_notification_within(&service.router, &token, |_| true).await;
         let Some(page) = welcome else {
             panic!("no welcome within 20 s on {set:?}");
@@ -82,7 +75,8 @@ async fn events_published_on_the_bus_become_notifications() {
         );
         assert_eq!(page["totalCount"], 1);
 
-        bus.publish(&[order_event(OrderStatus::Shipped, &order_of(ada))])
+        bus.bus()
+            .publish(&[order_event(OrderStatus::Shipped, &order_of(ada))])
             .await
             .unwrap();
         let shipped =
@@ -93,19 +87,12 @@ async fn events_published_on_the_bus_become_notifications() {
             "no order update within 20 s on {set:?}: is the queue bound to order.shipped?"
         );
 
-        let (status, ready) = call(&service.router, Method::GET, "/ready", None).await;
+        let (status, ready) = call(&service.router, Method::GET, "/ready", None, None).await;
         assert_eq!(status, StatusCode::OK, "{ready}");
 
         shutdown.cancel();
-        for task in service.tasks {
-            tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .unwrap()
-                .unwrap();
-        }
-        if let Some(rabbit) = rabbit {
-            rabbit.delete_topology(&topology).await.unwrap();
-        }
+        join_tasks(service.tasks).await;
+        bus.finish().await;
         drop_schema(&Database::connect(&settings, SERVICE).await.unwrap()).await;
     }
 }

@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 
 use herald_platform::ApiError;
+use herald_platform::paging::page_size;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -102,14 +103,7 @@ impl PageSize {
     pub const MAX: i64 = 100;
 
     pub fn parse(first: Option<i64>) -> Result<PageSize, ApiError> {
-        let first = first.unwrap_or(Self::DEFAULT);
-        if !(1..=Self::MAX).contains(&first) {
-            return Err(ApiError::bad_input(format!(
-                "first must be between 1 and {}, got {first}",
-                Self::MAX
-            )));
-        }
-        Ok(PageSize(first))
+        page_size(first, Self::DEFAULT, Self::MAX).map(PageSize)
     }
 
     pub fn get(self) -> i64 {

@@ -8,19 +8,16 @@ mod service;
 mod stock_room;
 mod store;
 
-use std::time::Duration;
-
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use herald_events::{Envelope, Role};
-use herald_platform::auth::{SigningKey, TokenVerifier};
 use herald_platform::db::Database;
 use herald_platform::http::{Readiness, service_router};
 use herald_platform::outbox::Outbox;
-use herald_platform::testing::{BackendSet, isolated_settings};
+use herald_platform::testing::{
+    BackendSet, TestKey, call, drop_schema, isolated_settings, migrated_database, outbox_events,
+};
 use serde_json::Value;
-use tower::ServiceExt;
 use uuid::Uuid;
 
 use crate::api::OrdersState;
@@ -34,7 +31,7 @@ pub(crate) struct TestService {
     pub db: Database,
     pub router: Router,
     pub stock_room: StockRoom,
-    key: SigningKey,
+    key: TestKey,
     _dir: tempfile::TempDir,
 }
 
@@ -53,16 +50,14 @@ impl TestService {
     ) -> TestService {
         let dir = tempfile::tempdir().unwrap();
         let settings = isolated_settings(set, dir.path());
-        let db = crate::connect_database(&settings).await.unwrap();
-        // Running the migrations twice changes nothing.
-        db.migrate(&migrations()).await.unwrap();
-        let key = SigningKey::generate().unwrap();
+        let db = migrated_database(&settings, SERVICE, &migrations()).await;
+        let key = TestKey::generate();
         stock_room.trust(&key);
         let state = OrdersState {
             db: db.clone(),
             outbox: Outbox::new(db.clone()),
             inventory: Inventory::new(products_url),
-            verifier: TokenVerifier::new(&[key.public_key().clone()]).unwrap(),
+            verifier: key.verifier.clone(),
         };
         let router = service_router(SERVICE, crate::api::router(state), Readiness::default());
         TestService {
@@ -80,9 +75,7 @@ impl TestService {
     }
 
     pub fn token(&self, user_id: Uuid, role: Role) -> String {
-        self.key
-            .issue(user_id, role, Duration::from_secs(600))
-            .unwrap()
+        self.key.token(user_id, role)
     }
 
     pub async fn call(
@@ -160,60 +153,4 @@ impl TestService {
             .await
             .unwrap()
     }
-}
-
-pub(crate) async fn outbox_events(db: &Database) -> Vec<Envelope> {
-    let rows: Vec<String> = sqlx::query_scalar("SELECT envelope FROM herald_outbox ORDER BY seq")
-        .fetch_all(db.pool())
-        .await
-        .unwrap();
-    rows.iter()
-        .map(|row| serde_json::from_str(row).unwrap())
-        .collect()
-}
-
-pub(crate) async fn drop_schema(db: &Database) {
-    if let Some(schema) = db.schema() {
-        sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-            .execute(db.pool())
-            .await
-            .unwrap();
-    }
-    db.close().await;
-}
-
-pub(crate) async fn call(
-    router: &Router,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = Request::builder().method(method).uri(path);
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    let body = match body {
-        Some(body) => {
-            request = request.header("content-type", "application/json");
-            Body::from(body.to_string())
-        }
-        None => Body::empty(),
-    };
-    let response = router
-        .clone()
-        .oneshot(request.body(body).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-    };
-    (status, body)
 }

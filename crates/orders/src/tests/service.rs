@@ -4,18 +4,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::http::{Method, StatusCode};
 use herald_events::{Envelope, Role};
-use herald_platform::auth::{SigningKey, TokenVerifier};
-use herald_platform::bus::{
-    Bus, BusBackend, ConsumerOptions, EventHandler, HandlerError, QueueSpec, RabbitBus,
-};
+use herald_platform::bus::{ConsumerOptions, EventHandler, HandlerError, QueueSpec};
 use herald_platform::db::Database;
-use herald_platform::testing::{backend_sets, isolated_settings};
+use herald_platform::deadletters::DeadLetters;
+use herald_platform::testing::{
+    TestBus, TestKey, backend_sets, call, drop_schema, isolated_settings, join_tasks,
+};
 use serde_json::json;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{StockRoom, call, drop_schema};
+use super::StockRoom;
 use crate::{SERVICE, build};
 
 /// Collects every event its queue receives.
@@ -43,37 +43,27 @@ async fn a_placed_order_is_published_on_the_bus() {
         let mut settings = isolated_settings(set, dir.path());
         settings.products_url = Some(stock_room.url());
         let topology = vec![QueueSpec::new("order-listener", &["order.*"])];
-        let rabbit = match &settings.amqp_url {
-            Some(url) => Some(Arc::new(
-                RabbitBus::connect(url, &settings.bus_prefix).await.unwrap(),
-            )),
-            None => None,
-        };
-        let bus = match &rabbit {
-            Some(rabbit) => Bus::from_backend(rabbit.clone() as Arc<dyn BusBackend>),
-            None => Bus::connect(&settings, &topology).await.unwrap(),
-        };
-        bus.declare(&topology).await.unwrap();
-        let key = SigningKey::generate().unwrap();
+        let bus = TestBus::connect(&settings, topology).await;
+        let key = TestKey::generate();
         stock_room.trust(&key);
-        let verifier = TokenVerifier::new(&[key.public_key().clone()]).unwrap();
         let shutdown = CancellationToken::new();
-        let service = build(&settings, &bus, verifier, shutdown.clone())
+        let service = build(&settings, bus.bus(), key.verifier.clone(), shutdown.clone())
             .await
             .unwrap();
         let listener = Arc::new(Listener::default());
-        let listening = bus.spawn_consumer(
+        let listening = bus.bus().spawn_consumer(
             "order-listener",
             listener.clone(),
             ConsumerOptions::default(),
+            Arc::new(DeadLetters::new(
+                crate::connect_database(&settings).await.unwrap(),
+            )),
             shutdown.clone(),
         );
 
         let beans = stock_room.add("Espresso Beans", 1_250, "EUR", 10);
         let ada = Uuid::now_v7();
-        let token = key
-            .issue(ada, Role::Customer, Duration::from_secs(600))
-            .unwrap();
+        let token = key.token(ada, Role::Customer);
         let body = json!({ "items": [{ "productId": beans, "quantity": 2 }] });
         let (status, order) = call(
             &service.router,
@@ -109,15 +99,8 @@ async fn a_placed_order_is_published_on_the_bus() {
         assert_eq!(ready["checks"]["orders_database"], "up");
 
         shutdown.cancel();
-        for task in service.tasks.into_iter().chain([listening]) {
-            tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .unwrap()
-                .unwrap();
-        }
-        if let Some(rabbit) = rabbit {
-            rabbit.delete_topology(&topology).await.unwrap();
-        }
+        join_tasks(service.tasks.into_iter().chain([listening])).await;
+        bus.finish().await;
         drop_schema(&Database::connect(&settings, SERVICE).await.unwrap()).await;
     }
 }

@@ -9,7 +9,8 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
-use herald_platform::auth::{SigningKey, TokenVerifier};
+use herald_platform::auth::TokenVerifier;
+use herald_platform::testing::TestKey;
 use herald_platform::{ApiError, ErrorCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -84,8 +85,8 @@ impl StockRoom {
     }
 
     /// Accepts tokens signed by `key`.
-    pub fn trust(&self, key: &SigningKey) {
-        self.shelf().verifier = Some(TokenVerifier::new(&[key.public_key().clone()]).unwrap());
+    pub fn trust(&self, key: &TestKey) {
+        self.shelf().verifier = Some(key.verifier.clone());
     }
 
     /// Adds a product in category "coffee"; returns its id.

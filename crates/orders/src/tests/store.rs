@@ -1,9 +1,8 @@
 use herald_events::OrderStatus;
 use herald_platform::db::Database;
-use herald_platform::testing::{backend_sets, isolated_settings};
+use herald_platform::testing::{backend_sets, drop_schema, isolated_settings, migrated_database};
 use uuid::Uuid;
 
-use super::drop_schema;
 use crate::domain::{LineInput, OrderRequest, PageSize, PricedLine, PricedOrder, Viewer};
 use crate::store::{
     self, Order, change_status, confirm_order, delete_unpriced_order, find_order,
@@ -11,9 +10,12 @@ use crate::store::{
 };
 
 async fn database(set: herald_platform::testing::BackendSet, dir: &std::path::Path) -> Database {
-    crate::connect_database(&isolated_settings(set, dir))
-        .await
-        .unwrap()
+    migrated_database(
+        &isolated_settings(set, dir),
+        crate::SERVICE,
+        &crate::migrations(),
+    )
+    .await
 }
 
 /// Stores an unpriced PLACED order of `lines` (name, quantity) and returns its id and the

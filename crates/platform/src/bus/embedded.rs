@@ -10,19 +10,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use std::panic::AssertUnwindSafe;
-
-use futures::FutureExt;
 use futures::future::join_all;
 use herald_events::Envelope;
 use sqlx::Row;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    BusBackend, ConsumerOptions, EventHandler, HandlerError, QueueSpec, handle_recorded,
-    topic_matches,
+use super::delivery::{
+    SAMPLE_EVERY, Verdict, dead_letter, judge, record_lag, record_sample, store_retry_delay,
 };
+use super::{BusBackend, ConsumerOptions, DeadLetterSink, EventHandler, QueueSpec, topic_matches};
 use crate::db::{Database, now_micros};
 
 /// How long a claimed message stays invisible to other claims while its handler runs.
@@ -88,15 +85,15 @@ impl EmbeddedBus {
         queues
     }
 
-    /// Claims up to `limit` due messages of `queue`.
-    async fn claim(&self, queue: &str, limit: usize) -> anyhow::Result<Vec<(i64, String, i64)>> {
+    /// Claims up to `limit` due messages of `queue`, counting the delivery in `attempts`.
+    async fn claim(&self, queue: &str, limit: usize) -> anyhow::Result<Vec<Claimed>> {
         let now = now_micros();
         let rows = sqlx::query(
             "UPDATE bus_messages SET locked_until = $1, attempts = attempts + 1
              WHERE seq IN (SELECT seq FROM bus_messages
                            WHERE queue = $2 AND available_at <= $3 AND locked_until <= $3
                            ORDER BY seq LIMIT $4)
-             RETURNING seq, body, attempts",
+             RETURNING seq, body, attempts, available_at",
         )
         .bind(now + LEASE.as_micros() as i64)
         .bind(queue)
@@ -106,32 +103,205 @@ impl EmbeddedBus {
         .await?;
         let mut claimed = rows
             .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-            .collect::<Result<Vec<(i64, String, i64)>, sqlx::Error>>()?;
-        claimed.sort_by_key(|(seq, _, _)| *seq);
+            .map(|r| {
+                Ok(Claimed {
+                    seq: r.try_get(0)?,
+                    body: r.try_get(1)?,
+                    attempts: r.try_get(2)?,
+                    available_at: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<Vec<Claimed>, sqlx::Error>>()?;
+        claimed.sort_by_key(|m| m.seq);
         Ok(claimed)
     }
 
-    async fn settle(&self, done: &[i64], retry: &[(i64, i64)]) -> anyhow::Result<()> {
+    /// Handles one claimed message and decides what becomes of its row.
+    async fn settle_one(
+        &self,
+        queue: &str,
+        consumer: &Consumer,
+        message: &Claimed,
+    ) -> (i64, Settlement) {
+        let now = now_micros();
+        record_lag(
+            queue,
+            Duration::from_micros(u64::try_from(now - message.available_at).unwrap_or(0)),
+        );
+        let attempt = u32::try_from(message.attempts).unwrap_or(u32::MAX).max(1);
+        let body = message.body.as_bytes();
+        let judged = judge(
+            queue,
+            consumer.handler.as_ref(),
+            body,
+            attempt,
+            &consumer.options,
+        )
+        .await;
+        let later = |delay: Duration, attempts: i64| Settlement::Later {
+            available_at: now_micros() + delay.as_micros() as i64,
+            attempts,
+        };
+        let settlement = match &judged.verdict {
+            Verdict::Handled => Settlement::Remove,
+            Verdict::Retry(delay) => later(*delay, message.attempts),
+            Verdict::DeadLetter(error) => {
+                let stored = dead_letter(
+                    consumer.dead_letters.as_ref(),
+                    queue,
+                    &judged,
+                    body,
+                    error,
+                    attempt,
+                )
+                .await;
+                if stored {
+                    Settlement::Remove
+                } else {
+                    // The same attempt comes again once the store may work.
+                    later(store_retry_delay(&consumer.options), message.attempts - 1)
+                }
+            }
+        };
+        (message.seq, settlement)
+    }
+
+    async fn settle(&self, settlements: &[(i64, Settlement)]) -> anyhow::Result<()> {
         let mut tx = self.db.begin().await?;
-        for seq in done {
-            sqlx::query("DELETE FROM bus_messages WHERE seq = $1")
-                .bind(seq)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for (seq, available_at) in retry {
-            sqlx::query(
-                "UPDATE bus_messages SET locked_until = 0, available_at = $1 WHERE seq = $2",
-            )
-            .bind(available_at)
-            .bind(seq)
-            .execute(&mut *tx)
-            .await?;
+        for (seq, settlement) in settlements {
+            match settlement {
+                Settlement::Remove => {
+                    sqlx::query("DELETE FROM bus_messages WHERE seq = $1")
+                        .bind(seq)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Settlement::Later {
+                    available_at,
+                    attempts,
+                } => {
+                    sqlx::query(
+                        "UPDATE bus_messages SET locked_until = 0, available_at = $1, attempts = $2
+                         WHERE seq = $3",
+                    )
+                    .bind(available_at)
+                    .bind(attempts)
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
         }
         tx.commit().await?;
         Ok(())
     }
+
+    /// Ready messages (due and not being handled, as RabbitMQ counts them) and how long the
+    /// oldest of them has been due.
+    async fn sample(&self, queue: &str) -> anyhow::Result<(u64, Duration)> {
+        let now = now_micros();
+        let row = sqlx::query(
+            "SELECT COUNT(*), MIN(available_at) FROM bus_messages
+             WHERE queue = $1 AND available_at <= $2 AND locked_until <= $2",
+        )
+        .bind(queue)
+        .bind(now)
+        .fetch_one(self.db.pool())
+        .await?;
+        let depth: i64 = row.try_get(0)?;
+        let oldest: Option<i64> = row.try_get(1)?;
+        let age = oldest.map_or(Duration::ZERO, |at| {
+            Duration::from_micros(u64::try_from(now - at).unwrap_or(0))
+        });
+        Ok((u64::try_from(depth).unwrap_or(0), age))
+    }
+
+    async fn sample_forever(&self, queue: &str) {
+        loop {
+            match self.sample(queue).await {
+                Ok((depth, age)) => record_sample(queue, depth, age),
+                Err(e) => {
+                    tracing::debug!(queue, error = format!("{e:#}"), "sampling the queue failed")
+                }
+            }
+            tokio::time::sleep(SAMPLE_EVERY).await;
+        }
+    }
+
+    async fn consume_until(
+        &self,
+        queue: &str,
+        consumer: &Consumer,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        // Leases held by an earlier run of this process died with it. (One consumer per
+        // queue and process: the embedded bus serves a single process.)
+        sqlx::query("UPDATE bus_messages SET locked_until = 0 WHERE queue = $1")
+            .bind(queue)
+            .execute(self.db.pool())
+            .await?;
+        let waker = self.waker(queue);
+        while !shutdown.is_cancelled() {
+            let batch = match self.claim(queue, consumer.options.concurrency.max(1)).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::warn!(queue, error = format!("{e:#}"), "claiming messages failed");
+                    tokio::time::sleep(POLL).await;
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                tokio::select! {
+                    _ = waker.notified() => {}
+                    _ = tokio::time::sleep(POLL) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+                continue;
+            }
+            let settlements = join_all(
+                batch
+                    .iter()
+                    .map(|message| self.settle_one(queue, consumer, message)),
+            )
+            .await;
+            // Settling must not be lost: without it the messages are redelivered after the lease.
+            let mut backoff = Duration::from_millis(50);
+            while let Err(e) = self.settle(&settlements).await {
+                tracing::warn!(
+                    queue,
+                    error = format!("{e:#}"),
+                    "acknowledging messages failed"
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Claimed {
+    seq: i64,
+    body: String,
+    /// Deliveries so far, this one included.
+    attempts: i64,
+    /// When the message became due: published, or its retry delay ended.
+    available_at: i64,
+}
+
+enum Settlement {
+    Remove,
+    /// Deliver again at `available_at`, with `attempts` deliveries counted so far.
+    Later {
+        available_at: i64,
+        attempts: i64,
+    },
+}
+
+struct Consumer {
+    handler: Arc<dyn EventHandler>,
+    options: ConsumerOptions,
+    dead_letters: Arc<dyn DeadLetterSink>,
 }
 
 #[async_trait]
@@ -191,81 +361,42 @@ impl BusBackend for EmbeddedBus {
         Ok(())
     }
 
+    async fn requeue(&self, queue: &str, event: &Envelope) -> anyhow::Result<()> {
+        let known = {
+            let bindings = self.bindings.lock().unwrap_or_else(|p| p.into_inner());
+            bindings.iter().any(|(q, _)| q == queue)
+        };
+        anyhow::ensure!(known, "no queue {queue} is declared on the bus");
+        sqlx::query(
+            "INSERT INTO bus_messages (queue, event_id, body, available_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(queue)
+        .bind(event.id.to_string())
+        .bind(serde_json::to_string(event)?)
+        .bind(now_micros())
+        .execute(self.db.pool())
+        .await?;
+        self.waker(queue).notify_one();
+        Ok(())
+    }
+
     async fn consume(
         &self,
         queue: &str,
         handler: Arc<dyn EventHandler>,
         options: ConsumerOptions,
+        dead_letters: Arc<dyn DeadLetterSink>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        // Leases held by an earlier run of this process died with it. (One consumer per
-        // queue and process: the embedded bus serves a single process.)
-        sqlx::query("UPDATE bus_messages SET locked_until = 0 WHERE queue = $1")
-            .bind(queue)
-            .execute(self.db.pool())
-            .await?;
-        let waker = self.waker(queue);
-        while !shutdown.is_cancelled() {
-            let batch = match self.claim(queue, options.concurrency.max(1)).await {
-                Ok(batch) => batch,
-                Err(e) => {
-                    tracing::warn!(queue, error = format!("{e:#}"), "claiming messages failed");
-                    tokio::time::sleep(POLL).await;
-                    continue;
-                }
-            };
-            if batch.is_empty() {
-                tokio::select! {
-                    _ = waker.notified() => {}
-                    _ = tokio::time::sleep(POLL) => {}
-                    _ = shutdown.cancelled() => {}
-                }
-                continue;
-            }
-            let outcomes = join_all(batch.iter().map(|(seq, body, attempts)| {
-                let handler = handler.clone();
-                async move {
-                    let outcome = match serde_json::from_str::<Envelope>(body) {
-                        // A panicking handler must not stop the consumer: retry the message.
-                        Ok(event) => AssertUnwindSafe(handle_recorded(queue, handler.as_ref(), &event))
-                            .catch_unwind()
-                            .await
-                            .unwrap_or_else(|_| Err(HandlerError::Retry(anyhow::anyhow!("handler panicked")))),
-                        Err(e) => {
-                            tracing::error!(queue, seq, error = %e, "dropping a malformed envelope");
-                            metrics::counter!("bus_consumed_total", "queue" => queue.to_owned(), "outcome" => "reject")
-                                .increment(1);
-                            Err(HandlerError::Reject(anyhow::anyhow!("malformed envelope: {e}")))
-                        }
-                    };
-                    (*seq, *attempts, outcome)
-                }
-            }))
-            .await;
-            let mut done = Vec::new();
-            let mut retry = Vec::new();
-            for (seq, attempts, outcome) in outcomes {
-                match outcome {
-                    Ok(()) | Err(HandlerError::Reject(_)) => done.push(seq),
-                    Err(HandlerError::Retry(_)) => {
-                        let delay = options.delay_for_attempt(attempts as u32);
-                        retry.push((seq, now_micros() + delay.as_micros() as i64));
-                    }
-                }
-            }
-            // Settling must not be lost: without it the messages are redelivered after the lease.
-            let mut backoff = Duration::from_millis(50);
-            while let Err(e) = self.settle(&done, &retry).await {
-                tracing::warn!(
-                    queue,
-                    error = format!("{e:#}"),
-                    "acknowledging messages failed"
-                );
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
+        let consumer = Consumer {
+            handler,
+            options,
+            dead_letters,
+        };
+        tokio::select! {
+            consumed = self.consume_until(queue, &consumer, &shutdown) => consumed,
+            () = self.sample_forever(queue) => Ok(()),
         }
-        Ok(())
     }
 
     async fn depth(&self, queue: &str) -> anyhow::Result<u64> {

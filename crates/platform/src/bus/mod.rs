@@ -8,21 +8,27 @@
 //! - `publish` returns once the events are durable (SQLite commit / publisher confirms);
 //! - a message is acknowledged only after its handler returned `Ok` (at-least-once), so
 //!   handlers must be idempotent (see [`crate::outbox::first_delivery`]);
-//! - a handler's `Retry` error redelivers the message later with backoff; `Reject` drops a
-//!   message that can never succeed (malformed), with an error log and a metric.
+//! - a handler's `Retry` error delivers the message again later, with exponential backoff
+//!   and jitter ([`ConsumerOptions`]), without holding back the messages behind it; after
+//!   the last attempt, or at once for a `Reject` or a body that is no event, the message
+//!   goes to the consumer's [`DeadLetterSink`] and only then leaves the queue;
+//! - [`Bus::requeue`] puts one event back into one queue (replaying a dead letter).
 
+mod delivery;
 mod embedded;
+mod options;
 mod pattern;
 mod rabbitmq;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use herald_events::Envelope;
 use tokio_util::sync::CancellationToken;
 
+pub use delivery::{DeadLetterSink, DeadMessage};
 pub use embedded::EmbeddedBus;
+pub use options::ConsumerOptions;
 pub use pattern::topic_matches;
 pub use rabbitmq::RabbitBus;
 
@@ -71,47 +77,22 @@ pub trait EventHandler: Send + Sync + 'static {
     async fn handle(&self, event: &Envelope) -> Result<(), HandlerError>;
 }
 
-/// How a consumer runs.
-#[derive(Debug, Clone)]
-pub struct ConsumerOptions {
-    /// Messages handled at once (RabbitMQ prefetch).
-    pub concurrency: usize,
-    /// First redelivery delay after a `Retry`; doubles each attempt up to `max_retry_delay`.
-    pub retry_delay: Duration,
-    pub max_retry_delay: Duration,
-}
-
-impl Default for ConsumerOptions {
-    fn default() -> Self {
-        ConsumerOptions {
-            concurrency: 32,
-            retry_delay: Duration::from_millis(500),
-            max_retry_delay: Duration::from_secs(60),
-        }
-    }
-}
-
-impl ConsumerOptions {
-    pub fn delay_for_attempt(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
-        self.retry_delay
-            .saturating_mul(factor)
-            .min(self.max_retry_delay)
-    }
-}
-
 #[async_trait]
 pub trait BusBackend: Send + Sync + 'static {
     /// Declares queues and their bindings (idempotent).
     async fn declare(&self, queues: &[QueueSpec]) -> anyhow::Result<()>;
     /// Returns once every event is durably routed to its queues.
     async fn publish(&self, events: &[Envelope]) -> anyhow::Result<()>;
-    /// Consumes `queue` until `shutdown` is cancelled, finishing in-flight messages.
+    /// Puts `event` into `queue` alone, whatever its bindings; returns once it is durable.
+    async fn requeue(&self, queue: &str, event: &Envelope) -> anyhow::Result<()>;
+    /// Consumes `queue` until `shutdown` is cancelled, finishing in-flight messages. Messages
+    /// it gives up on go to `dead_letters` before they are acknowledged.
     async fn consume(
         &self,
         queue: &str,
         handler: Arc<dyn EventHandler>,
         options: ConsumerOptions,
+        dead_letters: Arc<dyn DeadLetterSink>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()>;
     /// Messages in `queue` not yet acknowledged (RabbitMQ: ready ones only; the embedded
@@ -167,18 +148,28 @@ impl Bus {
         Ok(())
     }
 
-    /// Starts consuming `queue` in the background.
+    /// Puts `event` into `queue` alone (not to the other queues bound to its type).
+    pub async fn requeue(&self, queue: &str, event: &Envelope) -> anyhow::Result<()> {
+        self.backend.requeue(queue, event).await
+    }
+
+    /// Starts consuming `queue` in the background; messages it gives up on go to
+    /// `dead_letters` (the service's own [`crate::deadletters::DeadLetters`]).
     pub fn spawn_consumer(
         &self,
         queue: &str,
         handler: Arc<dyn EventHandler>,
         options: ConsumerOptions,
+        dead_letters: Arc<dyn DeadLetterSink>,
         shutdown: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
         let backend = self.backend.clone();
         let queue = queue.to_owned();
         tokio::spawn(async move {
-            if let Err(e) = backend.consume(&queue, handler, options, shutdown).await {
+            let consumed = backend
+                .consume(&queue, handler, options, dead_letters, shutdown)
+                .await;
+            if let Err(e) = consumed {
                 tracing::error!(queue, error = format!("{e:#}"), "consumer stopped");
             }
         })
@@ -195,32 +186,6 @@ impl Bus {
     pub fn backend_name(&self) -> &'static str {
         self.backend.name()
     }
-}
-
-/// Runs a handler and records the outcome; shared by both backends.
-pub(crate) async fn handle_recorded(
-    queue: &str,
-    handler: &dyn EventHandler,
-    event: &Envelope,
-) -> Result<(), HandlerError> {
-    let started = std::time::Instant::now();
-    let result = handler.handle(event).await;
-    let outcome = match &result {
-        Ok(()) => "ok",
-        Err(HandlerError::Retry(e)) => {
-            tracing::warn!(queue, event_id = %event.id, event_type = event.event_type, error = format!("{e:#}"), "handler failed, will retry");
-            "retry"
-        }
-        Err(HandlerError::Reject(e)) => {
-            tracing::error!(queue, event_id = %event.id, event_type = event.event_type, error = format!("{e:#}"), "handler rejected message");
-            "reject"
-        }
-    };
-    metrics::counter!("bus_consumed_total", "queue" => queue.to_owned(), "outcome" => outcome)
-        .increment(1);
-    metrics::histogram!("bus_handler_duration_seconds", "queue" => queue.to_owned())
-        .record(started.elapsed().as_secs_f64());
-    result
 }
 
 /// The queues and bindings of the event contract.

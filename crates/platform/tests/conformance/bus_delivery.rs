@@ -166,3 +166,35 @@ async fn publishers_on_many_tasks_at_once_lose_nothing() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_requeued_event_reaches_its_queue_alone() {
+    on_each_bus(async |bus: &TestBus| {
+        bus.declare(&[
+            QueueSpec::new("left", &["order.placed"]),
+            QueueSpec::new("right", &["order.*"]),
+        ])
+        .await;
+        let replayed = event("order.placed");
+        bus.bus()
+            .requeue("left", &replayed)
+            .await
+            .expect("requeueing");
+        assert_eq!(bus.depth("left").await, 1);
+        assert_eq!(bus.depth("right").await, 0, "the other bound queue");
+
+        let recorder = Recorder::new();
+        let consumer = bus.consume("left", recorder.clone(), options(8));
+        assert_eq!(recorder.exactly(1).await, ["order.placed"]);
+        assert_eq!(recorder.deliveries()[0], replayed, "the event as it was");
+        consumer.stop().await;
+        assert_eq!(bus.depth("right").await, 0);
+
+        let nowhere = bus.bus().requeue("nowhere", &replayed).await;
+        assert!(
+            nowhere.is_err(),
+            "a queue that does not exist takes nothing"
+        );
+    })
+    .await;
+}

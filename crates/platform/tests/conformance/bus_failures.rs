@@ -2,21 +2,21 @@
 //! effects.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use async_trait::async_trait;
 use herald_events::Envelope;
-use herald_platform::bus::{EventHandler, HandlerError, QueueSpec};
+use herald_platform::bus::{ConsumerOptions, EventHandler, HandlerError, QueueSpec};
 use herald_platform::db::Database;
 use herald_platform::outbox::first_delivery;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::support::{
-    QUIET, Recorder, TestBus, WAIT, event, eventually, lock, on_each_bus, options,
+    QUIET, Recorder, TestBus, WAIT, dead_lettered, event, eventually, lock, on_each_bus, options,
 };
 
 /// Fails the first delivery of one event and records when each effect happened.
@@ -54,7 +54,7 @@ async fn a_retried_event_takes_effect_once_without_holding_back_the_others() {
         bus.declare(&[QueueSpec::new("payments", &["order.*"])])
             .await;
         let failing = event("order.placed");
-        let handler = std::sync::Arc::new(FailsOnce {
+        let handler = Arc::new(FailsOnce {
             failing: failing.id,
             state: Mutex::default(),
         });
@@ -62,8 +62,14 @@ async fn a_retried_event_takes_effect_once_without_holding_back_the_others() {
         events.extend((0..20).map(|_| event("order.placed")));
         bus.publish(&events).await;
 
-        // One at a time: a retry that held its slot until redelivery would stall the rest.
-        let consumer = bus.consume("payments", handler.clone(), options(1));
+        // One at a time, and a long delay: a retry that held its slot until redelivery
+        // would stall the rest for a second.
+        let options = ConsumerOptions {
+            retry_delay: Duration::from_secs(1),
+            ..options(1)
+        };
+        let earliest_retry = options.retry_delay.mul_f64(1.0 - options.jitter);
+        let consumer = bus.consume("payments", handler.clone(), options);
         eventually("all 21 effects", || {
             lock(&handler.state).effects.len() >= 21
         })
@@ -82,17 +88,92 @@ async fn a_retried_event_takes_effect_once_without_holding_back_the_others() {
             "the failed event is delivered again"
         );
         let failed_at = state.failed_at.expect("the first delivery failed");
-        let delay = options(1).retry_delay;
         for (id, at) in &state.effects {
             if *id == failing.id {
                 assert!(
-                    *at >= failed_at + delay - Duration::from_millis(50),
+                    *at >= failed_at + earliest_retry - Duration::from_millis(50),
                     "retried too early"
                 );
             } else {
-                assert!(*at < failed_at + delay, "an event waited behind the retry");
+                assert!(
+                    *at < failed_at + earliest_retry,
+                    "an event waited behind the retry"
+                );
             }
         }
+    })
+    .await;
+}
+
+/// Fails each planned event a number of times, then accepts it; records every delivery.
+struct FailsTimes {
+    failures: HashMap<Uuid, usize>,
+    deliveries: Mutex<HashMap<Uuid, Vec<Instant>>>,
+}
+
+impl FailsTimes {
+    fn deliveries(&self, id: Uuid) -> Vec<Instant> {
+        lock(&self.deliveries).get(&id).cloned().unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl EventHandler for FailsTimes {
+    async fn handle(&self, event: &Envelope) -> Result<(), HandlerError> {
+        let mut deliveries = lock(&self.deliveries);
+        let seen = deliveries.entry(event.id).or_default();
+        seen.push(Instant::now());
+        if seen.len() <= self.failures.get(&event.id).copied().unwrap_or(0) {
+            return Err(HandlerError::Retry(anyhow!("the warehouse is offline")));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_long_backoff_does_not_hold_back_a_shorter_one() {
+    on_each_bus(async |bus: &TestBus| {
+        bus.declare(&[QueueSpec::new("backoff", &["order.*"])])
+            .await;
+        // Delays of about 100 ms after the first failure and 1 s after the second.
+        let options = ConsumerOptions {
+            retry_delay: Duration::from_millis(100),
+            backoff_factor: 10.0,
+            ..options(4)
+        };
+        let slow = event("order.placed");
+        let quick = event("order.paid");
+        let handler = Arc::new(FailsTimes {
+            failures: HashMap::from([(slow.id, 2), (quick.id, 1)]),
+            deliveries: Mutex::default(),
+        });
+        let consumer = bus.consume("backoff", handler.clone(), options);
+        bus.publish(std::slice::from_ref(&slow)).await;
+        eventually("the slow event's second failure", || {
+            handler.deliveries(slow.id).len() >= 2
+        })
+        .await;
+        // The slow event now waits about a second; the quick one fails once and waits 100 ms.
+        bus.publish(std::slice::from_ref(&quick)).await;
+        eventually("both events handled", || {
+            handler.deliveries(slow.id).len() >= 3 && handler.deliveries(quick.id).len() >= 2
+        })
+        .await;
+        tokio::time::sleep(QUIET).await;
+        consumer.stop().await;
+
+        let slow = handler.deliveries(slow.id);
+        let quick = handler.deliveries(quick.id);
+        assert_eq!((slow.len(), quick.len()), (3, 2), "deliveries");
+        assert!(
+            quick[1] < slow[2],
+            "the quick retry came {:?} after the slow one",
+            quick[1] - slow[2]
+        );
+        assert!(
+            slow[2] - slow[1] >= Duration::from_millis(750),
+            "the second backoff is the longer one"
+        );
     })
     .await;
 }
@@ -135,7 +216,7 @@ async fn a_duplicate_event_is_delivered_twice_and_takes_effect_once() {
         bus.publish(std::slice::from_ref(&twice)).await;
         bus.publish(std::slice::from_ref(&once)).await;
 
-        let handler = std::sync::Arc::new(RecordsEffects {
+        let handler = Arc::new(RecordsEffects {
             db: db.clone(),
             deliveries: AtomicUsize::new(0),
         });
@@ -188,7 +269,7 @@ async fn shutdown_waits_for_the_running_handler_and_acknowledges_its_message() {
     on_each_bus(async |bus: &TestBus| {
         bus.declare(&[QueueSpec::new("slow", &["order.*"])]).await;
         bus.publish(&[event("order.placed")]).await;
-        let slow = std::sync::Arc::new(Slow::default());
+        let slow = Arc::new(Slow::default());
         let consumer = bus.consume("slow", slow.clone(), options(4));
         tokio::time::timeout(WAIT, slow.started.notified())
             .await
@@ -234,14 +315,20 @@ impl EventHandler for RejectsGarbled {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_rejected_event_is_dropped_and_never_delivered_again() {
+async fn a_rejected_event_is_dead_lettered_at_once_and_never_delivered_again() {
     on_each_bus(async |bus: &TestBus| {
         bus.declare(&[QueueSpec::new("strict", &["order.*"])]).await;
-        bus.publish(&[event("order.garbled"), event("order.placed")])
-            .await;
-        let handler = std::sync::Arc::new(RejectsGarbled::default());
-        let consumer = bus.consume("strict", handler.clone(), options(1));
-        eventually("both deliveries", || lock(&handler.deliveries).len() >= 2).await;
+        let store = bus.dead_letters().await;
+        let garbled = event("order.garbled");
+        bus.publish(&[garbled.clone(), event("order.placed")]).await;
+        let handler = Arc::new(RejectsGarbled::default());
+        let consumer = bus.consume_with(
+            "strict",
+            handler.clone(),
+            options(1),
+            Arc::new(store.clone()),
+        );
+        let letters = dead_lettered(&store, 1).await;
         // Longer than a retry delay: a rejected message must not come back as a retry would.
         tokio::time::sleep(options(1).retry_delay + QUIET).await;
         consumer.stop().await;
@@ -249,6 +336,14 @@ async fn a_rejected_event_is_dropped_and_never_delivered_again() {
         deliveries.sort();
         assert_eq!(deliveries, ["order.garbled", "order.placed"]);
         assert_eq!(bus.depth("strict").await, 0);
+
+        let letter = &letters[0];
+        assert_eq!(letter.queue, "strict");
+        assert_eq!(letter.event_type, "order.garbled");
+        assert_eq!(letter.event_id, Some(garbled.id.to_string()));
+        assert_eq!(letter.attempts, 1, "a rejection is not retried");
+        assert!(letter.error.contains("no such order"), "{}", letter.error);
+        assert_eq!(letter.payload, garbled.data);
     })
     .await;
 }

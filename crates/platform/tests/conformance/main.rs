@@ -4,5 +4,7 @@
 mod bus_delivery;
 mod bus_failures;
 mod cache;
+mod dead_letters;
 mod supervision;
 mod support;
+mod throughput;

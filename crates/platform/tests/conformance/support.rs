@@ -8,9 +8,11 @@ use async_trait::async_trait;
 use futures::FutureExt;
 use herald_events::Envelope;
 use herald_platform::bus::{
-    BusBackend, ConsumerOptions, EmbeddedBus, EventHandler, HandlerError, QueueSpec, RabbitBus,
+    Bus, BusBackend, ConsumerOptions, DeadLetterSink, DeadMessage, EmbeddedBus, EventHandler,
+    HandlerError, QueueSpec, RabbitBus,
 };
 use herald_platform::db::{Database, Migrations};
+use herald_platform::deadletters::{DeadLetter, DeadLetters};
 use herald_platform::testing::{BackendSet, backend_sets, real_backends, unique_prefix};
 use sqlx::migrate::Migrator;
 use tokio::task::JoinHandle;
@@ -109,21 +111,108 @@ impl TestBus {
             .expect("reading the queue depth")
     }
 
-    /// Starts consuming `queue` in the background until [`Consumer::stop`].
+    /// The bus handle services hold, over this test's backend.
+    pub fn bus(&self) -> Bus {
+        Bus::from_backend(self.backend())
+    }
+
+    /// Starts consuming `queue` in the background until [`Consumer::stop`], which fails if
+    /// any message was dead-lettered.
     pub fn consume(
         &self,
         queue: &str,
         handler: Arc<dyn EventHandler>,
         options: ConsumerOptions,
     ) -> Consumer {
+        let unexpected = Arc::new(UnexpectedDeadLetters::default());
+        let mut consumer = self.consume_with(queue, handler, options, unexpected.clone());
+        consumer.unexpected = Some(unexpected);
+        consumer
+    }
+
+    /// Starts consuming `queue`, giving up on messages into `dead_letters`.
+    pub fn consume_with(
+        &self,
+        queue: &str,
+        handler: Arc<dyn EventHandler>,
+        options: ConsumerOptions,
+        dead_letters: Arc<dyn DeadLetterSink>,
+    ) -> Consumer {
         let backend = self.backend();
         let stop = self.consumers.child_token();
         let queue = queue.to_owned();
         let task = tokio::spawn({
             let stop = stop.clone();
-            async move { backend.consume(&queue, handler, options, stop).await }
+            async move {
+                backend
+                    .consume(&queue, handler, options, dead_letters, stop)
+                    .await
+            }
         });
-        Consumer { stop, task }
+        Consumer {
+            stop,
+            task,
+            unexpected: None,
+        }
+    }
+
+    /// Puts `body` into `queue` as it is, as a producer that does not speak CloudEvents would.
+    pub async fn publish_raw(&self, queue: &str, body: &str) {
+        match self.set {
+            BackendSet::Embedded => {
+                let db = Database::connect_sqlite(&self.dir.path().join("bus.sqlite"), 1)
+                    .await
+                    .expect("opening the embedded bus file");
+                sqlx::query(
+                    "INSERT INTO bus_messages (queue, event_id, body, available_at) VALUES ($1, '', $2, 0)",
+                )
+                .bind(queue)
+                .bind(body)
+                .execute(db.pool())
+                .await
+                .expect("inserting a raw message");
+                db.close().await;
+            }
+            BackendSet::Real => {
+                let real = real_backends().expect("real backends");
+                let connection = lapin::Connection::connect(
+                    &real.amqp_url,
+                    lapin::ConnectionProperties::default(),
+                )
+                .await
+                .expect("connecting to RabbitMQ");
+                let channel = connection.create_channel().await.expect("a channel");
+                channel
+                    .confirm_select(lapin::options::ConfirmSelectOptions::default())
+                    .await
+                    .expect("confirms");
+                let confirm = channel
+                    .basic_publish(
+                        "",
+                        &format!("{}.{queue}", self.prefix),
+                        lapin::options::BasicPublishOptions {
+                            mandatory: true,
+                            ..Default::default()
+                        },
+                        body.as_bytes(),
+                        lapin::BasicProperties::default().with_delivery_mode(2),
+                    )
+                    .await
+                    .expect("publishing a raw message")
+                    .await
+                    .expect("the broker's confirm");
+                assert!(
+                    matches!(confirm, lapin::publisher_confirm::Confirmation::Ack(None)),
+                    "the raw message was not routed: {confirm:?}"
+                );
+                let _ = connection.close(200, "done").await;
+            }
+        }
+    }
+
+    /// The dead-letter store of a service database (see [`TestBus::database`]).
+    pub async fn dead_letters(&self) -> DeadLetters {
+        DeadLetters::new(self.database().await)
     }
 
     /// A service database with the inbox: a SQLite file, or a PostgreSQL schema dropped at
@@ -192,6 +281,7 @@ async fn open_backend(set: BackendSet, dir: &tempfile::TempDir, prefix: &str) ->
 pub struct Consumer {
     stop: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
+    unexpected: Option<Arc<UnexpectedDeadLetters>>,
 }
 
 impl Consumer {
@@ -203,16 +293,83 @@ impl Consumer {
             .expect("the consumer did not stop in time")
             .expect("the consumer panicked")
             .expect("the consumer failed");
+        if let Some(unexpected) = self.unexpected {
+            let letters = lock(&unexpected.letters).clone();
+            assert!(
+                letters.is_empty(),
+                "messages were dead-lettered: {letters:?}"
+            );
+        }
     }
 }
 
-/// The options every scenario uses unless it needs others: short retries.
+/// The dead-letter sink of scenarios where no message may be given up on.
+#[derive(Default)]
+pub struct UnexpectedDeadLetters {
+    letters: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl DeadLetterSink for UnexpectedDeadLetters {
+    async fn dead_letter(
+        &self,
+        queue: &str,
+        message: DeadMessage<'_>,
+        error: &str,
+        attempts: u32,
+    ) -> anyhow::Result<()> {
+        lock(&self.letters).push(format!("{queue}: {message:?} after {attempts}: {error}"));
+        Ok(())
+    }
+}
+
+/// The options every scenario uses unless it needs others: short retries, doubling.
 pub fn options(concurrency: usize) -> ConsumerOptions {
     ConsumerOptions {
         concurrency,
+        max_attempts: 5,
         retry_delay: Duration::from_millis(300),
+        backoff_factor: 2.0,
+        jitter: 0.2,
         max_retry_delay: Duration::from_secs(2),
     }
+}
+
+/// Options for dead-letter scenarios: `max_attempts` attempts, 50 ms apart, then 150 ms, …
+pub fn quick_retries(concurrency: usize, max_attempts: u32) -> ConsumerOptions {
+    ConsumerOptions {
+        concurrency,
+        max_attempts,
+        retry_delay: Duration::from_millis(50),
+        backoff_factor: 3.0,
+        jitter: 0.2,
+        max_retry_delay: Duration::from_secs(2),
+    }
+}
+
+/// Waits until the store holds `n` dead letters (of any queue), then watches a quiet period
+/// for more; returns them, newest first.
+pub async fn dead_lettered(store: &DeadLetters, n: usize) -> Vec<DeadLetter> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let letters = store.list(None, 500).await.expect("listing dead letters");
+        if letters.len() >= n {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {WAIT:?} waiting for {n} dead letters, got {letters:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(QUIET).await;
+    let letters = store.list(None, 500).await.expect("listing dead letters");
+    assert_eq!(
+        letters.len(),
+        n,
+        "expected exactly {n} dead letters: {letters:?}"
+    );
+    letters
 }
 
 pub fn event(event_type: &str) -> Envelope {

@@ -1,6 +1,7 @@
 //! Paging, filtering and searching the catalog.
 
 use herald_platform::ApiError;
+use herald_platform::paging::Page;
 use uuid::Uuid;
 
 use super::{MAX_SEARCH_CHARS, category};
@@ -32,20 +33,7 @@ impl PageRequest {
         category_filter: Option<&str>,
         search: Option<&str>,
     ) -> Result<PageRequest, ApiError> {
-        let first = first.unwrap_or(Self::DEFAULT_SIZE);
-        if !(1..=Self::MAX_SIZE).contains(&first) {
-            return Err(ApiError::bad_input(format!(
-                "first must be between 1 and {}, got {first}",
-                Self::MAX_SIZE
-            )));
-        }
-        let after = after
-            .map(|cursor| {
-                cursor
-                    .parse::<Uuid>()
-                    .map_err(|_| ApiError::bad_input(format!("'{cursor}' is not a valid cursor")))
-            })
-            .transpose()?;
+        let Page { first, after } = Page::parse(first, after, Self::DEFAULT_SIZE, Self::MAX_SIZE)?;
         let category_filter = category_filter
             .filter(|c| !c.trim().is_empty())
             .map(category)

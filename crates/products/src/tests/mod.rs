@@ -9,20 +9,17 @@ mod consumer;
 mod reservations;
 mod service;
 
-use std::time::Duration;
-
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use herald_events::{Envelope, OrderCancelled, OrderLine, OrderSnapshot, OrderStatus, Role};
-use herald_platform::auth::{Claims, SigningKey, TokenVerifier};
+use herald_platform::auth::Claims;
 use herald_platform::db::Database;
 use herald_platform::http::{Readiness, service_router};
 use herald_platform::outbox::Outbox;
-use herald_platform::testing::{BackendSet, isolated_settings};
+use herald_platform::testing::{
+    BackendSet, TestKey, call, drop_schema, isolated_settings, migrated_database, outbox_events,
+};
 use serde_json::Value;
-use sqlx::Row;
-use tower::ServiceExt;
 use uuid::Uuid;
 
 use crate::api::ProductsState;
@@ -40,7 +37,7 @@ pub(crate) struct TestService {
     pub catalog: Catalog,
     pub consumer: ProductsConsumer,
     pub router: Router,
-    key: SigningKey,
+    key: TestKey,
     _dir: tempfile::TempDir,
 }
 
@@ -50,21 +47,17 @@ impl TestService {
         let dir = tempfile::tempdir().unwrap();
         let settings = isolated_settings(set, dir.path());
         assert_eq!(settings.low_stock_threshold, 5);
-        let db = Database::connect(&settings, SERVICE).await.unwrap();
-        db.migrate(&migrations()).await.unwrap();
-        // Running the migrations twice changes nothing.
-        db.migrate(&migrations()).await.unwrap();
+        let db = migrated_database(&settings, SERVICE, &migrations()).await;
         let catalog = Catalog::new(
             db.clone(),
             Outbox::new(db.clone()),
             settings.low_stock_threshold,
         );
         let consumer = ProductsConsumer::new(catalog.clone());
-        let key = SigningKey::generate().unwrap();
-        let verifier = TokenVerifier::new(&[key.public_key().clone()]).unwrap();
+        let key = TestKey::generate();
         let state = ProductsState {
             catalog: catalog.clone(),
-            verifier,
+            verifier: key.verifier.clone(),
         };
         let router = service_router(SERVICE, crate::api::router(state), Readiness::default());
         TestService {
@@ -120,9 +113,7 @@ impl TestService {
     }
 
     pub fn token(&self, user_id: Uuid, role: Role) -> String {
-        self.key
-            .issue(user_id, role, Duration::from_secs(600))
-            .unwrap()
+        self.key.token(user_id, role)
     }
 
     pub fn admin(&self) -> String {
@@ -163,66 +154,6 @@ pub(crate) fn order(lines: &[(Uuid, i64)]) -> ReservationRequest {
         order_id: Uuid::now_v7(),
         lines: lines.to_vec(),
     }
-}
-
-pub(crate) async fn outbox_events(db: &Database) -> Vec<Envelope> {
-    sqlx::query("SELECT envelope FROM herald_outbox ORDER BY seq")
-        .fetch_all(db.pool())
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| serde_json::from_str(&row.get::<String, _>(0)).unwrap())
-        .collect()
-}
-
-pub(crate) async fn drop_schema(db: &Database) {
-    if let Some(schema) = db.schema() {
-        sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-            .execute(db.pool())
-            .await
-            .unwrap();
-    }
-    db.close().await;
-}
-
-pub(crate) async fn call(
-    router: &Router,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = Request::builder().method(method).uri(path);
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    let body = match body {
-        Some(json) => {
-            request = request.header("content-type", "application/json");
-            Body::from(json.to_string())
-        }
-        None => Body::empty(),
-    };
-    let response = router
-        .clone()
-        .oneshot(request.body(body).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            panic!(
-                "{status}: a body that is not JSON: {}",
-                String::from_utf8_lossy(&bytes)
-            )
-        })
-    };
-    (status, body)
 }
 
 /// `order.cancelled` as the orders service announces it.

@@ -1,18 +1,18 @@
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use herald_events::Role;
-use herald_platform::auth::{SigningKey, TokenVerifier};
-use herald_platform::bus::{Bus, BusBackend, RabbitBus, topology};
+use herald_platform::bus::topology;
 use herald_platform::db::Database;
-use herald_platform::testing::{backend_sets, isolated_settings};
+use herald_platform::testing::{
+    TestBus, TestKey, backend_sets, call, drop_schema, isolated_settings, join_tasks, outbox_events,
+};
 use serde_json::json;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{call, cancelled, drop_schema, outbox_events};
+use super::cancelled;
 use crate::{SERVICE, build};
 
 #[tokio::test]
@@ -20,31 +20,15 @@ async fn a_cancellation_on_the_bus_gives_the_stock_back_and_events_are_relayed()
     for set in backend_sets() {
         let dir = tempfile::tempdir().unwrap();
         let settings = isolated_settings(set, dir.path());
-        let queues = topology();
-        let rabbit = match &settings.amqp_url {
-            Some(url) => Some(Arc::new(
-                RabbitBus::connect(url, &settings.bus_prefix).await.unwrap(),
-            )),
-            None => None,
-        };
-        let bus = match &rabbit {
-            Some(rabbit) => Bus::from_backend(rabbit.clone() as Arc<dyn BusBackend>),
-            None => Bus::connect(&settings, &topology()).await.unwrap(),
-        };
-        bus.declare(&topology()).await.unwrap();
-        let key = SigningKey::generate().unwrap();
-        let verifier = TokenVerifier::new(&[key.public_key().clone()]).unwrap();
+        let bus = TestBus::connect(&settings, topology()).await;
+        let key = TestKey::generate();
         let shutdown = CancellationToken::new();
-        let service = build(&settings, &bus, verifier, shutdown.clone())
+        let service = build(&settings, bus.bus(), key.verifier.clone(), shutdown.clone())
             .await
             .unwrap();
-        let admin = key
-            .issue(Uuid::now_v7(), Role::Admin, Duration::from_secs(600))
-            .unwrap();
+        let admin = key.token(Uuid::now_v7(), Role::Admin);
         let ada = Uuid::now_v7();
-        let buyer = key
-            .issue(ada, Role::Customer, Duration::from_secs(600))
-            .unwrap();
+        let buyer = key.token(ada, Role::Customer);
 
         let (status, product) = call(
             &service.router,
@@ -67,7 +51,8 @@ async fn a_cancellation_on_the_bus_gives_the_stock_back_and_events_are_relayed()
         .await;
         assert_eq!(status, StatusCode::OK);
 
-        bus.publish(&[cancelled(order_id, ada, &[(product_id, 4)])])
+        bus.bus()
+            .publish(&[cancelled(order_id, ada, &[(product_id, 4)])])
             .await
             .unwrap();
         let db = Database::connect(&settings, SERVICE).await.unwrap();
@@ -96,15 +81,8 @@ async fn a_cancellation_on_the_bus_gives_the_stock_back_and_events_are_relayed()
         assert_eq!(ready["checks"]["products_database"], "up");
 
         shutdown.cancel();
-        for task in service.tasks {
-            tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .unwrap()
-                .unwrap();
-        }
-        if let Some(rabbit) = rabbit {
-            rabbit.delete_topology(&queues).await.unwrap();
-        }
+        join_tasks(service.tasks).await;
+        bus.finish().await;
         drop_schema(&db).await;
     }
 }

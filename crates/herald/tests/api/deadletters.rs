@@ -1,0 +1,126 @@
+//! Dead letters through the public API and the CLI.
+
+use std::time::Duration;
+
+use herald_events::{Envelope, OrderShipped};
+use herald_platform::bus::{Bus, topology};
+use herald_test_support::{BackendSet, TestApp, backend_tests, eventually};
+use serde_json::{Value, json};
+
+backend_tests!(admins_list_replay_and_discard_dead_letters);
+
+const LIST: &str = "query($queue: String) { deadLetters(queue: $queue) { id queue eventType error attempts failedAt payload } }";
+
+async fn admins_list_replay_and_discard_dead_letters(set: BackendSet) {
+    let mut app = TestApp::spawn_with(set, |s| {
+        s.bus_max_attempts = 2;
+        s.bus_retry_delay_ms = 50;
+    })
+    .await;
+    let admin = app.admin().await;
+    let customer = app.customer("Curious").await;
+
+    // An order event whose payload no consumer can read.
+    let bus = Bus::connect(&app.settings, &topology()).await.unwrap();
+    let mut broken = Envelope::new("orders", None, &OrderShipped(sample_snapshot()));
+    broken.data = json!({ "not": "an order" });
+    bus.publish(std::slice::from_ref(&broken)).await.unwrap();
+
+    let letters = eventually(Duration::from_secs(10), "the dead letter", || async {
+        let response = app.graphql(Some(&admin.token), LIST, json!({})).await;
+        let letters = response.data()["deadLetters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        (!letters.is_empty()).then_some(letters)
+    })
+    .await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let letter = &letters[0];
+    assert_eq!(letter["queue"], "notifications.critical");
+    assert_eq!(letter["eventType"], "order.shipped");
+    assert_eq!(letter["payload"], json!({ "not": "an order" }));
+    assert!(!letter["error"].as_str().unwrap().is_empty());
+
+    let by_queue = app
+        .graphql(Some(&admin.token), LIST, json!({ "queue": "products" }))
+        .await;
+    assert_eq!(by_queue.data()["deadLetters"], json!([]));
+    let forbidden = app.graphql(Some(&customer.token), LIST, json!({})).await;
+    assert_eq!(forbidden.error_code(), Some("FORBIDDEN"));
+
+    // Replaying a message that still cannot be read brings it back as a dead letter, once.
+    let replay = "mutation($id: ID!) { replayDeadLetter(id: $id) }";
+    let replayed = app
+        .graphql(Some(&admin.token), replay, json!({ "id": letter["id"] }))
+        .await;
+    assert_eq!(replayed.data()["replayDeadLetter"], true);
+    let again = eventually(
+        Duration::from_secs(10),
+        "the replayed dead letter",
+        || async {
+            let response = app.graphql(Some(&admin.token), LIST, json!({})).await;
+            let letters = response.data()["deadLetters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            letters.into_iter().find(|l| l["id"] != letter["id"])
+        },
+    )
+    .await;
+    let listed = app.graphql(Some(&admin.token), LIST, json!({})).await;
+    assert_eq!(listed.data()["deadLetters"].as_array().unwrap().len(), 1);
+    let unknown = app
+        .graphql(
+            Some(&admin.token),
+            replay,
+            json!({ "id": uuid::Uuid::now_v7().to_string() }),
+        )
+        .await;
+    assert_eq!(unknown.error_code(), Some("NOT_FOUND"));
+
+    if set == BackendSet::Embedded {
+        // The CLI reads the same storage.
+        app.stop().await;
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(["dlq", "list", "--data-dir"])
+            .arg(app.data_dir())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && text.contains("order.shipped"),
+            "{text}"
+        );
+        app.restart().await;
+    }
+
+    let discard = "mutation($id: ID!) { discardDeadLetter(id: $id) }";
+    let discarded = app
+        .graphql(Some(&admin.token), discard, json!({ "id": again["id"] }))
+        .await;
+    assert_eq!(discarded.data()["discardDeadLetter"], true);
+    let empty = app.graphql(Some(&admin.token), LIST, json!({})).await;
+    assert_eq!(empty.data()["deadLetters"], Value::Array(vec![]));
+    let replay_all = app
+        .graphql(
+            Some(&admin.token),
+            "mutation { replayAllDeadLetters }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(replay_all.data()["replayAllDeadLetters"], 0);
+    app.cleanup().await;
+}
+
+fn sample_snapshot() -> herald_events::OrderSnapshot {
+    herald_events::OrderSnapshot {
+        order_id: uuid::Uuid::now_v7(),
+        user_id: uuid::Uuid::now_v7(),
+        status: herald_events::OrderStatus::Shipped,
+        items: vec![],
+        total_cents: 0,
+        currency: "USD".into(),
+        placed_at: chrono::Utc::now(),
+    }
+}
