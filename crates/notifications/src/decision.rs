@@ -1,26 +1,30 @@
-//! The one place that decides whether a notification is delivered, and on which channels.
+//! The one place that decides whether a notification is delivered, when, and on which
+//! channels.
 //!
-//! Pure: the caller brings the recipient and the clock, and records the outcome. Quiet
-//! hours (`Deferred { until }`) and frequency caps (a new [`SuppressionReason`]) join here.
+//! Pure: the caller brings the recipient, the clock's "now" and how many promotions the
+//! recipient received today, and records the outcome.
 
 use chrono::{DateTime, Utc};
 use herald_events::Channel;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Draft, Recipient};
+use crate::domain::{Draft, NotificationType, Priority, Recipient};
+use crate::quiet_hours::QuietHours;
 
 /// The channels this service can deliver on, in order of preference.
-pub const IMPLEMENTED_CHANNELS: &[Channel] = &[Channel::InApp];
+pub const IMPLEMENTED_CHANNELS: &[Channel] = &[Channel::InApp, Channel::Email];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Deliver now on these channels (never empty).
-    Deliver {
+    Deliver { channels: Vec<Channel> },
+    /// Deliver on these channels (never empty) at `until`, when the recipient's quiet
+    /// hours end.
+    Deferred {
+        until: DateTime<Utc>,
         channels: Vec<Channel>,
     },
-    Suppressed {
-        reason: SuppressionReason,
-    },
+    Suppressed { reason: SuppressionReason },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -32,6 +36,8 @@ pub enum SuppressionReason {
     PreferenceOff,
     /// None of the channels the user accepts is one this service can deliver on.
     NoChannel,
+    /// The user already received today's allowance of promotions.
+    FrequencyCap,
 }
 
 /// What happened to a notification, as recorded and counted.
@@ -39,34 +45,60 @@ pub enum SuppressionReason {
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Outcome {
     Sent,
+    Deferred,
     Suppressed,
+}
+
+/// The recipient's promotions so far in their local day, and how many a day they may get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PromotionsToday {
+    pub received: i64,
+    pub daily_cap: i64,
 }
 
 impl Decision {
     pub fn outcome(&self) -> Outcome {
         match self {
             Decision::Deliver { .. } => Outcome::Sent,
+            Decision::Deferred { .. } => Outcome::Deferred,
             Decision::Suppressed { .. } => Outcome::Suppressed,
         }
     }
 
     pub fn reason(&self) -> Option<SuppressionReason> {
         match self {
-            Decision::Deliver { .. } => None,
             Decision::Suppressed { reason } => Some(*reason),
+            Decision::Deliver { .. } | Decision::Deferred { .. } => None,
         }
     }
 
-    /// The channels to deliver on; empty unless delivered.
+    /// The channels to deliver on, now or later; empty when suppressed.
     pub fn channels(&self) -> &[Channel] {
         match self {
-            Decision::Deliver { channels } => channels,
+            Decision::Deliver { channels } | Decision::Deferred { channels, .. } => channels,
             Decision::Suppressed { .. } => &[],
         }
     }
 
+    /// When a deferred notification is delivered; None otherwise.
+    pub fn until(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Decision::Deferred { until, .. } => Some(*until),
+            Decision::Deliver { .. } | Decision::Suppressed { .. } => None,
+        }
+    }
+
+    pub fn delivers_on(&self, channel: Channel) -> bool {
+        self.channels().contains(&channel)
+    }
+
     pub fn delivers_in_app(&self) -> bool {
-        self.channels().contains(&Channel::InApp)
+        self.delivers_on(Channel::InApp)
+    }
+
+    /// Whether this decision delivers a notification that counts towards the daily cap.
+    pub fn counts_as_promotion(&self, notification_type: NotificationType) -> bool {
+        notification_type == NotificationType::Promotion && !self.channels().is_empty()
     }
 }
 
@@ -76,6 +108,7 @@ impl SuppressionReason {
             SuppressionReason::UnknownRecipient => "UNKNOWN_RECIPIENT",
             SuppressionReason::PreferenceOff => "PREFERENCE_OFF",
             SuppressionReason::NoChannel => "NO_CHANNEL",
+            SuppressionReason::FrequencyCap => "FREQUENCY_CAP",
         }
     }
 }
@@ -84,25 +117,30 @@ impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Sent => "SENT",
+            Outcome::Deferred => "DEFERRED",
             Outcome::Suppressed => "SUPPRESSED",
         }
     }
 }
 
 /// Decides the fate of `draft` for `recipient` (None: no replica of the user) at `now`.
-pub fn decide(recipient: Option<&Recipient>, draft: &Draft, now: DateTime<Utc>) -> Decision {
-    // Quiet hours will compare `now` with the recipient's local time.
-    let _ = now;
+///
+/// In order: an unknown recipient, a type switched off, no channel to deliver on, a
+/// promotion over the daily cap are suppressed; a STANDARD notification inside the
+/// recipient's quiet hours waits until they end; everything else goes at once.
+pub fn decide(
+    recipient: Option<&Recipient>,
+    draft: &Draft,
+    now: DateTime<Utc>,
+    promotions: PromotionsToday,
+) -> Decision {
+    let suppressed = |reason| Decision::Suppressed { reason };
     let Some(recipient) = recipient else {
-        return Decision::Suppressed {
-            reason: SuppressionReason::UnknownRecipient,
-        };
+        return suppressed(SuppressionReason::UnknownRecipient);
     };
     let preferences = &recipient.preferences;
     if !draft.notification_type.enabled_in(preferences) {
-        return Decision::Suppressed {
-            reason: SuppressionReason::PreferenceOff,
-        };
+        return suppressed(SuppressionReason::PreferenceOff);
     }
     let channels: Vec<Channel> = IMPLEMENTED_CHANNELS
         .iter()
@@ -110,9 +148,17 @@ pub fn decide(recipient: Option<&Recipient>, draft: &Draft, now: DateTime<Utc>) 
         .filter(|c| preferences.channels.contains(c))
         .collect();
     if channels.is_empty() {
-        return Decision::Suppressed {
-            reason: SuppressionReason::NoChannel,
-        };
+        return suppressed(SuppressionReason::NoChannel);
+    }
+    if draft.notification_type == NotificationType::Promotion
+        && promotions.received >= promotions.daily_cap
+    {
+        return suppressed(SuppressionReason::FrequencyCap);
+    }
+    if draft.priority() == Priority::Standard
+        && let Some(until) = QuietHours::of(preferences).and_then(|q| q.end_after(now))
+    {
+        return Decision::Deferred { until, channels };
     }
     Decision::Deliver { channels }
 }
