@@ -10,10 +10,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub mod notification;
 pub mod order;
 pub mod product;
 pub mod user;
 
+pub use notification::*;
 pub use order::*;
 pub use product::*;
 pub use user::*;
@@ -49,12 +51,16 @@ pub const TOPOLOGY: &[(&str, &[&str])] = &[
     // Products gives back the stock of cancelled orders (idempotent; the orders service
     // also asks directly, this is the guarantee when that call was lost).
     ("products", &[OrderCancelled::TYPE]),
+    // Emails that failed every attempt come back here when an admin replays them.
+    (NOTIFICATIONS_EMAIL, &[EmailUndeliverable::TYPE]),
     // Users switches a notification type off when its unsubscribe link was followed.
     ("users", &[UnsubscribeRequested::TYPE]),
 ];
 
 /// The queue of notifications that must never wait (ORDER_UPDATE, SECURITY).
 pub const NOTIFICATIONS_CRITICAL: &str = "notifications.critical";
+/// The queue of emails replayed from the dead letters.
+pub const NOTIFICATIONS_EMAIL: &str = "notifications.email";
 /// The queue of everything else the notifications service hears of.
 pub const NOTIFICATIONS_STANDARD: &str = "notifications.standard";
 

@@ -11,6 +11,7 @@ use herald_platform::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::clock::Clock;
 use crate::domain::PageRequest;
 use crate::store::{self, Notification};
 use crate::unread::UnreadCounts;
@@ -20,6 +21,7 @@ pub struct NotificationsState {
     pub db: Database,
     pub unread: UnreadCounts,
     pub verifier: TokenVerifier,
+    pub clock: Clock,
 }
 
 impl FromRef<NotificationsState> for TokenVerifier {
@@ -74,9 +76,11 @@ async fn list_notifications(
         query.after.as_deref(),
         query.unread_only.unwrap_or(false),
     )?;
+    let now = state.clock.now();
     let mut tx = store::begin_snapshot(&state.db).await?;
-    let rows = store::list_notifications(&mut tx, claims.sub, &page).await?;
-    let total_count = store::count_notifications(&mut *tx, claims.sub, page.unread_only).await?;
+    let rows = store::list_notifications(&mut tx, claims.sub, &page, now).await?;
+    let total_count =
+        store::count_notifications(&mut *tx, claims.sub, page.unread_only, now).await?;
     tx.commit().await?;
     let (nodes, page_info) = take_page(rows, page.first, |n| n.id);
     Ok(Json(NotificationPage {
@@ -104,7 +108,7 @@ async fn mark_read(
     let Ok(notification_id) = id.parse::<Uuid>() else {
         return Err(not_found());
     };
-    let notification = store::mark_read(&state.db, claims.sub, notification_id)
+    let notification = store::mark_read(&state.db, claims.sub, notification_id, state.clock.now())
         .await?
         .ok_or_else(not_found)?;
     state.unread.changed(claims.sub).await;
@@ -115,7 +119,7 @@ async fn mark_all_read(
     State(state): State<NotificationsState>,
     Caller(claims): Caller,
 ) -> ApiResult<Json<ReadAll>> {
-    let changed = store::mark_all_read(&state.db, claims.sub).await?;
+    let changed = store::mark_all_read(&state.db, claims.sub, state.clock.now()).await?;
     if changed > 0 {
         state.unread.changed(claims.sub).await;
     }

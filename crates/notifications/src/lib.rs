@@ -1,17 +1,24 @@
 //! The notifications service: it keeps a replica of users' notification preferences,
 //! turns events into notification drafts, passes every draft through the one decision
-//! function ([`decision::decide`]), records the outcome and stores in-app notifications.
+//! function ([`decision::decide`]: preferences, channels, frequency caps, quiet hours),
+//! records the outcome, stores in-app notifications and sends emails
+//! ([`email::worker::EmailWorker`]), whose one-click unsubscribe links it answers.
 
 pub mod api;
+pub mod clock;
 pub mod consumer;
 pub mod decision;
+pub mod decision_log;
 pub mod delivery;
 pub mod domain;
+pub mod email;
 pub mod money;
+pub mod quiet_hours;
 pub mod recipients;
 pub mod store;
 pub mod templates;
 pub mod unread;
+pub mod unsubscribe;
 pub mod watches;
 
 #[cfg(test)]
@@ -19,7 +26,6 @@ mod tests;
 
 use std::sync::Arc;
 
-use herald_events::{NOTIFICATIONS_CRITICAL, NOTIFICATIONS_STANDARD};
 use herald_platform::Settings;
 use herald_platform::auth::TokenVerifier;
 use herald_platform::bus::{Bus, ConsumerOptions};
@@ -27,12 +33,19 @@ use herald_platform::cache::Cache;
 use herald_platform::db::{Database, Migrations};
 use herald_platform::deadletters::{self, DeadLetters};
 use herald_platform::http::{BuiltService, Readiness, service_router};
+use herald_platform::mail::Mailer;
+use herald_platform::outbox::Outbox;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::NotificationsState;
-use crate::consumer::NotificationsConsumer;
-use crate::delivery::Notifier;
+use crate::clock::Clock;
+use crate::consumer::{LANES, NotificationsConsumer};
+use crate::delivery::{DeliveryPolicy, Notifier};
+use crate::email::EmailQueue;
+use crate::email::render::EmailTemplates;
+use crate::email::worker::{EMAIL_QUEUE, EmailReplays, EmailWorker};
 use crate::unread::UnreadCounts;
+use crate::unsubscribe::{UnsubscribeLinks, UnsubscribeState};
 
 pub const SERVICE: &str = "notifications";
 
@@ -47,7 +60,8 @@ pub async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
     Database::connect_migrated(settings, SERVICE, &migrations()).await
 }
 
-/// Builds the notifications service: storage, the consumer of its queue, the API.
+/// Builds the notifications service on the system clock: storage, one consumer per lane,
+/// the email worker, the outbox relay, the API.
 pub async fn build(
     settings: &Settings,
     bus: &Bus,
@@ -55,13 +69,36 @@ pub async fn build(
     verifier: TokenVerifier,
     shutdown: CancellationToken,
 ) -> anyhow::Result<BuiltService> {
+    build_with_clock(settings, bus, cache, verifier, Clock::system(), shutdown).await
+}
+
+/// [`build`] on the given clock.
+pub async fn build_with_clock(
+    settings: &Settings,
+    bus: &Bus,
+    cache: &Cache,
+    verifier: TokenVerifier,
+    clock: Clock,
+    shutdown: CancellationToken,
+) -> anyhow::Result<BuiltService> {
     let db = connect_database(settings).await?;
-    let unread = UnreadCounts::new(cache.clone());
-    let consumer = NotificationsConsumer::new(db.clone(), Notifier::new(unread.clone()));
+    // Everything that can fail comes before the first task is spawned.
+    let links = UnsubscribeLinks::load(settings, &db, clock.clone()).await?;
+    let mailer = Mailer::from_settings(settings)?;
+    // Replaying an email's dead letter requeues it here.
+    let unread = UnreadCounts::new(cache.clone(), clock.clone());
+    let emails = EmailQueue::default();
+    let policy = DeliveryPolicy {
+        clock: clock.clone(),
+        promotion_daily_cap: settings.promotion_daily_cap,
+        backend: db.backend(),
+    };
+    let notifier = Notifier::new(unread.clone(), emails.clone(), policy);
+    let consumer = NotificationsConsumer::new(db.clone(), notifier);
     // One consumer per lane: the critical one never waits behind the standard backlog.
     let consumer = Arc::new(consumer);
     let dead_letters = Arc::new(DeadLetters::new(db.clone()));
-    let lanes: Vec<_> = [NOTIFICATIONS_CRITICAL, NOTIFICATIONS_STANDARD]
+    let mut tasks: Vec<_> = LANES
         .into_iter()
         .map(|lane| {
             bus.spawn_consumer(
@@ -73,27 +110,59 @@ pub async fn build(
             )
         })
         .collect();
+
+    let worker = EmailWorker {
+        db: db.clone(),
+        mailer,
+        templates: Arc::new(EmailTemplates::new(settings.templates_dir.clone())),
+        links: links.clone(),
+        clock: clock.clone(),
+        retries: ConsumerOptions::from_settings(settings),
+        dead_letters: DeadLetters::new(db.clone()),
+        queue: emails.clone(),
+        public_url: settings.public_url.clone(),
+    };
+    tasks.push(worker.spawn(shutdown.clone()));
+    tasks.push(bus.spawn_consumer(
+        EMAIL_QUEUE,
+        Arc::new(EmailReplays {
+            db: db.clone(),
+            clock: clock.clone(),
+            queue: emails,
+        }),
+        ConsumerOptions::from_settings(settings),
+        dead_letters,
+        shutdown.clone(),
+    ));
+    let outbox = Outbox::new(db.clone());
+    tasks.push(outbox.spawn_relay(bus.clone(), shutdown));
+
     let state = NotificationsState {
         db: db.clone(),
         unread,
         verifier,
+        clock,
+    };
+    let unsubscribe = UnsubscribeState {
+        links,
+        outbox,
+        db: db.clone(),
     };
     let readiness = Readiness::default()
         .database("notifications_database", &db)
         .bus(bus)
         .cache(cache);
+    let api = api::router(state.clone())
+        .merge(unsubscribe::router(unsubscribe))
+        .merge(deadletters::router(
+            DeadLetters::new(db.clone()),
+            bus.clone(),
+            state.verifier.clone(),
+        ));
     Ok(BuiltService {
         name: SERVICE,
-        router: service_router(
-            SERVICE,
-            api::router(state.clone()).merge(deadletters::router(
-                DeadLetters::new(db.clone()),
-                bus.clone(),
-                state.verifier.clone(),
-            )),
-            readiness.clone(),
-        ),
+        router: service_router(SERVICE, api, readiness.clone()),
         readiness,
-        tasks: lanes,
+        tasks,
     })
 }

@@ -73,8 +73,7 @@ pub fn local_day(timezone: Tz, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<U
 
 fn midnight(timezone: Tz, date: NaiveDate) -> DateTime<Utc> {
     let start = date.and_time(NaiveTime::MIN);
-    first_instant_at(timezone, start, DateTime::<Utc>::MIN_UTC)
-        .unwrap_or_else(|| start.and_utc())
+    first_instant_at(timezone, start, DateTime::<Utc>::MIN_UTC).unwrap_or_else(|| start.and_utc())
 }
 
 /// The first instant after `not_before` whose wall-clock time in `timezone` is `wall`, or,

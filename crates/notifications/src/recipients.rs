@@ -157,13 +157,17 @@ pub async fn update_preferences(
     })
 }
 
+/// The user's replica, read in a transaction or on a plain connection.
 #[tracing::instrument(skip_all, fields(user_id = %user_id))]
-pub async fn find_recipient(tx: &mut Tx, user_id: Uuid) -> Result<Option<Recipient>, sqlx::Error> {
+pub async fn find_recipient(
+    conn: &mut sqlx::AnyConnection,
+    user_id: Uuid,
+) -> Result<Option<Recipient>, sqlx::Error> {
     sqlx::query(&format!(
         "SELECT {COLUMNS} FROM recipients WHERE user_id = $1"
     ))
     .bind(user_id.to_string())
-    .fetch_optional(&mut **tx)
+    .fetch_optional(conn)
     .await?
     .as_ref()
     .map(recipient_from_row)

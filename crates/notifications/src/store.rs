@@ -1,15 +1,17 @@
-//! The in-app notifications and the record of every decision.
+//! The in-app notifications.
+//!
+//! A notification is visible from its `deliver_at` on: at once, or when the recipient's
+//! quiet hours end. Every read takes "now" from the service's clock.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use herald_platform::db::{Backend, Database, Tx, now_micros, to_datetime};
+use herald_platform::db::{Backend, Database, Tx, to_datetime};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use crate::decision::Decision;
 use crate::domain::{Draft, NotificationType, PageRequest, Priority};
 
 /// An in-app notification as the API shows it.
@@ -25,13 +27,15 @@ pub struct Notification {
     pub body: String,
     pub data: Option<serde_json::Value>,
     pub read: bool,
+    /// When it reached the user's list: its creation, or the end of the quiet hours that
+    /// deferred it. Lists are newest first by this.
     pub created_at: DateTime<Utc>,
     pub read_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "id, user_id, type, priority, title, body, data, created_at, read_at";
+const COLUMNS: &str = "id, user_id, type, priority, title, body, data, deliver_at, read_at";
 
-fn decode_error(message: String) -> sqlx::Error {
+pub(crate) fn decode_error(message: String) -> sqlx::Error {
     sqlx::Error::Decode(message.into())
 }
 
@@ -61,16 +65,16 @@ fn notification_from_row(row: &AnyRow) -> Result<Notification, sqlx::Error> {
             .transpose()
             .map_err(|e| decode_error(format!("notification data: {e}")))?,
         read: read_at.is_some(),
-        created_at: to_datetime(row.try_get("created_at")?),
+        created_at: to_datetime(row.try_get("deliver_at")?),
         read_at: read_at.map(to_datetime),
     })
 }
 
 /// Rows per multi-row INSERT, well under both engines' limit of bound parameters.
-const ROWS_PER_INSERT: usize = 200;
+pub(crate) const ROWS_PER_INSERT: usize = 200;
 
 /// `($1, $2), ($3, $4)` for 2 rows of 2 columns: the VALUES of a multi-row insert.
-fn values_list(rows: usize, columns: usize) -> String {
+pub(crate) fn values_list(rows: usize, columns: usize) -> String {
     (0..rows)
         .map(|row| {
             let placeholders: Vec<String> = (1..=columns)
@@ -82,69 +86,34 @@ fn values_list(rows: usize, columns: usize) -> String {
         .join(", ")
 }
 
-/// Records how each draft was decided and returns the dedupe keys recorded now. A key
-/// decided before is left out and nothing is written for it: the caller must then have no
-/// further effect for that draft.
-#[tracing::instrument(skip_all, fields(drafts = decided.len()))]
-pub async fn record_decisions(
-    tx: &mut Tx,
-    decided: &[(&Draft, &Decision)],
-    decided_at: DateTime<Utc>,
-) -> Result<HashSet<String>, sqlx::Error> {
-    let mut recorded = HashSet::with_capacity(decided.len());
-    for chunk in decided.chunks(ROWS_PER_INSERT) {
-        let sql = format!(
-            "INSERT INTO notification_decisions
-                (dedupe_key, user_id, type, outcome, reason, channels, decided_at)
-             VALUES {}
-             ON CONFLICT DO NOTHING
-             RETURNING dedupe_key",
-            values_list(chunk.len(), 7)
-        );
-        let mut query = sqlx::query(&sql);
-        for (draft, decision) in chunk {
-            let channels = serde_json::to_string(decision.channels())
-                .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-            query = query
-                .bind(draft.dedupe_key.clone())
-                .bind(draft.user_id.to_string())
-                .bind(draft.notification_type.as_str())
-                .bind(decision.outcome().as_str())
-                .bind(decision.reason().map(|r| r.as_str()))
-                .bind(channels)
-                .bind(decided_at.timestamp_micros());
-        }
-        for row in query.fetch_all(&mut **tx).await? {
-            recorded.insert(row.try_get::<String, _>("dedupe_key")?);
-        }
+/// A draft's `data` as stored: JSON text, or NULL.
+pub(crate) fn data_column(draft: &Draft) -> Option<String> {
+    match &draft.data {
+        None | Some(serde_json::Value::Null) => None,
+        Some(value) => Some(value.to_string()),
     }
-    Ok(recorded)
 }
 
-/// Stores the drafts as unread in-app notifications, keyed by dedupe key in the answer; a
-/// dedupe key that already has a notification is left out.
+/// Stores the drafts as unread in-app notifications, each visible from its time, keyed by
+/// dedupe key in the answer; a dedupe key that already has a notification is left out.
 #[tracing::instrument(skip_all, fields(drafts = drafts.len()))]
 pub async fn insert_notifications(
     tx: &mut Tx,
-    drafts: &[&Draft],
+    drafts: &[(&Draft, DateTime<Utc>)],
+    now: DateTime<Utc>,
 ) -> Result<HashMap<String, Notification>, sqlx::Error> {
     let mut stored = HashMap::with_capacity(drafts.len());
-    let created_at = now_micros();
     for chunk in drafts.chunks(ROWS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO notifications
-                (id, user_id, type, priority, title, body, data, dedupe_key, created_at)
+                (id, user_id, type, priority, title, body, data, dedupe_key, created_at, deliver_at)
              VALUES {}
              ON CONFLICT (dedupe_key) DO NOTHING
              RETURNING {COLUMNS}, dedupe_key",
-            values_list(chunk.len(), 9)
+            values_list(chunk.len(), 10)
         );
         let mut query = sqlx::query(&sql);
-        for draft in chunk {
-            let data = match &draft.data {
-                None | Some(serde_json::Value::Null) => None,
-                Some(value) => Some(value.to_string()),
-            };
+        for (draft, deliver_at) in chunk {
             query = query
                 .bind(Uuid::now_v7().to_string())
                 .bind(draft.user_id.to_string())
@@ -152,9 +121,10 @@ pub async fn insert_notifications(
                 .bind(draft.priority().as_str())
                 .bind(draft.title.clone())
                 .bind(draft.body.clone())
-                .bind(data)
+                .bind(data_column(draft))
                 .bind(draft.dedupe_key.clone())
-                .bind(created_at);
+                .bind(now.timestamp_micros())
+                .bind(deliver_at.timestamp_micros());
         }
         for row in query.fetch_all(&mut **tx).await? {
             stored.insert(row.try_get("dedupe_key")?, notification_from_row(&row)?);
@@ -184,26 +154,31 @@ fn unread_filter(unread_only: bool) -> &'static str {
     }
 }
 
-/// One page of the user's notifications, newest first, with one extra row when more follow.
+/// One page of the user's notifications visible at `now`, newest first, with one extra
+/// row when more follow. A cursor that names none of the user's notifications ends the list.
 #[tracing::instrument(skip_all, fields(user_id = %user_id))]
 pub async fn list_notifications(
     tx: &mut Tx,
     user_id: Uuid,
     page: &PageRequest,
+    now: DateTime<Utc>,
 ) -> Result<Vec<Notification>, sqlx::Error> {
     let filter = unread_filter(page.unread_only);
     let after = if page.after.is_some() {
-        " AND id < $3"
+        " AND (deliver_at, id) <
+            (SELECT c.deliver_at, c.id FROM notifications c WHERE c.id = $4 AND c.user_id = $1)"
     } else {
         ""
     };
     let sql = format!(
-        "SELECT {COLUMNS} FROM notifications WHERE user_id = $1{filter}{after}
-         ORDER BY id DESC LIMIT $2"
+        "SELECT {COLUMNS} FROM notifications
+         WHERE user_id = $1 AND deliver_at <= $3{filter}{after}
+         ORDER BY deliver_at DESC, id DESC LIMIT $2"
     );
     let mut query = sqlx::query(&sql)
         .bind(user_id.to_string())
-        .bind(page.first + 1);
+        .bind(page.first + 1)
+        .bind(now.timestamp_micros());
     if let Some(after) = page.after {
         query = query.bind(after.to_string());
     }
@@ -215,35 +190,61 @@ pub async fn list_notifications(
         .collect()
 }
 
+/// How many of the user's notifications are visible at `now`.
 #[tracing::instrument(skip_all, fields(user_id = %user_id, unread_only))]
 pub async fn count_notifications<'c>(
     executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
     user_id: Uuid,
     unread_only: bool,
+    now: DateTime<Utc>,
 ) -> Result<i64, sqlx::Error> {
     let filter = unread_filter(unread_only);
     sqlx::query_scalar(&format!(
-        "SELECT COUNT(*) FROM notifications WHERE user_id = $1{filter}"
+        "SELECT COUNT(*) FROM notifications WHERE user_id = $1 AND deliver_at <= $2{filter}"
     ))
     .bind(user_id.to_string())
+    .bind(now.timestamp_micros())
     .fetch_one(executor)
     .await
 }
 
+/// The user's unread notifications visible at `now`, and whether more are waiting for
+/// their time (then a cached count would soon be wrong).
+#[tracing::instrument(skip_all, fields(user_id = %user_id))]
+pub async fn count_unread_and_waiting(
+    db: &Database,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(i64, bool), sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT COALESCE(SUM(CASE WHEN deliver_at <= $2 THEN 1 ELSE 0 END), 0) AS visible,
+                COALESCE(SUM(CASE WHEN deliver_at > $2 THEN 1 ELSE 0 END), 0) AS waiting
+         FROM notifications WHERE user_id = $1 AND read_at IS NULL",
+    )
+    .bind(user_id.to_string())
+    .bind(now.timestamp_micros())
+    .fetch_one(db.pool())
+    .await?;
+    let visible: i64 = row.try_get("visible")?;
+    let waiting: i64 = row.try_get("waiting")?;
+    Ok((visible, waiting > 0))
+}
+
 /// Marks the user's notification read (the first read time stays); None if the user has
-/// no such notification.
+/// no such notification visible at `now`.
 #[tracing::instrument(skip_all, fields(user_id = %user_id, notification_id = %id))]
 pub async fn mark_read(
     db: &Database,
     user_id: Uuid,
     id: Uuid,
+    now: DateTime<Utc>,
 ) -> Result<Option<Notification>, sqlx::Error> {
     sqlx::query(&format!(
         "UPDATE notifications SET read_at = COALESCE(read_at, $1)
-         WHERE id = $2 AND user_id = $3
+         WHERE id = $2 AND user_id = $3 AND deliver_at <= $1
          RETURNING {COLUMNS}"
     ))
-    .bind(now_micros())
+    .bind(now.timestamp_micros())
     .bind(id.to_string())
     .bind(user_id.to_string())
     .fetch_optional(db.pool())
@@ -253,63 +254,23 @@ pub async fn mark_read(
     .transpose()
 }
 
-/// Marks every unread notification of the user read; returns how many changed.
+/// Marks every unread notification of the user visible at `now` read; returns how many
+/// changed. Those still waiting for their time stay unread.
 #[tracing::instrument(skip_all, fields(user_id = %user_id))]
-pub async fn mark_all_read(db: &Database, user_id: Uuid) -> Result<u64, sqlx::Error> {
-    let changed =
-        sqlx::query("UPDATE notifications SET read_at = $1 WHERE user_id = $2 AND read_at IS NULL")
-            .bind(now_micros())
-            .bind(user_id.to_string())
-            .execute(db.pool())
-            .await?;
-    Ok(changed.rows_affected())
-}
-
-/// A recorded decision, for operators and tests.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DecisionRecord {
-    pub dedupe_key: String,
-    pub user_id: Uuid,
-    #[serde(rename = "type")]
-    pub notification_type: String,
-    pub outcome: String,
-    pub reason: Option<String>,
-    pub channels: Vec<String>,
-    pub decided_at: DateTime<Utc>,
-}
-
-/// The user's recorded decisions, oldest first.
-#[tracing::instrument(skip_all, fields(user_id = %user_id))]
-pub async fn decisions_for_user(
+pub async fn mark_all_read(
     db: &Database,
     user_id: Uuid,
-) -> Result<Vec<DecisionRecord>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT dedupe_key, user_id, type, outcome, reason, channels, decided_at
-         FROM notification_decisions WHERE user_id = $1 ORDER BY decided_at, dedupe_key",
+    now: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    let changed = sqlx::query(
+        "UPDATE notifications SET read_at = $1
+         WHERE user_id = $2 AND deliver_at <= $1 AND read_at IS NULL",
     )
+    .bind(now.timestamp_micros())
     .bind(user_id.to_string())
-    .fetch_all(db.pool())
+    .execute(db.pool())
     .await?;
-    rows.iter()
-        .map(|row| {
-            let user: String = row.try_get("user_id")?;
-            let channels: String = row.try_get("channels")?;
-            Ok(DecisionRecord {
-                dedupe_key: row.try_get("dedupe_key")?,
-                user_id: user
-                    .parse()
-                    .map_err(|e| decode_error(format!("user id: {e}")))?,
-                notification_type: row.try_get("type")?,
-                outcome: row.try_get("outcome")?,
-                reason: row.try_get("reason")?,
-                channels: serde_json::from_str(&channels)
-                    .map_err(|e| decode_error(format!("decision channels: {e}")))?,
-                decided_at: to_datetime(row.try_get("decided_at")?),
-            })
-        })
-        .collect()
+    Ok(changed.rows_affected())
 }
 
 #[cfg(test)]

@@ -4,6 +4,9 @@
 //! count after the writer's delete. So each user has a generation counter that every
 //! change bumps after commit, and counts are cached under their generation: a count
 //! computed before a change lands under the old generation and is never read again.
+//!
+//! A count is not cached while some of the user's notifications wait for the end of their
+//! quiet hours: it would hide them past their time.
 
 use std::time::Duration;
 
@@ -11,6 +14,7 @@ use herald_platform::cache::Cache;
 use herald_platform::db::Database;
 use uuid::Uuid;
 
+use crate::clock::Clock;
 use crate::store;
 
 /// How long a count may be served; also bounds staleness while the cache misses a bump.
@@ -20,11 +24,12 @@ const GENERATION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 #[derive(Clone, Debug)]
 pub struct UnreadCounts {
     cache: Cache,
+    clock: Clock,
 }
 
 impl UnreadCounts {
-    pub fn new(cache: Cache) -> UnreadCounts {
-        UnreadCounts { cache }
+    pub fn new(cache: Cache, clock: Clock) -> UnreadCounts {
+        UnreadCounts { cache, clock }
     }
 
     fn generation_key(user_id: Uuid) -> String {
@@ -42,16 +47,19 @@ impl UnreadCounts {
             Some(generation) => Some(generation),
             None => self.cache.incr(&generation_key, GENERATION_TTL).await,
         };
+        let now = self.clock.now();
         // Without a generation (the cache is down) nothing is cached.
         let Some(generation) = generation else {
-            return store::count_notifications(db.pool(), user_id, true).await;
+            return Ok(store::count_unread_and_waiting(db, user_id, now).await?.0);
         };
         let key = Self::count_key(user_id, generation);
         if let Some(count) = self.cache.get_json::<i64>(&key).await {
             return Ok(count);
         }
-        let count = store::count_notifications(db.pool(), user_id, true).await?;
-        self.cache.set_json(&key, &count, COUNT_TTL).await;
+        let (count, waiting) = store::count_unread_and_waiting(db, user_id, now).await?;
+        if !waiting {
+            self.cache.set_json(&key, &count, COUNT_TTL).await;
+        }
         Ok(count)
     }
 

@@ -1,6 +1,8 @@
 //! Test support: a whole Herald on free ports with backends isolated to one test, and a
 //! typed GraphQL client to drive it as a user would.
 
+pub mod cluster;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;

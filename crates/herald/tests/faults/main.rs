@@ -6,3 +6,4 @@
 #![allow(clippy::unwrap_used)]
 
 mod broker_restart;
+mod consumer_crash;

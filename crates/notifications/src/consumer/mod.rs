@@ -9,8 +9,9 @@ mod users;
 use anyhow::anyhow;
 use async_trait::async_trait;
 use herald_events::{
-    BackInStock, Envelope, Event, LowStock, OrderCancelled, OrderConfirmed, OrderDelivered,
-    OrderShipped, OutOfStock, PreferencesUpdated, PriceChanged, ProductWatched, UserRegistered,
+    BackInStock, Envelope, Event, LowStock, NOTIFICATIONS_CRITICAL, NOTIFICATIONS_STANDARD,
+    OrderCancelled, OrderConfirmed, OrderDelivered, OrderShipped, OutOfStock, PreferencesUpdated,
+    PriceChanged, ProductWatched, UserRegistered,
 };
 use herald_platform::bus::{EventHandler, HandlerError};
 use herald_platform::db::{Database, Tx};
@@ -19,11 +20,14 @@ use serde::de::DeserializeOwned;
 
 use crate::delivery::Notifier;
 
-/// The queue this service consumes, and its name in the inbox.
 /// The consumer's name in the inbox (both lanes share it: an event is in one lane only).
 pub const QUEUE: &str = "notifications";
 
-/// Every event type this consumer acts on: the queue must be bound to each of them.
+/// The queues this consumer reads, one consumer each: what must arrive at once (account
+/// and order events) never waits behind a backlog of stock alerts and promotions.
+pub const LANES: [&str; 2] = [NOTIFICATIONS_CRITICAL, NOTIFICATIONS_STANDARD];
+
+/// Every event type this consumer acts on: one of the lanes must be bound to each of them.
 pub const HANDLED_TYPES: &[&str] = &[
     UserRegistered::TYPE,
     PreferencesUpdated::TYPE,
@@ -100,7 +104,6 @@ impl EventHandler for NotificationsConsumer {
 
 #[cfg(test)]
 mod tests {
-    use herald_events::{NOTIFICATIONS_CRITICAL, NOTIFICATIONS_STANDARD};
     use herald_platform::bus::{topic_matches, topology};
 
     use super::*;
@@ -109,7 +112,7 @@ mod tests {
     fn the_lanes_are_bound_to_every_type_the_consumer_acts_on() {
         let lanes: Vec<_> = topology()
             .into_iter()
-            .filter(|q| [NOTIFICATIONS_CRITICAL, NOTIFICATIONS_STANDARD].contains(&q.name.as_str()))
+            .filter(|q| LANES.contains(&q.name.as_str()))
             .collect();
         assert_eq!(
             lanes.len(),

@@ -6,10 +6,10 @@ use uuid::Uuid;
 
 use super::{TestService, draft, preferences_updated, registered};
 use crate::decision::{Decision, SuppressionReason};
+use crate::decision_log::decisions_for_user;
 use crate::delivery::Delivery;
 use crate::domain::{Draft, NotificationType, Recipient};
 use crate::recipients::find_recipient;
-use crate::store::decisions_for_user;
 
 async fn recipient(service: &TestService, user_id: Uuid) -> Option<Recipient> {
     let mut tx = service.db.begin().await.unwrap();

@@ -2,66 +2,141 @@
 //! the API driven through its router with real tokens.
 
 mod api;
+mod caps;
 mod consumer;
+mod email;
 mod orders;
 mod products;
+mod quiet_hours;
 mod service;
+mod unsubscribe;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{Method, StatusCode};
+use chrono::{DateTime, Utc};
 use herald_events::{Envelope, Preferences, PreferencesUpdated, Role, UserRegistered};
-use herald_platform::bus::{EventHandler, HandlerError};
+use herald_platform::Settings;
+use herald_platform::bus::{ConsumerOptions, EventHandler, HandlerError};
 use herald_platform::cache::Cache;
 use herald_platform::db::Database;
+use herald_platform::deadletters::DeadLetters;
 use herald_platform::http::{Readiness, service_router};
+use herald_platform::mail::Mailer;
+use herald_platform::outbox::Outbox;
 use herald_platform::testing::{
     BackendSet, TestKey, call, drop_schema, isolated_settings, migrated_database,
 };
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::api::NotificationsState;
+use crate::clock::Clock;
 use crate::consumer::NotificationsConsumer;
-use crate::delivery::{Delivery, Notifier};
+use crate::delivery::{Delivery, DeliveryPolicy, Notifier};
 use crate::domain::{Draft, NotificationType};
+use crate::email::EmailQueue;
+use crate::email::render::EmailTemplates;
+use crate::email::worker::EmailWorker;
 use crate::unread::UnreadCounts;
+use crate::unsubscribe::{UnsubscribeLinks, UnsubscribeState};
 use crate::{SERVICE, migrations};
 
-/// One notifications service on fresh storage, without the bus: events are handed to the
-/// consumer directly.
+/// Where the tests' manual clock starts: a Monday, noon in London.
+pub(crate) const START: &str = "2026-06-15T12:00:00Z";
+
+pub(crate) fn utc(raw: &str) -> DateTime<Utc> {
+    raw.parse().unwrap()
+}
+
+/// One notifications service on fresh storage and a manual clock, without the bus: events
+/// are handed to the consumer directly, emails are sent a round at a time
+/// ([`TestService::send_emails`]) and the outbox is read, not relayed.
 pub(crate) struct TestService {
     pub db: Database,
     pub consumer: NotificationsConsumer,
     pub notifier: Notifier,
     pub router: Router,
+    pub clock: Clock,
+    pub emails: EmailWorker,
+    pub links: UnsubscribeLinks,
+    pub settings: Settings,
     key: TestKey,
     _dir: tempfile::TempDir,
 }
 
 impl TestService {
     pub async fn start(set: BackendSet) -> TestService {
+        Self::start_with(set, |_| {}).await
+    }
+
+    /// A service whose settings `configure` changed first.
+    pub async fn start_with(set: BackendSet, configure: impl FnOnce(&mut Settings)) -> TestService {
         let dir = tempfile::tempdir().unwrap();
-        let settings = isolated_settings(set, dir.path());
+        let mut settings = isolated_settings(set, dir.path());
+        configure(&mut settings);
         let db = migrated_database(&settings, SERVICE, &migrations()).await;
         let cache = Cache::connect(&settings).await.unwrap();
-        let unread = UnreadCounts::new(cache);
-        let notifier = Notifier::new(unread.clone());
+        let clock = Clock::manual(utc(START));
+        let unread = UnreadCounts::new(cache, clock.clone());
+        let queue = EmailQueue::default();
+        let policy = DeliveryPolicy {
+            clock: clock.clone(),
+            promotion_daily_cap: settings.promotion_daily_cap,
+            backend: db.backend(),
+        };
+        let notifier = Notifier::new(unread.clone(), queue.clone(), policy);
         let consumer = NotificationsConsumer::new(db.clone(), notifier.clone());
         let key = TestKey::generate();
+        let links = UnsubscribeLinks::load(&settings, &db, clock.clone())
+            .await
+            .unwrap();
+        let emails = EmailWorker {
+            db: db.clone(),
+            mailer: Mailer::from_settings(&settings).unwrap(),
+            templates: Arc::new(EmailTemplates::new(settings.templates_dir.clone())),
+            links: links.clone(),
+            clock: clock.clone(),
+            retries: ConsumerOptions::from_settings(&settings),
+            dead_letters: DeadLetters::new(db.clone()),
+            queue,
+            public_url: settings.public_url.clone(),
+        };
         let state = NotificationsState {
             db: db.clone(),
             unread,
             verifier: key.verifier.clone(),
+            clock: clock.clone(),
         };
-        let router = service_router(SERVICE, crate::api::router(state), Readiness::default());
+        let unsubscribe = UnsubscribeState {
+            links: links.clone(),
+            outbox: Outbox::new(db.clone()),
+            db: db.clone(),
+        };
+        let api = crate::api::router(state).merge(crate::unsubscribe::router(unsubscribe));
+        let router = service_router(SERVICE, api, Readiness::default());
         TestService {
             db,
             consumer,
             notifier,
             router,
+            clock,
+            emails,
+            links,
+            settings,
             key,
             _dir: dir,
         }
+    }
+
+    /// One round of the email worker: sends what is due now; returns how many it tried.
+    pub async fn send_emails(&self) -> usize {
+        self.emails
+            .send_due(&CancellationToken::new())
+            .await
+            .unwrap()
     }
 
     /// Drops the test's PostgreSQL schema.
@@ -103,13 +178,22 @@ impl TestService {
             .collect()
     }
 
+    /// The titles of the user's notifications of one type the API lists now, newest first.
+    pub async fn titles_of(&self, user_id: Uuid, notification_type: &str) -> Vec<String> {
+        self.notifications_of(user_id, notification_type)
+            .await
+            .iter()
+            .map(|n| n["title"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// The user's recorded decisions of one type: (outcome, reason).
     pub async fn decisions_of(
         &self,
         user_id: Uuid,
         notification_type: &str,
     ) -> Vec<(String, Option<String>)> {
-        crate::store::decisions_for_user(&self.db, user_id)
+        crate::decision_log::decisions_for_user(&self.db, user_id)
             .await
             .unwrap()
             .into_iter()

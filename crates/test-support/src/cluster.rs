@@ -1,0 +1,194 @@
+//! Herald as real OS processes: each service its own process (or all in one), started,
+//! killed and restarted by the test, on isolated backends.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use herald_platform::bus::{RabbitBus, topology};
+use herald_platform::testing::{BackendSet, real_backends, unique_prefix};
+use serde_json::{Value, json};
+
+use crate::{ADMIN_EMAIL, ADMIN_PASSWORD, eventually};
+
+pub struct Cluster {
+    bin: PathBuf,
+    set: BackendSet,
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    prefix: String,
+    processes: BTreeMap<String, Child>,
+    gateway: String,
+    http: reqwest::Client,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Cluster {
+    /// Settings for processes of `bin` on `set`; nothing runs yet.
+    pub fn new(bin: &Path, set: BackendSet) -> Cluster {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let prefix = unique_prefix();
+        let gateway_port = free_port();
+        let mut env = vec![
+            (
+                "HERALD_DATA_DIR".to_owned(),
+                dir.path().display().to_string(),
+            ),
+            ("HERALD_ADMIN_EMAIL".to_owned(), ADMIN_EMAIL.to_owned()),
+            (
+                "HERALD_ADMIN_PASSWORD".to_owned(),
+                ADMIN_PASSWORD.to_owned(),
+            ),
+            ("HERALD_LOG_FORMAT".to_owned(), "json".to_owned()),
+            (
+                "HERALD_GATEWAY_ADDR".to_owned(),
+                format!("127.0.0.1:{gateway_port}"),
+            ),
+        ];
+        for service in ["USERS", "PRODUCTS", "ORDERS", "NOTIFICATIONS"] {
+            env.push((
+                format!("HERALD_{service}_ADDR"),
+                format!("127.0.0.1:{}", free_port()),
+            ));
+        }
+        if set == BackendSet::Real {
+            let real = real_backends().expect("real backends requested but not reachable");
+            env.extend([
+                ("HERALD_DATABASE_URL".to_owned(), real.database_url),
+                ("HERALD_AMQP_URL".to_owned(), real.amqp_url),
+                ("HERALD_REDIS_URL".to_owned(), real.redis_url),
+                (
+                    "HERALD_DATABASE_SCHEMA_PREFIX".to_owned(),
+                    format!("{prefix}_"),
+                ),
+                ("HERALD_BUS_PREFIX".to_owned(), prefix.clone()),
+                ("HERALD_CACHE_PREFIX".to_owned(), prefix.clone()),
+            ]);
+        }
+        Cluster {
+            bin: bin.to_owned(),
+            set,
+            dir,
+            env,
+            prefix,
+            processes: BTreeMap::new(),
+            gateway: format!("http://127.0.0.1:{gateway_port}"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Starts `herald serve SERVICES…` under `name` (no services: all in one process).
+    pub fn start(&mut self, name: &str, services: &[&str]) {
+        let log = if std::env::var_os("TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
+        let child = Command::new(&self.bin)
+            .arg("serve")
+            .args(services)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting herald");
+        self.processes.insert(name.to_owned(), child);
+    }
+
+    /// SIGKILL: a crash, nothing gets to finish.
+    pub fn kill(&mut self, name: &str) {
+        if let Some(mut child) = self.processes.remove(name) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for the exit.
+    pub fn terminate(&mut self, name: &str) -> Option<ExitStatus> {
+        let mut child = self.processes.remove(name)?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        child.wait().ok()
+    }
+
+    pub fn gateway(&self) -> &str {
+        &self.gateway
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub async fn wait_ready(&self) {
+        eventually(
+            Duration::from_secs(60),
+            "the gateway to be ready",
+            || async {
+                let response = self
+                    .http
+                    .get(format!("{}/ready", self.gateway))
+                    .send()
+                    .await
+                    .ok()?;
+                (response.status() == 200).then_some(())
+            },
+        )
+        .await;
+    }
+
+    pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = self
+            .http
+            .post(format!("{}/graphql", self.gateway))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        match request.send().await {
+            Ok(response) => response.json().await.unwrap_or(Value::Null),
+            Err(e) => json!({ "errors": [{ "message": e.to_string() }] }),
+        }
+    }
+
+    /// Stops every process and removes what the cluster created on shared servers.
+    pub async fn cleanup(mut self) {
+        let names: Vec<String> = self.processes.keys().cloned().collect();
+        for name in names {
+            self.kill(&name);
+        }
+        if self.set != BackendSet::Real {
+            return;
+        }
+        let Some(real) = real_backends() else { return };
+        sqlx::any::install_default_drivers();
+        if let Ok(pool) = sqlx::AnyPool::connect(&real.database_url).await {
+            for service in ["users", "notifications", "products", "orders"] {
+                let schema = format!("{}_{service}", self.prefix);
+                let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                    .execute(&pool)
+                    .await;
+            }
+            pool.close().await;
+        }
+        if let Ok(bus) = RabbitBus::connect(&real.amqp_url, &self.prefix).await {
+            let _ = bus.delete_topology(&topology()).await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self.processes.values_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
