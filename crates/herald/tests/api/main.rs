@@ -6,6 +6,7 @@
 mod cli;
 mod commerce;
 mod deadletters;
+mod email;
 mod graphql_errors;
 mod lanes;
 mod notifications;
