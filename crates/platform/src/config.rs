@@ -37,6 +37,8 @@ pub struct Settings {
     pub products_url: Option<String>,
     pub orders_addr: SocketAddr,
     pub orders_url: Option<String>,
+    pub recommendations_addr: SocketAddr,
+    pub recommendations_url: Option<String>,
     /// Unset: one SQLite file per service under `data_dir`. `postgres://…`: one schema per service.
     pub database_url: Option<String>,
     /// Per-service overrides of `database_url` (a service in its own database).
@@ -44,6 +46,7 @@ pub struct Settings {
     pub notifications_database_url: Option<String>,
     pub products_database_url: Option<String>,
     pub orders_database_url: Option<String>,
+    pub recommendations_database_url: Option<String>,
     /// Prefix of the per-service PostgreSQL schema names (`{prefix}users`).
     pub database_schema_prefix: String,
     pub database_max_connections: u32,
@@ -101,11 +104,14 @@ impl Default for Settings {
             products_url: None,
             orders_addr: SocketAddr::from(([127, 0, 0, 1], 4103)),
             orders_url: None,
+            recommendations_addr: SocketAddr::from(([127, 0, 0, 1], 4105)),
+            recommendations_url: None,
             database_url: None,
             users_database_url: None,
             notifications_database_url: None,
             products_database_url: None,
             orders_database_url: None,
+            recommendations_database_url: None,
             database_schema_prefix: String::new(),
             database_max_connections: 16,
             amqp_url: None,
@@ -213,6 +219,12 @@ impl Settings {
                 "notifications_database_url",
                 &self.notifications_database_url,
             ),
+            ("products_database_url", &self.products_database_url),
+            ("orders_database_url", &self.orders_database_url),
+            (
+                "recommendations_database_url",
+                &self.recommendations_database_url,
+            ),
         ] {
             if let Some(url) = url {
                 check_url(key, url, &["postgres", "postgresql"])?;
@@ -230,6 +242,9 @@ impl Settings {
         for (key, url) in [
             ("users_url", &self.users_url),
             ("notifications_url", &self.notifications_url),
+            ("products_url", &self.products_url),
+            ("orders_url", &self.orders_url),
+            ("recommendations_url", &self.recommendations_url),
         ] {
             if let Some(url) = url {
                 check_url(key, url, &["http", "https"])?;
@@ -287,6 +302,7 @@ impl Settings {
             "notifications" => &self.notifications_database_url,
             "products" => &self.products_database_url,
             "orders" => &self.orders_database_url,
+            "recommendations" => &self.recommendations_database_url,
             _ => &None,
         };
         specific.as_deref().or(self.database_url.as_deref())
@@ -314,6 +330,12 @@ impl Settings {
         self.orders_url
             .clone()
             .unwrap_or_else(|| format!("http://{}", self.orders_addr))
+    }
+
+    pub fn recommendations_url(&self) -> String {
+        self.recommendations_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.recommendations_addr))
     }
 
     pub fn log_format(&self) -> LogFormat {

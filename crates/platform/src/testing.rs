@@ -134,6 +134,7 @@ pub fn isolated_settings(set: BackendSet, data_dir: &std::path::Path) -> Setting
         notifications_addr: any_port,
         products_addr: any_port,
         orders_addr: any_port,
+        recommendations_addr: any_port,
         database_schema_prefix: format!("{prefix}_"),
         database_max_connections: 8,
         bus_prefix: prefix.clone(),
