@@ -53,6 +53,21 @@ pub const TOPOLOGY: &[(&str, &[&str])] = &[
     ("products", &[OrderCancelled::TYPE]),
     // Emails that failed every attempt come back here when an admin replays them.
     (NOTIFICATIONS_EMAIL, &[EmailUndeliverable::TYPE]),
+    // Recommendations learns purchases, the catalog and stated tastes.
+    (
+        "recommendations",
+        &[
+            OrderConfirmed::TYPE,
+            OrderCancelled::TYPE,
+            ProductCreated::TYPE,
+            StockChanged::TYPE,
+            PriceChanged::TYPE,
+            OutOfStock::TYPE,
+            BackInStock::TYPE,
+            UserRegistered::TYPE,
+            PreferencesUpdated::TYPE,
+        ],
+    ),
     // Users switches a notification type off when its unsubscribe link was followed.
     ("users", &[UnsubscribeRequested::TYPE]),
 ];

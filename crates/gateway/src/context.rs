@@ -14,6 +14,7 @@ pub struct Services {
     pub notifications: ServiceClient,
     pub products: ServiceClient,
     pub orders: ServiceClient,
+    pub recommendations: ServiceClient,
 }
 
 /// The request's credentials: the raw token (forwarded to services, which check it again)

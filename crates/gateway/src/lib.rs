@@ -60,6 +60,7 @@ pub fn build(settings: &Settings, verifier: TokenVerifier, readiness: Readiness)
         notifications: ServiceClient::new("notifications", &settings.notifications_url()),
         products: ServiceClient::new("products", &settings.products_url()),
         orders: ServiceClient::new("orders", &settings.orders_url()),
+        recommendations: ServiceClient::new("recommendations", &settings.recommendations_url()),
     };
     let state = GatewayState {
         notifications: services.notifications.clone(),

@@ -10,7 +10,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::error::{GqlResult, gql_error, to_graphql};
-use crate::types::{OrderItem, Product};
+use crate::types::{OrderItem, Product, Recommendation};
 
 pub struct ProductLoader {
     products: ServiceClient,
@@ -41,6 +41,19 @@ impl Loader<Uuid> for ProductLoader {
 
 #[ComplexObject]
 impl OrderItem {
+    async fn product(&self, ctx: &Context<'_>) -> GqlResult<Product> {
+        let loader = ctx.data_unchecked::<DataLoader<ProductLoader>>();
+        loader.load_one(self.product_id).await?.ok_or_else(|| {
+            gql_error(
+                ErrorCode::NotFound,
+                format!("no product {}", self.product_id),
+            )
+        })
+    }
+}
+
+#[ComplexObject]
+impl Recommendation {
     async fn product(&self, ctx: &Context<'_>) -> GqlResult<Product> {
         let loader = ctx.data_unchecked::<DataLoader<ProductLoader>>();
         loader.load_one(self.product_id).await?.ok_or_else(|| {

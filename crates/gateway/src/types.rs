@@ -239,3 +239,31 @@ pub struct DeadLetter {
     pub failed_at: DateTime<Utc>,
     pub payload: Option<Json<serde_json::Value>>,
 }
+
+/// A product picked for the caller; its product is looked up in batches.
+#[derive(SimpleObject, Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[graphql(complex)]
+pub struct Recommendation {
+    #[graphql(skip)]
+    pub product_id: uuid::Uuid,
+    pub score: f64,
+    pub reason: String,
+}
+
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ActivityType {
+    View,
+    Cart,
+    Wishlist,
+    Search,
+}
+
+#[derive(InputObject, Debug)]
+pub struct UserActivityInput {
+    #[graphql(name = "type")]
+    pub kind: ActivityType,
+    pub product_id: Option<ID>,
+    pub query: Option<String>,
+}

@@ -18,6 +18,10 @@ async fn stores(settings: &Settings) -> anyhow::Result<Vec<(&'static str, DeadLe
             herald_products::connect_database(settings).await,
         ),
         (
+            "recommendations",
+            herald_recommendations::connect_database(settings).await,
+        ),
+        (
             "notifications",
             herald_notifications::connect_database(settings).await,
         ),

@@ -23,15 +23,17 @@ pub enum ServiceName {
     Users,
     Products,
     Orders,
+    Recommendations,
     Notifications,
     Gateway,
 }
 
 impl ServiceName {
-    pub const ALL: [ServiceName; 5] = [
+    pub const ALL: [ServiceName; 6] = [
         ServiceName::Users,
         ServiceName::Products,
         ServiceName::Orders,
+        ServiceName::Recommendations,
         ServiceName::Notifications,
         ServiceName::Gateway,
     ];
@@ -41,6 +43,7 @@ impl ServiceName {
             ServiceName::Users => "users",
             ServiceName::Products => "products",
             ServiceName::Orders => "orders",
+            ServiceName::Recommendations => "recommendations",
             ServiceName::Notifications => "notifications",
             ServiceName::Gateway => "gateway",
         }
@@ -51,6 +54,7 @@ impl ServiceName {
             ServiceName::Users => (settings.users_addr, "users_addr"),
             ServiceName::Products => (settings.products_addr, "products_addr"),
             ServiceName::Orders => (settings.orders_addr, "orders_addr"),
+            ServiceName::Recommendations => (settings.recommendations_addr, "recommendations_addr"),
             ServiceName::Notifications => (settings.notifications_addr, "notifications_addr"),
             ServiceName::Gateway => (settings.gateway_addr, "gateway_addr"),
         }
@@ -100,6 +104,9 @@ impl Application {
                 }
                 ServiceName::Orders if settings.orders_url.is_none() => {
                     settings.orders_url = Some(format!("http://{local}"));
+                }
+                ServiceName::Recommendations if settings.recommendations_url.is_none() => {
+                    settings.recommendations_url = Some(format!("http://{local}"));
                 }
                 _ => {}
             }
@@ -163,6 +170,19 @@ impl Application {
                     .context("starting orders")?;
             readiness = readiness.merge(built.readiness.clone());
             self.launch(ServiceName::Orders, listener, built)?;
+        }
+        if let Some(listener) = listeners.remove(&ServiceName::Recommendations) {
+            let built = herald_recommendations::build(
+                settings,
+                &bus,
+                &cache,
+                verifier.clone(),
+                self.shutdown.clone(),
+            )
+            .await
+            .context("starting recommendations")?;
+            readiness = readiness.merge(built.readiness.clone());
+            self.launch(ServiceName::Recommendations, listener, built)?;
         }
         if let Some(listener) = listeners.remove(&ServiceName::Notifications) {
             let built = herald_notifications::build(
@@ -269,6 +289,10 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
             herald_products::connect_database(settings).await,
         ),
         ("orders", herald_orders::connect_database(settings).await),
+        (
+            "recommendations",
+            herald_recommendations::connect_database(settings).await,
+        ),
     ] {
         db.with_context(|| format!("migrating {name}"))?
             .close()

@@ -52,7 +52,13 @@ impl Cluster {
                 format!("127.0.0.1:{gateway_port}"),
             ),
         ];
-        for service in ["USERS", "PRODUCTS", "ORDERS", "NOTIFICATIONS"] {
+        for service in [
+            "USERS",
+            "PRODUCTS",
+            "ORDERS",
+            "RECOMMENDATIONS",
+            "NOTIFICATIONS",
+        ] {
             env.push((
                 format!("HERALD_{service}_ADDR"),
                 format!("127.0.0.1:{}", free_port()),
@@ -170,7 +176,13 @@ impl Cluster {
         let Some(real) = real_backends() else { return };
         sqlx::any::install_default_drivers();
         if let Ok(pool) = sqlx::AnyPool::connect(&real.database_url).await {
-            for service in ["users", "notifications", "products", "orders"] {
+            for service in [
+                "users",
+                "notifications",
+                "products",
+                "orders",
+                "recommendations",
+            ] {
                 let schema = format!("{}_{service}", self.prefix);
                 let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
                     .execute(&pool)

@@ -213,7 +213,13 @@ impl TestApp {
         if let Some(url) = &self.settings.database_url {
             sqlx::any::install_default_drivers();
             if let Ok(pool) = sqlx::AnyPool::connect(url).await {
-                for service in ["users", "notifications", "products", "orders"] {
+                for service in [
+                    "users",
+                    "notifications",
+                    "products",
+                    "orders",
+                    "recommendations",
+                ] {
                     let schema = format!("{}{}", self.settings.database_schema_prefix, service);
                     let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
                         .execute(&pool)

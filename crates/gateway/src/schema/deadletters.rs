@@ -14,9 +14,14 @@ use crate::error::{GqlResult, IntoGql, gql_error, to_graphql};
 use crate::types::DeadLetter;
 
 /// The services with consumers, and so with dead letters.
-fn consuming<'a>(ctx: &'a Context<'_>) -> [&'a ServiceClient; 3] {
+fn consuming<'a>(ctx: &'a Context<'_>) -> [&'a ServiceClient; 4] {
     let services = ctx.services();
-    [&services.users, &services.products, &services.notifications]
+    [
+        &services.users,
+        &services.products,
+        &services.recommendations,
+        &services.notifications,
+    ]
 }
 
 /// The services that may hold dead letters of `queue` (queues are named after their service).

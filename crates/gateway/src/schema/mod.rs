@@ -4,6 +4,7 @@ mod catalog;
 mod deadletters;
 mod notifications;
 mod orders;
+mod recommendations;
 mod users;
 
 use async_graphql::{EmptySubscription, ID, MergedObject, Schema};
@@ -20,6 +21,7 @@ pub struct Query(
     catalog::CatalogQuery,
     orders::OrderQuery,
     deadletters::DeadLetterQuery,
+    recommendations::RecommendationQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -29,6 +31,7 @@ pub struct Mutation(
     catalog::CatalogMutation,
     orders::OrderMutation,
     deadletters::DeadLetterMutation,
+    recommendations::RecommendationMutation,
 );
 
 /// Ids are UUIDs; anything else cannot name an existing thing.

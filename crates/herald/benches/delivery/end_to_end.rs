@@ -230,13 +230,6 @@ impl HandlerTime {
     /// Since `self`, `elapsed` ago: how long a handler took on average, and how many ran at
     /// once.
     fn since(self, elapsed: Duration) -> String {
-        for line in herald_platform::telemetry::prometheus()
-            .render()
-            .lines()
-            .filter(|l| l.contains("critical") || l.contains("sqlx") || l.contains("lag"))
-        {
-            eprintln!("DEBUG {line}");
-        }
         let now = HandlerTime::now();
         let seconds = now.seconds - self.seconds;
         let handled = (now.handled - self.handled).max(1.0);

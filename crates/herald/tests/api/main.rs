@@ -12,4 +12,5 @@ mod lanes;
 mod notifications;
 mod operations;
 mod processes;
+mod recommendations;
 mod users;

@@ -18,7 +18,14 @@ async fn services_run_as_separate_processes() {
         BackendSet::Real,
     );
     // Started in the "wrong" order on purpose: each waits for what it needs.
-    for service in ["gateway", "notifications", "orders", "products", "users"] {
+    for service in [
+        "gateway",
+        "notifications",
+        "recommendations",
+        "orders",
+        "products",
+        "users",
+    ] {
         cluster.start(service, &[service]);
     }
     cluster.wait_ready().await;

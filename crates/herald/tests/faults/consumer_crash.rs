@@ -19,7 +19,7 @@ async fn a_killed_consumer_leaves_no_duplicates(set: BackendSet) {
             "all"
         }
         BackendSet::Real => {
-            for service in ["users", "products", "orders", "gateway"] {
+            for service in ["users", "products", "orders", "recommendations", "gateway"] {
                 cluster.start(service, &[service]);
             }
             cluster.start("notifications", &["notifications"]);

@@ -1,0 +1,180 @@
+//! The consumer of the `recommendations` queue: confirmed and cancelled orders (the
+//! purchases), product events (the catalog replica) and user events (preferred
+//! categories). Each event is handled in one transaction with its inbox entry, so a
+//! redelivered event has no second effect.
+
+use anyhow::anyhow;
+use async_trait::async_trait;
+use herald_events::{
+    BackInStock, Envelope, Event, OrderCancelled, OrderConfirmed, OutOfStock, PreferencesUpdated,
+    PriceChanged, ProductCreated, StockChanged, UserRegistered,
+};
+use herald_platform::bus::{EventHandler, HandlerError};
+use herald_platform::db::Tx;
+use herald_platform::outbox::first_delivery;
+
+use crate::advisor::Advisor;
+use crate::store;
+
+/// The queue this service consumes, and its name in the inbox.
+pub const QUEUE: &str = "recommendations";
+
+/// Every event type this consumer acts on: the queue must be bound to each of them.
+pub const HANDLED_TYPES: &[&str] = &[
+    OrderConfirmed::TYPE,
+    OrderCancelled::TYPE,
+    ProductCreated::TYPE,
+    StockChanged::TYPE,
+    PriceChanged::TYPE,
+    OutOfStock::TYPE,
+    BackInStock::TYPE,
+    UserRegistered::TYPE,
+    PreferencesUpdated::TYPE,
+];
+
+#[derive(Clone, Debug)]
+pub struct RecommendationsConsumer {
+    advisor: Advisor,
+}
+
+fn payload<E: Event>(event: &Envelope) -> Result<E, HandlerError> {
+    event
+        .payload::<E>()
+        .map_err(|e| HandlerError::Reject(anyhow!("{} {}: {e}", E::TYPE, event.id)))
+}
+
+impl RecommendationsConsumer {
+    pub fn new(advisor: Advisor) -> RecommendationsConsumer {
+        RecommendationsConsumer { advisor }
+    }
+
+    /// The transaction of the event's effect, with its inbox entry; None when the event
+    /// was handled before.
+    async fn begin_first(&self, event: &Envelope) -> Result<Option<Tx>, HandlerError> {
+        let mut tx = self.advisor.db.begin().await?;
+        if !first_delivery(&mut tx, QUEUE, event).await? {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        Ok(Some(tx))
+    }
+
+    async fn order_confirmed(&self, event: &Envelope) -> Result<(), HandlerError> {
+        let OrderConfirmed(order) = payload(event)?;
+        let Some(mut tx) = self.begin_first(event).await? else {
+            return Ok(());
+        };
+        store::order_confirmed(&mut tx, &order).await?;
+        tx.commit().await?;
+        self.advisor.forget(order.user_id).await;
+        Ok(())
+    }
+
+    async fn order_cancelled(&self, event: &Envelope) -> Result<(), HandlerError> {
+        let OrderCancelled(order) = payload(event)?;
+        let Some(mut tx) = self.begin_first(event).await? else {
+            return Ok(());
+        };
+        store::order_cancelled(&mut tx, &order).await?;
+        tx.commit().await?;
+        self.advisor.forget(order.user_id).await;
+        Ok(())
+    }
+
+    async fn product_created(&self, event: &Envelope) -> Result<(), HandlerError> {
+        let created: ProductCreated = payload(event)?;
+        let Some(mut tx) = self.begin_first(event).await? else {
+            return Ok(());
+        };
+        store::product_created(&mut tx, &created, event.time.timestamp_micros()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn stock_level(
+        &self,
+        event: &Envelope,
+        product_id: uuid::Uuid,
+        stock: i64,
+    ) -> Result<(), HandlerError> {
+        let Some(mut tx) = self.begin_first(event).await? else {
+            return Ok(());
+        };
+        store::stock_changed(&mut tx, product_id, stock, event.time.timestamp_micros()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn price_changed(&self, event: &Envelope) -> Result<(), HandlerError> {
+        let change: PriceChanged = payload(event)?;
+        let Some(mut tx) = self.begin_first(event).await? else {
+            return Ok(());
+        };
+        store::product_renamed(&mut tx, change.product_id, &change.name).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn preferred_categories(
+        &self,
+        event: &Envelope,
+        user_id: uuid::Uuid,
+        categories: &[String],
+        version: i64,
+    ) -> Result<(), HandlerError> {
+        let Some(mut tx) = self.begin_first(event).await? else {
+            return Ok(());
+        };
+        store::set_preferred_categories(&mut tx, user_id, categories, version).await?;
+        tx.commit().await?;
+        self.advisor.forget(user_id).await;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventHandler for RecommendationsConsumer {
+    async fn handle(&self, event: &Envelope) -> Result<(), HandlerError> {
+        match event.event_type.as_str() {
+            OrderConfirmed::TYPE => self.order_confirmed(event).await,
+            OrderCancelled::TYPE => self.order_cancelled(event).await,
+            ProductCreated::TYPE => self.product_created(event).await,
+            StockChanged::TYPE => {
+                let change: StockChanged = payload(event)?;
+                self.stock_level(event, change.product_id, change.new_stock)
+                    .await
+            }
+            OutOfStock::TYPE => {
+                let OutOfStock(level) = payload(event)?;
+                self.stock_level(event, level.product_id, level.stock).await
+            }
+            BackInStock::TYPE => {
+                let BackInStock(level) = payload(event)?;
+                self.stock_level(event, level.product_id, level.stock).await
+            }
+            PriceChanged::TYPE => self.price_changed(event).await,
+            UserRegistered::TYPE => {
+                let user: UserRegistered = payload(event)?;
+                self.preferred_categories(
+                    event,
+                    user.user_id,
+                    &user.preferences.categories,
+                    user.preferences_version,
+                )
+                .await
+            }
+            PreferencesUpdated::TYPE => {
+                let update: PreferencesUpdated = payload(event)?;
+                self.preferred_categories(
+                    event,
+                    update.user_id,
+                    &update.preferences.categories,
+                    update.preferences_version,
+                )
+                .await
+            }
+            // Other types bound to the queue by a wider pattern are not this service's concern.
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! The recommendations service: it keeps activity signals (views, carts, wishlists,
+//! searches), purchases from `order.*`, and replicas of the catalog and of users'
+//! preferred categories; recommends with the pure, explainable
+//! [`recommender`](crate::recommender) and caches each user's result; and measures the
+//! recommender offline against popularity ([`eval::evaluate`]).
+
+pub mod activity;
+pub mod advisor;
+pub mod api;
+pub mod consumer;
+pub mod eval;
+pub mod recommender;
+pub mod store;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use herald_platform::Settings;
+use herald_platform::auth::TokenVerifier;
+use herald_platform::bus::{Bus, ConsumerOptions};
+use herald_platform::cache::Cache;
+use herald_platform::db::{Database, Migrations};
+use herald_platform::deadletters::{self, DeadLetters};
+use herald_platform::http::{BuiltService, Readiness, service_router};
+use tokio_util::sync::CancellationToken;
+
+use crate::advisor::{Advisor, AdvisorSettings};
+use crate::api::RecommendationsState;
+use crate::consumer::RecommendationsConsumer;
+pub use crate::consumer::{HANDLED_TYPES, QUEUE};
+pub use crate::eval::{EvalConfig, EvalReport, evaluate};
+
+pub const SERVICE: &str = "recommendations";
+
+pub fn migrations() -> Migrations {
+    Migrations {
+        sqlite: sqlx::migrate!("./migrations/sqlite"),
+        postgres: sqlx::migrate!("./migrations/postgres"),
+    }
+}
+
+pub async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
+    Database::connect_migrated(settings, SERVICE, &migrations()).await
+}
+
+/// Builds the recommendations service: storage, the consumer of its queue, the API.
+pub async fn build(
+    settings: &Settings,
+    bus: &Bus,
+    cache: &Cache,
+    verifier: TokenVerifier,
+    shutdown: CancellationToken,
+) -> anyhow::Result<BuiltService> {
+    let db = connect_database(settings).await?;
+    let advisor = Advisor::new(db.clone(), cache.clone(), AdvisorSettings::default());
+    let consuming = bus.spawn_consumer(
+        QUEUE,
+        Arc::new(RecommendationsConsumer::new(advisor.clone())),
+        ConsumerOptions::from_settings(settings),
+        Arc::new(DeadLetters::new(db.clone())),
+        shutdown,
+    );
+    let state = RecommendationsState {
+        advisor,
+        verifier: verifier.clone(),
+    };
+    let readiness = Readiness::default()
+        .database("recommendations_database", &db)
+        .bus(bus)
+        .cache(cache);
+    Ok(BuiltService {
+        name: SERVICE,
+        router: service_router(
+            SERVICE,
+            api::router(state).merge(deadletters::router(
+                DeadLetters::new(db.clone()),
+                bus.clone(),
+                verifier,
+            )),
+            readiness.clone(),
+        ),
+        readiness,
+        tasks: vec![consuming],
+    })
+}

@@ -1,0 +1,184 @@
+use herald_events::{
+    BackInStock, Envelope, Event, Preferences, PreferencesUpdated, StockChangeReason, StockChanged,
+    StockLevel,
+};
+use herald_platform::bus::{EventHandler, HandlerError};
+use herald_platform::testing::backend_sets;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{TestProduct, TestService, cancelled, confirmed, created, out_of_stock, registered};
+use crate::store::{find_product, preferred_categories_of, purchases_of};
+
+fn stock_changed(product: &TestProduct, old: i64, new: i64) -> Envelope {
+    Envelope::new(
+        "products",
+        None,
+        &StockChanged {
+            product_id: product.id,
+            name: product.name.clone(),
+            old_stock: old,
+            new_stock: new,
+            reason: StockChangeReason::Reserved,
+            order_id: None,
+        },
+    )
+}
+
+#[tokio::test]
+async fn product_events_build_the_catalog_replica_once_and_in_order() {
+    for set in backend_sets() {
+        let s = TestService::start(set).await;
+        let grinder = TestProduct {
+            id: Uuid::now_v7(),
+            name: "Burr Grinder".to_owned(),
+            category: "coffee".to_owned(),
+        };
+        // A stock level heard before the product's creation is kept; the product is not
+        // known (nor recommendable) until its product.created arrives.
+        let early = stock_changed(&grinder, 5, 3);
+        let creation = created(&grinder, 5);
+        s.hear(&early).await;
+        assert_eq!(
+            find_product(s.db.pool(), grinder.id).await.unwrap(),
+            None,
+            "{set:?}"
+        );
+        s.hear(&creation).await;
+        s.hear(&creation).await;
+        let known = find_product(s.db.pool(), grinder.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (known.name.as_str(), known.category.as_str()),
+            ("Burr Grinder", "coffee")
+        );
+        assert!(known.in_stock);
+
+        let gone = out_of_stock(&grinder);
+        s.hear(&gone).await;
+        assert!(
+            !find_product(s.db.pool(), grinder.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .in_stock
+        );
+        // An older stock event redelivered late does not undo the newer level.
+        s.hear(&early).await;
+        let mut late = stock_changed(&grinder, 3, 2);
+        late.time = gone.time - chrono::Duration::seconds(1);
+        s.hear(&late).await;
+        assert!(
+            !find_product(s.db.pool(), grinder.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .in_stock
+        );
+        let back = Envelope::new(
+            "products",
+            None,
+            &BackInStock(StockLevel {
+                product_id: grinder.id,
+                name: grinder.name.clone(),
+                stock: 4,
+                threshold: 5,
+            }),
+        );
+        s.hear(&back).await;
+        assert!(
+            find_product(s.db.pool(), grinder.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .in_stock
+        );
+        s.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn orders_become_purchases_once_and_cancellations_take_them_back() {
+    for set in backend_sets() {
+        let s = TestService::start(set).await;
+        let beans = s.add_product("Espresso Beans", "coffee", 10).await;
+        let ada = Uuid::now_v7();
+        let order = confirmed(ada, &[&beans]);
+        s.hear(&order).await;
+        s.hear(&order).await;
+        // The same order announced again under a new event id adds nothing either.
+        let mut again = order.clone();
+        again.id = Uuid::now_v7();
+        s.hear(&again).await;
+        assert_eq!(
+            purchases_of(s.db.pool(), ada).await.unwrap().len(),
+            1,
+            "{set:?}"
+        );
+
+        let cancellation = cancelled(&order);
+        s.hear(&cancellation).await;
+        s.hear(&cancellation).await;
+        assert!(purchases_of(s.db.pool(), ada).await.unwrap().is_empty());
+
+        // Cancelled before its confirmation arrived: the late confirmation adds nothing.
+        let late = confirmed(ada, &[&beans]);
+        s.hear(&cancelled(&late)).await;
+        s.hear(&late).await;
+        assert!(purchases_of(s.db.pool(), ada).await.unwrap().is_empty());
+        s.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn preferred_categories_follow_the_newest_preferences() {
+    for set in backend_sets() {
+        let s = TestService::start(set).await;
+        let ada = Uuid::now_v7();
+        s.hear(&registered(ada, &["coffee"], 1)).await;
+        let update = |categories: &[&str], version| {
+            Envelope::new(
+                "users",
+                Some(ada.to_string()),
+                &PreferencesUpdated {
+                    user_id: ada,
+                    preferences: Preferences {
+                        categories: categories.iter().map(|c| (*c).to_owned()).collect(),
+                        ..Preferences::default()
+                    },
+                    preferences_version: version,
+                },
+            )
+        };
+        s.hear(&update(&["tea", "books"], 3)).await;
+        s.hear(&update(&["sport"], 2)).await;
+        assert_eq!(
+            preferred_categories_of(s.db.pool(), ada).await.unwrap(),
+            vec!["tea", "books"],
+            "{set:?}"
+        );
+        s.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn malformed_payloads_are_rejected_and_foreign_types_ignored() {
+    for set in backend_sets() {
+        let s = TestService::start(set).await;
+        let mut malformed = confirmed(Uuid::now_v7(), &[]);
+        malformed.data = json!({ "orderId": "not a uuid" });
+        assert!(
+            matches!(
+                s.consumer.handle(&malformed).await,
+                Err(HandlerError::Reject(_))
+            ),
+            "{set:?}"
+        );
+        let mut foreign = confirmed(Uuid::now_v7(), &[]);
+        foreign.event_type = herald_events::OrderPlaced::TYPE.to_owned();
+        s.consumer.handle(&foreign).await.unwrap();
+        s.finish().await;
+    }
+}
