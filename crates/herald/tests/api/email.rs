@@ -19,30 +19,44 @@ async fn an_order_email_arrives_and_its_unsubscribe_link_switches_order_updates_
     app.graphql(Some(&buyer.token), channels, json!({}))
         .await
         .data();
-    tokio::time::sleep(Duration::from_secs(1)).await;
 
     let product = app
         .graphql(
             Some(&admin.token),
-            "mutation { createProduct(input: { name: \"Beans\", category: \"coffee\", priceCents: 1250, stock: 5 }) { id } }",
+            "mutation { createProduct(input: { name: \"Beans\", category: \"coffee\", priceCents: 1250, stock: 50 }) { id } }",
             json!({}),
         )
         .await
         .data()["createProduct"]["id"]
         .clone();
     let order = "mutation($p: ID!) { placeOrder(input: { items: [{ productId: $p, quantity: 1 }] }) { id } }";
-    app.graphql(Some(&buyer.token), order, json!({ "p": product }))
-        .await
-        .data();
 
+    // The channel change reaches the notifications service as an event of its own, so an
+    // order placed in the same instant may still be decided in-app only: order until one
+    // is decided with the new preferences (normally the first).
     let mailbox = app.data_dir().join("mailbox");
-    let email = eventually(Duration::from_secs(15), "the order email", || async {
-        let entries = std::fs::read_dir(&mailbox).ok()?;
-        entries
-            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-            .find(|text| text.contains("is confirmed"))
-    })
-    .await;
+    let confirmed_email = || {
+        std::fs::read_dir(&mailbox).ok().and_then(|entries| {
+            entries
+                .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                .find(|text| text.contains("is confirmed"))
+        })
+    };
+    let mut email = None;
+    for _ in 0..5 {
+        app.graphql(Some(&buyer.token), order, json!({ "p": product }))
+            .await
+            .data();
+        let wait = tokio::time::Instant::now() + Duration::from_secs(5);
+        while email.is_none() && tokio::time::Instant::now() < wait {
+            email = confirmed_email();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if email.is_some() {
+            break;
+        }
+    }
+    let email = email.expect("an order email");
     assert!(email.contains("Mailed"), "the user's name: {email}");
     assert!(
         email.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
