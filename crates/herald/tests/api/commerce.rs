@@ -219,7 +219,7 @@ async fn order_updates_off_means_no_order_notifications(set: BackendSet) {
     off.data();
     // The preference reaches the notifications service as an event, independently of the
     // order's events: give it a moment, as a person would take before ordering.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let placed = place_order(&app, &quiet, &[(&tea, 1)]).await;
     let id = placed.data()["placeOrder"]["id"].clone();
     app.graphql(
