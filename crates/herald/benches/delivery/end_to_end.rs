@@ -10,6 +10,8 @@ use herald_platform::bus::{Bus, ConsumerOptions, topology};
 use herald_platform::db::Database;
 use herald_platform::smtp_sink::SmtpSink;
 use herald_test_support::{BackendSet, TestApp};
+use sqlx::any::AnyArguments;
+use sqlx::query::QueryScalar;
 
 use crate::report::{Kind, Measurement};
 use crate::workload::{EMAIL_DOMAIN, Workload};
@@ -45,62 +47,27 @@ pub async fn in_app(set: BackendSet, workload: &Workload) -> anyhow::Result<Meas
     .with_note(handlers))
 }
 
-/// Order events to emails received by an SMTP sink; None when this build sends no email
-/// (not even the welcomes).
+/// Order events to emails received by an SMTP sink; None when this build sends no email.
 pub async fn email(set: BackendSet, workload: &Workload) -> anyhow::Result<Option<Measurement>> {
     let sink = SmtpSink::start().await;
-    let run = Run::start(
-        set,
-        workload,
-        &[Channel::InApp, Channel::Email],
-        Some(sink.url()),
-    )
-    .await?;
-    let measured = async {
-        // Welcome emails still arriving would be counted as order emails.
-        let sink = &sink;
-        let welcomes = workload.users.len();
-        let mailed = move || async move { Ok(sink.received().len()) };
-        wait_for_count(
-            "welcome emails",
-            welcomes,
-            WELCOME_PATIENCE,
-            SINK_POLL,
-            mailed,
-        )
-        .await?;
-        let before = sink.received().len();
-        let started = run.publish_orders(workload).await?;
-        run.wait_until_stored(workload.events).await?;
-        let stored = started.elapsed();
-        let emailed = move || async move { Ok(sink.received().len().saturating_sub(before)) };
-        let progress =
-            wait_for_count("emails", workload.events, PATIENCE, SINK_POLL, emailed).await?;
-        let elapsed = started.elapsed();
-        Ok(match progress {
-            Progress::Reached => Some(
-                Measurement::new(
-                    set,
-                    Kind::EndToEnd,
-                    "end to end: order.confirmed → email in the SMTP sink",
-                    workload.events,
-                    elapsed,
-                )
-                .with_note(format!(
-                    "the in-app ORDER_UPDATEs were all stored after {:.2} s",
-                    stored.as_secs_f64()
-                )),
-            ),
-            Progress::Stuck(0) => None,
-            Progress::Stuck(sent) => anyhow::bail!(
-                "emails stuck at {sent} of {} for {PATIENCE:?}",
-                workload.events
-            ),
-        })
-    }
-    .await;
+    let channels = [Channel::InApp, Channel::Email];
+    let run = Run::start(set, workload, &channels, Some(sink.url())).await?;
+    let emailed = run.time_emails(&sink, workload).await;
     run.finish().await;
-    measured
+    let Some((elapsed, stored)) = emailed? else {
+        return Ok(None);
+    };
+    let measurement = Measurement::new(
+        set,
+        Kind::EndToEnd,
+        "end to end: order.confirmed → email in the SMTP sink",
+        workload.events,
+        elapsed,
+    );
+    Ok(Some(measurement.with_note(format!(
+        "the in-app ORDER_UPDATEs were all stored after {:.2} s",
+        stored.as_secs_f64()
+    ))))
 }
 
 /// A Herald whose notifications service knows the workload's recipients.
@@ -135,7 +102,7 @@ impl Run {
 
     async fn register(&self, workload: &Workload, channels: &[Channel]) -> anyhow::Result<()> {
         self.publish(&workload.registrations(channels)).await?;
-        let known = || self.count("SELECT COUNT(*) FROM recipients WHERE email LIKE $1", true);
+        let known = || self.known_recipients();
         match wait_for_count("recipients", workload.users.len(), PATIENCE, POLL, known).await? {
             Progress::Reached => Ok(()),
             Progress::Stuck(known) => anyhow::bail!(
@@ -145,7 +112,7 @@ impl Run {
         }
     }
 
-    /// Publishes the workload's orders; returns when the first batch went out.
+    /// Publishes the workload's orders; returns when publishing began.
     async fn publish_orders(&self, workload: &Workload) -> anyhow::Result<Instant> {
         let orders = workload.orders();
         let started = Instant::now();
@@ -159,6 +126,32 @@ impl Run {
         Ok(started)
     }
 
+    /// Publishes the orders and times them until `sink` received an email for each, and
+    /// until their in-app notifications were stored; None when no email arrived at all.
+    async fn time_emails(
+        &self,
+        sink: &SmtpSink,
+        workload: &Workload,
+    ) -> anyhow::Result<Option<(Duration, Duration)>> {
+        // Welcome emails still arriving would be counted as order emails.
+        let mailed = move || async move { Ok(sink.received().len()) };
+        let welcomes = workload.users.len();
+        wait_for_count("welcomes", welcomes, WELCOME_PATIENCE, SINK_POLL, mailed).await?;
+        let before = sink.received().len();
+        let started = self.publish_orders(workload).await?;
+        self.wait_until_stored(workload.events).await?;
+        let stored = started.elapsed();
+        let emailed = move || async move { Ok(sink.received().len().saturating_sub(before)) };
+        match wait_for_count("emails", workload.events, PATIENCE, SINK_POLL, emailed).await? {
+            Progress::Reached => Ok(Some((started.elapsed(), stored))),
+            Progress::Stuck(0) => Ok(None),
+            Progress::Stuck(sent) => anyhow::bail!(
+                "emails stuck at {sent} of {} for {PATIENCE:?}",
+                workload.events
+            ),
+        }
+    }
+
     async fn publish(&self, events: &[Envelope]) -> anyhow::Result<()> {
         for batch in events.chunks(PUBLISH_BATCH) {
             self.bus.publish(batch).await?;
@@ -167,12 +160,7 @@ impl Run {
     }
 
     async fn wait_until_stored(&self, events: usize) -> anyhow::Result<()> {
-        let stored = || {
-            self.count(
-                "SELECT COUNT(*) FROM notifications WHERE type = 'ORDER_UPDATE'",
-                false,
-            )
-        };
+        let stored = || self.stored_order_updates();
         match wait_for_count("ORDER_UPDATEs stored", events, PATIENCE, POLL, stored).await? {
             Progress::Reached => Ok(()),
             Progress::Stuck(stored) => {
@@ -181,13 +169,23 @@ impl Run {
         }
     }
 
-    /// Runs a `SELECT COUNT(*)` on the notifications database, bound to the recipients'
-    /// address pattern when `by_domain`.
-    async fn count(&self, sql: &str, by_domain: bool) -> anyhow::Result<usize> {
-        let mut query = sqlx::query_scalar::<_, i64>(sql);
-        if by_domain {
-            query = query.bind(format!("%@{EMAIL_DOMAIN}"));
-        }
+    /// The workload's recipients the notifications service knows.
+    async fn known_recipients(&self) -> anyhow::Result<usize> {
+        let query = sqlx::query_scalar("SELECT COUNT(*) FROM recipients WHERE email LIKE $1")
+            .bind(format!("%@{EMAIL_DOMAIN}"));
+        self.count(query).await
+    }
+
+    async fn stored_order_updates(&self) -> anyhow::Result<usize> {
+        let query =
+            sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE type = 'ORDER_UPDATE'");
+        self.count(query).await
+    }
+
+    async fn count<'q>(
+        &self,
+        query: QueryScalar<'q, sqlx::Any, i64, AnyArguments<'q>>,
+    ) -> anyhow::Result<usize> {
         let count = query
             .fetch_one(self.notifications.pool())
             .await

@@ -141,19 +141,22 @@ fn deployed_pools(settings: &mut Settings) {
 
 /// The command that reproduces this run.
 fn command(args: &Args) -> String {
-    let backend = match args.backend {
-        Backends::Embedded => "embedded",
-        Backends::Real => "real",
-        Backends::Both => "both",
-    };
     let mut command = format!(
-        "cargo bench -p herald --bench delivery -- --events {} --users {} --backend {backend}",
-        args.events, args.users
+        "cargo bench -p herald --bench delivery -- --events {} --users {} --backend {}",
+        args.events,
+        args.users,
+        flag_value(&args.backend)
     );
     for part in &args.only {
-        if let Some(value) = part.to_possible_value() {
-            command.push_str(&format!(" --only {}", value.get_name()));
-        }
+        command.push_str(&format!(" --only {}", flag_value(part)));
     }
     command
+}
+
+/// How `value` is spelled on the command line.
+fn flag_value(value: &impl ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default()
 }

@@ -88,10 +88,12 @@ impl Report {
             return "baseline".to_owned();
         }
         match measurement.kind {
-            Kind::EndToEnd => format!(
-                "**{:.2}**",
-                measurement.per_second() / baseline.per_second()
-            ),
+            Kind::EndToEnd => {
+                let ratio = measurement.per_second() / baseline.per_second();
+                // Two decimals, or three below 0.1 so that a small ratio is not shown as 0.
+                let decimals = if ratio < 0.1 { 3 } else { 2 };
+                format!("**{ratio:.decimals$}**")
+            }
             Kind::Limit | Kind::Part => String::new(),
         }
     }
@@ -127,9 +129,10 @@ impl Report {
     /// The results section of docs/benchmarks.md: when, where, how, and the table.
     pub fn section(&self, command: &str) -> String {
         format!(
-            "Measured {date} on {machine}, with `{command}`.\n\n{table}\n",
+            "Measured {date} on {machine}, Herald at {revision}, with `{command}`.\n\n{table}\n",
             date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
             machine = machine(),
+            revision = revision(),
             table = self.table(),
         )
     }
@@ -174,6 +177,29 @@ fn machine() -> String {
         .and_then(|out| String::from_utf8(out.stdout).ok())
         .map_or_else(|| "an unknown rustc".to_owned(), |v| v.trim().to_owned());
     format!("{cores} cores ({cpu}), {memory}, {rustc}")
+}
+
+/// The commit measured, and whether the tree had changes beyond it.
+fn revision() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .and_then(|out| String::from_utf8(out.stdout).ok())
+    };
+    let Some(commit) = git(&["rev-parse", "--short", "HEAD"]) else {
+        return "an unknown commit".to_owned();
+    };
+    let dirty = git(&["status", "--porcelain"]).is_some_and(|changes| !changes.trim().is_empty());
+    let changes = if dirty {
+        " with uncommitted changes"
+    } else {
+        ""
+    };
+    format!("`{}`{changes}", commit.trim())
 }
 
 /// The value of the first `name: value` line of a /proc file.

@@ -1,0 +1,204 @@
+//! The buses alone: Herald's own (either backend) with a handler that does nothing, and
+//! RabbitMQ through lapin without any of Herald's code.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use futures::StreamExt;
+use herald_events::{Envelope, Event, OrderConfirmed};
+use herald_platform::Settings;
+use herald_platform::bus::{
+    ConsumerOptions, DeadLetterSink, DeadMessage, EventHandler, HandlerError, QueueSpec,
+};
+use herald_platform::testing::{TestBus, unique_prefix};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::publisher_confirm::Confirmation;
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use tokio_util::sync::CancellationToken;
+
+use super::BusTimes;
+
+/// Messages published before waiting for their confirms.
+const PUBLISH_BATCH: usize = 1_000;
+/// Unacknowledged deliveries the raw RabbitMQ consumer may hold.
+const PREFETCH: u16 = 1_000;
+/// Deliveries settled by one `basic.ack` with `multiple = true`.
+const ACK_EVERY: usize = 100;
+/// The longest a bus may take before the run is abandoned.
+const TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Herald's own bus as the settings name it: publish in batches, then consume with a
+/// handler that does nothing, as many at once as a service's consumer.
+pub async fn through_herald_bus(
+    settings: &Settings,
+    orders: &[Envelope],
+) -> anyhow::Result<BusTimes> {
+    let queue = QueueSpec::new("bench", &[OrderConfirmed::TYPE]);
+    let bus = TestBus::connect(settings, vec![queue.clone()]).await;
+    let started = Instant::now();
+    for batch in orders.chunks(PUBLISH_BATCH) {
+        bus.bus().publish(batch).await?;
+    }
+    let publish = started.elapsed();
+
+    let handler = Arc::new(Counting::new(orders.len()));
+    let shutdown = CancellationToken::new();
+    let started = Instant::now();
+    let consumer = bus.bus().spawn_consumer(
+        &queue.name,
+        handler.clone(),
+        ConsumerOptions::default(),
+        Arc::new(NoDeadLetters),
+        shutdown.clone(),
+    );
+    let all_seen = tokio::time::timeout(TIMEOUT, handler.all_seen.notified()).await;
+    let consume = started.elapsed();
+    shutdown.cancel();
+    consumer.await?;
+    bus.finish().await;
+    all_seen.context("the bus did not deliver every message in time")?;
+    Ok(BusTimes { publish, consume })
+}
+
+/// A handler that only counts, and tells when it saw the last message.
+struct Counting {
+    seen: AtomicUsize,
+    expected: usize,
+    all_seen: tokio::sync::Notify,
+}
+
+impl Counting {
+    fn new(expected: usize) -> Counting {
+        Counting {
+            seen: AtomicUsize::new(0),
+            expected,
+            all_seen: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl EventHandler for Counting {
+    async fn handle(&self, _event: &Envelope) -> Result<(), HandlerError> {
+        if self.seen.fetch_add(1, Ordering::Relaxed) + 1 == self.expected {
+            self.all_seen.notify_one();
+        }
+        Ok(())
+    }
+}
+
+/// The counting handler never fails, so nothing may end up here.
+struct NoDeadLetters;
+
+#[async_trait]
+impl DeadLetterSink for NoDeadLetters {
+    async fn dead_letter(
+        &self,
+        queue: &str,
+        _message: DeadMessage<'_>,
+        error: &str,
+        _attempts: u32,
+    ) -> anyhow::Result<()> {
+        anyhow::bail!("a message of {queue} was dead-lettered in the benchmark: {error}")
+    }
+}
+
+/// RabbitMQ without Herald: persistent messages into a durable queue, confirms awaited per
+/// batch, then consumed with one `basic.ack` (`multiple = true`) per [`ACK_EVERY`].
+pub async fn through_lapin(url: &str, bodies: &[Vec<u8>]) -> anyhow::Result<BusTimes> {
+    let connection = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .context("connecting to RabbitMQ")?;
+    let queue = format!("{}.bench.lapin", unique_prefix());
+    let setup = connection.create_channel().await?;
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    setup
+        .queue_declare(&queue, durable, FieldTable::default())
+        .await?;
+    let measured = tokio::time::timeout(TIMEOUT, async {
+        let publish =
+            publish_confirmed(&connection.create_channel().await?, &queue, bodies).await?;
+        let consume =
+            consume_acking_in_batches(&connection.create_channel().await?, &queue, bodies.len())
+                .await?;
+        anyhow::Ok(BusTimes { publish, consume })
+    })
+    .await;
+    setup
+        .queue_delete(&queue, QueueDeleteOptions::default())
+        .await?;
+    connection.close(200, "benchmark done").await?;
+    measured.context("RabbitMQ did not take and deliver every message in time")?
+}
+
+async fn publish_confirmed(
+    channel: &Channel,
+    queue: &str,
+    bodies: &[Vec<u8>],
+) -> anyhow::Result<Duration> {
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let persistent = BasicProperties::default().with_delivery_mode(2);
+    let started = Instant::now();
+    for batch in bodies.chunks(PUBLISH_BATCH) {
+        let mut confirms = Vec::with_capacity(batch.len());
+        for body in batch {
+            let options = BasicPublishOptions::default();
+            confirms.push(
+                channel
+                    .basic_publish("", queue, options, body, persistent.clone())
+                    .await?,
+            );
+        }
+        for confirm in confirms {
+            let confirmation = confirm.await?;
+            anyhow::ensure!(
+                matches!(confirmation, Confirmation::Ack(None)),
+                "RabbitMQ did not take a message: {confirmation:?}"
+            );
+        }
+    }
+    Ok(started.elapsed())
+}
+
+async fn consume_acking_in_batches(
+    channel: &Channel,
+    queue: &str,
+    expected: usize,
+) -> anyhow::Result<Duration> {
+    channel
+        .basic_qos(PREFETCH, BasicQosOptions::default())
+        .await?;
+    let mut deliveries = channel
+        .basic_consume(
+            queue,
+            "bench",
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let started = Instant::now();
+    for received in 1..=expected {
+        let delivery = deliveries
+            .next()
+            .await
+            .context("the consumer stopped early")??;
+        if received % ACK_EVERY == 0 || received == expected {
+            channel
+                .basic_ack(delivery.delivery_tag, BasicAckOptions { multiple: true })
+                .await?;
+        }
+    }
+    Ok(started.elapsed())
+}
