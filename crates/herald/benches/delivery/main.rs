@@ -26,6 +26,7 @@ struct Args {
     /// Order events (and rows, and raw messages) per measurement.
     #[arg(long, default_value_t = 20_000)]
     events: usize,
+    /// The backend sets to measure.
     #[arg(long, value_enum, default_value_t = Backends::Both)]
     backend: Backends,
     /// Recipients the orders are spread over.
