@@ -112,6 +112,18 @@ pub async fn upsert_recipient(tx: &mut Tx, recipient: &Recipient) -> Result<bool
     Ok(written.rows_affected() == 1)
 }
 
+/// Sets who the recipient is (name, email, role), whatever the preferences' version.
+pub async fn set_identity(tx: &mut Tx, recipient: &Recipient) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE recipients SET name = $1, email = $2, role = $3 WHERE user_id = $4")
+        .bind(&recipient.name)
+        .bind(&recipient.email)
+        .bind(recipient.role.as_str())
+        .bind(recipient.user_id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Replaces the user's preferences if `version` is newer than the stored one.
 #[tracing::instrument(skip_all, fields(user_id = %user_id, version))]
 pub async fn update_preferences(

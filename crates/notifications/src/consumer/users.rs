@@ -1,6 +1,5 @@
 //! `user.*`: the replica of recipients and their preferences, and the welcome.
 
-use anyhow::anyhow;
 use herald_events::{Envelope, PreferencesUpdated, UserRegistered};
 use herald_platform::bus::HandlerError;
 
@@ -24,6 +23,8 @@ impl NotificationsConsumer {
             preferences_version: registered.preferences_version,
         };
         recipients::upsert_recipient(&mut tx, &recipient).await?;
+        // Newer preferences may have arrived first; who the user is comes from here.
+        recipients::set_identity(&mut tx, &recipient).await?;
         let welcome = Draft::welcome(event.id, registered.user_id, &registered.name);
         let delivery = self.notifier.deliver(&mut tx, &welcome).await?;
         tx.commit().await?;
@@ -49,12 +50,20 @@ impl NotificationsConsumer {
                 Ok(())
             }
             PreferencesChange::UnknownRecipient => {
-                // Forgets the inbox entry too, so the redelivery is handled afresh.
-                tx.rollback().await?;
-                Err(HandlerError::Retry(anyhow!(
-                    "no recipient {} yet: its user.registered has not been handled",
-                    updated.user_id
-                )))
+                // The registration has not been handled yet (both travel the same lane and
+                // may overtake each other). Keep the newer preferences now, so nothing is
+                // decided on stale ones meanwhile; the registration fills in the rest.
+                let placeholder = Recipient {
+                    user_id: updated.user_id,
+                    name: String::new(),
+                    email: String::new(),
+                    role: herald_events::Role::Customer,
+                    preferences: updated.preferences.clone(),
+                    preferences_version: updated.preferences_version,
+                };
+                recipients::upsert_recipient(&mut tx, &placeholder).await?;
+                tx.commit().await?;
+                Ok(())
             }
         }
     }

@@ -64,25 +64,30 @@ async fn the_newest_preferences_win_whatever_order_they_arrive_in() {
 }
 
 #[tokio::test]
-async fn preferences_of_a_user_not_yet_registered_are_retried() {
+async fn preferences_that_overtake_the_registration_are_kept_at_once() {
     for set in backend_sets() {
         let s = TestService::start(set).await;
         let ada = Uuid::now_v7();
         let update = preferences_updated(ada, no_promotions(), 2);
-        assert!(
-            matches!(s.handle(&update).await, Err(HandlerError::Retry(_))),
-            "{set:?}"
-        );
-        assert_eq!(recipient(&s, ada).await, None);
+        s.handle(&update).await.unwrap();
+        // Decided from now on with the newer preferences, not after a retry delay.
+        let early = recipient(&s, ada).await.unwrap();
+        assert_eq!(early.preferences_version, 2, "{set:?}");
+        assert!(!early.preferences.promotions);
 
         s.handle(&registered(ada, "Ada", Preferences::default(), 1))
             .await
             .unwrap();
-        // The redelivery of the same event is handled, not taken for a duplicate.
-        s.handle(&update).await.unwrap();
         let stored = recipient(&s, ada).await.unwrap();
-        assert_eq!(stored.preferences_version, 2);
+        assert_eq!(
+            stored.preferences_version, 2,
+            "the older registration keeps them"
+        );
         assert!(!stored.preferences.promotions);
+        assert_eq!(
+            (stored.name.as_str(), stored.email.is_empty()),
+            ("Ada", false)
+        );
         s.finish().await;
     }
 }
