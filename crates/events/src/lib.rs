@@ -13,11 +13,13 @@ use uuid::Uuid;
 pub mod notification;
 pub mod order;
 pub mod product;
+pub mod scheduler;
 pub mod user;
 
 pub use notification::*;
 pub use order::*;
 pub use product::*;
+pub use scheduler::*;
 pub use user::*;
 
 /// Which service queue receives which event types (topic patterns). Every service
@@ -36,6 +38,8 @@ pub const TOPOLOGY: &[(&str, &[&str])] = &[
             OrderShipped::TYPE,
             OrderDelivered::TYPE,
             OrderCancelled::TYPE,
+            OrderDeliveryLate::TYPE,
+            OrdersStuck::TYPE,
         ],
     ),
     (
@@ -70,12 +74,20 @@ pub const TOPOLOGY: &[(&str, &[&str])] = &[
     ),
     // Users switches a notification type off when its unsubscribe link was followed.
     ("users", &[UnsubscribeRequested::TYPE]),
+    // Scheduled jobs run where their data is; the scheduler records how they went.
+    (NOTIFICATIONS_JOBS, &[JobDue::TYPE]),
+    ("orders", &[JobDue::TYPE]),
+    ("recommendations.jobs", &[JobDue::TYPE]),
+    ("scheduler", &[JobFinished::TYPE]),
 ];
 
 /// The queue of notifications that must never wait (ORDER_UPDATE, SECURITY).
 pub const NOTIFICATIONS_CRITICAL: &str = "notifications.critical";
 /// The queue of emails replayed from the dead letters.
 pub const NOTIFICATIONS_EMAIL: &str = "notifications.email";
+/// The queue of the notifications service's scheduled jobs (campaigns): a long run never
+/// holds up either lane.
+pub const NOTIFICATIONS_JOBS: &str = "notifications.jobs";
 /// The queue of everything else the notifications service hears of.
 pub const NOTIFICATIONS_STANDARD: &str = "notifications.standard";
 

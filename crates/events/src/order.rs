@@ -103,6 +103,38 @@ order_event!(
     "`order.cancelled`: by the buyer or an admin; its stock goes back."
 );
 
+order_event!(
+    OrderDeliveryLate,
+    "order.delivery_late",
+    "`order.delivery_late`: a SHIPPED order is past its expected delivery window (once per order)."
+);
+
+/// An order that has not moved on for too long.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StuckOrder {
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub status: OrderStatus,
+    /// When it reached that status.
+    pub since: DateTime<Utc>,
+    /// False for an order whose stock reservation never completed (never shown to anyone).
+    pub priced: bool,
+}
+
+/// `order.stuck`: orders PLACED or CONFIRMED for longer than the threshold, each reported
+/// once per status, for admins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrdersStuck {
+    pub orders: Vec<StuckOrder>,
+    pub threshold_hours: i64,
+}
+
+impl Event for OrdersStuck {
+    const TYPE: &'static str = "order.stuck";
+}
+
 /// The event type announcing that an order reached `status`.
 pub fn order_event_type(status: OrderStatus) -> &'static str {
     match status {

@@ -15,6 +15,7 @@ pub struct Services {
     pub products: ServiceClient,
     pub orders: ServiceClient,
     pub recommendations: ServiceClient,
+    pub scheduler: ServiceClient,
 }
 
 /// The request's credentials: the raw token (forwarded to services, which check it again)

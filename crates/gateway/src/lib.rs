@@ -61,6 +61,7 @@ pub fn build(settings: &Settings, verifier: TokenVerifier, readiness: Readiness)
         products: ServiceClient::new("products", &settings.products_url()),
         orders: ServiceClient::new("orders", &settings.orders_url()),
         recommendations: ServiceClient::new("recommendations", &settings.recommendations_url()),
+        scheduler: ServiceClient::new("scheduler", &settings.scheduler_url()),
     };
     let state = GatewayState {
         notifications: services.notifications.clone(),

@@ -267,3 +267,43 @@ pub struct UserActivityInput {
     pub product_id: Option<ID>,
     pub query: Option<String>,
 }
+
+/// A scheduled job and how its last run went.
+#[derive(SimpleObject, Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledJob {
+    pub name: String,
+    /// The cron expression (UTC); empty when the job is switched off.
+    pub schedule: String,
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub last_run_at: Option<DateTime<Utc>>,
+    /// `running`, `ok: …` or `error: …`.
+    pub last_outcome: Option<String>,
+}
+
+/// An admin's campaign and how far it got.
+#[derive(SimpleObject, Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Promotion {
+    pub id: ID,
+    pub title: String,
+    pub body: String,
+    pub category: Option<String>,
+    pub send_at: DateTime<Utc>,
+    /// SCHEDULED, SENDING, SENT or CANCELLED.
+    pub status: String,
+    /// Notifications created so far.
+    pub recipients: i32,
+}
+
+#[derive(InputObject, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionInput {
+    pub title: String,
+    pub body: String,
+    /// Only users who prefer, bought in or showed interest in this category; null: every
+    /// opted-in user.
+    pub category: Option<String>,
+    /// Null: now.
+    pub send_at: Option<DateTime<Utc>>,
+}

@@ -25,16 +25,18 @@ pub enum ServiceName {
     Orders,
     Recommendations,
     Notifications,
+    Scheduler,
     Gateway,
 }
 
 impl ServiceName {
-    pub const ALL: [ServiceName; 6] = [
+    pub const ALL: [ServiceName; 7] = [
         ServiceName::Users,
         ServiceName::Products,
         ServiceName::Orders,
         ServiceName::Recommendations,
         ServiceName::Notifications,
+        ServiceName::Scheduler,
         ServiceName::Gateway,
     ];
 
@@ -45,6 +47,7 @@ impl ServiceName {
             ServiceName::Orders => "orders",
             ServiceName::Recommendations => "recommendations",
             ServiceName::Notifications => "notifications",
+            ServiceName::Scheduler => "scheduler",
             ServiceName::Gateway => "gateway",
         }
     }
@@ -56,6 +59,7 @@ impl ServiceName {
             ServiceName::Orders => (settings.orders_addr, "orders_addr"),
             ServiceName::Recommendations => (settings.recommendations_addr, "recommendations_addr"),
             ServiceName::Notifications => (settings.notifications_addr, "notifications_addr"),
+            ServiceName::Scheduler => (settings.scheduler_addr, "scheduler_addr"),
             ServiceName::Gateway => (settings.gateway_addr, "gateway_addr"),
         }
     }
@@ -107,6 +111,9 @@ impl Application {
                 }
                 ServiceName::Recommendations if settings.recommendations_url.is_none() => {
                     settings.recommendations_url = Some(format!("http://{local}"));
+                }
+                ServiceName::Scheduler if settings.scheduler_url.is_none() => {
+                    settings.scheduler_url = Some(format!("http://{local}"));
                 }
                 _ => {}
             }
@@ -196,6 +203,14 @@ impl Application {
             .context("starting notifications")?;
             readiness = readiness.merge(built.readiness.clone());
             self.launch(ServiceName::Notifications, listener, built)?;
+        }
+        if let Some(listener) = listeners.remove(&ServiceName::Scheduler) {
+            let built =
+                herald_scheduler::build(settings, &bus, verifier.clone(), self.shutdown.clone())
+                    .await
+                    .context("starting the scheduler")?;
+            readiness = readiness.merge(built.readiness.clone());
+            self.launch(ServiceName::Scheduler, listener, built)?;
         }
         if let Some(listener) = listeners.remove(&ServiceName::Gateway) {
             let readiness = readiness.bus(&bus).cache(&cache);
@@ -292,6 +307,10 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
         (
             "recommendations",
             herald_recommendations::connect_database(settings).await,
+        ),
+        (
+            "scheduler",
+            herald_scheduler::connect_database(settings).await,
         ),
     ] {
         db.with_context(|| format!("migrating {name}"))?

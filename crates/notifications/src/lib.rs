@@ -5,6 +5,7 @@
 //! ([`email::worker::EmailWorker`]), whose one-click unsubscribe links it answers.
 
 pub mod api;
+pub mod campaign;
 pub mod clock;
 pub mod consumer;
 pub mod decision;
@@ -26,6 +27,7 @@ mod tests;
 
 use std::sync::Arc;
 
+use herald_events::NOTIFICATIONS_JOBS;
 use herald_platform::Settings;
 use herald_platform::auth::TokenVerifier;
 use herald_platform::bus::{Bus, ConsumerOptions};
@@ -33,11 +35,13 @@ use herald_platform::cache::Cache;
 use herald_platform::db::{Database, Migrations};
 use herald_platform::deadletters::{self, DeadLetters};
 use herald_platform::http::{BuiltService, Readiness, service_router};
+use herald_platform::jobs::JobsConsumer;
 use herald_platform::mail::Mailer;
 use herald_platform::outbox::Outbox;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::NotificationsState;
+use crate::campaign::{Campaigns, CampaignsState, PromotionsJob};
 use crate::clock::Clock;
 use crate::consumer::{LANES, NotificationsConsumer};
 use crate::delivery::{DeliveryPolicy, Notifier};
@@ -94,6 +98,7 @@ pub async fn build_with_clock(
         backend: db.backend(),
     };
     let notifier = Notifier::new(unread.clone(), emails.clone(), policy);
+    let campaigns = Campaigns::new(db.clone(), notifier.clone(), clock.clone());
     let consumer = NotificationsConsumer::new(db.clone(), notifier);
     // One consumer per lane: the critical one never waits behind the standard backlog.
     let consumer = Arc::new(consumer);
@@ -135,6 +140,19 @@ pub async fn build_with_clock(
         shutdown.clone(),
     ));
     let outbox = Outbox::new(db.clone());
+    // Scheduled jobs (campaigns) on a queue of their own: a long fan-out holds up no lane.
+    tasks.push(bus.spawn_consumer(
+        NOTIFICATIONS_JOBS,
+        Arc::new(JobsConsumer::new(
+            NOTIFICATIONS_JOBS,
+            db.clone(),
+            outbox.clone(),
+            vec![Arc::new(PromotionsJob(campaigns.clone()))],
+        )),
+        ConsumerOptions::from_settings(settings),
+        Arc::new(DeadLetters::new(db.clone())),
+        shutdown.clone(),
+    ));
     tasks.push(outbox.spawn_relay(bus.clone(), shutdown));
 
     let state = NotificationsState {
@@ -154,6 +172,10 @@ pub async fn build_with_clock(
         .cache(cache);
     let api = api::router(state.clone())
         .merge(unsubscribe::router(unsubscribe))
+        .merge(campaign::router(CampaignsState {
+            campaigns,
+            verifier: state.verifier.clone(),
+        }))
         .merge(deadletters::router(
             DeadLetters::new(db.clone()),
             bus.clone(),

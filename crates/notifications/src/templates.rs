@@ -1,7 +1,7 @@
 //! What each order and product event says to its recipients: the drafts' titles, bodies
 //! and data. Pure; the consumer picks the recipients and the decision function the fate.
 
-use herald_events::{OrderSnapshot, OrderStatus, PriceChanged, StockLevel};
+use herald_events::{OrderSnapshot, OrderStatus, OrdersStuck, PriceChanged, StockLevel};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -36,6 +36,64 @@ pub fn order_update(event_id: Uuid, status: OrderStatus, order: &OrderSnapshot) 
             format_money(order.total_cents, &order.currency)
         ),
         Some(json!({ "orderId": order.order_id, "status": status.as_str() })),
+    )
+}
+
+/// The buyer's ORDER_UPDATE that a shipped order is late but still on its way.
+pub fn delivery_late(event_id: Uuid, order: &OrderSnapshot) -> Draft {
+    Draft::for_event(
+        event_id,
+        order.user_id,
+        NotificationType::OrderUpdate,
+        format!(
+            "Your order #{} is still on its way",
+            order_number(order.order_id)
+        ),
+        "It is taking longer than expected; it has shipped and should reach you soon.".to_owned(),
+        Some(json!({ "orderId": order.order_id, "status": order.status.as_str(), "late": true })),
+    )
+}
+
+/// An admin's ORDER_UPDATE listing orders that stopped moving.
+pub fn orders_stuck(event_id: Uuid, admin: Uuid, report: &OrdersStuck) -> Draft {
+    let count = report.orders.len();
+    let noun = if count == 1 { "order is" } else { "orders are" };
+    let listed: Vec<String> = report
+        .orders
+        .iter()
+        .take(10)
+        .map(|o| {
+            let checkout = if o.priced {
+                ""
+            } else {
+                ", checkout never completed"
+            };
+            format!(
+                "#{} {}{checkout}",
+                order_number(o.order_id),
+                o.status.as_str()
+            )
+        })
+        .collect();
+    let more = count.saturating_sub(listed.len());
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    Draft::for_event(
+        event_id,
+        admin,
+        NotificationType::OrderUpdate,
+        format!("{count} {noun} stuck"),
+        format!(
+            "Not moved on for over {} hours: {}{more}.",
+            report.threshold_hours,
+            listed.join(", ")
+        ),
+        Some(json!({
+            "orderIds": report.orders.iter().map(|o| o.order_id).collect::<Vec<_>>(),
+        })),
     )
 }
 

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod checkout;
+pub mod checks;
 pub mod domain;
 pub mod inventory;
 pub mod lifecycle;
@@ -14,16 +15,23 @@ mod tests;
 
 use herald_platform::Settings;
 use herald_platform::auth::TokenVerifier;
-use herald_platform::bus::Bus;
+use std::sync::Arc;
+
+use herald_platform::bus::{Bus, ConsumerOptions};
 use herald_platform::db::{Database, Migrations};
+use herald_platform::deadletters::{self, DeadLetters};
 use herald_platform::http::{BuiltService, Readiness, service_router};
+use herald_platform::jobs::JobsConsumer;
 use herald_platform::outbox::Outbox;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::OrdersState;
+use crate::checks::OrderChecks;
 use crate::inventory::Inventory;
 
 pub const SERVICE: &str = "orders";
+/// The queue of the orders service's scheduled jobs, and its consumer's name in the inbox.
+pub const QUEUE: &str = "orders";
 
 pub fn migrations() -> Migrations {
     Migrations {
@@ -46,20 +54,46 @@ pub async fn build(
 ) -> anyhow::Result<BuiltService> {
     let db = connect_database(settings).await?;
     let outbox = Outbox::new(db.clone());
+    let checks = OrderChecks {
+        db: db.clone(),
+        outbox: outbox.clone(),
+        stuck_after: chrono::Duration::hours(settings.order_stuck_after_hours),
+        delivery_window: chrono::Duration::hours(settings.order_delivery_window_hours),
+    };
+    let jobs = bus.spawn_consumer(
+        QUEUE,
+        Arc::new(JobsConsumer::new(
+            QUEUE,
+            db.clone(),
+            outbox.clone(),
+            vec![Arc::new(checks)],
+        )),
+        ConsumerOptions::from_settings(settings),
+        Arc::new(DeadLetters::new(db.clone())),
+        shutdown.clone(),
+    );
     let relay = outbox.spawn_relay(bus.clone(), shutdown);
     let state = OrdersState {
         db: db.clone(),
         outbox,
         inventory: Inventory::new(&settings.products_url()),
-        verifier,
+        verifier: verifier.clone(),
     };
     let readiness = Readiness::default()
         .database("orders_database", &db)
         .bus(bus);
     Ok(BuiltService {
         name: SERVICE,
-        router: service_router(SERVICE, api::router(state), readiness.clone()),
+        router: service_router(
+            SERVICE,
+            api::router(state).merge(deadletters::router(
+                DeadLetters::new(db.clone()),
+                bus.clone(),
+                verifier,
+            )),
+            readiness.clone(),
+        ),
         readiness,
-        tasks: vec![relay],
+        tasks: vec![relay, jobs],
     })
 }

@@ -39,6 +39,8 @@ pub struct Settings {
     pub orders_url: Option<String>,
     pub recommendations_addr: SocketAddr,
     pub recommendations_url: Option<String>,
+    pub scheduler_addr: SocketAddr,
+    pub scheduler_url: Option<String>,
     /// Unset: one SQLite file per service under `data_dir`. `postgres://…`: one schema per service.
     pub database_url: Option<String>,
     /// Per-service overrides of `database_url` (a service in its own database).
@@ -47,6 +49,7 @@ pub struct Settings {
     pub products_database_url: Option<String>,
     pub orders_database_url: Option<String>,
     pub recommendations_database_url: Option<String>,
+    pub scheduler_database_url: Option<String>,
     /// Prefix of the per-service PostgreSQL schema names (`{prefix}users`).
     pub database_schema_prefix: String,
     pub database_max_connections: u32,
@@ -88,6 +91,21 @@ pub struct Settings {
     pub max_query_depth: usize,
     pub max_query_complexity: usize,
     pub max_body_bytes: usize,
+    /// How often the scheduler looks for due jobs.
+    pub scheduler_tick_ms: u64,
+    /// Cron schedules (UTC; five fields, or six with seconds first) of the scheduled jobs;
+    /// an empty one switches its job off. Scheduled promotions whose time has come:
+    pub schedule_promotions: String,
+    /// The recommendation digest (one RECOMMENDATION per opted-in user with new picks):
+    pub schedule_recommendation_digest: String,
+    /// Order status checks (stuck orders reported to admins; late deliveries):
+    pub schedule_order_checks: String,
+    /// A user gets a recommendation digest at most once in this many hours.
+    pub digest_period_hours: i64,
+    /// Orders PLACED or CONFIRMED for longer than this are reported to admins as stuck.
+    pub order_stuck_after_hours: i64,
+    /// SHIPPED orders not delivered after this many hours get a "still on its way" update.
+    pub order_delivery_window_hours: i64,
 }
 
 impl Default for Settings {
@@ -106,12 +124,15 @@ impl Default for Settings {
             orders_url: None,
             recommendations_addr: SocketAddr::from(([127, 0, 0, 1], 4105)),
             recommendations_url: None,
+            scheduler_addr: SocketAddr::from(([127, 0, 0, 1], 4106)),
+            scheduler_url: None,
             database_url: None,
             users_database_url: None,
             notifications_database_url: None,
             products_database_url: None,
             orders_database_url: None,
             recommendations_database_url: None,
+            scheduler_database_url: None,
             database_schema_prefix: String::new(),
             database_max_connections: 16,
             amqp_url: None,
@@ -134,6 +155,13 @@ impl Default for Settings {
             max_query_depth: 12,
             max_query_complexity: 2000,
             max_body_bytes: 256 * 1024,
+            scheduler_tick_ms: 1000,
+            schedule_promotions: "* * * * *".to_owned(),
+            schedule_recommendation_digest: "0 9 * * *".to_owned(),
+            schedule_order_checks: "*/15 * * * *".to_owned(),
+            digest_period_hours: 24 * 7,
+            order_stuck_after_hours: 2,
+            order_delivery_window_hours: 24 * 7,
         }
     }
 }
@@ -225,6 +253,7 @@ impl Settings {
                 "recommendations_database_url",
                 &self.recommendations_database_url,
             ),
+            ("scheduler_database_url", &self.scheduler_database_url),
         ] {
             if let Some(url) = url {
                 check_url(key, url, &["postgres", "postgresql"])?;
@@ -245,6 +274,7 @@ impl Settings {
             ("products_url", &self.products_url),
             ("orders_url", &self.orders_url),
             ("recommendations_url", &self.recommendations_url),
+            ("scheduler_url", &self.scheduler_url),
         ] {
             if let Some(url) = url {
                 check_url(key, url, &["http", "https"])?;
@@ -279,6 +309,35 @@ impl Settings {
                 format!("must be between 1 and {MAX_BUS_ATTEMPTS}"),
             ));
         }
+        for (key, hours) in [
+            ("digest_period_hours", self.digest_period_hours),
+            ("order_stuck_after_hours", self.order_stuck_after_hours),
+            (
+                "order_delivery_window_hours",
+                self.order_delivery_window_hours,
+            ),
+        ] {
+            if hours < 1 {
+                return Err(ConfigError::new(key, "must be at least 1"));
+            }
+        }
+        for (key, schedule) in [
+            ("schedule_promotions", &self.schedule_promotions),
+            (
+                "schedule_recommendation_digest",
+                &self.schedule_recommendation_digest,
+            ),
+            ("schedule_order_checks", &self.schedule_order_checks),
+        ] {
+            if !schedule.trim().is_empty() {
+                schedule
+                    .parse::<crate::cron::Schedule>()
+                    .map_err(|e| ConfigError::new(key, e.to_string()))?;
+            }
+        }
+        if self.scheduler_tick_ms == 0 {
+            return Err(ConfigError::new("scheduler_tick_ms", "must be at least 1"));
+        }
         if self.token_ttl_secs == 0 {
             return Err(ConfigError::new("token_ttl_secs", "must be at least 1"));
         }
@@ -303,6 +362,7 @@ impl Settings {
             "products" => &self.products_database_url,
             "orders" => &self.orders_database_url,
             "recommendations" => &self.recommendations_database_url,
+            "scheduler" => &self.scheduler_database_url,
             _ => &None,
         };
         specific.as_deref().or(self.database_url.as_deref())
@@ -336,6 +396,12 @@ impl Settings {
         self.recommendations_url
             .clone()
             .unwrap_or_else(|| format!("http://{}", self.recommendations_addr))
+    }
+
+    pub fn scheduler_url(&self) -> String {
+        self.scheduler_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.scheduler_addr))
     }
 
     pub fn log_format(&self) -> LogFormat {

@@ -135,6 +135,12 @@ pub fn isolated_settings(set: BackendSet, data_dir: &std::path::Path) -> Setting
         products_addr: any_port,
         orders_addr: any_port,
         recommendations_addr: any_port,
+        scheduler_addr: any_port,
+        // Jobs run when a test asks for them: a digest at 09:00 must not surprise a test
+        // that counts notifications.
+        schedule_promotions: String::new(),
+        schedule_recommendation_digest: String::new(),
+        schedule_order_checks: String::new(),
         database_schema_prefix: format!("{prefix}_"),
         database_max_connections: 8,
         bus_prefix: prefix.clone(),

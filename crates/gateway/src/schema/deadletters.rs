@@ -14,13 +14,15 @@ use crate::error::{GqlResult, IntoGql, gql_error, to_graphql};
 use crate::types::DeadLetter;
 
 /// The services with consumers, and so with dead letters.
-fn consuming<'a>(ctx: &'a Context<'_>) -> [&'a ServiceClient; 4] {
+fn consuming<'a>(ctx: &'a Context<'_>) -> [&'a ServiceClient; 6] {
     let services = ctx.services();
     [
         &services.users,
         &services.products,
+        &services.orders,
         &services.recommendations,
         &services.notifications,
+        &services.scheduler,
     ]
 }
 

@@ -4,7 +4,9 @@ mod catalog;
 mod deadletters;
 mod notifications;
 mod orders;
+mod promotions;
 mod recommendations;
+mod scheduler;
 mod users;
 
 use async_graphql::{EmptySubscription, ID, MergedObject, Schema};
@@ -22,6 +24,8 @@ pub struct Query(
     orders::OrderQuery,
     deadletters::DeadLetterQuery,
     recommendations::RecommendationQuery,
+    scheduler::SchedulerQuery,
+    promotions::PromotionQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -32,6 +36,8 @@ pub struct Mutation(
     orders::OrderMutation,
     deadletters::DeadLetterMutation,
     recommendations::RecommendationMutation,
+    scheduler::SchedulerMutation,
+    promotions::PromotionMutation,
 );
 
 /// Ids are UUIDs; anything else cannot name an existing thing.

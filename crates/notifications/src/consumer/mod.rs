@@ -2,6 +2,7 @@
 //! together with its inbox entry, so a redelivered event has no second effect. One module
 //! per event family.
 
+mod checks;
 mod orders;
 mod products;
 mod users;
@@ -10,8 +11,8 @@ use anyhow::anyhow;
 use async_trait::async_trait;
 use herald_events::{
     BackInStock, Envelope, Event, LowStock, NOTIFICATIONS_CRITICAL, NOTIFICATIONS_STANDARD,
-    OrderCancelled, OrderConfirmed, OrderDelivered, OrderShipped, OutOfStock, PreferencesUpdated,
-    PriceChanged, ProductWatched, UserRegistered,
+    OrderCancelled, OrderConfirmed, OrderDelivered, OrderDeliveryLate, OrderShipped, OrdersStuck,
+    OutOfStock, PreferencesUpdated, PriceChanged, ProductWatched, UserRegistered,
 };
 use herald_platform::bus::{EventHandler, HandlerError};
 use herald_platform::db::{Database, Tx};
@@ -40,6 +41,8 @@ pub const HANDLED_TYPES: &[&str] = &[
     PriceChanged::TYPE,
     LowStock::TYPE,
     OutOfStock::TYPE,
+    OrderDeliveryLate::TYPE,
+    OrdersStuck::TYPE,
 ];
 
 #[derive(Clone, Debug)]
@@ -96,6 +99,8 @@ impl EventHandler for NotificationsConsumer {
             PriceChanged::TYPE => self.price_changed(event).await,
             LowStock::TYPE => self.low_stock(event).await,
             OutOfStock::TYPE => self.out_of_stock(event).await,
+            OrderDeliveryLate::TYPE => self.delivery_late(event).await,
+            OrdersStuck::TYPE => self.orders_stuck(event).await,
             // Types this service does not notify about (order.placed among them) are not its concern.
             _ => Ok(()),
         }

@@ -20,7 +20,7 @@ const PAGE: i64 = if cfg!(test) { 2 } else { 500 };
 
 /// Who a product event is for.
 #[derive(Debug, Clone, Copy)]
-enum Audience {
+pub(super) enum Audience {
     Watchers(Uuid),
     Admins,
 }
@@ -97,7 +97,7 @@ impl NotificationsConsumer {
     }
 
     /// Delivers `draft_for` each member of `audience`, all in the event's transaction.
-    async fn fan_out(
+    pub(super) async fn fan_out(
         &self,
         event: &Envelope,
         audience: Audience,

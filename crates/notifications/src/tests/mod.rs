@@ -2,6 +2,7 @@
 //! the API driven through its router with real tokens.
 
 mod api;
+mod campaigns;
 mod caps;
 mod consumer;
 mod email;

@@ -1,0 +1,411 @@
+//! Promotions: admins' campaigns, sent to every opted-in user (or those who prefer its
+//! category) when their time comes.
+//!
+//! The fan-out is set-based: it walks the recipients replica in user-id order, a batch of
+//! [`Campaigns::batch_size`] at a time, and decides and stores each batch with
+//! [`Notifier::deliver_all`] (a few multi-row statements) in one transaction that also
+//! records the promotion's progress. Each user's draft has the dedupe key
+//! `promotion:{id}:{user}`, so a fan-out resumed after a crash, retried, or run by two
+//! replicas at once never notifies anyone twice; channels, quiet hours and the daily cap
+//! apply through the one decision function.
+
+use async_trait::async_trait;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRef, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Duration, Utc};
+use herald_events::{JOB_PROMOTIONS, JobDue};
+use herald_platform::auth::{Caller, TokenVerifier};
+use herald_platform::db::{Database, to_datetime};
+use herald_platform::http::created;
+use herald_platform::jobs::Job;
+use herald_platform::{ApiError, ApiResult};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::decision::Decision;
+use crate::delivery::Notifier;
+use crate::domain::{Draft, NotificationType, Recipient};
+use crate::recipients::{columns_of, recipient_from_row};
+
+/// How long a fan-out holds its promotion before another may take over; renewed per batch.
+const LEASE: Duration = Duration::seconds(120);
+/// Limits of what an admin may write.
+const MAX_TITLE: usize = 200;
+const MAX_BODY: usize = 2000;
+const MAX_CATEGORY: usize = 100;
+
+/// A promotion as admins see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Promotion {
+    pub id: Uuid,
+    pub title: String,
+    pub body: String,
+    pub category: Option<String>,
+    pub send_at: DateTime<Utc>,
+    pub status: String,
+    pub recipients: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionInput {
+    pub title: String,
+    pub body: String,
+    pub category: Option<String>,
+    pub send_at: Option<DateTime<Utc>>,
+}
+
+impl PromotionInput {
+    /// The input trimmed and checked; a `sendAt` in the past means now.
+    fn validate(
+        self,
+        now: DateTime<Utc>,
+    ) -> ApiResult<(String, String, Option<String>, DateTime<Utc>)> {
+        let title = self.title.trim().to_owned();
+        let body = self.body.trim().to_owned();
+        if title.is_empty() || title.chars().count() > MAX_TITLE {
+            return Err(ApiError::bad_input(format!(
+                "title must be 1 to {MAX_TITLE} characters"
+            )));
+        }
+        if body.is_empty() || body.chars().count() > MAX_BODY {
+            return Err(ApiError::bad_input(format!(
+                "body must be 1 to {MAX_BODY} characters"
+            )));
+        }
+        let category = match self.category.map(|c| c.trim().to_owned()) {
+            Some(c) if c.is_empty() || c.chars().count() > MAX_CATEGORY => {
+                return Err(ApiError::bad_input(format!(
+                    "category must be 1 to {MAX_CATEGORY} characters, or null for everyone"
+                )));
+            }
+            category => category,
+        };
+        let send_at = self.send_at.unwrap_or(now).max(now);
+        if send_at > now + Duration::days(366) {
+            return Err(ApiError::bad_input("sendAt must be within a year"));
+        }
+        Ok((title, body, category, send_at))
+    }
+}
+
+const COLUMNS: &str = "id, title, body, category, send_at, status, recipients";
+
+fn promotion_from_row(row: &AnyRow) -> Result<Promotion, sqlx::Error> {
+    let id: String = row.try_get("id")?;
+    Ok(Promotion {
+        id: id.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        title: row.try_get("title")?,
+        body: row.try_get("body")?,
+        category: row.try_get("category")?,
+        send_at: to_datetime(row.try_get("send_at")?),
+        status: row.try_get("status")?,
+        recipients: row.try_get("recipients")?,
+    })
+}
+
+/// What one call of [`Campaigns::send_due`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sent {
+    pub promotions: usize,
+    pub notifications: u64,
+}
+
+/// Keeps and sends promotions.
+#[derive(Clone, Debug)]
+pub struct Campaigns {
+    pub db: Database,
+    pub notifier: Notifier,
+    pub clock: Clock,
+    /// Recipients decided per transaction.
+    pub batch_size: usize,
+}
+
+impl Campaigns {
+    pub fn new(db: Database, notifier: Notifier, clock: Clock) -> Campaigns {
+        Campaigns {
+            db,
+            notifier,
+            clock,
+            batch_size: 2000,
+        }
+    }
+
+    pub async fn create(&self, input: PromotionInput, by: Uuid) -> ApiResult<Promotion> {
+        let now = self.clock.now();
+        let (title, body, category, send_at) = input.validate(now)?;
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO promotions (id, title, body, category, send_at, status, recipients, created_by, created_at)
+             VALUES ($1, $2, $3, $4, $5, 'SCHEDULED', 0, $6, $7)",
+        )
+        .bind(id.to_string())
+        .bind(&title)
+        .bind(&body)
+        .bind(category.clone())
+        .bind(send_at.timestamp_micros())
+        .bind(by.to_string())
+        .bind(now.timestamp_micros())
+        .execute(self.db.pool())
+        .await?;
+        tracing::info!(promotion = %id, %send_at, category, "promotion scheduled");
+        Ok(Promotion {
+            id,
+            title,
+            body,
+            category,
+            send_at,
+            status: "SCHEDULED".to_owned(),
+            recipients: 0,
+        })
+    }
+
+    pub async fn get(&self, id: Uuid) -> Result<Option<Promotion>, sqlx::Error> {
+        sqlx::query(&format!("SELECT {COLUMNS} FROM promotions WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(self.db.pool())
+            .await?
+            .as_ref()
+            .map(promotion_from_row)
+            .transpose()
+    }
+
+    /// The newest promotions first.
+    pub async fn list(&self, first: i64) -> Result<Vec<Promotion>, sqlx::Error> {
+        sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM promotions ORDER BY created_at DESC, id DESC LIMIT $1"
+        ))
+        .bind(first)
+        .fetch_all(self.db.pool())
+        .await?
+        .iter()
+        .map(promotion_from_row)
+        .collect()
+    }
+
+    /// Takes the next promotion to send: a due SCHEDULED one, or a SENDING one whose
+    /// sender's lease ran out. Of concurrent callers one gets it.
+    async fn claim_next(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Promotion, String)>, sqlx::Error> {
+        let now_us = now.timestamp_micros();
+        let row = sqlx::query(&format!(
+            "UPDATE promotions SET status = 'SENDING', lease_until = $1
+             WHERE id = (SELECT id FROM promotions
+                         WHERE (status = 'SCHEDULED' AND send_at <= $2)
+                            OR (status = 'SENDING' AND lease_until < $2)
+                         ORDER BY send_at, id LIMIT 1)
+               AND (status = 'SCHEDULED' OR (status = 'SENDING' AND lease_until < $2))
+             RETURNING {COLUMNS}, cursor"
+        ))
+        .bind((now + LEASE).timestamp_micros())
+        .bind(now_us)
+        .fetch_optional(self.db.pool())
+        .await?;
+        row.map(|row| {
+            let cursor: Option<String> = row.try_get("cursor")?;
+            Ok((promotion_from_row(&row)?, cursor.unwrap_or_default()))
+        })
+        .transpose()
+    }
+
+    /// Sends every promotion whose time has come, one after the other.
+    pub async fn send_due(&self) -> anyhow::Result<Sent> {
+        let mut sent = Sent::default();
+        while let Some((promotion, cursor)) = self.claim_next(self.clock.now()).await? {
+            sent.notifications += self.fan_out(&promotion, cursor).await?;
+            sent.promotions += 1;
+        }
+        Ok(sent)
+    }
+
+    /// Decides the promotion for every opted-in recipient after `cursor`; returns the
+    /// notifications created (in-app or email, now or after quiet hours).
+    #[tracing::instrument(skip_all, fields(promotion = %promotion.id))]
+    async fn fan_out(&self, promotion: &Promotion, mut cursor: String) -> anyhow::Result<u64> {
+        let started = std::time::Instant::now();
+        let mut reached = 0u64;
+        let category = promotion.category.as_deref().map(str::to_lowercase);
+        let data = serde_json::json!({
+            "promotionId": promotion.id,
+            "category": promotion.category,
+        });
+        loop {
+            let mut tx = self.db.begin().await?;
+            let batch: Vec<Recipient> = sqlx::query(&format!(
+                "SELECT {} FROM recipients r WHERE r.promotions = $1 AND r.user_id > $2
+                 ORDER BY r.user_id LIMIT $3",
+                columns_of("r")
+            ))
+            .bind(true)
+            .bind(&cursor)
+            .bind(self.batch_size as i64)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(recipient_from_row)
+            .collect::<Result<_, _>>()?;
+            let Some(last) = batch.last() else {
+                sqlx::query(
+                    "UPDATE promotions SET status = 'SENT', lease_until = NULL WHERE id = $1 AND status = 'SENDING'",
+                )
+                .bind(promotion.id.to_string())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                break;
+            };
+            cursor = last.user_id.to_string();
+            let addressed: Vec<(Option<Recipient>, Draft)> = batch
+                .into_iter()
+                .filter(|r| {
+                    category.as_ref().is_none_or(|c| {
+                        r.preferences
+                            .categories
+                            .iter()
+                            .any(|own| own.to_lowercase() == *c)
+                    })
+                })
+                .map(|r| {
+                    let draft = Draft {
+                        user_id: r.user_id,
+                        notification_type: NotificationType::Promotion,
+                        title: promotion.title.clone(),
+                        body: promotion.body.clone(),
+                        data: Some(data.clone()),
+                        dedupe_key: format!("promotion:{}:{}", promotion.id, r.user_id),
+                    };
+                    (Some(r), draft)
+                })
+                .collect();
+            let deliveries = self.notifier.deliver_all(&mut tx, &addressed).await?;
+            let created = deliveries
+                .iter()
+                .filter(|d| {
+                    d.decision()
+                        .is_some_and(|decision| !matches!(decision, Decision::Suppressed { .. }))
+                })
+                .count() as i64;
+            sqlx::query(
+                "UPDATE promotions SET recipients = recipients + $1, cursor = $2, lease_until = $3
+                 WHERE id = $4",
+            )
+            .bind(created)
+            .bind(&cursor)
+            .bind((self.clock.now() + LEASE).timestamp_micros())
+            .bind(promotion.id.to_string())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            self.notifier.committed_all(&deliveries).await;
+            reached += created as u64;
+        }
+        metrics::counter!("notifications_campaign_notifications_total").increment(reached);
+        tracing::info!(
+            notifications = reached,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "promotion sent"
+        );
+        Ok(reached)
+    }
+}
+
+/// The `promotions` job: sends the scheduled promotions whose time has come.
+pub struct PromotionsJob(pub Campaigns);
+
+#[async_trait]
+impl Job for PromotionsJob {
+    fn name(&self) -> &'static str {
+        JOB_PROMOTIONS
+    }
+
+    async fn run(&self, _due: &JobDue) -> anyhow::Result<String> {
+        let sent = self.0.send_due().await?;
+        Ok(format!(
+            "{} promotions, {} notifications",
+            sent.promotions, sent.notifications
+        ))
+    }
+}
+
+#[derive(Clone)]
+pub struct CampaignsState {
+    pub campaigns: Campaigns,
+    pub verifier: TokenVerifier,
+}
+
+impl FromRef<CampaignsState> for TokenVerifier {
+    fn from_ref(state: &CampaignsState) -> TokenVerifier {
+        state.verifier.clone()
+    }
+}
+
+/// - `POST /promotions` `{"title","body","category"?,"sendAt"?}` → 201 the promotion; one
+///   due now starts sending at once
+/// - `GET /promotions?first=20` → newest first
+///
+/// Both for admins only.
+pub fn router(state: CampaignsState) -> Router {
+    Router::new()
+        .route("/promotions", get(list).post(create))
+        .with_state(state)
+}
+
+fn admin_only(caller: &Caller) -> ApiResult<()> {
+    if caller.0.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("only admins manage promotions"))
+    }
+}
+
+async fn create(
+    State(state): State<CampaignsState>,
+    caller: Caller,
+    input: Result<Json<PromotionInput>, JsonRejection>,
+) -> ApiResult<axum::response::Response> {
+    admin_only(&caller)?;
+    let Json(input) = input.map_err(|e| ApiError::bad_input(e.body_text()))?;
+    let campaigns = &state.campaigns;
+    let promotion = campaigns.create(input, caller.0.sub).await?;
+    if promotion.send_at <= campaigns.clock.now() {
+        // Due now: send it without waiting for the scheduler's next tick. Should this
+        // process stop midway, the `promotions` job takes over when the lease runs out.
+        let campaigns = campaigns.clone();
+        tokio::spawn(async move {
+            if let Err(e) = campaigns.send_due().await {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "sending promotions failed; the scheduler retries"
+                );
+            }
+        });
+    }
+    Ok(created(promotion))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ListQuery {
+    first: Option<i64>,
+}
+
+async fn list(
+    State(state): State<CampaignsState>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult<Json<Vec<Promotion>>> {
+    admin_only(&caller)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_input(e.body_text()))?;
+    let first = query.first.unwrap_or(20);
+    if !(1..=100).contains(&first) {
+        return Err(ApiError::bad_input("first must be 1 to 100"));
+    }
+    Ok(Json(state.campaigns.list(first).await?))
+}

@@ -1,0 +1,225 @@
+use chrono::Duration;
+use herald_events::{Preferences, Role};
+use herald_platform::testing::backend_sets;
+use uuid::Uuid;
+
+use super::{TestService, utc};
+use crate::campaign::{Campaigns, PromotionInput, Sent};
+use crate::domain::NotificationType;
+
+fn campaigns(s: &TestService) -> Campaigns {
+    Campaigns {
+        // Small batches, so that every test crosses batch boundaries.
+        batch_size: 2,
+        ..Campaigns::new(s.db.clone(), s.notifier.clone(), s.clock.clone())
+    }
+}
+
+fn promotion(title: &str, category: Option<&str>) -> PromotionInput {
+    PromotionInput {
+        title: title.to_owned(),
+        body: format!("{title}: 20 % off"),
+        category: category.map(str::to_owned),
+        send_at: None,
+    }
+}
+
+fn pair(outcome: &str, reason: Option<&str>) -> (String, Option<String>) {
+    (outcome.to_owned(), reason.map(str::to_owned))
+}
+
+#[tokio::test]
+async fn a_promotion_reaches_the_right_users_now_later_or_never() {
+    for set in backend_sets() {
+        // START is 12:00 UTC; one promotion a day at most.
+        let s = TestService::start_with(set, |settings| settings.promotion_daily_cap = 1).await;
+        let c = campaigns(&s);
+        let ada = s
+            .register_as("Ada", Role::Customer, Preferences::default())
+            .await;
+        let opted_out = Preferences {
+            promotions: false,
+            ..Preferences::default()
+        };
+        let bob = s.register_as("Bob", Role::Customer, opted_out).await;
+        let quiet = Preferences {
+            quiet_hours_start: Some("11:00".to_owned()),
+            quiet_hours_end: Some("13:00".to_owned()),
+            ..Preferences::default()
+        };
+        let cleo = s.register_as("Cleo", Role::Customer, quiet).await;
+        let dan = s
+            .register_as("Dan", Role::Customer, Preferences::default())
+            .await;
+        s.notify(dan, NotificationType::Promotion, "Earlier deal")
+            .await;
+
+        let created = c
+            .create(promotion("Spring sale", None), Uuid::now_v7())
+            .await
+            .unwrap();
+        assert_eq!(created.status, "SCHEDULED");
+        let sent = c.send_due().await.unwrap();
+        assert_eq!(
+            sent,
+            Sent {
+                promotions: 1,
+                notifications: 2
+            },
+            "{set:?}: Ada now, Cleo later"
+        );
+
+        assert_eq!(s.titles_of(ada, "PROMOTION").await, ["Spring sale"]);
+        assert_eq!(s.decisions_of(ada, "PROMOTION").await, [pair("SENT", None)]);
+        assert!(s.titles_of(bob, "PROMOTION").await.is_empty());
+        assert!(
+            s.decisions_of(bob, "PROMOTION").await.is_empty(),
+            "opted out: not even considered"
+        );
+        assert!(
+            s.titles_of(cleo, "PROMOTION").await.is_empty(),
+            "quiet hours: not yet"
+        );
+        assert_eq!(
+            s.decisions_of(cleo, "PROMOTION").await,
+            [pair("DEFERRED", None)]
+        );
+        assert_eq!(s.titles_of(dan, "PROMOTION").await, ["Earlier deal"]);
+        assert_eq!(
+            s.decisions_of(dan, "PROMOTION").await,
+            [
+                pair("SENT", None),
+                pair("SUPPRESSED", Some("FREQUENCY_CAP"))
+            ]
+        );
+        let stored = c.get(created.id).await.unwrap().unwrap();
+        assert_eq!((stored.status.as_str(), stored.recipients), ("SENT", 2));
+
+        // Sent once: nothing is due any more; sent again from scratch (a retried job whose
+        // progress was lost), nobody hears of it twice.
+        assert_eq!(c.send_due().await.unwrap(), Sent::default());
+        sqlx::query("UPDATE promotions SET status = 'SCHEDULED', cursor = NULL, recipients = 0")
+            .execute(s.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            c.send_due().await.unwrap(),
+            Sent {
+                promotions: 1,
+                notifications: 0
+            }
+        );
+        assert_eq!(s.titles_of(ada, "PROMOTION").await, ["Spring sale"]);
+
+        // Cleo's quiet hours end at 13:00 UTC.
+        s.clock.set(utc("2026-06-15T13:00:01Z"));
+        assert_eq!(s.titles_of(cleo, "PROMOTION").await, ["Spring sale"]);
+        assert!(s.titles_of(bob, "PROMOTION").await.is_empty());
+        s.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn scheduled_and_category_promotions() {
+    for set in backend_sets() {
+        let s = TestService::start(set).await;
+        let c = campaigns(&s);
+        let coffee = Preferences {
+            categories: vec!["Coffee".to_owned()],
+            ..Preferences::default()
+        };
+        let ada = s.register_as("Ada", Role::Customer, coffee).await;
+        let bob = s
+            .register_as("Bob", Role::Customer, Preferences::default())
+            .await;
+
+        let later = PromotionInput {
+            send_at: Some(s.clock.now() + Duration::hours(1)),
+            ..promotion("Beans week", Some("coffee"))
+        };
+        let scheduled = c.create(later, Uuid::now_v7()).await.unwrap();
+        assert_eq!(
+            c.send_due().await.unwrap(),
+            Sent::default(),
+            "{set:?}: not yet"
+        );
+        s.clock.advance(Duration::minutes(61));
+        assert_eq!(
+            c.send_due().await.unwrap(),
+            Sent {
+                promotions: 1,
+                notifications: 1
+            }
+        );
+        assert_eq!(s.titles_of(ada, "PROMOTION").await, ["Beans week"]);
+        assert!(
+            s.titles_of(bob, "PROMOTION").await.is_empty(),
+            "not a coffee person"
+        );
+        let listed = c.list(10).await.unwrap();
+        assert_eq!(listed[0].id, scheduled.id);
+        assert_eq!(
+            (listed[0].status.as_str(), listed[0].recipients),
+            ("SENT", 1)
+        );
+        s.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn two_senders_at_once_notify_each_user_once() {
+    for set in backend_sets() {
+        let s = TestService::start(set).await;
+        let c = campaigns(&s);
+        let mut users = Vec::new();
+        for i in 0..7 {
+            users.push(
+                s.register_as(&format!("User{i}"), Role::Customer, Preferences::default())
+                    .await,
+            );
+        }
+        let p = c
+            .create(promotion("Flash sale", None), Uuid::now_v7())
+            .await
+            .unwrap();
+        let other = campaigns(&s);
+        let (a, b) = tokio::join!(c.send_due(), other.send_due());
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.notifications + b.notifications, 7, "{set:?}: {a:?} {b:?}");
+        for user in users {
+            assert_eq!(s.titles_of(user, "PROMOTION").await, ["Flash sale"]);
+        }
+        assert_eq!(c.get(p.id).await.unwrap().unwrap().recipients, 7);
+        s.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn bad_promotions_are_refused() {
+    let s = TestService::start(herald_platform::testing::BackendSet::Embedded).await;
+    let c = campaigns(&s);
+    for (input, says) in [
+        (promotion("  ", None), "title"),
+        (
+            PromotionInput {
+                body: String::new(),
+                ..promotion("Sale", None)
+            },
+            "body",
+        ),
+        (promotion("Sale", Some(" ")), "category"),
+        (
+            PromotionInput {
+                send_at: Some(s.clock.now() + Duration::days(400)),
+                ..promotion("Sale", None)
+            },
+            "sendAt",
+        ),
+    ] {
+        let err = c.create(input, Uuid::now_v7()).await.unwrap_err();
+        assert_eq!(err.code(), herald_platform::ErrorCode::BadUserInput);
+        assert!(err.to_string().contains(says), "{err}");
+    }
+    assert!(c.list(10).await.unwrap().is_empty());
+    s.finish().await;
+}

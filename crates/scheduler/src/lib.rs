@@ -1,0 +1,224 @@
+//! The scheduler service: it keeps the calendar of cron jobs, claims each due run once
+//! however many replicas run ([`store::claim`]), and hands the run to the service that
+//! owns the job's data with a `scheduler.job_due` event through its outbox. That service
+//! runs it ([`herald_platform::jobs`]) and answers with `scheduler.job_finished`, which is
+//! recorded as the run's outcome. After downtime a job runs once, not once per missed tick.
+
+pub mod api;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use async_trait::async_trait;
+use chrono::Utc;
+use herald_events::{
+    Envelope, JOB_ORDER_CHECKS, JOB_PROMOTIONS, JOB_RECOMMENDATION_DIGEST, JobFinished,
+};
+use herald_platform::Settings;
+use herald_platform::auth::TokenVerifier;
+use herald_platform::bus::{Bus, ConsumerOptions, EventHandler, HandlerError};
+use herald_platform::db::{Database, Migrations};
+use herald_platform::deadletters::{self, DeadLetters};
+use herald_platform::http::{BuiltService, Readiness, service_router};
+use herald_platform::outbox::{Outbox, first_delivery};
+use tokio_util::sync::CancellationToken;
+
+use herald_platform::cron::Schedule;
+
+pub const SERVICE: &str = "scheduler";
+/// The queue of `scheduler.job_finished`, and the consumer's name in the inbox.
+pub const QUEUE: &str = "scheduler";
+
+pub fn migrations() -> Migrations {
+    Migrations {
+        sqlite: sqlx::migrate!("./migrations/sqlite"),
+        postgres: sqlx::migrate!("./migrations/postgres"),
+    }
+}
+
+pub async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
+    Database::connect_migrated(settings, SERVICE, &migrations()).await
+}
+
+/// The configured jobs and their schedules (None: switched off).
+pub fn configured_jobs(
+    settings: &Settings,
+) -> anyhow::Result<Vec<(&'static str, Option<Schedule>)>> {
+    [
+        (
+            JOB_PROMOTIONS,
+            "schedule_promotions",
+            &settings.schedule_promotions,
+        ),
+        (
+            JOB_RECOMMENDATION_DIGEST,
+            "schedule_recommendation_digest",
+            &settings.schedule_recommendation_digest,
+        ),
+        (
+            JOB_ORDER_CHECKS,
+            "schedule_order_checks",
+            &settings.schedule_order_checks,
+        ),
+    ]
+    .into_iter()
+    .map(|(job, setting, expression)| {
+        let schedule = if expression.trim().is_empty() {
+            None
+        } else {
+            Some(expression.parse::<Schedule>().map_err(|e| {
+                anyhow!(
+                    "invalid {}: {e}",
+                    herald_platform::config::env_name(setting)
+                )
+            })?)
+        };
+        Ok((job, schedule))
+    })
+    .collect()
+}
+
+/// This process among the replicas, in the record of runs.
+fn runner_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "herald".to_owned());
+    format!(
+        "{host}:{}:{}",
+        std::process::id(),
+        &uuid::Uuid::now_v7().simple().to_string()[24..]
+    )
+}
+
+/// The scheduler: the calendar and where runs are claimed.
+#[derive(Clone, Debug)]
+pub struct Scheduler {
+    pub db: Database,
+    pub outbox: Outbox,
+    pub runner: String,
+}
+
+impl Scheduler {
+    /// Claims every job due now; returns the runs this replica claimed.
+    pub async fn tick(&self) -> anyhow::Result<usize> {
+        let now = Utc::now();
+        let mut claimed = 0;
+        for due in store::due_jobs(&self.db, now).await? {
+            let next = match due.schedule.parse::<Schedule>() {
+                Ok(schedule) => schedule.next_after(now),
+                Err(e) => {
+                    tracing::error!(job = due.name, error = %e, "stored schedule does not parse; skipping");
+                    continue;
+                }
+            };
+            if let Some(run) =
+                store::claim(&self.db, &self.outbox, &due, next, &self.runner, now).await?
+            {
+                tracing::info!(job = run.job, run_id = %run.run_id, due_at = %run.due_at, "job due");
+                metrics::counter!("scheduler_runs_claimed_total", "job" => run.job.clone())
+                    .increment(1);
+                claimed += 1;
+            }
+        }
+        Ok(claimed)
+    }
+
+    fn spawn_ticker(
+        self,
+        every: Duration,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(every);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = interval.tick() => {}
+                }
+                if let Err(e) = self.tick().await {
+                    tracing::warn!(error = format!("{e:#}"), "scheduler tick failed");
+                }
+            }
+        })
+    }
+}
+
+/// Records `scheduler.job_finished`.
+struct Outcomes {
+    db: Database,
+}
+
+#[async_trait]
+impl EventHandler for Outcomes {
+    async fn handle(&self, event: &Envelope) -> Result<(), HandlerError> {
+        let finished: JobFinished = event
+            .payload()
+            .map_err(|e| HandlerError::Reject(anyhow!("{} {}: {e}", event.event_type, event.id)))?;
+        let mut tx = self.db.begin().await?;
+        if !first_delivery(&mut tx, QUEUE, event).await? {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        store::finished(&mut tx, &finished, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Builds the scheduler: its calendar in sync with the settings, the ticker, the consumer
+/// of outcomes, the outbox relay, the admin API.
+pub async fn build(
+    settings: &Settings,
+    bus: &Bus,
+    verifier: TokenVerifier,
+    shutdown: CancellationToken,
+) -> anyhow::Result<BuiltService> {
+    let jobs = configured_jobs(settings)?;
+    let db = connect_database(settings).await?;
+    store::sync_jobs(&db, &jobs, Utc::now())
+        .await
+        .context("updating the calendar")?;
+    let outbox = Outbox::new(db.clone());
+    let scheduler = Scheduler {
+        db: db.clone(),
+        outbox: outbox.clone(),
+        runner: runner_name(),
+    };
+    let dead_letters = Arc::new(DeadLetters::new(db.clone()));
+    let tasks = vec![
+        scheduler.clone().spawn_ticker(
+            Duration::from_millis(settings.scheduler_tick_ms),
+            shutdown.clone(),
+        ),
+        bus.spawn_consumer(
+            QUEUE,
+            Arc::new(Outcomes { db: db.clone() }),
+            ConsumerOptions::from_settings(settings),
+            dead_letters,
+            shutdown.clone(),
+        ),
+        outbox.spawn_relay(bus.clone(), shutdown),
+    ];
+    let readiness = Readiness::default()
+        .database("scheduler_database", &db)
+        .bus(bus);
+    let state = api::SchedulerState {
+        scheduler,
+        verifier: verifier.clone(),
+    };
+    Ok(BuiltService {
+        name: SERVICE,
+        router: service_router(
+            SERVICE,
+            api::router(state).merge(deadletters::router(
+                DeadLetters::new(db.clone()),
+                bus.clone(),
+                verifier,
+            )),
+            readiness.clone(),
+        ),
+        readiness,
+        tasks,
+    })
+}
