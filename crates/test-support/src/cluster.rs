@@ -58,6 +58,7 @@ impl Cluster {
             "ORDERS",
             "RECOMMENDATIONS",
             "NOTIFICATIONS",
+            "SCHEDULER",
         ] {
             env.push((
                 format!("HERALD_{service}_ADDR"),
@@ -90,8 +91,20 @@ impl Cluster {
         }
     }
 
+    /// Sets a `HERALD_*` variable for the processes started from now on.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
     /// Starts `herald serve SERVICES…` under `name` (no services: all in one process).
     pub fn start(&mut self, name: &str, services: &[&str]) {
+        self.start_with_env(name, services, &[]);
+    }
+
+    /// [`Cluster::start`] with a few variables of this process's own (e.g. a second
+    /// replica's address).
+    pub fn start_with_env(&mut self, name: &str, services: &[&str], own: &[(&str, String)]) {
         let log = if std::env::var_os("TEST_LOG").is_some() {
             Stdio::inherit()
         } else {
@@ -101,6 +114,7 @@ impl Cluster {
             .arg("serve")
             .args(services)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(own.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -127,6 +141,11 @@ impl Cluster {
 
     pub fn gateway(&self) -> &str {
         &self.gateway
+    }
+
+    /// The prefix of the cluster's PostgreSQL schemas (`{prefix}orders`).
+    pub fn schema_prefix(&self) -> String {
+        format!("{}_", self.prefix)
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -182,6 +201,7 @@ impl Cluster {
                 "products",
                 "orders",
                 "recommendations",
+                "scheduler",
             ] {
                 let schema = format!("{}_{service}", self.prefix);
                 let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))

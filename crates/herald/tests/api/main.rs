@@ -13,4 +13,5 @@ mod notifications;
 mod operations;
 mod processes;
 mod recommendations;
+mod scheduler;
 mod users;

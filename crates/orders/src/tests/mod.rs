@@ -3,6 +3,7 @@
 //! answers the two reservation endpoints as the products service does.
 
 mod api;
+mod checks;
 mod lifecycle;
 mod service;
 mod stock_room;
