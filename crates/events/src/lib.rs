@@ -13,12 +13,14 @@ use uuid::Uuid;
 pub mod notification;
 pub mod order;
 pub mod product;
+pub mod recommendation;
 pub mod scheduler;
 pub mod user;
 
 pub use notification::*;
 pub use order::*;
 pub use product::*;
+pub use recommendation::*;
 pub use scheduler::*;
 pub use user::*;
 
@@ -50,6 +52,7 @@ pub const TOPOLOGY: &[(&str, &[&str])] = &[
             BackInStock::TYPE,
             LowStock::TYPE,
             OutOfStock::TYPE,
+            RecommendationDigest::TYPE,
         ],
     ),
     // Products gives back the stock of cancelled orders (idempotent; the orders service

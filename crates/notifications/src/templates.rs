@@ -1,7 +1,9 @@
 //! What each order and product event says to its recipients: the drafts' titles, bodies
 //! and data. Pure; the consumer picks the recipients and the decision function the fate.
 
-use herald_events::{OrderSnapshot, OrderStatus, OrdersStuck, PriceChanged, StockLevel};
+use herald_events::{
+    OrderSnapshot, OrderStatus, OrdersStuck, PriceChanged, RecommendationDigest, StockLevel,
+};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -51,6 +53,31 @@ pub fn delivery_late(event_id: Uuid, order: &OrderSnapshot) -> Draft {
         ),
         "It is taking longer than expected; it has shipped and should reach you soon.".to_owned(),
         Some(json!({ "orderId": order.order_id, "status": order.status.as_str(), "late": true })),
+    )
+}
+
+/// A user's RECOMMENDATION digest: their top picks, each with its reason.
+pub fn recommendation_digest(event_id: Uuid, digest: &RecommendationDigest) -> Draft {
+    let title = match digest.picks.as_slice() {
+        [only] => format!("Picked for you: {}", only.name),
+        [first, rest @ ..] => format!("Picked for you: {} and {} more", first.name, rest.len()),
+        [] => "Picked for you".to_owned(),
+    };
+    let body = digest
+        .picks
+        .iter()
+        .map(|p| format!("{} ({})", p.name, p.reason))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Draft::for_event(
+        event_id,
+        digest.user_id,
+        NotificationType::Recommendation,
+        title,
+        body,
+        Some(json!({
+            "productIds": digest.picks.iter().map(|p| p.product_id).collect::<Vec<_>>(),
+        })),
     )
 }
 

@@ -48,9 +48,19 @@ pub struct Advisor {
     settings: AdvisorSettings,
 }
 
-fn cache_key(user_id: Uuid) -> String {
-    format!("recommendations:{user_id}")
+/// A cached list is filed under the user's generation and the catalog's: a change bumps
+/// one of them, so a list computed before the change (and stored after it, by a request
+/// that raced the change) is never read again.
+fn cache_key(user_id: Uuid, user_generation: i64, catalog_generation: i64) -> String {
+    format!("recommendations:{user_id}:{user_generation}:{catalog_generation}")
 }
+
+fn user_generation_key(user_id: Uuid) -> String {
+    format!("recommendations:generation:{user_id}")
+}
+
+const CATALOG_GENERATION_KEY: &str = "recommendations:catalog-generation";
+const GENERATION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Advisor {
     pub fn new(db: Database, cache: Cache, settings: AdvisorSettings) -> Advisor {
@@ -102,7 +112,24 @@ impl Advisor {
 
     /// Forgets the user's cached recommendations.
     pub async fn forget(&self, user_id: Uuid) {
-        self.cache.delete(&cache_key(user_id)).await;
+        self.cache
+            .incr(&user_generation_key(user_id), GENERATION_TTL)
+            .await;
+    }
+
+    /// Forgets every cached list: a product that can be recommended appeared (created, or
+    /// back in stock). Sold-out products leave cached lists as they are read.
+    pub async fn catalog_changed(&self) {
+        self.cache
+            .incr(CATALOG_GENERATION_KEY, GENERATION_TTL)
+            .await;
+    }
+
+    async fn generation(&self, key: &str) -> Option<i64> {
+        match self.cache.get_json::<i64>(key).await {
+            Some(generation) => Some(generation),
+            None => self.cache.incr(key, GENERATION_TTL).await,
+        }
     }
 
     /// The user's best `limit` recommendations (at most [`MAX_LIMIT`]), cached.
@@ -111,14 +138,27 @@ impl Advisor {
         user_id: Uuid,
         limit: usize,
     ) -> ApiResult<Vec<Recommendation>> {
-        let key = cache_key(user_id);
-        let mut found = match self.cache.get_json::<Vec<Recommendation>>(&key).await {
+        // Without generations (the cache is down) nothing is cached.
+        let key = match (
+            self.generation(&user_generation_key(user_id)).await,
+            self.generation(CATALOG_GENERATION_KEY).await,
+        ) {
+            (Some(user), Some(catalog)) => Some(cache_key(user_id, user, catalog)),
+            _ => None,
+        };
+        let cached = match &key {
+            Some(key) => self.cache.get_json::<Vec<Recommendation>>(key).await,
+            None => None,
+        };
+        let mut found = match cached {
             Some(cached) => cached,
             None => {
                 let fresh = self.compute(user_id).await?;
-                self.cache
-                    .set_json(&key, &fresh, self.settings.cache_ttl)
-                    .await;
+                if let Some(key) = &key {
+                    self.cache
+                        .set_json(key, &fresh, self.settings.cache_ttl)
+                        .await;
+                }
                 fresh
             }
         };

@@ -88,6 +88,7 @@ impl RecommendationsConsumer {
         };
         store::product_created(&mut tx, &created, event.time.timestamp_micros()).await?;
         tx.commit().await?;
+        self.advisor.catalog_changed().await;
         Ok(())
     }
 
@@ -150,7 +151,10 @@ impl EventHandler for RecommendationsConsumer {
             }
             BackInStock::TYPE => {
                 let BackInStock(level) = payload(event)?;
-                self.stock_level(event, level.product_id, level.stock).await
+                self.stock_level(event, level.product_id, level.stock)
+                    .await?;
+                self.advisor.catalog_changed().await;
+                Ok(())
             }
             PriceChanged::TYPE => self.price_changed(event).await,
             UserRegistered::TYPE => {

@@ -8,6 +8,7 @@ pub mod activity;
 pub mod advisor;
 pub mod api;
 pub mod consumer;
+pub mod digest;
 pub mod eval;
 pub mod recommender;
 pub mod store;
@@ -24,15 +25,20 @@ use herald_platform::cache::Cache;
 use herald_platform::db::{Database, Migrations};
 use herald_platform::deadletters::{self, DeadLetters};
 use herald_platform::http::{BuiltService, Readiness, service_router};
+use herald_platform::jobs::JobsConsumer;
+use herald_platform::outbox::Outbox;
 use tokio_util::sync::CancellationToken;
 
 use crate::advisor::{Advisor, AdvisorSettings};
 use crate::api::RecommendationsState;
 use crate::consumer::RecommendationsConsumer;
 pub use crate::consumer::{HANDLED_TYPES, QUEUE};
+use crate::digest::DigestJob;
 pub use crate::eval::{EvalConfig, EvalReport, evaluate};
 
 pub const SERVICE: &str = "recommendations";
+/// The queue of the service's scheduled jobs (the digest), and its consumer's inbox name.
+pub const JOBS_QUEUE: &str = "recommendations.jobs";
 
 pub fn migrations() -> Migrations {
     Migrations {
@@ -60,8 +66,28 @@ pub async fn build(
         Arc::new(RecommendationsConsumer::new(advisor.clone())),
         ConsumerOptions::from_settings(settings),
         Arc::new(DeadLetters::new(db.clone())),
-        shutdown,
+        shutdown.clone(),
     );
+    let outbox = Outbox::new(db.clone());
+    let digest = DigestJob {
+        advisor: advisor.clone(),
+        outbox: outbox.clone(),
+        period: chrono::Duration::hours(settings.digest_period_hours),
+        picks: 3,
+    };
+    let jobs = bus.spawn_consumer(
+        JOBS_QUEUE,
+        Arc::new(JobsConsumer::new(
+            JOBS_QUEUE,
+            db.clone(),
+            outbox.clone(),
+            vec![Arc::new(digest)],
+        )),
+        ConsumerOptions::from_settings(settings),
+        Arc::new(DeadLetters::new(db.clone())),
+        shutdown.clone(),
+    );
+    let relay = outbox.spawn_relay(bus.clone(), shutdown);
     let state = RecommendationsState {
         advisor,
         verifier: verifier.clone(),
@@ -82,6 +108,6 @@ pub async fn build(
             readiness.clone(),
         ),
         readiness,
-        tasks: vec![consuming],
+        tasks: vec![consuming, jobs, relay],
     })
 }

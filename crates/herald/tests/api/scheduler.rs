@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 backend_tests!(
     admins_list_and_run_scheduled_jobs,
-    a_promotion_reaches_every_opted_in_user
+    a_promotion_reaches_every_opted_in_user,
+    the_recommendation_digest_names_new_picks_once
 );
 
 const JOBS: &str = "{ scheduledJobs { name schedule nextRunAt lastRunAt lastOutcome } }";
@@ -294,4 +295,116 @@ async fn two_scheduler_processes_run_each_due_job_once() {
     assert_eq!(handled, total, "runs handled by the orders service");
     pool.close().await;
     cluster.cleanup().await;
+}
+
+/// Runs `name` now and waits for its outcome.
+async fn run_job(app: &TestApp, token: &str, name: &str) -> String {
+    let before = job(app, token, name).await["lastRunAt"].clone();
+    let ran = app
+        .graphql(
+            Some(token),
+            "mutation($n: String!) { runScheduledJob(name: $n) }",
+            json!({ "n": name }),
+        )
+        .await;
+    assert_eq!(ran.data()["runScheduledJob"], true);
+    eventually(Duration::from_secs(15), "the run's outcome", || async {
+        let now = job(app, token, name).await;
+        let outcome = now["lastOutcome"].as_str()?.to_owned();
+        (now["lastRunAt"] != before && outcome != "running").then_some(outcome)
+    })
+    .await
+}
+
+async fn recommendation_notes(app: &TestApp, token: &str) -> Vec<Value> {
+    let page = app
+        .graphql(
+            Some(token),
+            "{ getNotifications(first: 50) { nodes { type title body data } } }",
+            json!({}),
+        )
+        .await;
+    page.data()["getNotifications"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] == "RECOMMENDATION")
+        .cloned()
+        .collect()
+}
+
+async fn the_recommendation_digest_names_new_picks_once(set: BackendSet) {
+    let app = TestApp::spawn(set).await;
+    let admin = app.admin().await;
+    let ada = app.customer("Ada").await;
+    let mut products = Vec::new();
+    for (name, category) in [("Espresso Beans", "coffee"), ("Burr Grinder", "coffee")] {
+        let input = json!({ "input": { "name": name, "category": category, "priceCents": 1000, "stock": 50 } });
+        let created = app
+            .graphql(
+                Some(&admin.token),
+                "mutation($input: ProductInput!) { createProduct(input: $input) { id } }",
+                input,
+            )
+            .await;
+        products.push(
+            created.data()["createProduct"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let placed = app
+        .graphql(
+            Some(&ada.token),
+            "mutation($p: ID!) { placeOrder(input: { items: [{ productId: $p, quantity: 1 }] }) { status } }",
+            json!({ "p": products[0] }),
+        )
+        .await;
+    assert_eq!(placed.data()["placeOrder"]["status"], "CONFIRMED");
+    // The recommendations service has heard of the purchase when the grinder is picked.
+    eventually(
+        Duration::from_secs(15),
+        "a recommendation for Ada",
+        || async {
+            let picks = app
+                .graphql(
+                    Some(&ada.token),
+                    "{ getRecommendations(limit: 3) { product { name } } }",
+                    json!({}),
+                )
+                .await;
+            let picks = picks.data()["getRecommendations"].as_array()?.clone();
+            (picks.len() == 1 && picks[0]["product"]["name"] == "Burr Grinder").then_some(())
+        },
+    )
+    .await;
+
+    let outcome = run_job(&app, &admin.token, "recommendation-digest").await;
+    assert!(
+        outcome.starts_with("ok: ") && outcome.ends_with(" digests"),
+        "{outcome}"
+    );
+    let notes = eventually(Duration::from_secs(15), "Ada's digest", || async {
+        let notes = recommendation_notes(&app, &ada.token).await;
+        (!notes.is_empty()).then_some(notes)
+    })
+    .await;
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0]["title"], "Picked for you: Burr Grinder");
+    assert!(
+        notes[0]["body"].as_str().unwrap().contains("coffee"),
+        "the reason: {}",
+        notes[0]
+    );
+    assert_eq!(notes[0]["data"]["productIds"][0], products[1].as_str());
+
+    // Within the digest period nobody gets a second one.
+    assert_eq!(
+        run_job(&app, &admin.token, "recommendation-digest").await,
+        "ok: 0 digests"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(recommendation_notes(&app, &ada.token).await.len(), 1);
+    app.cleanup().await;
 }

@@ -12,7 +12,8 @@ use async_trait::async_trait;
 use herald_events::{
     BackInStock, Envelope, Event, LowStock, NOTIFICATIONS_CRITICAL, NOTIFICATIONS_STANDARD,
     OrderCancelled, OrderConfirmed, OrderDelivered, OrderDeliveryLate, OrderShipped, OrdersStuck,
-    OutOfStock, PreferencesUpdated, PriceChanged, ProductWatched, UserRegistered,
+    OutOfStock, PreferencesUpdated, PriceChanged, ProductWatched, RecommendationDigest,
+    UserRegistered,
 };
 use herald_platform::bus::{EventHandler, HandlerError};
 use herald_platform::db::{Database, Tx};
@@ -43,6 +44,7 @@ pub const HANDLED_TYPES: &[&str] = &[
     OutOfStock::TYPE,
     OrderDeliveryLate::TYPE,
     OrdersStuck::TYPE,
+    RecommendationDigest::TYPE,
 ];
 
 #[derive(Clone, Debug)]
@@ -101,6 +103,7 @@ impl EventHandler for NotificationsConsumer {
             OutOfStock::TYPE => self.out_of_stock(event).await,
             OrderDeliveryLate::TYPE => self.delivery_late(event).await,
             OrdersStuck::TYPE => self.orders_stuck(event).await,
+            RecommendationDigest::TYPE => self.recommendation_digest(event).await,
             // Types this service does not notify about (order.placed among them) are not its concern.
             _ => Ok(()),
         }

@@ -1,0 +1,28 @@
+//! Events of the recommendations service.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::Event;
+
+/// A product picked for a user, and why in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pick {
+    pub product_id: Uuid,
+    pub name: String,
+    pub reason: String,
+}
+
+/// `recommendation.digest`: the user's top picks, of which at least one is new since their
+/// last digest; at most one per user per digest period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecommendationDigest {
+    pub user_id: Uuid,
+    pub picks: Vec<Pick>,
+}
+
+impl Event for RecommendationDigest {
+    const TYPE: &'static str = "recommendation.digest";
+}
