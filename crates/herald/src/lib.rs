@@ -2,6 +2,7 @@
 //! whether it runs one service or all of them.
 
 pub mod dlq;
+pub mod seed;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -71,6 +71,31 @@ enum Command {
         #[command(subcommand)]
         action: RecommendAction,
     },
+    /// Fill a running Herald with a shop (products, customers with preferences, orders)
+    /// through its GraphQL API, as the admin of HERALD_ADMIN_EMAIL/HERALD_ADMIN_PASSWORD.
+    Seed {
+        #[arg(long, default_value_t = 100)]
+        users: usize,
+        #[arg(long, default_value_t = 40)]
+        products: usize,
+        #[arg(long, default_value_t = 200)]
+        orders: usize,
+        /// The gateway [default: HERALD_PUBLIC_URL].
+        #[arg(long)]
+        url: Option<String>,
+        /// [default: HERALD_ADMIN_EMAIL]
+        #[arg(long)]
+        admin_email: Option<String>,
+        /// [default: HERALD_ADMIN_PASSWORD]
+        #[arg(long)]
+        admin_password: Option<String>,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// The random generator's seed: the same seed makes the same shop.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
     /// Dead letters: messages a consumer gave up on after its retries.
     Dlq {
         #[command(subcommand)]
@@ -153,7 +178,7 @@ fn main() -> ExitCode {
             println!("{}", herald_recommendations::evaluate(config).to_markdown());
             return ExitCode::SUCCESS;
         }
-        Command::Serve { .. } | Command::Migrate | Command::Dlq { .. } => {}
+        Command::Serve { .. } | Command::Migrate | Command::Dlq { .. } | Command::Seed { .. } => {}
     }
     herald_platform::telemetry::init_logging(settings.log_format());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -179,6 +204,41 @@ fn main() -> ExitCode {
                 }
                 DlqAction::Discard { id } => herald::dlq::discard(&settings, id).await,
             },
+            Command::Seed {
+                users,
+                products,
+                orders,
+                url,
+                admin_email,
+                admin_password,
+                concurrency,
+                seed,
+            } => {
+                let (Some(admin_email), Some(admin_password)) = (
+                    admin_email.or(settings.admin_email.clone()),
+                    admin_password.or(settings.admin_password.clone()),
+                ) else {
+                    anyhow::bail!(
+                        "seeding needs an admin: set HERALD_ADMIN_EMAIL and HERALD_ADMIN_PASSWORD, or pass --admin-email and --admin-password"
+                    );
+                };
+                let report = herald::seed::seed(herald::seed::SeedOptions {
+                    url: url.unwrap_or_else(|| settings.public_url.clone()),
+                    admin_email,
+                    admin_password,
+                    users,
+                    products,
+                    orders,
+                    concurrency,
+                    seed,
+                })
+                .await?;
+                println!(
+                    "{} users, {} products, {} orders ({} refused for want of stock)",
+                    report.users, report.products, report.orders, report.refused
+                );
+                Ok(())
+            }
             Command::Schema | Command::Keygen | Command::Recommend { .. } => Ok(()),
         }
     });

@@ -14,4 +14,5 @@ mod operations;
 mod processes;
 mod recommendations;
 mod scheduler;
+mod seed;
 mod users;
