@@ -95,3 +95,30 @@ async fn graphiql_is_served_offline(set: BackendSet) {
     }
     app.cleanup().await;
 }
+
+/// The compose deployment runs every service `herald serve` knows, and Prometheus scrapes
+/// each of them: a new service cannot be forgotten there.
+#[test]
+fn the_compose_stack_runs_and_scrapes_every_service() {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let compose = std::fs::read_to_string(deploy.join("docker-compose.yml")).unwrap();
+    let prometheus = std::fs::read_to_string(deploy.join("prometheus/prometheus.yml")).unwrap();
+    for service in herald::ServiceName::ALL {
+        let name = service.as_str();
+        assert!(
+            compose.contains(&format!("command: [\"serve\", \"{name}\"]")),
+            "docker-compose.yml runs no `herald serve {name}`"
+        );
+        assert!(
+            prometheus.contains(&format!("job_name: herald-{name}")),
+            "prometheus.yml does not scrape {name}"
+        );
+        if service != herald::ServiceName::Gateway {
+            let env = name.to_uppercase();
+            assert!(
+                compose.contains(&format!("HERALD_{env}_URL: http://{name}:")),
+                "docker-compose.yml does not tell the others where {name} is"
+            );
+        }
+    }
+}
