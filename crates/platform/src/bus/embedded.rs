@@ -16,6 +16,7 @@ use sqlx::Row;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::batch::Coalescing;
 use super::delivery::{
     SAMPLE_EVERY, Verdict, dead_letter, judge, record_lag, record_sample, store_retry_delay,
 };
@@ -389,7 +390,7 @@ impl BusBackend for EmbeddedBus {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let consumer = Consumer {
-            handler,
+            handler: Coalescing::wrap(handler, options.concurrency),
             options,
             dead_letters,
         };
