@@ -105,6 +105,12 @@ impl Advisor {
         self.cache.delete(&cache_key(user_id)).await;
     }
 
+    /// Forgets the cached recommendations of each user at once.
+    pub async fn forget_all(&self, user_ids: &[Uuid]) {
+        let keys: Vec<String> = user_ids.iter().copied().map(cache_key).collect();
+        self.cache.delete_each(&keys).await;
+    }
+
     /// The user's best `limit` recommendations (at most [`MAX_LIMIT`]), cached.
     pub async fn recommendations(
         &self,

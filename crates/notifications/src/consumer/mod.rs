@@ -1,6 +1,6 @@
 //! The consumer of the `notifications` queue: each event is handled in one transaction
-//! together with its inbox entry, so a redelivered event has no second effect. One module
-//! per event family.
+//! together with its inbox entry, so a redelivered event has no second effect; order
+//! events that arrive together share one transaction. One module per event family.
 
 mod orders;
 mod products;
@@ -13,7 +13,7 @@ use herald_events::{
     OrderCancelled, OrderConfirmed, OrderDelivered, OrderShipped, OutOfStock, PreferencesUpdated,
     PriceChanged, ProductWatched, UserRegistered,
 };
-use herald_platform::bus::{EventHandler, HandlerError};
+use herald_platform::bus::{BatchOutcomes, EventHandler, HandlerError};
 use herald_platform::db::{Database, Tx};
 use herald_platform::outbox::first_delivery;
 use serde::de::DeserializeOwned;
@@ -99,6 +99,15 @@ impl EventHandler for NotificationsConsumer {
             // Types this service does not notify about (order.placed among them) are not its concern.
             _ => Ok(()),
         }
+    }
+
+    /// Order events, the bulk of the traffic, are handled in batches.
+    fn batches(&self, event: &Envelope) -> bool {
+        orders::notified_status(&event.event_type).is_some()
+    }
+
+    async fn handle_batch(&self, events: &[Envelope]) -> Result<BatchOutcomes, HandlerError> {
+        self.orders_changed(events).await
     }
 }
 
