@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::NotificationsState;
 use crate::clock::Clock;
-use crate::consumer::{LANES, NotificationsConsumer};
+use crate::consumer::{LANES, NotificationsConsumer, lane_options};
 use crate::delivery::{DeliveryPolicy, Notifier};
 use crate::email::EmailQueue;
 use crate::email::render::EmailTemplates;
@@ -104,7 +104,7 @@ pub async fn build_with_clock(
             bus.spawn_consumer(
                 lane,
                 consumer.clone(),
-                ConsumerOptions::from_settings(settings),
+                lane_options(lane, settings),
                 dead_letters.clone(),
                 shutdown.clone(),
             )

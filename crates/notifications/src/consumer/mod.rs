@@ -13,7 +13,8 @@ use herald_events::{
     OrderCancelled, OrderConfirmed, OrderDelivered, OrderShipped, OutOfStock, PreferencesUpdated,
     PriceChanged, ProductWatched, UserRegistered,
 };
-use herald_platform::bus::{BatchOutcomes, EventHandler, HandlerError};
+use herald_platform::bus::{BatchOutcomes, ConsumerOptions, EventHandler, HandlerError};
+use herald_platform::config::Settings;
 use herald_platform::db::{Database, Tx};
 use herald_platform::outbox::first_delivery;
 use serde::de::DeserializeOwned;
@@ -26,6 +27,16 @@ pub const QUEUE: &str = "notifications";
 /// The queues this consumer reads, one consumer each: what must arrive at once (account
 /// and order events) never waits behind a backlog of stock alerts and promotions.
 pub const LANES: [&str; 2] = [NOTIFICATIONS_CRITICAL, NOTIFICATIONS_STANDARD];
+
+/// How the consumer of `lane` runs: the critical lane carries the order events, handled
+/// in batches, so it holds as many deliveries at once as a batch may take.
+pub fn lane_options(lane: &str, settings: &Settings) -> ConsumerOptions {
+    if lane == NOTIFICATIONS_CRITICAL {
+        ConsumerOptions::batched_from_settings(settings)
+    } else {
+        ConsumerOptions::from_settings(settings)
+    }
+}
 
 /// Every event type this consumer acts on: one of the lanes must be bound to each of them.
 pub const HANDLED_TYPES: &[&str] = &[
