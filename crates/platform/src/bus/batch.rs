@@ -83,15 +83,39 @@ async fn handle_batches(
     mut arrivals: mpsc::UnboundedReceiver<Waiting>,
     limit: usize,
 ) {
-    let mut batch = Vec::with_capacity(limit);
-    while arrivals.recv_many(&mut batch, limit).await > 0 {
+    let mut waiting: Vec<Waiting> = Vec::with_capacity(limit);
+    loop {
+        if waiting.is_empty() {
+            if arrivals.recv_many(&mut waiting, limit).await == 0 {
+                return;
+            }
+        } else {
+            while waiting.len() < limit {
+                match arrivals.try_recv() {
+                    Ok(arrived) => waiting.push(arrived),
+                    Err(_) => break,
+                }
+            }
+        }
+        let size = batch_size(waiting.len(), limit);
         let (events, answers): (Vec<Envelope>, Vec<_>) =
-            batch.drain(..).map(|w| (w.event, w.outcome)).unzip();
+            waiting.drain(..size).map(|w| (w.event, w.outcome)).unzip();
         let outcomes = handle_together(handler.as_ref(), &events).await;
         for (answer, outcome) in answers.into_iter().zip(outcomes) {
             // A delivery that stopped waiting (its consumer is gone) is delivered again.
             let _ = answer.send(outcome);
         }
+    }
+}
+
+/// `limit`, or the largest power of two up to what waits: batches come in a few sizes, so
+/// that the statements built for them are prepared once per database connection instead
+/// of once per batch. The rest joins the next batch.
+fn batch_size(waiting: usize, limit: usize) -> usize {
+    if waiting >= limit {
+        limit
+    } else {
+        1 << waiting.max(1).ilog2()
     }
 }
 
@@ -126,4 +150,19 @@ async fn handle_alone(handler: &dyn EventHandler, event: &Envelope) -> Result<()
         .catch_unwind()
         .await
         .unwrap_or_else(|_| Err(HandlerError::Retry(anyhow::anyhow!("handler panicked"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_size;
+
+    #[test]
+    fn batches_are_a_power_of_two_or_the_limit() {
+        let sizes: Vec<usize> = [1, 2, 3, 7, 8, 200, 255, 256, 300]
+            .into_iter()
+            .map(|waiting| batch_size(waiting, 256))
+            .collect();
+        assert_eq!(sizes, [1, 2, 2, 4, 8, 128, 128, 256, 256]);
+        assert_eq!(batch_size(40, 32), 32);
+    }
 }
