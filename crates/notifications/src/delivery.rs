@@ -205,16 +205,23 @@ impl Notifier {
         Ok(counts)
     }
 
-    /// [`Notifier::committed`] for each delivery of a set.
+    /// [`Notifier::committed`] for each delivery of a set, the unread counts refreshed at once.
     pub async fn committed_all(&self, deliveries: &[Delivery]) {
-        for delivery in deliveries {
-            self.committed(delivery).await;
-        }
+        let changed: Vec<Uuid> = deliveries.iter().filter_map(|d| self.count(d)).collect();
+        self.unread.changed_all(&changed).await;
     }
 
     /// Counts the decision and its deliveries, refreshes the recipient's unread count and
     /// wakes the email worker, once committed.
     pub async fn committed(&self, delivery: &Delivery) {
+        if let Some(user_id) = self.count(delivery) {
+            self.unread.changed(user_id).await;
+        }
+    }
+
+    /// Counts the decision and its deliveries and wakes the email worker; the user whose
+    /// unread notifications changed, if any.
+    fn count(&self, delivery: &Delivery) -> Option<Uuid> {
         let Delivery::Decided {
             user_id,
             notification_type,
@@ -224,7 +231,7 @@ impl Notifier {
         } = delivery
         else {
             metrics::counter!("notifications_duplicates_total").increment(1);
-            return;
+            return None;
         };
         metrics::counter!(
             "notifications_decisions_total",
@@ -238,21 +245,20 @@ impl Notifier {
             metrics::counter!("notifications_deliveries_total", "channel" => "NONE", "status" => "SUPPRESSED")
                 .increment(1);
         }
-        if notification.is_some() {
-            // A deferred one is stored now and shown from its time.
-            let status = if decision.until().is_some() {
-                "QUEUED"
-            } else {
-                "SENT"
-            };
-            metrics::counter!("notifications_deliveries_total", "channel" => "IN_APP", "status" => status)
-                .increment(1);
-            self.unread.changed(*user_id).await;
-        }
         if *emailed {
             metrics::counter!("notifications_deliveries_total", "channel" => "EMAIL", "status" => "QUEUED")
                 .increment(1);
             self.emails.queued();
         }
+        notification.as_ref()?;
+        // A deferred one is stored now and shown from its time.
+        let status = if decision.until().is_some() {
+            "QUEUED"
+        } else {
+            "SENT"
+        };
+        metrics::counter!("notifications_deliveries_total", "channel" => "IN_APP", "status" => status)
+            .increment(1);
+        Some(*user_id)
     }
 }

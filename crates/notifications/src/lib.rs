@@ -43,7 +43,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::NotificationsState;
 use crate::campaign::{Campaigns, CampaignsState, PromotionsJob};
 use crate::clock::Clock;
-use crate::consumer::{LANES, NotificationsConsumer};
+use crate::consumer::{LANES, NotificationsConsumer, lane_options};
 use crate::delivery::{DeliveryPolicy, Notifier};
 use crate::email::EmailQueue;
 use crate::email::render::EmailTemplates;
@@ -109,7 +109,7 @@ pub async fn build_with_clock(
             bus.spawn_consumer(
                 lane,
                 consumer.clone(),
-                ConsumerOptions::from_settings(settings),
+                lane_options(lane, settings),
                 dead_letters.clone(),
                 shutdown.clone(),
             )

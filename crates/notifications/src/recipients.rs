@@ -3,6 +3,8 @@
 //! Events may arrive twice or out of order: a write applies only when it carries a higher
 //! `preferences_version` than the stored one.
 
+use std::collections::HashMap;
+
 use herald_events::{Channel, Preferences, Role};
 use herald_platform::db::{Tx, now_micros};
 use sqlx::Row;
@@ -10,6 +12,7 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use crate::domain::Recipient;
+use crate::store::ROWS_PER_INSERT;
 
 /// What became of a preferences update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +187,31 @@ pub async fn find_recipient(
     .as_ref()
     .map(recipient_from_row)
     .transpose()
+}
+
+/// The replicas of those of `user_ids` that have one, read in a transaction, by user id.
+#[tracing::instrument(skip_all, fields(users = user_ids.len()))]
+pub async fn find_recipients(
+    tx: &mut Tx,
+    user_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Recipient>, sqlx::Error> {
+    let mut found = HashMap::with_capacity(user_ids.len());
+    for chunk in user_ids.chunks(ROWS_PER_INSERT) {
+        let list = (1..=chunk.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("SELECT {COLUMNS} FROM recipients WHERE user_id IN ({list})");
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(id.to_string());
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            let recipient = recipient_from_row(&row)?;
+            found.insert(recipient.user_id, recipient);
+        }
+    }
+    Ok(found)
 }
 
 /// One page of the ADMIN recipients, by user id after `after` (None: from the start).

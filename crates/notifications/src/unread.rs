@@ -69,4 +69,13 @@ impl UnreadCounts {
             .incr(&Self::generation_key(user_id), GENERATION_TTL)
             .await;
     }
+
+    /// [`UnreadCounts::changed`] for several users, in one round trip to the cache.
+    pub async fn changed_all(&self, user_ids: &[Uuid]) {
+        let mut users = user_ids.to_vec();
+        users.sort_unstable();
+        users.dedup();
+        let keys: Vec<String> = users.into_iter().map(Self::generation_key).collect();
+        self.cache.incr_each(&keys, GENERATION_TTL).await;
+    }
 }

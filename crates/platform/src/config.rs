@@ -62,6 +62,9 @@ pub struct Settings {
     /// The delay before a failed message's second attempt; each later delay is three
     /// times longer (15 s: 15 s, 45 s, 135 s, 405 s), ±20 % jitter.
     pub bus_retry_delay_ms: u64,
+    /// Deliveries a consumer that handles them in batches (order events) holds at once:
+    /// its prefetch, and the largest batch.
+    pub bus_batch_concurrency: usize,
     /// Unset: emails are written to `{data_dir}/mailbox`. `smtp://host:port`: SMTP.
     pub smtp_url: Option<String>,
     /// The sender of every email.
@@ -139,6 +142,7 @@ impl Default for Settings {
             bus_prefix: "herald".to_owned(),
             bus_max_attempts: 5,
             bus_retry_delay_ms: 15_000,
+            bus_batch_concurrency: 256,
             smtp_url: None,
             mail_from: "Herald <notifications@herald.localhost>".to_owned(),
             redis_url: None,
@@ -168,6 +172,8 @@ impl Default for Settings {
 
 /// Each attempt but the last has a retry level (a RabbitMQ delay queue).
 const MAX_BUS_ATTEMPTS: u32 = 20;
+/// RabbitMQ's prefetch is 16 bits; larger batches gain little.
+const MAX_BUS_BATCH_CONCURRENCY: usize = 4096;
 
 /// A setting with a bad value: one line that names it.
 #[derive(Debug, thiserror::Error)]
@@ -338,6 +344,12 @@ impl Settings {
         if self.scheduler_tick_ms == 0 {
             return Err(ConfigError::new("scheduler_tick_ms", "must be at least 1"));
         }
+        if !(1..=MAX_BUS_BATCH_CONCURRENCY).contains(&self.bus_batch_concurrency) {
+            return Err(ConfigError::new(
+                "bus_batch_concurrency",
+                format!("must be between 1 and {MAX_BUS_BATCH_CONCURRENCY}"),
+            ));
+        }
         if self.token_ttl_secs == 0 {
             return Err(ConfigError::new("token_ttl_secs", "must be at least 1"));
         }
@@ -499,6 +511,18 @@ mod tests {
         ];
         let s = Settings::load_from(None, env, NoOverrides::default()).unwrap();
         assert_eq!((s.bus_max_attempts, s.bus_retry_delay_ms), (3, 250));
+    }
+
+    #[test]
+    fn the_batch_concurrency_is_validated() {
+        let env = [("HERALD_BUS_BATCH_CONCURRENCY".to_owned(), "0".to_owned())];
+        let e = Settings::load_from(None, env, NoOverrides::default()).unwrap_err();
+        assert_eq!(e.setting, "HERALD_BUS_BATCH_CONCURRENCY");
+        let env = [("HERALD_BUS_BATCH_CONCURRENCY".to_owned(), "64".to_owned())];
+        let s = Settings::load_from(None, env, NoOverrides::default()).unwrap();
+        assert_eq!(s.bus_batch_concurrency, 64);
+        let options = crate::bus::ConsumerOptions::batched_from_settings(&s);
+        assert_eq!(options.concurrency, 64);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! transaction of its effect ([`first_delivery`]), so a redelivered event has no second
 //! effect.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use herald_events::Envelope;
 use sqlx::Row;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::bus::Bus;
 use crate::db::{Backend, Database, Tx, now_micros};
@@ -67,6 +69,61 @@ pub async fn first_delivery(
     .execute(&mut **tx)
     .await?;
     Ok(inserted.rows_affected() == 1)
+}
+
+/// Inbox rows per statement, well under both engines' limit of bound parameters.
+const INBOX_ROWS_PER_STATEMENT: usize = 200;
+
+/// [`first_delivery`] for several events at once, a statement per 200: the ids of those
+/// `consumer` handles now for the first time. Call inside the transaction of their effect.
+pub async fn first_deliveries(
+    tx: &mut Tx,
+    consumer: &str,
+    events: &[&Envelope],
+) -> Result<HashSet<Uuid>, sqlx::Error> {
+    let now = now_micros();
+    let mut first = HashSet::with_capacity(events.len());
+    for chunk in events.chunks(INBOX_ROWS_PER_STATEMENT) {
+        let values = (0..chunk.len())
+            .map(|i| format!("($1, ${}, $2)", i + 3))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO herald_inbox (consumer, event_id, processed_at) VALUES {values}
+             ON CONFLICT DO NOTHING RETURNING event_id"
+        );
+        let mut query = sqlx::query(&sql).bind(consumer).bind(now);
+        for event in chunk {
+            query = query.bind(event.id.to_string());
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            let id: String = row.try_get(0)?;
+            first.insert(id.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?);
+        }
+    }
+    Ok(first)
+}
+
+/// Takes back the inbox entries of events whose effect is left out of the transaction (to
+/// be handled again later), so their redelivery is a first delivery.
+pub async fn forget_deliveries(
+    tx: &mut Tx,
+    consumer: &str,
+    event_ids: &[Uuid],
+) -> Result<(), sqlx::Error> {
+    for chunk in event_ids.chunks(INBOX_ROWS_PER_STATEMENT) {
+        let list = (0..chunk.len())
+            .map(|i| format!("${}", i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("DELETE FROM herald_inbox WHERE consumer = $1 AND event_id IN ({list})");
+        let mut query = sqlx::query(&sql).bind(consumer);
+        for id in chunk {
+            query = query.bind(id.to_string());
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// A service's outbox: add events inside a transaction, then wake the relay.
@@ -161,7 +218,7 @@ impl Outbox {
                         .fetch_all(self.db.pool())
                         .await?;
                 let seqs = publish_rows(bus, &rows).await?;
-                let mut conn = self.db.pool().acquire().await?;
+                let mut conn = self.db.writer().acquire().await?;
                 delete_rows(&mut conn, &seqs).await?;
                 seqs.len()
             }

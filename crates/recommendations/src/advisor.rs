@@ -132,6 +132,12 @@ impl Advisor {
         }
     }
 
+    /// Forgets the cached recommendations of each user at once.
+    pub async fn forget_all(&self, user_ids: &[Uuid]) {
+        let keys: Vec<String> = user_ids.iter().copied().map(user_generation_key).collect();
+        self.cache.incr_each(&keys, GENERATION_TTL).await;
+    }
+
     /// The user's best `limit` recommendations (at most [`MAX_LIMIT`]), cached.
     pub async fn recommendations(
         &self,

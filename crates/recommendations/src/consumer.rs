@@ -1,7 +1,8 @@
 //! The consumer of the `recommendations` queue: confirmed and cancelled orders (the
 //! purchases), product events (the catalog replica) and user events (preferred
 //! categories). Each event is handled in one transaction with its inbox entry, so a
-//! redelivered event has no second effect.
+//! redelivered event has no second effect; confirmed orders that arrive together share one
+//! transaction.
 
 use anyhow::anyhow;
 use async_trait::async_trait;
@@ -9,9 +10,9 @@ use herald_events::{
     BackInStock, Envelope, Event, OrderCancelled, OrderConfirmed, OutOfStock, PreferencesUpdated,
     PriceChanged, ProductCreated, StockChanged, UserRegistered,
 };
-use herald_platform::bus::{EventHandler, HandlerError};
+use herald_platform::bus::{BatchOutcomes, EventHandler, HandlerError};
 use herald_platform::db::Tx;
-use herald_platform::outbox::first_delivery;
+use herald_platform::outbox::{first_deliveries, first_delivery};
 
 use crate::advisor::Advisor;
 use crate::store;
@@ -68,6 +69,37 @@ impl RecommendationsConsumer {
         tx.commit().await?;
         self.advisor.forget(order.user_id).await;
         Ok(())
+    }
+
+    /// Keeps several confirmed orders in one transaction with their inbox entries.
+    async fn orders_confirmed(&self, events: &[Envelope]) -> Result<BatchOutcomes, HandlerError> {
+        let mut outcomes: BatchOutcomes = Vec::with_capacity(events.len());
+        let mut orders = Vec::with_capacity(events.len());
+        for event in events {
+            match payload::<OrderConfirmed>(event) {
+                Ok(OrderConfirmed(order)) => {
+                    orders.push((event, order));
+                    outcomes.push(Ok(()));
+                }
+                Err(e) => outcomes.push(Err(e)),
+            }
+        }
+        if orders.is_empty() {
+            return Ok(outcomes);
+        }
+        let mut tx = self.advisor.db.begin().await?;
+        let candidates: Vec<&Envelope> = orders.iter().map(|(event, _)| *event).collect();
+        let mut first = first_deliveries(&mut tx, QUEUE, &candidates).await?;
+        // An event delivered twice in one batch takes effect once: its first copy claims it.
+        orders.retain(|(event, _)| first.remove(&event.id));
+        let snapshots: Vec<_> = orders.iter().map(|(_, order)| order).collect();
+        store::orders_confirmed(&mut tx, &snapshots).await?;
+        tx.commit().await?;
+        let mut buyers: Vec<uuid::Uuid> = snapshots.iter().map(|order| order.user_id).collect();
+        buyers.sort_unstable();
+        buyers.dedup();
+        self.advisor.forget_all(&buyers).await;
+        Ok(outcomes)
     }
 
     async fn order_cancelled(&self, event: &Envelope) -> Result<(), HandlerError> {
@@ -180,5 +212,14 @@ impl EventHandler for RecommendationsConsumer {
             // Other types bound to the queue by a wider pattern are not this service's concern.
             _ => Ok(()),
         }
+    }
+
+    /// Confirmed orders, the bulk of the traffic, are handled in batches.
+    fn batches(&self, event: &Envelope) -> bool {
+        event.event_type == OrderConfirmed::TYPE
+    }
+
+    async fn handle_batch(&self, events: &[Envelope]) -> Result<BatchOutcomes, HandlerError> {
+        self.orders_confirmed(events).await
     }
 }

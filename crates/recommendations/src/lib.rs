@@ -64,7 +64,8 @@ pub async fn build(
     let consuming = bus.spawn_consumer(
         QUEUE,
         Arc::new(RecommendationsConsumer::new(advisor.clone())),
-        ConsumerOptions::from_settings(settings),
+        // Confirmed orders, the bulk of its events, are handled in batches.
+        ConsumerOptions::batched_from_settings(settings),
         Arc::new(DeadLetters::new(db.clone())),
         shutdown.clone(),
     );

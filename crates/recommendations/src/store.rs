@@ -1,9 +1,9 @@
 //! The recommendations service's tables: the product replica, preferred categories,
 //! confirmed orders and their lines (purchases), and activity signals.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use herald_events::{OrderSnapshot, ProductCreated};
+use herald_events::{OrderLine, OrderSnapshot, ProductCreated};
 use herald_platform::db::Tx;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
@@ -247,6 +247,75 @@ pub async fn set_preferred_categories(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Rows per multi-row INSERT: SQLite binds parameters in time quadratic in their number.
+const ROWS_PER_INSERT: usize = 100;
+
+/// [`order_confirmed`] for several orders, a statement per 100 orders and per 100 lines;
+/// the ids of the orders that were new.
+#[tracing::instrument(skip_all, fields(orders = orders.len()))]
+pub async fn orders_confirmed(
+    tx: &mut Tx,
+    orders: &[&OrderSnapshot],
+) -> Result<HashSet<Uuid>, sqlx::Error> {
+    let mut new = HashSet::with_capacity(orders.len());
+    for chunk in orders.chunks(ROWS_PER_INSERT) {
+        let values = (0..chunk.len())
+            .map(|i| {
+                format!(
+                    "(${}, ${}, 'CONFIRMED', ${})",
+                    3 * i + 1,
+                    3 * i + 2,
+                    3 * i + 3
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO orders (order_id, user_id, state, placed_at) VALUES {values}
+             ON CONFLICT DO NOTHING RETURNING order_id"
+        );
+        let mut query = sqlx::query(&sql);
+        for order in chunk {
+            query = query
+                .bind(order.order_id.to_string())
+                .bind(order.user_id.to_string())
+                .bind(order.placed_at.timestamp_micros());
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            new.insert(uuid_column(&row, "order_id")?);
+        }
+    }
+    let lines: Vec<(&OrderSnapshot, &OrderLine)> = orders
+        .iter()
+        .filter(|order| new.contains(&order.order_id))
+        .flat_map(|order| order.items.iter().map(move |line| (*order, line)))
+        .collect();
+    for chunk in lines.chunks(ROWS_PER_INSERT) {
+        let values = (0..chunk.len())
+            .map(|i| format!("({})", placeholders(7 * i + 1, 7)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO purchases
+                 (order_id, product_id, user_id, name, category, quantity, purchased_at)
+             VALUES {values} ON CONFLICT DO NOTHING"
+        );
+        let mut query = sqlx::query(&sql);
+        for (order, line) in chunk {
+            query = query
+                .bind(order.order_id.to_string())
+                .bind(line.product_id.to_string())
+                .bind(order.user_id.to_string())
+                .bind(&line.product_name)
+                .bind(&line.category)
+                .bind(line.quantity)
+                .bind(order.placed_at.timestamp_micros());
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(new)
 }
 
 /// Keeps a confirmed order's lines as purchases; false when the order was known already

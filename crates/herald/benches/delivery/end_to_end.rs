@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use herald_events::{Channel, Envelope, NOTIFICATIONS_CRITICAL};
 use herald_platform::bus::{Bus, ConsumerOptions, topology};
+use herald_platform::config::Settings;
 use herald_platform::db::Database;
 use herald_platform::smtp_sink::SmtpSink;
 use herald_test_support::{BackendSet, TestApp};
@@ -235,7 +236,7 @@ impl HandlerTime {
             "a handler took {:.1} ms on average, {:.1} ran at once (the lane allows {})",
             seconds / handled * 1000.0,
             seconds / elapsed.as_secs_f64(),
-            ConsumerOptions::default().concurrency,
+            ConsumerOptions::batched_from_settings(&Settings::default()).concurrency,
         )
     }
 }

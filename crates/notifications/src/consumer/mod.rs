@@ -1,6 +1,6 @@
 //! The consumer of the `notifications` queue: each event is handled in one transaction
-//! together with its inbox entry, so a redelivered event has no second effect. One module
-//! per event family.
+//! together with its inbox entry, so a redelivered event has no second effect; order
+//! events that arrive together share one transaction. One module per event family.
 
 mod checks;
 mod orders;
@@ -15,7 +15,8 @@ use herald_events::{
     OutOfStock, PreferencesUpdated, PriceChanged, ProductWatched, RecommendationDigest,
     UserRegistered,
 };
-use herald_platform::bus::{EventHandler, HandlerError};
+use herald_platform::bus::{BatchOutcomes, ConsumerOptions, EventHandler, HandlerError};
+use herald_platform::config::Settings;
 use herald_platform::db::{Database, Tx};
 use herald_platform::outbox::first_delivery;
 use serde::de::DeserializeOwned;
@@ -28,6 +29,16 @@ pub const QUEUE: &str = "notifications";
 /// The queues this consumer reads, one consumer each: what must arrive at once (account
 /// and order events) never waits behind a backlog of stock alerts and promotions.
 pub const LANES: [&str; 2] = [NOTIFICATIONS_CRITICAL, NOTIFICATIONS_STANDARD];
+
+/// How the consumer of `lane` runs: the critical lane carries the order events, handled
+/// in batches, so it holds as many deliveries at once as a batch may take.
+pub fn lane_options(lane: &str, settings: &Settings) -> ConsumerOptions {
+    if lane == NOTIFICATIONS_CRITICAL {
+        ConsumerOptions::batched_from_settings(settings)
+    } else {
+        ConsumerOptions::from_settings(settings)
+    }
+}
 
 /// Every event type this consumer acts on: one of the lanes must be bound to each of them.
 pub const HANDLED_TYPES: &[&str] = &[
@@ -107,6 +118,15 @@ impl EventHandler for NotificationsConsumer {
             // Types this service does not notify about (order.placed among them) are not its concern.
             _ => Ok(()),
         }
+    }
+
+    /// Order events, the bulk of the traffic, are handled in batches.
+    fn batches(&self, event: &Envelope) -> bool {
+        orders::notified_status(&event.event_type).is_some()
+    }
+
+    async fn handle_batch(&self, events: &[Envelope]) -> Result<BatchOutcomes, HandlerError> {
+        self.orders_changed(events).await
     }
 }
 

@@ -3,7 +3,7 @@ use herald_events::{
     Envelope, OrderCancelled, OrderConfirmed, OrderDelivered, OrderLine, OrderPlaced, OrderShipped,
     OrderSnapshot, OrderStatus, Preferences, Role,
 };
-use herald_platform::bus::HandlerError;
+use herald_platform::bus::{EventHandler, HandlerError};
 use herald_platform::testing::backend_sets;
 use serde_json::json;
 use uuid::Uuid;
@@ -189,6 +189,60 @@ async fn a_malformed_order_event_is_rejected() {
             matches!(s.handle(&shipped).await, Err(HandlerError::Reject(_))),
             "{set:?}"
         );
+        s.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn order_events_handled_together_each_get_their_own_outcome() {
+    for set in backend_sets() {
+        let s = TestService::start(set).await;
+        let (ada, _) = s.register("Ada").await;
+        let (bob, _) = s.register("Bob").await;
+        let cy = Uuid::now_v7();
+        let ada_shipped = order_event(OrderStatus::Shipped, &order_of(ada));
+        let bob_confirmed = order_event(OrderStatus::Confirmed, &order_of(bob));
+        let cy_confirmed = order_event(OrderStatus::Confirmed, &order_of(cy));
+        let mut malformed = order_event(OrderStatus::Shipped, &order_of(bob));
+        malformed.data = json!({ "orderId": "not a uuid" });
+        // Ada's shipment was handled before: it is not notified again.
+        s.handle(&ada_shipped).await.unwrap();
+        let batch = [
+            ada_shipped.clone(),
+            bob_confirmed.clone(),
+            cy_confirmed.clone(),
+            malformed,
+            bob_confirmed.clone(),
+        ];
+        assert!(s.consumer.batches(&bob_confirmed), "{set:?}");
+        // Cached now: the batch must move the count on.
+        let bob_unread = s.unread_count(bob).await;
+
+        let outcomes = s.consumer.handle_batch(&batch).await.unwrap();
+        assert!(
+            matches!(
+                &outcomes[..],
+                [
+                    Ok(()),
+                    Ok(()),
+                    Err(HandlerError::Retry(_)),
+                    Err(HandlerError::Reject(_)),
+                    Ok(())
+                ]
+            ),
+            "{set:?}: {outcomes:?}"
+        );
+        assert_eq!(s.notifications_of(ada, "ORDER_UPDATE").await.len(), 1);
+        assert_eq!(s.notifications_of(bob, "ORDER_UPDATE").await.len(), 1);
+        assert_eq!(s.unread_count(bob).await, bob_unread + 1);
+
+        // Cy's registration arrives; the retried event is a first delivery.
+        s.handle(&registered(cy, "Cy", Preferences::default(), 1))
+            .await
+            .unwrap();
+        let outcomes = s.consumer.handle_batch(&[cy_confirmed]).await.unwrap();
+        assert!(matches!(&outcomes[..], [Ok(())]), "{outcomes:?}");
+        assert_eq!(s.notifications_of(cy, "ORDER_UPDATE").await.len(), 1);
         s.finish().await;
     }
 }

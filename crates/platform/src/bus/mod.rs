@@ -13,7 +13,12 @@
 //!   the last attempt, or at once for a `Reject` or a body that is no event, the message
 //!   goes to the consumer's [`DeadLetterSink`] and only then leaves the queue;
 //! - [`Bus::requeue`] puts one event back into one queue (replaying a dead letter).
+//!
+//! A handler may take some event types in batches ([`EventHandler::handle_batch`]): the
+//! deliveries a consumer holds at once are then handled together, and each is still
+//! settled alone with its own event's outcome (see [`batch`]).
 
+mod batch;
 mod delivery;
 mod embedded;
 mod options;
@@ -26,6 +31,7 @@ use async_trait::async_trait;
 use herald_events::Envelope;
 use tokio_util::sync::CancellationToken;
 
+pub use batch::BatchOutcomes;
 pub use delivery::{DeadLetterSink, DeadMessage};
 pub use embedded::EmbeddedBus;
 pub use options::ConsumerOptions;
@@ -75,6 +81,24 @@ impl From<anyhow::Error> for HandlerError {
 #[async_trait]
 pub trait EventHandler: Send + Sync + 'static {
     async fn handle(&self, event: &Envelope) -> Result<(), HandlerError>;
+
+    /// Whether `event` is handled in batches with [`EventHandler::handle_batch`].
+    fn batches(&self, _event: &Envelope) -> bool {
+        false
+    }
+
+    /// Handles events that [`EventHandler::batches`] accepts, together. `Ok` holds each
+    /// event's outcome in order, once what succeeded is committed; `Err` means none had an
+    /// effect, and each is then handled again alone with [`EventHandler::handle`]. (This
+    /// default handles them one after the other, so an `Err` may follow effects: handlers
+    /// are idempotent.)
+    async fn handle_batch(&self, events: &[Envelope]) -> Result<BatchOutcomes, HandlerError> {
+        let mut outcomes = Vec::with_capacity(events.len());
+        for event in events {
+            outcomes.push(self.handle(event).await);
+        }
+        Ok(outcomes)
+    }
 }
 
 #[async_trait]

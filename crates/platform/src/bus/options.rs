@@ -48,6 +48,16 @@ impl ConsumerOptions {
         }
     }
 
+    /// [`ConsumerOptions::from_settings`] for a consumer whose handler takes its bulk of
+    /// events in batches: as many deliveries at once as a batch may hold
+    /// (`bus_batch_concurrency`), so that batches fill.
+    pub fn batched_from_settings(settings: &Settings) -> ConsumerOptions {
+        ConsumerOptions {
+            concurrency: settings.bus_batch_concurrency,
+            ..ConsumerOptions::from_settings(settings)
+        }
+    }
+
     fn max_attempts(&self) -> u32 {
         self.max_attempts.max(1)
     }

@@ -24,6 +24,20 @@ pub trait CacheBackend: Send + Sync + 'static {
     async fn delete(&self, key: &str) -> anyhow::Result<()>;
     /// Adds one to a counter that expires `ttl` after it was created; returns the new value.
     async fn incr(&self, key: &str, ttl: Duration) -> anyhow::Result<i64>;
+    /// [`CacheBackend::incr`] on each key, in one round trip where the backend allows.
+    async fn incr_each(&self, keys: &[String], ttl: Duration) -> anyhow::Result<()> {
+        for key in keys {
+            self.incr(key, ttl).await?;
+        }
+        Ok(())
+    }
+    /// [`CacheBackend::delete`] of each key, in one round trip where the backend allows.
+    async fn delete_each(&self, keys: &[String]) -> anyhow::Result<()> {
+        for key in keys {
+            self.delete(key).await?;
+        }
+        Ok(())
+    }
     async fn ping(&self) -> bool;
     fn name(&self) -> &'static str;
 }
@@ -103,6 +117,28 @@ impl Cache {
                 tracing::warn!(error = format!("{e:#}"), "cache increment failed");
                 None
             }
+        }
+    }
+
+    /// [`Cache::delete`] of each key at once.
+    pub async fn delete_each(&self, keys: &[String]) {
+        if keys.is_empty() {
+            return;
+        }
+        let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        if let Err(e) = self.backend.delete_each(&keys).await {
+            tracing::warn!(error = format!("{e:#}"), "cache delete failed");
+        }
+    }
+
+    /// Adds one to each counter at once (see [`Cache::incr`]), without reading them.
+    pub async fn incr_each(&self, keys: &[String], ttl: Duration) {
+        if keys.is_empty() {
+            return;
+        }
+        let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        if let Err(e) = self.backend.incr_each(&keys, ttl).await {
+            tracing::warn!(error = format!("{e:#}"), "cache increment failed");
         }
     }
 

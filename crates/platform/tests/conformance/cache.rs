@@ -83,3 +83,26 @@ async fn a_counter_counts_within_a_window_fixed_at_its_creation() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn counters_and_values_are_changed_several_at_once() {
+    on_each_cache(async |cache: &Cache| {
+        let ttl = Duration::from_secs(60);
+        assert_eq!(cache.incr("seen:ada", ttl).await, Some(1));
+        let counters = ["seen:ada".to_owned(), "seen:bob".to_owned()];
+        cache.incr_each(&counters, ttl).await;
+        assert_eq!(cache.incr("seen:ada", ttl).await, Some(3));
+        assert_eq!(cache.incr("seen:bob", ttl).await, Some(2));
+
+        cache.set_json("recs:ada", &1, ttl).await;
+        cache.set_json("recs:bob", &2, ttl).await;
+        cache.set_json("recs:cy", &3, ttl).await;
+        cache
+            .delete_each(&["recs:ada".to_owned(), "recs:bob".to_owned()])
+            .await;
+        assert_eq!(cache.get_json::<i32>("recs:ada").await, None);
+        assert_eq!(cache.get_json::<i32>("recs:bob").await, None);
+        assert_eq!(cache.get_json::<i32>("recs:cy").await, Some(3));
+    })
+    .await;
+}

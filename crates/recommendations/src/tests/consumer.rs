@@ -133,6 +133,48 @@ async fn orders_become_purchases_once_and_cancellations_take_them_back() {
 }
 
 #[tokio::test]
+async fn confirmed_orders_handled_together_become_purchases_once() {
+    for set in backend_sets() {
+        let s = TestService::start(set).await;
+        let beans = s.add_product("Espresso Beans", "coffee", 10).await;
+        let mug = s.add_product("Mug", "kitchen", 10).await;
+        let (ada, bob) = (Uuid::now_v7(), Uuid::now_v7());
+        let first = confirmed(ada, &[&beans, &mug]);
+        let second = confirmed(bob, &[&beans]);
+        let mut again = first.clone();
+        again.id = Uuid::now_v7();
+        let mut malformed = confirmed(bob, &[&mug]);
+        malformed.data = json!({ "orderId": "not a uuid" });
+        // Cancelled before its confirmation arrived: the late confirmation adds nothing.
+        let late = confirmed(bob, &[&mug]);
+        s.hear(&cancelled(&late)).await;
+        assert!(s.consumer.batches(&first), "{set:?}");
+
+        let batch = [first.clone(), second, malformed, again, first.clone(), late];
+        let outcomes = s.consumer.handle_batch(&batch).await.unwrap();
+        assert!(
+            matches!(
+                &outcomes[..],
+                [
+                    Ok(()),
+                    Ok(()),
+                    Err(HandlerError::Reject(_)),
+                    Ok(()),
+                    Ok(()),
+                    Ok(())
+                ]
+            ),
+            "{set:?}: {outcomes:?}"
+        );
+        let outcomes = s.consumer.handle_batch(&[first]).await.unwrap();
+        assert!(matches!(&outcomes[..], [Ok(())]), "{outcomes:?}");
+        assert_eq!(purchases_of(s.db.pool(), ada).await.unwrap().len(), 2);
+        assert_eq!(purchases_of(s.db.pool(), bob).await.unwrap().len(), 1);
+        s.finish().await;
+    }
+}
+
+#[tokio::test]
 async fn preferred_categories_follow_the_newest_preferences() {
     for set in backend_sets() {
         let s = TestService::start(set).await;

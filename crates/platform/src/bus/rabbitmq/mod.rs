@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::consumer::Settler;
 use self::publisher::{Outgoing, Publisher};
+use super::batch::Coalescing;
 use super::delivery::{SAMPLE_EVERY, record_sample};
 use super::{BusBackend, ConsumerOptions, DeadLetterSink, EventHandler, QueueSpec};
 
@@ -205,6 +206,7 @@ impl BusBackend for RabbitBus {
         dead_letters: Arc<dyn DeadLetterSink>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
+        let handler = Coalescing::wrap(handler, options.concurrency);
         let settler = Arc::new(Settler::new(
             queue,
             self.names.clone(),
