@@ -53,6 +53,7 @@ pub const TOPOLOGY: &[(&str, &[&str])] = &[
             LowStock::TYPE,
             OutOfStock::TYPE,
             RecommendationDigest::TYPE,
+            CategoryInterest::TYPE,
         ],
     ),
     // Products gives back the stock of cancelled orders (idempotent; the orders service

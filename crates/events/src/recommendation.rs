@@ -26,3 +26,18 @@ pub struct RecommendationDigest {
 impl Event for RecommendationDigest {
     const TYPE: &'static str = "recommendation.digest";
 }
+
+/// `recommendation.category_interest`: a user showed interest in a category for the first
+/// time (bought, put in the cart, wished for or viewed one of its products). Promotions for
+/// that category reach them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CategoryInterest {
+    pub user_id: Uuid,
+    /// Lowercase, as the catalog spells categories.
+    pub category: String,
+}
+
+impl Event for CategoryInterest {
+    const TYPE: &'static str = "recommendation.category_interest";
+}

@@ -9,6 +9,8 @@
 //! replicas at once never notifies anyone twice; channels, quiet hours and the daily cap
 //! apply through the one decision function.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRef, Query, State};
@@ -17,7 +19,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
 use herald_events::{JOB_PROMOTIONS, JobDue};
 use herald_platform::auth::{Caller, TokenVerifier};
-use herald_platform::db::{Database, to_datetime};
+use herald_platform::db::{Database, Tx, to_datetime};
 use herald_platform::http::created;
 use herald_platform::jobs::Job;
 use herald_platform::{ApiError, ApiResult};
@@ -31,6 +33,7 @@ use crate::decision::Decision;
 use crate::delivery::Notifier;
 use crate::domain::{Draft, NotificationType, Recipient};
 use crate::recipients::{columns_of, recipient_from_row};
+use crate::store::rows_per_statement;
 
 /// How long a fan-out holds its promotion before another may take over; renewed per batch.
 const LEASE: Duration = Duration::seconds(120);
@@ -263,14 +266,19 @@ impl Campaigns {
                 break;
             };
             cursor = last.user_id.to_string();
+            let interested = match &category {
+                Some(category) => interested_in(&mut tx, category, &batch).await?,
+                None => HashSet::new(),
+            };
             let addressed: Vec<(Option<Recipient>, Draft)> = batch
                 .into_iter()
                 .filter(|r| {
                     category.as_ref().is_none_or(|c| {
-                        r.preferences
-                            .categories
-                            .iter()
-                            .any(|own| own.to_lowercase() == *c)
+                        interested.contains(&r.user_id)
+                            || r.preferences
+                                .categories
+                                .iter()
+                                .any(|own| own.to_lowercase() == *c)
                     })
                 })
                 .map(|r| {
@@ -315,6 +323,33 @@ impl Campaigns {
         );
         Ok(reached)
     }
+}
+
+/// Which of `recipients` showed interest in `category` (bought, carted, wished for or
+/// viewed one of its products).
+async fn interested_in(
+    tx: &mut Tx,
+    category: &str,
+    recipients: &[Recipient],
+) -> Result<HashSet<Uuid>, sqlx::Error> {
+    let mut interested = HashSet::new();
+    for chunk in recipients.chunks(rows_per_statement(tx)) {
+        let placeholders: Vec<String> = (2..2 + chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT user_id FROM category_interests WHERE category = $1 AND user_id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query_scalar::<_, String>(&sql).bind(category);
+        for recipient in chunk {
+            query = query.bind(recipient.user_id.to_string());
+        }
+        for user in query.fetch_all(&mut **tx).await? {
+            if let Ok(user) = user.parse() {
+                interested.insert(user);
+            }
+        }
+    }
+    Ok(interested)
 }
 
 /// The `promotions` job: sends the scheduled promotions whose time has come.

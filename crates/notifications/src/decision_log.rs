@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::decision::Decision;
 use crate::domain::{Draft, NotificationType};
-use crate::store::{ROWS_PER_INSERT, decode_error, values_list};
+use crate::store::{decode_error, rows_per_statement, values_list};
 
 /// Records how each draft was decided and returns the dedupe keys recorded now. A key
 /// decided before is left out and nothing is written for it: the caller must then have no
@@ -24,7 +24,7 @@ pub async fn record_decisions(
     decided_at: DateTime<Utc>,
 ) -> Result<HashSet<String>, sqlx::Error> {
     let mut recorded = HashSet::with_capacity(decided.len());
-    for chunk in decided.chunks(ROWS_PER_INSERT) {
+    for chunk in decided.chunks(rows_per_statement(tx)) {
         let sql = format!(
             "INSERT INTO notification_decisions
                 (dedupe_key, user_id, type, outcome, reason, channels, decided_at, deliver_at)
@@ -63,7 +63,7 @@ pub async fn promotions_decided(
     to: DateTime<Utc>,
 ) -> Result<Vec<(Uuid, DateTime<Utc>)>, sqlx::Error> {
     let mut decided = Vec::new();
-    for chunk in users.chunks(ROWS_PER_INSERT) {
+    for chunk in users.chunks(rows_per_statement(tx)) {
         let placeholders: Vec<String> = (4..4 + chunk.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "SELECT user_id, decided_at FROM notification_decisions
@@ -101,7 +101,7 @@ pub async fn lock_promotion_allowance(
     if backend != Backend::Postgres || users.is_empty() {
         return Ok(());
     }
-    for chunk in users.chunks(ROWS_PER_INSERT) {
+    for chunk in users.chunks(rows_per_statement(tx)) {
         let sql = format!(
             "SELECT pg_advisory_xact_lock(hashtext('herald.promotions:' || u)) FROM (VALUES {}) AS v(u)",
             values_list(chunk.len(), 1)

@@ -12,7 +12,7 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use crate::domain::Recipient;
-use crate::store::ROWS_PER_INSERT;
+use crate::store::rows_per_statement;
 
 /// What became of a preferences update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +196,7 @@ pub async fn find_recipients(
     user_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Recipient>, sqlx::Error> {
     let mut found = HashMap::with_capacity(user_ids.len());
-    for chunk in user_ids.chunks(ROWS_PER_INSERT) {
+    for chunk in user_ids.chunks(rows_per_statement(tx)) {
         let list = (1..=chunk.len())
             .map(|i| format!("${i}"))
             .collect::<Vec<_>>()

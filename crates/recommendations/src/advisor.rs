@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use herald_platform::cache::Cache;
 use herald_platform::db::{Database, now_micros};
+use herald_platform::outbox::Outbox;
 use herald_platform::{ApiError, ApiResult};
 use uuid::Uuid;
 
@@ -46,6 +47,8 @@ pub struct Advisor {
     pub(crate) db: Database,
     cache: Cache,
     settings: AdvisorSettings,
+    /// What the service announces (interests, digests) leaves through it.
+    outbox: Outbox,
 }
 
 /// A cached list is filed under the user's generation and the catalog's: a change bumps
@@ -65,6 +68,7 @@ const GENERATION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 impl Advisor {
     pub fn new(db: Database, cache: Cache, settings: AdvisorSettings) -> Advisor {
         Advisor {
+            outbox: Outbox::new(db.clone()),
             db,
             cache,
             settings,
@@ -73,6 +77,10 @@ impl Advisor {
 
     pub fn db(&self) -> &Database {
         &self.db
+    }
+
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 
     /// Stores the signal (a product must be in the catalog) and forgets the user's cached
@@ -105,7 +113,10 @@ impl Advisor {
         };
         let mut tx = self.db.begin().await?;
         store::record_signal(&mut tx, user_id, &signal).await?;
-        tx.commit().await?;
+        if let Some(category) = &signal.category {
+            store::note_interests(&mut tx, &self.outbox, &[(user_id, category.clone())]).await?;
+        }
+        self.outbox.commit(tx).await?;
         self.forget(user_id).await;
         Ok(())
     }

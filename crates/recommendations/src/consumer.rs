@@ -66,7 +66,8 @@ impl RecommendationsConsumer {
             return Ok(());
         };
         store::order_confirmed(&mut tx, &order).await?;
-        tx.commit().await?;
+        store::note_interests(&mut tx, self.advisor.outbox(), &interests(&[&order])).await?;
+        self.advisor.outbox().commit(tx).await?;
         self.advisor.forget(order.user_id).await;
         Ok(())
     }
@@ -94,7 +95,8 @@ impl RecommendationsConsumer {
         orders.retain(|(event, _)| first.remove(&event.id));
         let snapshots: Vec<_> = orders.iter().map(|(_, order)| order).collect();
         store::orders_confirmed(&mut tx, &snapshots).await?;
-        tx.commit().await?;
+        store::note_interests(&mut tx, self.advisor.outbox(), &interests(&snapshots)).await?;
+        self.advisor.outbox().commit(tx).await?;
         let mut buyers: Vec<uuid::Uuid> = snapshots.iter().map(|order| order.user_id).collect();
         buyers.sort_unstable();
         buyers.dedup();
@@ -163,6 +165,19 @@ impl RecommendationsConsumer {
         self.advisor.forget(user_id).await;
         Ok(())
     }
+}
+
+/// The (buyer, category) of every line of `orders`.
+fn interests(orders: &[&herald_events::OrderSnapshot]) -> Vec<(uuid::Uuid, String)> {
+    orders
+        .iter()
+        .flat_map(|order| {
+            order
+                .items
+                .iter()
+                .map(|line| (order.user_id, line.category.clone()))
+        })
+        .collect()
 }
 
 #[async_trait]

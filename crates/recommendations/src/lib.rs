@@ -26,7 +26,6 @@ use herald_platform::db::{Database, Migrations};
 use herald_platform::deadletters::{self, DeadLetters};
 use herald_platform::http::{BuiltService, Readiness, service_router};
 use herald_platform::jobs::JobsConsumer;
-use herald_platform::outbox::Outbox;
 use tokio_util::sync::CancellationToken;
 
 use crate::advisor::{Advisor, AdvisorSettings};
@@ -69,7 +68,7 @@ pub async fn build(
         Arc::new(DeadLetters::new(db.clone())),
         shutdown.clone(),
     );
-    let outbox = Outbox::new(db.clone());
+    let outbox = advisor.outbox().clone();
     let digest = DigestJob {
         advisor: advisor.clone(),
         outbox: outbox.clone(),

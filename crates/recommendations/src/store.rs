@@ -3,8 +3,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use herald_events::{OrderLine, OrderSnapshot, ProductCreated};
+use herald_events::{CategoryInterest, Envelope, OrderLine, OrderSnapshot, ProductCreated};
 use herald_platform::db::Tx;
+use herald_platform::outbox::Outbox;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 use uuid::Uuid;
@@ -491,4 +492,42 @@ pub async fn popularity(
             Ok((uuid_column(row, "product_id")?, buyers as f64))
         })
         .collect()
+}
+
+/// Records that each user showed interest in each category and puts one
+/// `recommendation.category_interest` in the outbox for each pair new to this service.
+#[tracing::instrument(skip_all, fields(pairs = pairs.len()))]
+pub async fn note_interests(
+    tx: &mut Tx,
+    outbox: &Outbox,
+    pairs: &[(Uuid, String)],
+) -> Result<(), sqlx::Error> {
+    let mut pairs: Vec<(Uuid, String)> = pairs
+        .iter()
+        .filter(|(_, category)| !category.is_empty())
+        .map(|(user, category)| (*user, category.to_lowercase()))
+        .collect();
+    pairs.sort();
+    pairs.dedup();
+    for (user_id, category) in pairs {
+        let new = sqlx::query(
+            "INSERT INTO interests (user_id, category) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(user_id.to_string())
+        .bind(&category)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if new {
+            let interest = CategoryInterest { user_id, category };
+            outbox
+                .add(
+                    tx,
+                    &Envelope::new(crate::SERVICE, Some(user_id.to_string()), &interest),
+                )
+                .await?;
+        }
+    }
+    Ok(())
 }

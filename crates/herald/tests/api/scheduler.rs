@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 backend_tests!(
     admins_list_and_run_scheduled_jobs,
     a_promotion_reaches_every_opted_in_user,
+    a_category_promotion_reaches_who_bought_or_browsed_the_category,
     the_recommendation_digest_names_new_picks_once
 );
 
@@ -406,5 +407,102 @@ async fn the_recommendation_digest_names_new_picks_once(set: BackendSet) {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(recommendation_notes(&app, &ada.token).await.len(), 1);
+    app.cleanup().await;
+}
+
+async fn a_category_promotion_reaches_who_bought_or_browsed_the_category(set: BackendSet) {
+    // Attempts before the interests arrived may reach one of them: no cap in the way.
+    let app = TestApp::spawn_with(set, |s| s.promotion_daily_cap = 100).await;
+    let admin = app.admin().await;
+    let ada = app.customer("Ada").await;
+    let bob = app.customer("Bob").await;
+    let cleo = app.customer("Cleo").await;
+    let mut ids = Vec::new();
+    for (name, category) in [
+        ("Espresso Beans", "coffee"),
+        ("Sencha", "tea"),
+        ("Moka Pot", "coffee"),
+    ] {
+        let input = json!({ "input": { "name": name, "category": category, "priceCents": 900, "stock": 50 } });
+        let created = app
+            .graphql(
+                Some(&admin.token),
+                "mutation($input: ProductInput!) { createProduct(input: $input) { id } }",
+                input,
+            )
+            .await;
+        ids.push(
+            created.data()["createProduct"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let order = "mutation($p: ID!) { placeOrder(input: { items: [{ productId: $p, quantity: 1 }] }) { status } }";
+    // Ada bought coffee, Bob tea; Cleo only looked at a coffee pot.
+    for (who, product) in [(&ada, &ids[0]), (&bob, &ids[1])] {
+        let placed = app
+            .graphql(Some(&who.token), order, json!({ "p": product }))
+            .await;
+        assert_eq!(placed.data()["placeOrder"]["status"], "CONFIRMED");
+    }
+    eventually(
+        Duration::from_secs(15),
+        "the catalog reaching recommendations",
+        || async {
+            let viewed = app
+            .graphql(
+                Some(&cleo.token),
+                "mutation($p: ID!) { createUserActivity(input: { type: VIEW, productId: $p }) }",
+                json!({ "p": ids[2] }),
+            )
+            .await;
+            (viewed.error_code().is_none()).then_some(())
+        },
+    )
+    .await;
+
+    // The interests reach the notifications service as events: promote until they have.
+    let mut attempt = 0;
+    let reached = eventually(
+        Duration::from_secs(20),
+        "a coffee promotion reaching Ada and Cleo",
+        || {
+            attempt += 1;
+            let title = format!("Coffee week {attempt}");
+            let app = &app;
+            let (admin, ada, cleo) = (&admin, &ada, &cleo);
+            async move {
+                app.graphql(
+                Some(&admin.token),
+                CREATE,
+                json!({ "i": { "title": title, "body": "Beans and pots", "category": "Coffee" } }),
+            )
+            .await
+            .data();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let (a, c) = (
+                    promotions_of(app, &ada.token).await,
+                    promotions_of(app, &cleo.token).await,
+                );
+                (a.contains(&title) && c.contains(&title)).then_some(title)
+            }
+        },
+    )
+    .await;
+    assert!(
+        promotions_of(&app, &bob.token).await.is_empty(),
+        "Bob only bought tea"
+    );
+    let list = app.graphql(Some(&admin.token), PROMOTIONS, json!({})).await;
+    let sent = list.data()["promotions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["title"] == reached.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(sent["category"], "Coffee");
+    assert_eq!(sent["recipients"], 2, "{sent}");
     app.cleanup().await;
 }

@@ -3,6 +3,7 @@
 //! events that arrive together share one transaction. One module per event family.
 
 mod checks;
+mod interests;
 mod orders;
 mod products;
 mod users;
@@ -10,10 +11,10 @@ mod users;
 use anyhow::anyhow;
 use async_trait::async_trait;
 use herald_events::{
-    BackInStock, Envelope, Event, LowStock, NOTIFICATIONS_CRITICAL, NOTIFICATIONS_STANDARD,
-    OrderCancelled, OrderConfirmed, OrderDelivered, OrderDeliveryLate, OrderShipped, OrdersStuck,
-    OutOfStock, PreferencesUpdated, PriceChanged, ProductWatched, RecommendationDigest,
-    UserRegistered,
+    BackInStock, CategoryInterest, Envelope, Event, LowStock, NOTIFICATIONS_CRITICAL,
+    NOTIFICATIONS_STANDARD, OrderCancelled, OrderConfirmed, OrderDelivered, OrderDeliveryLate,
+    OrderShipped, OrdersStuck, OutOfStock, PreferencesUpdated, PriceChanged, ProductWatched,
+    RecommendationDigest, UserRegistered,
 };
 use herald_platform::bus::{BatchOutcomes, ConsumerOptions, EventHandler, HandlerError};
 use herald_platform::config::Settings;
@@ -56,6 +57,7 @@ pub const HANDLED_TYPES: &[&str] = &[
     OrderDeliveryLate::TYPE,
     OrdersStuck::TYPE,
     RecommendationDigest::TYPE,
+    CategoryInterest::TYPE,
 ];
 
 #[derive(Clone, Debug)]
@@ -115,6 +117,7 @@ impl EventHandler for NotificationsConsumer {
             OrderDeliveryLate::TYPE => self.delivery_late(event).await,
             OrdersStuck::TYPE => self.orders_stuck(event).await,
             RecommendationDigest::TYPE => self.recommendation_digest(event).await,
+            CategoryInterest::TYPE => self.category_interest(event).await,
             // Types this service does not notify about (order.placed among them) are not its concern.
             _ => Ok(()),
         }

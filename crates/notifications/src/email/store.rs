@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::decision::SuppressionReason;
 use crate::domain::{Draft, NotificationType, Priority, Recipient};
-use crate::store::{ROWS_PER_INSERT, data_column, values_list};
+use crate::store::{data_column, rows_per_statement, values_list};
 
 pub const CHANNEL: &str = "EMAIL";
 
@@ -114,7 +114,7 @@ pub async fn queue_emails(
     now: DateTime<Utc>,
 ) -> Result<HashSet<String>, sqlx::Error> {
     let mut queued = HashSet::with_capacity(requests.len());
-    for chunk in requests.chunks(ROWS_PER_INSERT) {
+    for chunk in requests.chunks(rows_per_statement(tx)) {
         let sql = format!(
             "INSERT INTO email_deliveries
                 (id, dedupe_key, user_id, to_name, to_address, type, priority_rank, title, body,

@@ -1,5 +1,5 @@
 use chrono::Duration;
-use herald_events::{Preferences, Role};
+use herald_events::{CategoryInterest, Envelope, Preferences, Role};
 use herald_platform::testing::backend_sets;
 use uuid::Uuid;
 
@@ -132,6 +132,17 @@ async fn scheduled_and_category_promotions() {
         let bob = s
             .register_as("Bob", Role::Customer, Preferences::default())
             .await;
+        // Cleo prefers nothing, but bought coffee once (the recommendations service says so).
+        let cleo = s
+            .register_as("Cleo", Role::Customer, Preferences::default())
+            .await;
+        let interest = CategoryInterest {
+            user_id: cleo,
+            category: "coffee".to_owned(),
+        };
+        let noted = Envelope::new("recommendations", Some(cleo.to_string()), &interest);
+        s.handle(&noted).await.unwrap();
+        s.handle(&noted).await.unwrap();
 
         let later = PromotionInput {
             send_at: Some(s.clock.now() + Duration::hours(1)),
@@ -148,10 +159,11 @@ async fn scheduled_and_category_promotions() {
             c.send_due().await.unwrap(),
             Sent {
                 promotions: 1,
-                notifications: 1
+                notifications: 2
             }
         );
         assert_eq!(s.titles_of(ada, "PROMOTION").await, ["Beans week"]);
+        assert_eq!(s.titles_of(cleo, "PROMOTION").await, ["Beans week"]);
         assert!(
             s.titles_of(bob, "PROMOTION").await.is_empty(),
             "not a coffee person"
@@ -160,7 +172,7 @@ async fn scheduled_and_category_promotions() {
         assert_eq!(listed[0].id, scheduled.id);
         assert_eq!(
             (listed[0].status.as_str(), listed[0].recipients),
-            ("SENT", 1)
+            ("SENT", 2)
         );
         s.finish().await;
     }
