@@ -42,6 +42,9 @@ struct Args {
     /// Recipients decided per transaction.
     #[arg(long, default_value_t = 2_000)]
     batch: usize,
+    /// Transactions at once (default: the service's, 2 on PostgreSQL, 1 on SQLite).
+    #[arg(long)]
+    parallel: Option<usize>,
     /// Replace the campaign results in docs/benchmarks.md with this run's.
     #[arg(long)]
     update_doc: bool,
@@ -134,9 +137,11 @@ async fn measure(set: BackendSet, args: &Args) -> anyhow::Result<Measured> {
         EmailQueue::default(),
         policy,
     );
+    let defaults = Campaigns::new(db.clone(), notifier, clock);
     let campaigns = Campaigns {
         batch_size: args.batch,
-        ..Campaigns::new(db.clone(), notifier, clock)
+        parallel: args.parallel.unwrap_or(defaults.parallel),
+        ..defaults
     };
     eprintln!("[{set:?}] the campaign");
     let started = Instant::now();

@@ -19,7 +19,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
 use herald_events::{JOB_PROMOTIONS, JobDue};
 use herald_platform::auth::{Caller, TokenVerifier};
-use herald_platform::db::{Database, Tx, to_datetime};
+use herald_platform::db::{Backend, Database, Tx, to_datetime};
 use herald_platform::http::created;
 use herald_platform::jobs::Job;
 use herald_platform::{ApiError, ApiResult};
@@ -128,15 +128,23 @@ pub struct Campaigns {
     pub clock: Clock,
     /// Recipients decided per transaction.
     pub batch_size: usize,
+    /// Transactions of a fan-out at once: 2 on PostgreSQL (the database and Herald each
+    /// get a core), 1 on SQLite (one writer at a time anyway).
+    pub parallel: usize,
 }
 
 impl Campaigns {
     pub fn new(db: Database, notifier: Notifier, clock: Clock) -> Campaigns {
+        let parallel = match db.backend() {
+            Backend::Postgres => 2,
+            Backend::Sqlite => 1,
+        };
         Campaigns {
             db,
             notifier,
             clock,
             batch_size: 2000,
+            parallel,
         }
     }
 
@@ -231,6 +239,12 @@ impl Campaigns {
 
     /// Decides the promotion for every opted-in recipient after `cursor`; returns the
     /// notifications created (in-app or email, now or after quiet hours).
+    ///
+    /// Pages of recipients are read in user-id order and decided [`Campaigns::parallel`]
+    /// at a time, each in a transaction of its own (they touch different users); the
+    /// cursor moves past them once all have committed. A sender that dies in between leaves
+    /// the cursor before them: the next one decides them again and the dedupe keys make
+    /// that a no-op for those already notified.
     #[tracing::instrument(skip_all, fields(promotion = %promotion.id))]
     async fn fan_out(&self, promotion: &Promotion, mut cursor: String) -> anyhow::Result<u64> {
         let started = std::time::Instant::now();
@@ -241,79 +255,39 @@ impl Campaigns {
             "category": promotion.category,
         });
         loop {
-            let mut tx = self.db.begin().await?;
-            let batch: Vec<Recipient> = sqlx::query(&format!(
-                "SELECT {} FROM recipients r WHERE r.promotions = $1 AND r.user_id > $2
-                 ORDER BY r.user_id LIMIT $3",
-                columns_of("r")
-            ))
-            .bind(true)
-            .bind(&cursor)
-            .bind(self.batch_size as i64)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(recipient_from_row)
-            .collect::<Result<_, _>>()?;
-            let Some(last) = batch.last() else {
+            let mut pages = Vec::with_capacity(self.parallel);
+            let mut after = cursor.clone();
+            for _ in 0..self.parallel.max(1) {
+                let page = self.recipients_after(&after).await?;
+                let Some(last) = page.last() else {
+                    break;
+                };
+                after = last.user_id.to_string();
+                pages.push(page);
+            }
+            if pages.is_empty() {
                 sqlx::query(
                     "UPDATE promotions SET status = 'SENT', lease_until = NULL WHERE id = $1 AND status = 'SENDING'",
                 )
                 .bind(promotion.id.to_string())
-                .execute(&mut *tx)
+                .execute(self.db.pool())
                 .await?;
-                tx.commit().await?;
                 break;
-            };
-            cursor = last.user_id.to_string();
-            let interested = match &category {
-                Some(category) => interested_in(&mut tx, category, &batch).await?,
-                None => HashSet::new(),
-            };
-            let addressed: Vec<(Option<Recipient>, Draft)> = batch
-                .into_iter()
-                .filter(|r| {
-                    category.as_ref().is_none_or(|c| {
-                        interested.contains(&r.user_id)
-                            || r.preferences
-                                .categories
-                                .iter()
-                                .any(|own| own.to_lowercase() == *c)
-                    })
-                })
-                .map(|r| {
-                    let draft = Draft {
-                        user_id: r.user_id,
-                        notification_type: NotificationType::Promotion,
-                        title: promotion.title.clone(),
-                        body: promotion.body.clone(),
-                        data: Some(data.clone()),
-                        dedupe_key: format!("promotion:{}:{}", promotion.id, r.user_id),
-                    };
-                    (Some(r), draft)
-                })
-                .collect();
-            let deliveries = self.notifier.deliver_all(&mut tx, &addressed).await?;
-            let created = deliveries
-                .iter()
-                .filter(|d| {
-                    d.decision()
-                        .is_some_and(|decision| !matches!(decision, Decision::Suppressed { .. }))
-                })
-                .count() as i64;
-            sqlx::query(
-                "UPDATE promotions SET recipients = recipients + $1, cursor = $2, lease_until = $3
-                 WHERE id = $4",
+            }
+            let sent = futures::future::try_join_all(
+                pages
+                    .into_iter()
+                    .map(|page| self.send_page(promotion, category.as_deref(), &data, page)),
             )
-            .bind(created)
-            .bind(&cursor)
-            .bind((self.clock.now() + LEASE).timestamp_micros())
-            .bind(promotion.id.to_string())
-            .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
-            self.notifier.committed_all(&deliveries).await;
-            reached += created as u64;
+            reached += sent.iter().sum::<u64>();
+            cursor = after;
+            sqlx::query("UPDATE promotions SET cursor = $1, lease_until = $2 WHERE id = $3")
+                .bind(&cursor)
+                .bind((self.clock.now() + LEASE).timestamp_micros())
+                .bind(promotion.id.to_string())
+                .execute(self.db.pool())
+                .await?;
         }
         metrics::counter!("notifications_campaign_notifications_total").increment(reached);
         tracing::info!(
@@ -322,6 +296,78 @@ impl Campaigns {
             "promotion sent"
         );
         Ok(reached)
+    }
+
+    /// The next [`Campaigns::batch_size`] recipients with promotions on, after `after`.
+    async fn recipients_after(&self, after: &str) -> Result<Vec<Recipient>, sqlx::Error> {
+        sqlx::query(&format!(
+            "SELECT {} FROM recipients r WHERE r.promotions = $1 AND r.user_id > $2
+             ORDER BY r.user_id LIMIT $3",
+            columns_of("r")
+        ))
+        .bind(true)
+        .bind(after)
+        .bind(self.batch_size as i64)
+        .fetch_all(self.db.pool())
+        .await?
+        .iter()
+        .map(recipient_from_row)
+        .collect()
+    }
+
+    /// Decides the promotion for one page of recipients (those of its category, if it has
+    /// one) in one transaction; returns the notifications created.
+    async fn send_page(
+        &self,
+        promotion: &Promotion,
+        category: Option<&str>,
+        data: &serde_json::Value,
+        page: Vec<Recipient>,
+    ) -> anyhow::Result<u64> {
+        let mut tx = self.db.begin().await?;
+        let interested = match category {
+            Some(category) => interested_in(&mut tx, category, &page).await?,
+            None => HashSet::new(),
+        };
+        let addressed: Vec<(Option<Recipient>, Draft)> = page
+            .into_iter()
+            .filter(|r| {
+                category.is_none_or(|c| {
+                    interested.contains(&r.user_id)
+                        || r.preferences
+                            .categories
+                            .iter()
+                            .any(|own| own.to_lowercase() == c)
+                })
+            })
+            .map(|r| {
+                let draft = Draft {
+                    user_id: r.user_id,
+                    notification_type: NotificationType::Promotion,
+                    title: promotion.title.clone(),
+                    body: promotion.body.clone(),
+                    data: Some(data.clone()),
+                    dedupe_key: format!("promotion:{}:{}", promotion.id, r.user_id),
+                };
+                (Some(r), draft)
+            })
+            .collect();
+        let deliveries = self.notifier.deliver_all(&mut tx, &addressed).await?;
+        let created = deliveries
+            .iter()
+            .filter(|d| {
+                d.decision()
+                    .is_some_and(|decision| !matches!(decision, Decision::Suppressed { .. }))
+            })
+            .count() as i64;
+        sqlx::query("UPDATE promotions SET recipients = recipients + $1 WHERE id = $2")
+            .bind(created)
+            .bind(promotion.id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.notifier.committed_all(&deliveries).await;
+        Ok(created as u64)
     }
 }
 

@@ -117,13 +117,16 @@ pub async fn insert_notifications(
                 (id, user_id, type, priority, title, body, data, dedupe_key, created_at, deliver_at)
              VALUES {}
              ON CONFLICT (dedupe_key) DO NOTHING
-             RETURNING {COLUMNS}, dedupe_key",
+             RETURNING dedupe_key",
             values_list(chunk.len(), 10)
         );
+        // Everything stored is known here: only which rows went in comes back.
+        let mut candidates: HashMap<&str, Notification> = HashMap::with_capacity(chunk.len());
         let mut query = sqlx::query(&sql);
         for (draft, deliver_at) in chunk {
+            let id = Uuid::now_v7();
             query = query
-                .bind(Uuid::now_v7().to_string())
+                .bind(id.to_string())
                 .bind(draft.user_id.to_string())
                 .bind(draft.notification_type.as_str())
                 .bind(draft.priority().as_str())
@@ -133,9 +136,28 @@ pub async fn insert_notifications(
                 .bind(draft.dedupe_key.clone())
                 .bind(now.timestamp_micros())
                 .bind(deliver_at.timestamp_micros());
+            candidates.insert(
+                &draft.dedupe_key,
+                Notification {
+                    id,
+                    user_id: draft.user_id,
+                    notification_type: draft.notification_type,
+                    priority: draft.priority(),
+                    title: draft.title.clone(),
+                    body: draft.body.clone(),
+                    data: data_column(draft).and_then(|d| serde_json::from_str(&d).ok()),
+                    read: false,
+                    // Stored in microseconds.
+                    created_at: to_datetime(deliver_at.timestamp_micros()),
+                    read_at: None,
+                },
+            );
         }
         for row in query.fetch_all(&mut **tx).await? {
-            stored.insert(row.try_get("dedupe_key")?, notification_from_row(&row)?);
+            let key: String = row.try_get("dedupe_key")?;
+            if let Some(notification) = candidates.remove(key.as_str()) {
+                stored.insert(key, notification);
+            }
         }
     }
     Ok(stored)
