@@ -277,7 +277,7 @@ pub async fn mark_read(
     .bind(now.timestamp_micros())
     .bind(id.to_string())
     .bind(user_id.to_string())
-    .fetch_optional(db.writer())
+    .fetch_optional(db.pool())
     .await?
     .as_ref()
     .map(notification_from_row)
@@ -298,7 +298,7 @@ pub async fn mark_all_read(
     )
     .bind(now.timestamp_micros())
     .bind(user_id.to_string())
-    .execute(db.writer())
+    .execute(db.pool())
     .await?;
     Ok(changed.rows_affected())
 }

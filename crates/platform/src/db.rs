@@ -28,11 +28,6 @@ pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 #[derive(Clone, Debug)]
 pub struct Database {
     pool: AnyPool,
-    /// Where transactions and writes go. On SQLite one connection, so writers queue in
-    /// process and the next starts as soon as the lock is free, instead of sleeping in
-    /// SQLite's busy handler (1, 2, 5, … 25 ms between attempts) while the lock is free;
-    /// on PostgreSQL the pool itself.
-    writer: AnyPool,
     backend: Backend,
     /// The PostgreSQL schema this service owns (None on SQLite).
     schema: Option<String>,
@@ -59,8 +54,6 @@ impl Database {
         }
     }
 
-    /// Opens a SQLite file with `max_connections` connections for reads, and one more that
-    /// every transaction and [`Database::writer`] use.
     pub async fn connect_sqlite(path: &Path, max_connections: u32) -> anyhow::Result<Database> {
         install_default_drivers();
         if let Some(dir) = path.parent() {
@@ -68,22 +61,7 @@ impl Database {
                 .with_context(|| format!("creating data directory {}", dir.display()))?;
         }
         let url = format!("sqlite://{}?mode=rwc", path.display());
-        let writer = Self::sqlite_pool(&url, 1)
-            .await
-            .with_context(|| format!("opening SQLite database {}", path.display()))?;
-        let pool = Self::sqlite_pool(&url, max_connections)
-            .await
-            .with_context(|| format!("opening SQLite database {}", path.display()))?;
-        Ok(Database {
-            pool,
-            writer,
-            backend: Backend::Sqlite,
-            schema: None,
-        })
-    }
-
-    async fn sqlite_pool(url: &str, max_connections: u32) -> Result<AnyPool, sqlx::Error> {
-        AnyPoolOptions::new()
+        let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(|conn, _| {
@@ -96,8 +74,14 @@ impl Database {
                     Ok(())
                 })
             })
-            .connect(url)
+            .connect(&url)
             .await
+            .with_context(|| format!("opening SQLite database {}", path.display()))?;
+        Ok(Database {
+            pool,
+            backend: Backend::Sqlite,
+            schema: None,
+        })
     }
 
     pub async fn connect_postgres(
@@ -140,7 +124,6 @@ impl Database {
             .await
             .context("connecting to PostgreSQL (HERALD_DATABASE_URL)")?;
         Ok(Database {
-            writer: pool.clone(),
             pool,
             backend: Backend::Postgres,
             schema: Some(schema.to_owned()),
@@ -176,12 +159,6 @@ impl Database {
         &self.pool
     }
 
-    /// Where a write outside [`Database::begin`] goes, so that it queues with the
-    /// transactions on SQLite (see `writer`); reads use [`Database::pool`].
-    pub fn writer(&self) -> &AnyPool {
-        &self.writer
-    }
-
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -194,8 +171,8 @@ impl Database {
     /// transaction that read first could not upgrade once another writer committed.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         match self.backend {
-            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.writer.begin().await,
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
         }
     }
 
@@ -206,7 +183,6 @@ impl Database {
 
     pub async fn close(&self) {
         self.pool.close().await;
-        self.writer.close().await;
     }
 }
 

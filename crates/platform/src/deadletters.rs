@@ -233,7 +233,7 @@ impl DeadLetters {
     pub async fn discard(&self, id: Uuid) -> anyhow::Result<bool> {
         let deleted = sqlx::query("DELETE FROM herald_dead_letters WHERE id = $1")
             .bind(id.to_string())
-            .execute(self.db.writer())
+            .execute(self.db.pool())
             .await
             .context("discarding a dead letter")?;
         Ok(deleted.rows_affected() == 1)

@@ -218,7 +218,7 @@ impl Outbox {
                         .fetch_all(self.db.pool())
                         .await?;
                 let seqs = publish_rows(bus, &rows).await?;
-                let mut conn = self.db.writer().acquire().await?;
+                let mut conn = self.db.pool().acquire().await?;
                 delete_rows(&mut conn, &seqs).await?;
                 seqs.len()
             }

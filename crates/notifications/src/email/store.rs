@@ -197,7 +197,7 @@ pub async fn claim_due(
     .bind((now + lease).timestamp_micros())
     .bind(now.timestamp_micros())
     .bind(limit)
-    .fetch_all(db.writer())
+    .fetch_all(db.pool())
     .await?;
     let mut claimed = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -215,7 +215,7 @@ pub async fn release(db: &Database, ids: &[Uuid]) -> Result<(), sqlx::Error> {
     for id in ids {
         sqlx::query("UPDATE email_deliveries SET leased_until = 0 WHERE id = $1")
             .bind(id.to_string())
-            .execute(db.writer())
+            .execute(db.pool())
             .await?;
     }
     Ok(())
@@ -306,7 +306,7 @@ pub async fn requeue_failed(
     )
     .bind(now.timestamp_micros())
     .bind(id.to_string())
-    .execute(db.writer())
+    .execute(db.pool())
     .await?;
     Ok(changed.rows_affected() == 1)
 }

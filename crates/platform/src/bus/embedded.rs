@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use futures::stream::FuturesUnordered;
-use futures::{FutureExt, StreamExt};
+use futures::future::join_all;
 use herald_events::Envelope;
 use sqlx::Row;
 use tokio::sync::Notify;
@@ -101,7 +100,7 @@ impl EmbeddedBus {
         .bind(queue)
         .bind(now)
         .bind(limit as i64)
-        .fetch_all(self.db.writer())
+        .fetch_all(self.db.pool())
         .await?;
         let mut claimed = rows
             .iter()
@@ -123,7 +122,7 @@ impl EmbeddedBus {
         &self,
         queue: &str,
         consumer: &Consumer,
-        message: Claimed,
+        message: &Claimed,
     ) -> (i64, Settlement) {
         let now = now_micros();
         record_lag(
@@ -240,35 +239,19 @@ impl EmbeddedBus {
         // queue and process: the embedded bus serves a single process.)
         sqlx::query("UPDATE bus_messages SET locked_until = 0 WHERE queue = $1")
             .bind(queue)
-            .execute(self.db.writer())
+            .execute(self.db.pool())
             .await?;
         let waker = self.waker(queue);
-        let limit = consumer.options.concurrency.max(1);
-        // Handlers run up to the limit; as they finish, their messages are settled and as
-        // many again claimed, so no handler waits for the slowest of a claim.
-        let mut running = FuturesUnordered::new();
-        loop {
-            let room = limit - running.len();
-            if room > 0 && !shutdown.is_cancelled() {
-                match self.claim(queue, room).await {
-                    Ok(batch) => {
-                        for message in batch {
-                            running.push(self.settle_one(queue, consumer, message));
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(queue, error = format!("{e:#}"), "claiming messages failed");
-                        if running.is_empty() {
-                            tokio::time::sleep(POLL).await;
-                            continue;
-                        }
-                    }
+        while !shutdown.is_cancelled() {
+            let batch = match self.claim(queue, consumer.options.concurrency.max(1)).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::warn!(queue, error = format!("{e:#}"), "claiming messages failed");
+                    tokio::time::sleep(POLL).await;
+                    continue;
                 }
-            }
-            if running.is_empty() {
-                if shutdown.is_cancelled() {
-                    break;
-                }
+            };
+            if batch.is_empty() {
                 tokio::select! {
                     _ = waker.notified() => {}
                     _ = tokio::time::sleep(POLL) => {}
@@ -276,16 +259,12 @@ impl EmbeddedBus {
                 }
                 continue;
             }
-            let has_room = running.len() < limit && !shutdown.is_cancelled();
-            let first = tokio::select! {
-                Some(settled) = running.next() => settled,
-                _ = waker.notified(), if has_room => continue,
-                _ = tokio::time::sleep(POLL), if has_room => continue,
-            };
-            let mut settlements = vec![first];
-            while let Some(Some(settled)) = running.next().now_or_never() {
-                settlements.push(settled);
-            }
+            let settlements = join_all(
+                batch
+                    .iter()
+                    .map(|message| self.settle_one(queue, consumer, message)),
+            )
+            .await;
             // Settling must not be lost: without it the messages are redelivered after the lease.
             let mut backoff = Duration::from_millis(50);
             while let Err(e) = self.settle(&settlements).await {
@@ -396,7 +375,7 @@ impl BusBackend for EmbeddedBus {
         .bind(event.id.to_string())
         .bind(serde_json::to_string(event)?)
         .bind(now_micros())
-        .execute(self.db.writer())
+        .execute(self.db.pool())
         .await?;
         self.waker(queue).notify_one();
         Ok(())
