@@ -115,6 +115,47 @@ pub async fn upsert_recipient(tx: &mut Tx, recipient: &Recipient) -> Result<bool
     Ok(written.rows_affected() == 1)
 }
 
+/// Keeps preferences that arrived before the user's registration: a recipient without a
+/// name or address yet. Should the registration commit meanwhile, only the preferences are
+/// replaced (if newer): who the user is comes from the registration alone.
+#[tracing::instrument(skip_all, fields(user_id = %user_id, version))]
+pub async fn keep_early_preferences(
+    tx: &mut Tx,
+    user_id: Uuid,
+    preferences: &Preferences,
+    version: i64,
+) -> Result<(), sqlx::Error> {
+    let p = preferences;
+    sqlx::query(&format!(
+        "INSERT INTO recipients ({COLUMNS}, updated_at)
+         VALUES ($1, '', '', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+         ON CONFLICT (user_id) DO UPDATE SET
+            promotions = excluded.promotions, order_updates = excluded.order_updates,
+            recommendations = excluded.recommendations, inventory_alerts = excluded.inventory_alerts,
+            categories = excluded.categories, channels = excluded.channels,
+            timezone = excluded.timezone, quiet_hours_start = excluded.quiet_hours_start,
+            quiet_hours_end = excluded.quiet_hours_end,
+            preferences_version = excluded.preferences_version, updated_at = excluded.updated_at
+         WHERE recipients.preferences_version < excluded.preferences_version"
+    ))
+    .bind(user_id.to_string())
+    .bind(Role::Customer.as_str())
+    .bind(p.promotions)
+    .bind(p.order_updates)
+    .bind(p.recommendations)
+    .bind(p.inventory_alerts)
+    .bind(json(&p.categories)?)
+    .bind(json(&p.channels)?)
+    .bind(&p.timezone)
+    .bind(p.quiet_hours_start.clone())
+    .bind(p.quiet_hours_end.clone())
+    .bind(version)
+    .bind(now_micros())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Sets who the recipient is (name, email, role), whatever the preferences' version.
 pub async fn set_identity(tx: &mut Tx, recipient: &Recipient) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE recipients SET name = $1, email = $2, role = $3 WHERE user_id = $4")

@@ -51,17 +51,16 @@ impl NotificationsConsumer {
             }
             PreferencesChange::UnknownRecipient => {
                 // The registration has not been handled yet (both travel the same lane and
-                // may overtake each other). Keep the newer preferences now, so nothing is
-                // decided on stale ones meanwhile; the registration fills in the rest.
-                let placeholder = Recipient {
-                    user_id: updated.user_id,
-                    name: String::new(),
-                    email: String::new(),
-                    role: herald_events::Role::Customer,
-                    preferences: updated.preferences.clone(),
-                    preferences_version: updated.preferences_version,
-                };
-                recipients::upsert_recipient(&mut tx, &placeholder).await?;
+                // may overtake each other, or commit while this one runs). Keep the newer
+                // preferences now, so nothing is decided on stale ones meanwhile; the
+                // registration fills in who the user is.
+                recipients::keep_early_preferences(
+                    &mut tx,
+                    updated.user_id,
+                    &updated.preferences,
+                    updated.preferences_version,
+                )
+                .await?;
                 tx.commit().await?;
                 Ok(())
             }

@@ -224,3 +224,31 @@ async fn malformed_payloads_are_rejected_and_foreign_types_ignored() {
         s.finish().await;
     }
 }
+
+/// Early preferences kept while the registration commits (PostgreSQL runs both at once):
+/// the registration's name and address stay, only the newer preferences are taken.
+#[tokio::test]
+async fn early_preferences_never_erase_who_the_user_is() {
+    for set in backend_sets() {
+        let s = TestService::start(set).await;
+        let (ada, _) = s.register("Ada").await;
+        let email_too = Preferences {
+            channels: vec![herald_events::Channel::InApp, herald_events::Channel::Email],
+            ..Preferences::default()
+        };
+        let mut tx = s.db.begin().await.unwrap();
+        crate::recipients::keep_early_preferences(&mut tx, ada, &email_too, 2)
+            .await
+            .unwrap();
+        let kept = find_recipient(&mut tx, ada).await.unwrap().unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            (kept.name.as_str(), kept.email.as_str()),
+            ("Ada", "ada@example.com"),
+            "{set:?}"
+        );
+        assert_eq!(kept.preferences, email_too);
+        assert_eq!(kept.preferences_version, 2);
+        s.finish().await;
+    }
+}
