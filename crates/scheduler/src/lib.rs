@@ -28,6 +28,10 @@ use tokio_util::sync::CancellationToken;
 use herald_platform::cron::Schedule;
 
 pub const SERVICE: &str = "scheduler";
+/// How long the record of each run is kept (the jobs keep their last outcome).
+const RUNS_KEPT: chrono::Duration = chrono::Duration::days(14);
+/// How often old runs are forgotten.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// The queue of `scheduler.job_finished`, and the consumer's name in the inbox.
 pub const QUEUE: &str = "scheduler";
 
@@ -131,6 +135,7 @@ impl Scheduler {
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(every);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut pruned_at: Option<std::time::Instant> = None;
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -138,6 +143,15 @@ impl Scheduler {
                 }
                 if let Err(e) = self.tick().await {
                     tracing::warn!(error = format!("{e:#}"), "scheduler tick failed");
+                }
+                if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                    pruned_at = Some(std::time::Instant::now());
+                    let before = Utc::now() - RUNS_KEPT;
+                    match store::prune_runs(&self.db, before).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(runs = n, "forgot old job runs"),
+                        Err(e) => tracing::warn!(error = %e, "pruning job runs failed"),
+                    }
                 }
             }
         })
