@@ -92,8 +92,13 @@ async fn recommendations_follow_purchases_and_browsing(set: BackendSet) {
                 .iter()
                 .filter_map(|p| p["product"]["id"].as_str())
                 .collect();
-            // The sold-out state reaches the service as an event, like everything it knows.
-            let settled = !ids.contains(&sold_out.as_str());
+            // The sold-out state and the fan's purchase reach the service as events, like
+            // everything it knows: the purchase is known once it explains a pick.
+            let purchase_known = picks.iter().any(|p| {
+                p["product"]["id"] == filters.as_str()
+                    && p["reason"] == "Often bought with Espresso Beans"
+            });
+            let settled = !ids.contains(&sold_out.as_str()) && purchase_known;
             (settled && ids.contains(&filters.as_str()) && ids.contains(&grinder.as_str()))
                 .then_some(picks)
         },
