@@ -14,16 +14,6 @@ use uuid::Uuid;
 use crate::domain::Recipient;
 use crate::store::rows_per_statement;
 
-/// What became of a preferences update.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PreferencesChange {
-    Applied,
-    /// The stored preferences are as new or newer.
-    Stale,
-    /// No replica of this user yet (its `user.registered` has not been handled).
-    UnknownRecipient,
-}
-
 const COLUMNS: &str = "user_id, name, email, role, promotions, order_updates, recommendations, \
      inventory_alerts, categories, channels, timezone, quiet_hours_start, quiet_hours_end, \
      preferences_version";
@@ -115,11 +105,13 @@ pub async fn upsert_recipient(tx: &mut Tx, recipient: &Recipient) -> Result<bool
     Ok(written.rows_affected() == 1)
 }
 
-/// Keeps preferences that arrived before the user's registration: a recipient without a
-/// name or address yet. Should the registration commit meanwhile, only the preferences are
-/// replaced (if newer): who the user is comes from the registration alone.
+/// Replaces the user's preferences if `version` is newer than the stored one. Preferences
+/// that arrive before the user's registration (both travel the same lane and may overtake
+/// each other, or commit while this runs) are kept at once as a recipient without a name
+/// or address yet, so nothing is decided on stale ones meanwhile: who the user is comes
+/// from the registration alone, whichever commits first.
 #[tracing::instrument(skip_all, fields(user_id = %user_id, version))]
-pub async fn keep_early_preferences(
+pub async fn apply_preferences(
     tx: &mut Tx,
     user_id: Uuid,
     preferences: &Preferences,
@@ -166,51 +158,6 @@ pub async fn set_identity(tx: &mut Tx, recipient: &Recipient) -> Result<(), sqlx
         .execute(&mut **tx)
         .await?;
     Ok(())
-}
-
-/// Replaces the user's preferences if `version` is newer than the stored one.
-#[tracing::instrument(skip_all, fields(user_id = %user_id, version))]
-pub async fn update_preferences(
-    tx: &mut Tx,
-    user_id: Uuid,
-    preferences: &Preferences,
-    version: i64,
-) -> Result<PreferencesChange, sqlx::Error> {
-    let p = preferences;
-    let updated = sqlx::query(
-        "UPDATE recipients SET
-            promotions = $1, order_updates = $2, recommendations = $3, inventory_alerts = $4,
-            categories = $5, channels = $6, timezone = $7, quiet_hours_start = $8,
-            quiet_hours_end = $9, preferences_version = $10, updated_at = $11
-         WHERE user_id = $12 AND preferences_version < $10",
-    )
-    .bind(p.promotions)
-    .bind(p.order_updates)
-    .bind(p.recommendations)
-    .bind(p.inventory_alerts)
-    .bind(json(&p.categories)?)
-    .bind(json(&p.channels)?)
-    .bind(&p.timezone)
-    .bind(p.quiet_hours_start.clone())
-    .bind(p.quiet_hours_end.clone())
-    .bind(version)
-    .bind(now_micros())
-    .bind(user_id.to_string())
-    .execute(&mut **tx)
-    .await?;
-    if updated.rows_affected() == 1 {
-        return Ok(PreferencesChange::Applied);
-    }
-    let known = sqlx::query("SELECT 1 FROM recipients WHERE user_id = $1")
-        .bind(user_id.to_string())
-        .fetch_optional(&mut **tx)
-        .await?
-        .is_some();
-    Ok(if known {
-        PreferencesChange::Stale
-    } else {
-        PreferencesChange::UnknownRecipient
-    })
 }
 
 /// The user's replica, read in a transaction or on a plain connection.

@@ -5,7 +5,7 @@ use herald_platform::bus::HandlerError;
 
 use super::{NotificationsConsumer, payload};
 use crate::domain::{Draft, Recipient};
-use crate::recipients::{self, PreferencesChange};
+use crate::recipients;
 
 impl NotificationsConsumer {
     /// Keeps the new user's preferences and welcomes them.
@@ -37,33 +37,14 @@ impl NotificationsConsumer {
         let Some(mut tx) = self.begin_first(event).await? else {
             return Ok(());
         };
-        let change = recipients::update_preferences(
+        recipients::apply_preferences(
             &mut tx,
             updated.user_id,
             &updated.preferences,
             updated.preferences_version,
         )
         .await?;
-        match change {
-            PreferencesChange::Applied | PreferencesChange::Stale => {
-                tx.commit().await?;
-                Ok(())
-            }
-            PreferencesChange::UnknownRecipient => {
-                // The registration has not been handled yet (both travel the same lane and
-                // may overtake each other, or commit while this one runs). Keep the newer
-                // preferences now, so nothing is decided on stale ones meanwhile; the
-                // registration fills in who the user is.
-                recipients::keep_early_preferences(
-                    &mut tx,
-                    updated.user_id,
-                    &updated.preferences,
-                    updated.preferences_version,
-                )
-                .await?;
-                tx.commit().await?;
-                Ok(())
-            }
-        }
+        tx.commit().await?;
+        Ok(())
     }
 }

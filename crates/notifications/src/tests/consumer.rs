@@ -237,7 +237,7 @@ async fn early_preferences_never_erase_who_the_user_is() {
             ..Preferences::default()
         };
         let mut tx = s.db.begin().await.unwrap();
-        crate::recipients::keep_early_preferences(&mut tx, ada, &email_too, 2)
+        crate::recipients::apply_preferences(&mut tx, ada, &email_too, 2)
             .await
             .unwrap();
         let kept = find_recipient(&mut tx, ada).await.unwrap().unwrap();
