@@ -11,6 +11,8 @@
 
 use std::collections::HashSet;
 
+use futures::StreamExt;
+
 use async_trait::async_trait;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRef, Query, State};
@@ -19,6 +21,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
 use herald_events::{JOB_PROMOTIONS, JobDue};
 use herald_platform::auth::{Caller, TokenVerifier};
+use herald_platform::bulk::{ROWS_PER_STATEMENT, json_list, select_list};
 use herald_platform::db::{Backend, Database, Tx, to_datetime};
 use herald_platform::http::created;
 use herald_platform::jobs::Job;
@@ -33,7 +36,6 @@ use crate::decision::Decision;
 use crate::delivery::Notifier;
 use crate::domain::{Draft, NotificationType, Recipient};
 use crate::recipients::{columns_of, recipient_from_row};
-use crate::store::rows_per_statement;
 
 /// How long a fan-out holds its promotion before another may take over; renewed per batch.
 const LEASE: Duration = Duration::seconds(120);
@@ -240,55 +242,58 @@ impl Campaigns {
     /// Decides the promotion for every opted-in recipient after `cursor`; returns the
     /// notifications created (in-app or email, now or after quiet hours).
     ///
-    /// Pages of recipients are read in user-id order and decided [`Campaigns::parallel`]
-    /// at a time, each in a transaction of its own (they touch different users); the
-    /// cursor moves past them once all have committed. A sender that dies in between leaves
-    /// the cursor before them: the next one decides them again and the dedupe keys make
-    /// that a no-op for those already notified.
+    /// A reader task fetches pages of recipients in user-id order a page ahead, and up to
+    /// [`Campaigns::parallel`] pages are decided at once, each in a transaction of its own
+    /// (they touch different users). Pages finish in their order: the cursor moves past a
+    /// page only once it and every page before it have committed. A sender that dies in
+    /// between leaves the cursor before them: the next one decides them again and the
+    /// dedupe keys make that a no-op for those already notified.
     #[tracing::instrument(skip_all, fields(promotion = %promotion.id))]
-    async fn fan_out(&self, promotion: &Promotion, mut cursor: String) -> anyhow::Result<u64> {
+    async fn fan_out(&self, promotion: &Promotion, cursor: String) -> anyhow::Result<u64> {
         let started = std::time::Instant::now();
         let mut reached = 0u64;
-        let category = promotion.category.as_deref().map(str::to_lowercase);
+        let parallel = self.parallel.max(1);
         let data = serde_json::json!({
             "promotionId": promotion.id,
             "category": promotion.category,
         });
-        loop {
-            let mut pages = Vec::with_capacity(self.parallel);
-            let mut after = cursor.clone();
-            for _ in 0..self.parallel.max(1) {
-                let page = self.recipients_after(&after).await?;
-                let Some(last) = page.last() else {
-                    break;
-                };
-                after = last.user_id.to_string();
-                pages.push(page);
+        let pages = self.read_ahead(cursor);
+        let decided = futures::stream::unfold(pages, |mut pages| async move {
+            pages.recv().await.map(|page| (page, pages))
+        })
+        .map(|page| {
+            let campaigns = self.clone();
+            let promotion = promotion.clone();
+            let data = data.clone();
+            async move {
+                let page = page?;
+                let last = page.last().map(|r| r.user_id.to_string());
+                // A task of its own, so that a page keeps going while the loop below
+                // records the progress of the one before.
+                let sent =
+                    tokio::spawn(async move { campaigns.send_page(&promotion, &data, page).await })
+                        .await??;
+                anyhow::Ok((sent, last))
             }
-            if pages.is_empty() {
-                sqlx::query(
-                    "UPDATE promotions SET status = 'SENT', lease_until = NULL WHERE id = $1 AND status = 'SENDING'",
-                )
-                .bind(promotion.id.to_string())
-                .execute(self.db.pool())
-                .await?;
-                break;
-            }
-            let sent = futures::future::try_join_all(
-                pages
-                    .into_iter()
-                    .map(|page| self.send_page(promotion, category.as_deref(), &data, page)),
-            )
-            .await?;
-            reached += sent.iter().sum::<u64>();
-            cursor = after;
+        })
+        .buffered(parallel);
+        let mut decided = std::pin::pin!(decided);
+        while let Some(page) = decided.next().await {
+            let (sent, last) = page?;
+            reached += sent;
             sqlx::query("UPDATE promotions SET cursor = $1, lease_until = $2 WHERE id = $3")
-                .bind(&cursor)
+                .bind(last)
                 .bind((self.clock.now() + LEASE).timestamp_micros())
                 .bind(promotion.id.to_string())
                 .execute(self.db.pool())
                 .await?;
         }
+        sqlx::query(
+            "UPDATE promotions SET status = 'SENT', lease_until = NULL WHERE id = $1 AND status = 'SENDING'",
+        )
+        .bind(promotion.id.to_string())
+        .execute(self.db.pool())
+        .await?;
         metrics::counter!("notifications_campaign_notifications_total").increment(reached);
         tracing::info!(
             notifications = reached,
@@ -296,6 +301,33 @@ impl Campaigns {
             "promotion sent"
         );
         Ok(reached)
+    }
+
+    /// The opted-in recipients after `cursor`, a page at a time, read by a task that stays
+    /// a page ahead of its reader; it stops at the end, at an error (handed on), or when
+    /// the receiver is dropped.
+    fn read_ahead(
+        &self,
+        mut cursor: String,
+    ) -> tokio::sync::mpsc::Receiver<Result<Vec<Recipient>, sqlx::Error>> {
+        let (pages, receiver) = tokio::sync::mpsc::channel(1);
+        let campaigns = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let page = campaigns.recipients_after(&cursor).await;
+                if let Ok(page) = &page {
+                    match page.last() {
+                        Some(last) => cursor = last.user_id.to_string(),
+                        None => return,
+                    }
+                }
+                let failed = page.is_err();
+                if pages.send(page).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        receiver
     }
 
     /// The next [`Campaigns::batch_size`] recipients with promotions on, after `after`.
@@ -320,10 +352,11 @@ impl Campaigns {
     async fn send_page(
         &self,
         promotion: &Promotion,
-        category: Option<&str>,
         data: &serde_json::Value,
         page: Vec<Recipient>,
     ) -> anyhow::Result<u64> {
+        let category = promotion.category.as_deref().map(str::to_lowercase);
+        let category = category.as_deref();
         let mut tx = self.db.begin().await?;
         let interested = match category {
             Some(category) => interested_in(&mut tx, category, &page).await?,
@@ -379,21 +412,19 @@ async fn interested_in(
     recipients: &[Recipient],
 ) -> Result<HashSet<Uuid>, sqlx::Error> {
     let mut interested = HashSet::new();
-    for chunk in recipients.chunks(rows_per_statement(tx)) {
-        let placeholders: Vec<String> = (2..2 + chunk.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT user_id FROM category_interests WHERE category = $1 AND user_id IN ({})",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query_scalar::<_, String>(&sql).bind(category);
-        for recipient in chunk {
-            query = query.bind(recipient.user_id.to_string());
-        }
-        for user in query.fetch_all(&mut **tx).await? {
-            if let Ok(user) = user.parse() {
-                interested.insert(user);
-            }
-        }
+    let sql = format!(
+        "SELECT user_id FROM category_interests WHERE category = $1 AND user_id IN ({})",
+        select_list(Backend::of(tx), 2)
+    );
+    for chunk in recipients.chunks(ROWS_PER_STATEMENT) {
+        // Planned each time: a plan cached while the table was small would scan it.
+        let users: Vec<String> = sqlx::query_scalar(&sql)
+            .persistent(false)
+            .bind(category)
+            .bind(json_list(chunk.iter().map(|r| r.user_id))?)
+            .fetch_all(&mut **tx)
+            .await?;
+        interested.extend(users.iter().filter_map(|user| user.parse::<Uuid>().ok()));
     }
     Ok(interested)
 }

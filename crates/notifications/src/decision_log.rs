@@ -5,6 +5,8 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
+use herald_platform::bulk::SqlType::{BigInt, Text};
+use herald_platform::bulk::{JsonRows, ROWS_PER_STATEMENT, json_list, select_list, select_rows};
 use herald_platform::db::{Backend, Database, Tx, to_datetime};
 use serde::Serialize;
 use sqlx::Row;
@@ -12,7 +14,7 @@ use uuid::Uuid;
 
 use crate::decision::Decision;
 use crate::domain::{Draft, NotificationType};
-use crate::store::{decode_error, rows_per_statement, values_list};
+use crate::store::decode_error;
 
 /// Records how each draft was decided and returns the dedupe keys recorded now. A key
 /// decided before is left out and nothing is written for it: the caller must then have no
@@ -24,32 +26,48 @@ pub async fn record_decisions(
     decided_at: DateTime<Utc>,
 ) -> Result<HashSet<String>, sqlx::Error> {
     let mut recorded = HashSet::with_capacity(decided.len());
-    for chunk in decided.chunks(rows_per_statement(tx)) {
-        let sql = format!(
-            "INSERT INTO notification_decisions
-                (dedupe_key, user_id, type, outcome, reason, channels, decided_at, deliver_at)
-             VALUES {}
-             ON CONFLICT DO NOTHING
-             RETURNING dedupe_key",
-            values_list(chunk.len(), 8)
-        );
-        let mut query = sqlx::query(&sql);
+    let sql = format!(
+        "INSERT INTO notification_decisions
+            (dedupe_key, user_id, type, outcome, reason, channels, decided_at, deliver_at)
+         {}
+         ON CONFLICT DO NOTHING
+         RETURNING dedupe_key",
+        select_rows(
+            Backend::of(tx),
+            1,
+            &[
+                ("dedupe_key", Text),
+                ("user_id", Text),
+                ("type", Text),
+                ("outcome", Text),
+                ("reason", Text),
+                ("channels", Text),
+                ("decided_at", BigInt),
+                ("deliver_at", BigInt),
+            ],
+        )
+    );
+    for chunk in decided.chunks(ROWS_PER_STATEMENT) {
+        let mut rows = JsonRows::new();
         for (draft, decision) in chunk {
             let channels = serde_json::to_string(decision.channels())
                 .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-            query = query
-                .bind(draft.dedupe_key.clone())
-                .bind(draft.user_id.to_string())
-                .bind(draft.notification_type.as_str())
-                .bind(decision.outcome().as_str())
-                .bind(decision.reason().map(|r| r.as_str()))
-                .bind(channels)
-                .bind(decided_at.timestamp_micros())
-                .bind(decision.until().map(|until| until.timestamp_micros()));
+            rows.push(&(
+                &draft.dedupe_key,
+                draft.user_id,
+                draft.notification_type.as_str(),
+                decision.outcome().as_str(),
+                decision.reason().map(|r| r.as_str()),
+                channels,
+                decided_at.timestamp_micros(),
+                decision.until().map(|until| until.timestamp_micros()),
+            ))?;
         }
-        for row in query.fetch_all(&mut **tx).await? {
-            recorded.insert(row.try_get::<String, _>("dedupe_key")?);
-        }
+        let keys: Vec<String> = sqlx::query_scalar(&sql)
+            .bind(rows.finish())
+            .fetch_all(&mut **tx)
+            .await?;
+        recorded.extend(keys);
     }
     Ok(recorded)
 }
@@ -63,22 +81,35 @@ pub async fn promotions_decided(
     to: DateTime<Utc>,
 ) -> Result<Vec<(Uuid, DateTime<Utc>)>, sqlx::Error> {
     let mut decided = Vec::new();
-    for chunk in users.chunks(rows_per_statement(tx)) {
-        let placeholders: Vec<String> = (4..4 + chunk.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT user_id, decided_at FROM notification_decisions
-             WHERE type = $1 AND outcome IN ('SENT', 'DEFERRED')
-               AND decided_at >= $2 AND decided_at < $3 AND user_id IN ({})",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query(&sql)
+    // One index probe per user. PostgreSQL is told so (a LATERAL subquery it cannot
+    // flatten, planned for each statement): it estimates the decisions of today it has no
+    // statistics for yet at one row, and would scan the whole table once per user it asks
+    // about, the cost growing with every page a campaign adds.
+    let backend = Backend::of(tx);
+    let users_list = select_list(backend, 4);
+    let today = "d.type = $1 AND d.outcome IN ('SENT', 'DEFERRED')
+         AND d.decided_at >= $2 AND d.decided_at < $3";
+    let sql = match backend {
+        Backend::Postgres => format!(
+            "SELECT u.value AS user_id, d.decided_at FROM ({users_list}) AS u
+             CROSS JOIN LATERAL (SELECT d.decided_at FROM notification_decisions d
+                                 WHERE d.user_id = u.value AND {today} OFFSET 0) AS d"
+        ),
+        Backend::Sqlite => format!(
+            "SELECT d.user_id, d.decided_at FROM ({users_list}) AS u
+             JOIN notification_decisions d ON d.user_id = u.value WHERE {today}"
+        ),
+    };
+    for chunk in users.chunks(ROWS_PER_STATEMENT) {
+        let rows = sqlx::query(&sql)
+            .persistent(false)
             .bind(NotificationType::Promotion.as_str())
             .bind(from.timestamp_micros())
-            .bind(to.timestamp_micros());
-        for user in chunk {
-            query = query.bind(user.to_string());
-        }
-        for row in query.fetch_all(&mut **tx).await? {
+            .bind(to.timestamp_micros())
+            .bind(json_list(chunk)?)
+            .fetch_all(&mut **tx)
+            .await?;
+        for row in rows {
             let user: String = row.try_get("user_id")?;
             let user = user
                 .parse()
@@ -101,17 +132,15 @@ pub async fn lock_promotion_allowance(
     if backend != Backend::Postgres || users.is_empty() {
         return Ok(());
     }
-    for chunk in users.chunks(rows_per_statement(tx)) {
-        let sql = format!(
-            "SELECT pg_advisory_xact_lock(hashtext('herald.promotions:' || u)) FROM (VALUES {}) AS v(u)",
-            values_list(chunk.len(), 1)
-        );
-        let mut query = sqlx::query(&sql);
-        for user in chunk {
-            query = query.bind(user.to_string());
-        }
-        query.execute(&mut **tx).await?;
-    }
+    // In the order given: the users' order is what keeps two fan-outs from deadlocking.
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtext('herald.promotions:' || u))
+         FROM jsonb_array_elements_text(CAST($1 AS JSONB)) WITH ORDINALITY AS v(u, n)
+         ORDER BY n",
+    )
+    .bind(json_list(users)?)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

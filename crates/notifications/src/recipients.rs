@@ -6,13 +6,13 @@
 use std::collections::HashMap;
 
 use herald_events::{Channel, Preferences, Role};
-use herald_platform::db::{Tx, now_micros};
+use herald_platform::bulk::{ROWS_PER_STATEMENT, json_list, select_list};
+use herald_platform::db::{Backend, Tx, now_micros};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use crate::domain::Recipient;
-use crate::store::rows_per_statement;
 
 const COLUMNS: &str = "user_id, name, email, role, promotions, order_updates, recommendations, \
      inventory_alerts, categories, channels, timezone, quiet_hours_start, quiet_hours_end, \
@@ -184,17 +184,18 @@ pub async fn find_recipients(
     user_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Recipient>, sqlx::Error> {
     let mut found = HashMap::with_capacity(user_ids.len());
-    for chunk in user_ids.chunks(rows_per_statement(tx)) {
-        let list = (1..=chunk.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!("SELECT {COLUMNS} FROM recipients WHERE user_id IN ({list})");
-        let mut query = sqlx::query(&sql);
-        for id in chunk {
-            query = query.bind(id.to_string());
-        }
-        for row in query.fetch_all(&mut **tx).await? {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM recipients WHERE user_id IN ({})",
+        select_list(Backend::of(tx), 1)
+    );
+    for chunk in user_ids.chunks(ROWS_PER_STATEMENT) {
+        // Planned each time: a plan cached while the table was small would scan it.
+        let rows = sqlx::query(&sql)
+            .persistent(false)
+            .bind(json_list(chunk)?)
+            .fetch_all(&mut **tx)
+            .await?;
+        for row in rows {
             let recipient = recipient_from_row(&row)?;
             found.insert(recipient.user_id, recipient);
         }

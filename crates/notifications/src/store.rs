@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use herald_platform::bulk::SqlType::{BigInt, Text};
+use herald_platform::bulk::{JsonRows, ROWS_PER_STATEMENT, select_rows};
 use herald_platform::db::{Backend, Database, Tx, to_datetime};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -70,30 +72,6 @@ fn notification_from_row(row: &AnyRow) -> Result<Notification, sqlx::Error> {
     })
 }
 
-/// Rows per multi-row statement, well under both engines' limit of bound parameters:
-/// 1,000 on PostgreSQL (a campaign writes a million rows in a thousand statements per
-/// table); 200 on SQLite, where binding `$N` parameters costs time quadratic in their number.
-pub(crate) fn rows_per_statement(conn: &sqlx::AnyConnection) -> usize {
-    if conn.backend_name() == "PostgreSQL" {
-        1_000
-    } else {
-        200
-    }
-}
-
-/// `($1, $2), ($3, $4)` for 2 rows of 2 columns: the VALUES of a multi-row insert.
-pub(crate) fn values_list(rows: usize, columns: usize) -> String {
-    (0..rows)
-        .map(|row| {
-            let placeholders: Vec<String> = (1..=columns)
-                .map(|column| format!("${}", row * columns + column))
-                .collect();
-            format!("({})", placeholders.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// A draft's `data` as stored: JSON text, or NULL.
 pub(crate) fn data_column(draft: &Draft) -> Option<String> {
     match &draft.data {
@@ -103,7 +81,9 @@ pub(crate) fn data_column(draft: &Draft) -> Option<String> {
 }
 
 /// Stores the drafts as unread in-app notifications, each visible from its time, keyed by
-/// dedupe key in the answer; a dedupe key that already has a notification is left out.
+/// dedupe key in the answer. Call it only for drafts whose decision was recorded in the
+/// same transaction ([`crate::decision_log::record_decisions`]): that record, one per
+/// dedupe key, is what keeps a notification from being stored twice.
 #[tracing::instrument(skip_all, fields(drafts = drafts.len()))]
 pub async fn insert_notifications(
     tx: &mut Tx,
@@ -111,33 +91,45 @@ pub async fn insert_notifications(
     now: DateTime<Utc>,
 ) -> Result<HashMap<String, Notification>, sqlx::Error> {
     let mut stored = HashMap::with_capacity(drafts.len());
-    for chunk in drafts.chunks(rows_per_statement(tx)) {
-        let sql = format!(
-            "INSERT INTO notifications
-                (id, user_id, type, priority, title, body, data, dedupe_key, created_at, deliver_at)
-             VALUES {}
-             ON CONFLICT (dedupe_key) DO NOTHING
-             RETURNING dedupe_key",
-            values_list(chunk.len(), 10)
-        );
-        // Everything stored is known here: only which rows went in comes back.
-        let mut candidates: HashMap<&str, Notification> = HashMap::with_capacity(chunk.len());
-        let mut query = sqlx::query(&sql);
+    let sql = format!(
+        "INSERT INTO notifications
+            (id, user_id, type, priority, title, body, data, dedupe_key, created_at, deliver_at)
+         {}",
+        select_rows(
+            Backend::of(tx),
+            1,
+            &[
+                ("id", Text),
+                ("user_id", Text),
+                ("type", Text),
+                ("priority", Text),
+                ("title", Text),
+                ("body", Text),
+                ("data", Text),
+                ("dedupe_key", Text),
+                ("created_at", BigInt),
+                ("deliver_at", BigInt),
+            ],
+        )
+    );
+    for chunk in drafts.chunks(ROWS_PER_STATEMENT) {
+        let mut rows = JsonRows::new();
         for (draft, deliver_at) in chunk {
             let id = Uuid::now_v7();
-            query = query
-                .bind(id.to_string())
-                .bind(draft.user_id.to_string())
-                .bind(draft.notification_type.as_str())
-                .bind(draft.priority().as_str())
-                .bind(draft.title.clone())
-                .bind(draft.body.clone())
-                .bind(data_column(draft))
-                .bind(draft.dedupe_key.clone())
-                .bind(now.timestamp_micros())
-                .bind(deliver_at.timestamp_micros());
-            candidates.insert(
+            rows.push(&(
+                id,
+                draft.user_id,
+                draft.notification_type.as_str(),
+                draft.priority().as_str(),
+                &draft.title,
+                &draft.body,
+                data_column(draft),
                 &draft.dedupe_key,
+                now.timestamp_micros(),
+                deliver_at.timestamp_micros(),
+            ))?;
+            stored.insert(
+                draft.dedupe_key.clone(),
                 Notification {
                     id,
                     user_id: draft.user_id,
@@ -145,7 +137,7 @@ pub async fn insert_notifications(
                     priority: draft.priority(),
                     title: draft.title.clone(),
                     body: draft.body.clone(),
-                    data: data_column(draft).and_then(|d| serde_json::from_str(&d).ok()),
+                    data: draft.data.clone().filter(|data| !data.is_null()),
                     read: false,
                     // Stored in microseconds.
                     created_at: to_datetime(deliver_at.timestamp_micros()),
@@ -153,12 +145,10 @@ pub async fn insert_notifications(
                 },
             );
         }
-        for row in query.fetch_all(&mut **tx).await? {
-            let key: String = row.try_get("dedupe_key")?;
-            if let Some(notification) = candidates.remove(key.as_str()) {
-                stored.insert(key, notification);
-            }
-        }
+        sqlx::query(&sql)
+            .bind(rows.finish())
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(stored)
 }
@@ -301,15 +291,4 @@ pub async fn mark_all_read(
     .execute(db.pool())
     .await?;
     Ok(changed.rows_affected())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::values_list;
-
-    #[test]
-    fn a_multi_row_insert_numbers_its_placeholders_row_by_row() {
-        assert_eq!(values_list(1, 3), "($1, $2, $3)");
-        assert_eq!(values_list(2, 2), "($1, $2), ($3, $4)");
-    }
 }

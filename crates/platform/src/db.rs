@@ -22,6 +22,17 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The engine behind a connection of the `Any` driver.
+    pub fn of(conn: &sqlx::AnyConnection) -> Backend {
+        if conn.backend_name() == "PostgreSQL" {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+}
+
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 /// A service's connection pool and which engine is behind it.

@@ -3,6 +3,7 @@
 //! and telemetry.
 
 pub mod auth;
+pub mod bulk;
 pub mod bus;
 pub mod cache;
 pub mod config;

@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::bulk::{ROWS_PER_STATEMENT, json_list, select_list};
 use crate::bus::Bus;
 use crate::db::{Backend, Database, Tx, now_micros};
 
@@ -71,33 +72,28 @@ pub async fn first_delivery(
     Ok(inserted.rows_affected() == 1)
 }
 
-/// Inbox rows per statement, well under both engines' limit of bound parameters.
-const INBOX_ROWS_PER_STATEMENT: usize = 200;
-
-/// [`first_delivery`] for several events at once, a statement per 200: the ids of those
+/// [`first_delivery`] for several events at once, in one statement: the ids of those
 /// `consumer` handles now for the first time. Call inside the transaction of their effect.
 pub async fn first_deliveries(
     tx: &mut Tx,
     consumer: &str,
     events: &[&Envelope],
 ) -> Result<HashSet<Uuid>, sqlx::Error> {
-    let now = now_micros();
+    let sql = format!(
+        "INSERT INTO herald_inbox (consumer, event_id, processed_at)
+         SELECT $1, e.value, $2 FROM ({}) AS e WHERE true
+         ON CONFLICT DO NOTHING RETURNING event_id",
+        select_list(Backend::of(tx), 3)
+    );
     let mut first = HashSet::with_capacity(events.len());
-    for chunk in events.chunks(INBOX_ROWS_PER_STATEMENT) {
-        let values = (0..chunk.len())
-            .map(|i| format!("($1, ${}, $2)", i + 3))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "INSERT INTO herald_inbox (consumer, event_id, processed_at) VALUES {values}
-             ON CONFLICT DO NOTHING RETURNING event_id"
-        );
-        let mut query = sqlx::query(&sql).bind(consumer).bind(now);
-        for event in chunk {
-            query = query.bind(event.id.to_string());
-        }
-        for row in query.fetch_all(&mut **tx).await? {
-            let id: String = row.try_get(0)?;
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let ids: Vec<String> = sqlx::query_scalar(&sql)
+            .bind(consumer)
+            .bind(now_micros())
+            .bind(json_list(chunk.iter().map(|event| event.id))?)
+            .fetch_all(&mut **tx)
+            .await?;
+        for id in ids {
             first.insert(id.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?);
         }
     }
@@ -111,17 +107,17 @@ pub async fn forget_deliveries(
     consumer: &str,
     event_ids: &[Uuid],
 ) -> Result<(), sqlx::Error> {
-    for chunk in event_ids.chunks(INBOX_ROWS_PER_STATEMENT) {
-        let list = (0..chunk.len())
-            .map(|i| format!("${}", i + 2))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!("DELETE FROM herald_inbox WHERE consumer = $1 AND event_id IN ({list})");
-        let mut query = sqlx::query(&sql).bind(consumer);
-        for id in chunk {
-            query = query.bind(id.to_string());
-        }
-        query.execute(&mut **tx).await?;
+    let sql = format!(
+        "DELETE FROM herald_inbox WHERE consumer = $1 AND event_id IN ({})",
+        select_list(Backend::of(tx), 2)
+    );
+    for chunk in event_ids.chunks(ROWS_PER_STATEMENT) {
+        sqlx::query(&sql)
+            .persistent(false)
+            .bind(consumer)
+            .bind(json_list(chunk)?)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }

@@ -9,6 +9,8 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
+use herald_platform::bulk::SqlType::{BigInt, Text};
+use herald_platform::bulk::{JsonRows, ROWS_PER_STATEMENT, select_rows};
 use herald_platform::db::{Backend, Database, Tx, to_datetime};
 use serde::Serialize;
 use sqlx::Row;
@@ -17,7 +19,7 @@ use uuid::Uuid;
 
 use crate::decision::SuppressionReason;
 use crate::domain::{Draft, NotificationType, Priority, Recipient};
-use crate::store::{data_column, rows_per_statement, values_list};
+use crate::store::data_column;
 
 pub const CHANNEL: &str = "EMAIL";
 
@@ -114,38 +116,61 @@ pub async fn queue_emails(
     now: DateTime<Utc>,
 ) -> Result<HashSet<String>, sqlx::Error> {
     let mut queued = HashSet::with_capacity(requests.len());
-    for chunk in requests.chunks(rows_per_statement(tx)) {
-        let sql = format!(
-            "INSERT INTO email_deliveries
-                (id, dedupe_key, user_id, to_name, to_address, type, priority_rank, title, body,
-                 data, status, attempts, due_at, leased_until, created_at)
-             VALUES {}
-             ON CONFLICT (dedupe_key) DO NOTHING
-             RETURNING dedupe_key",
-            values_list(chunk.len(), 15)
-        );
-        let mut query = sqlx::query(&sql);
+    let sql = format!(
+        "INSERT INTO email_deliveries
+            (id, dedupe_key, user_id, to_name, to_address, type, priority_rank, title, body,
+             data, status, attempts, due_at, leased_until, created_at)
+         {}
+         ON CONFLICT (dedupe_key) DO NOTHING
+         RETURNING dedupe_key",
+        select_rows(
+            Backend::of(tx),
+            1,
+            &[
+                ("id", Text),
+                ("dedupe_key", Text),
+                ("user_id", Text),
+                ("to_name", Text),
+                ("to_address", Text),
+                ("type", Text),
+                ("priority_rank", BigInt),
+                ("title", Text),
+                ("body", Text),
+                ("data", Text),
+                ("status", Text),
+                ("attempts", BigInt),
+                ("due_at", BigInt),
+                ("leased_until", BigInt),
+                ("created_at", BigInt),
+            ],
+        )
+    );
+    for chunk in requests.chunks(ROWS_PER_STATEMENT) {
+        let mut rows = JsonRows::new();
         for (recipient, draft, due_at) in chunk {
-            query = query
-                .bind(Uuid::now_v7().to_string())
-                .bind(draft.dedupe_key.clone())
-                .bind(recipient.user_id.to_string())
-                .bind(recipient.name.clone())
-                .bind(recipient.email.clone())
-                .bind(draft.notification_type.as_str())
-                .bind(priority_rank(draft.priority()))
-                .bind(draft.title.clone())
-                .bind(draft.body.clone())
-                .bind(data_column(draft))
-                .bind(EmailStatus::Queued.as_str())
-                .bind(0_i64)
-                .bind(due_at.timestamp_micros())
-                .bind(0_i64)
-                .bind(now.timestamp_micros());
+            rows.push(&(
+                Uuid::now_v7(),
+                &draft.dedupe_key,
+                recipient.user_id,
+                &recipient.name,
+                &recipient.email,
+                draft.notification_type.as_str(),
+                priority_rank(draft.priority()),
+                &draft.title,
+                &draft.body,
+                data_column(draft),
+                EmailStatus::Queued.as_str(),
+                0_i64,
+                due_at.timestamp_micros(),
+                0_i64,
+                now.timestamp_micros(),
+            ))?;
         }
-        for row in query.fetch_all(&mut **tx).await? {
-            queued.insert(row.try_get::<String, _>("dedupe_key")?);
-        }
+        let keys: Vec<String> = sqlx::query_scalar(&sql)
+            .bind(rows.finish())
+            .fetch_all(&mut **tx)
+            .await?;
+        queued.extend(keys);
     }
     Ok(queued)
 }
