@@ -130,7 +130,6 @@ async fn measure(set: BackendSet, args: &Args) -> anyhow::Result<Measured> {
     let policy = DeliveryPolicy {
         clock: clock.clone(),
         promotion_daily_cap: settings.promotion_daily_cap,
-        backend: db.backend(),
     };
     let notifier = Notifier::new(
         UnreadCounts::new(cache.clone(), clock.clone()),

@@ -27,8 +27,9 @@ use herald_platform::http::created;
 use herald_platform::jobs::Job;
 use herald_platform::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, Row};
 use uuid::Uuid;
 
 use crate::clock::Clock;
@@ -130,15 +131,15 @@ pub struct Campaigns {
     pub clock: Clock,
     /// Recipients decided per transaction.
     pub batch_size: usize,
-    /// Transactions of a fan-out at once: 2 on PostgreSQL (the database and Herald each
-    /// get a core), 1 on SQLite (one writer at a time anyway).
+    /// Transactions of a fan-out at once: 3 on PostgreSQL (one waits for the database
+    /// while two keep both cores busy), 1 on SQLite (one writer at a time anyway).
     pub parallel: usize,
 }
 
 impl Campaigns {
     pub fn new(db: Database, notifier: Notifier, clock: Clock) -> Campaigns {
         let parallel = match db.backend() {
-            Backend::Postgres => 2,
+            Backend::Postgres => 3,
             Backend::Sqlite => 1,
         };
         Campaigns {
@@ -229,14 +230,27 @@ impl Campaigns {
         .transpose()
     }
 
-    /// Sends every promotion whose time has come, one after the other.
+    /// Sends every promotion whose time has come, one after the other. Promotions are the
+    /// only notifications the daily cap counts, and only one sender fans out at a time
+    /// in the whole deployment ([`SenderLock`]), so two promotions never decide the same
+    /// user's allowance at once. When another sender is busy this returns at once: that
+    /// sender goes on to every due promotion before it stops.
     pub async fn send_due(&self) -> anyhow::Result<Sent> {
         let mut sent = Sent::default();
-        while let Some((promotion, cursor)) = self.claim_next(self.clock.now()).await? {
-            sent.notifications += self.fan_out(&promotion, cursor).await?;
-            sent.promotions += 1;
+        let Some(mut lock) = SenderLock::try_take(&self.db).await? else {
+            tracing::debug!("another sender is fanning out promotions");
+            return Ok(sent);
+        };
+        let result = async {
+            while let Some((promotion, cursor)) = self.claim_next(self.clock.now()).await? {
+                sent.notifications += self.fan_out(&promotion, cursor, &mut lock).await?;
+                sent.promotions += 1;
+            }
+            anyhow::Ok(sent)
         }
-        Ok(sent)
+        .await;
+        lock.release().await;
+        result
     }
 
     /// Decides the promotion for every opted-in recipient after `cursor`; returns the
@@ -249,7 +263,12 @@ impl Campaigns {
     /// between leaves the cursor before them: the next one decides them again and the
     /// dedupe keys make that a no-op for those already notified.
     #[tracing::instrument(skip_all, fields(promotion = %promotion.id))]
-    async fn fan_out(&self, promotion: &Promotion, cursor: String) -> anyhow::Result<u64> {
+    async fn fan_out(
+        &self,
+        promotion: &Promotion,
+        cursor: String,
+        lock: &mut SenderLock,
+    ) -> anyhow::Result<u64> {
         let started = std::time::Instant::now();
         let mut reached = 0u64;
         let parallel = self.parallel.max(1);
@@ -281,6 +300,7 @@ impl Campaigns {
         while let Some(page) = decided.next().await {
             let (sent, last) = page?;
             reached += sent;
+            lock.still_held().await?;
             sqlx::query("UPDATE promotions SET cursor = $1, lease_until = $2 WHERE id = $3")
                 .bind(last)
                 .bind((self.clock.now() + LEASE).timestamp_micros())
@@ -401,6 +421,69 @@ impl Campaigns {
         tx.commit().await?;
         self.notifier.committed_all(&deliveries).await;
         Ok(created as u64)
+    }
+}
+
+/// The right to fan out promotions, held by one sender of the deployment at a time.
+///
+/// On PostgreSQL, a session-level advisory lock on a connection taken from the pool for
+/// the sender's whole run: when the sender's process dies, its session ends and the lock
+/// with it, and the next `promotions` run takes over (the promotion's lease says when).
+/// Unlike a lock per recipient in each page's transaction it costs nothing per user and
+/// cannot exhaust PostgreSQL's lock table (a page of 2,000 users held 2,000 locks). On
+/// SQLite the service is one process whose writers take turns: there is nothing to hold.
+struct SenderLock {
+    connection: Option<PoolConnection<Any>>,
+}
+
+/// Advisory locks are per database: the key names the service's schema, so that
+/// deployments (and tests) sharing a database do not wait for one another.
+const SENDER_LOCK: &str = "hashtext('herald.promotions.sender:' || current_schema())";
+
+impl SenderLock {
+    async fn try_take(db: &Database) -> Result<Option<SenderLock>, sqlx::Error> {
+        if db.backend() != Backend::Postgres {
+            return Ok(Some(SenderLock { connection: None }));
+        }
+        let mut connection = db.pool().acquire().await?;
+        let taken: bool =
+            sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({SENDER_LOCK})"))
+                .fetch_one(&mut *connection)
+                .await?;
+        Ok(taken.then_some(SenderLock {
+            connection: Some(connection),
+        }))
+    }
+
+    /// Fails when the lock's session is gone: another sender may have taken over.
+    async fn still_held(&mut self) -> Result<(), sqlx::Error> {
+        if let Some(connection) = &mut self.connection {
+            sqlx::query("SELECT 1").execute(&mut **connection).await?;
+        }
+        Ok(())
+    }
+
+    async fn release(mut self) {
+        let Some(mut connection) = self.connection.take() else {
+            return;
+        };
+        let unlocked = sqlx::query(&format!("SELECT pg_advisory_unlock({SENDER_LOCK})"))
+            .execute(&mut *connection)
+            .await;
+        if let Err(e) = unlocked {
+            tracing::warn!(error = %e, "releasing the sender lock failed; closing its connection");
+            drop(connection.detach());
+        }
+    }
+}
+
+impl Drop for SenderLock {
+    /// Dropped unreleased (a cancelled or panicking sender): the connection is closed
+    /// rather than returned to the pool, which would keep the lock for good.
+    fn drop(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            drop(connection.detach());
+        }
     }
 }
 

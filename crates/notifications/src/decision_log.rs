@@ -120,30 +120,6 @@ pub async fn promotions_decided(
     Ok(decided)
 }
 
-/// Serializes deciding promotions for `users` (sorted, so that two fan-outs wait for each
-/// other instead of deadlocking) until the transaction ends, so that two at once cannot
-/// both see the last one of the day's allowance. SQLite transactions are serial already.
-#[tracing::instrument(skip_all, fields(users = users.len()))]
-pub async fn lock_promotion_allowance(
-    tx: &mut Tx,
-    backend: Backend,
-    users: &[Uuid],
-) -> Result<(), sqlx::Error> {
-    if backend != Backend::Postgres || users.is_empty() {
-        return Ok(());
-    }
-    // In the order given: the users' order is what keeps two fan-outs from deadlocking.
-    sqlx::query(
-        "SELECT pg_advisory_xact_lock(hashtext('herald.promotions:' || u))
-         FROM jsonb_array_elements_text(CAST($1 AS JSONB)) WITH ORDINALITY AS v(u, n)
-         ORDER BY n",
-    )
-    .bind(json_list(users)?)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// A recorded decision, for operators and tests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use herald_events::Channel;
-use herald_platform::db::{Backend, Tx};
+use herald_platform::db::Tx;
 use uuid::Uuid;
 
 use crate::clock::Clock;
@@ -60,7 +60,6 @@ pub struct DeliveryPolicy {
     pub clock: Clock,
     /// Promotions a user receives per local day at most.
     pub promotion_daily_cap: i64,
-    pub backend: Backend,
 }
 
 #[derive(Clone, Debug)]
@@ -169,7 +168,8 @@ impl Notifier {
     }
 
     /// How many promotions each recipient of a promotion in `addressed` has received in
-    /// their local day so far. Holds those recipients' allowance until the transaction ends.
+    /// their local day so far. Only campaigns send promotions, one sender at a time
+    /// (`campaign::SenderLock`), so no other transaction changes these counts meanwhile.
     async fn promotions_today(
         &self,
         tx: &mut Tx,
@@ -192,9 +192,7 @@ impl Notifier {
         ) else {
             return Ok(counts);
         };
-        let mut users: Vec<Uuid> = days.keys().copied().collect();
-        users.sort_unstable();
-        decision_log::lock_promotion_allowance(tx, self.policy.backend, &users).await?;
+        let users: Vec<Uuid> = days.keys().copied().collect();
         for (user, decided_at) in decision_log::promotions_decided(tx, &users, from, to).await? {
             if let Some((start, end)) = days.get(&user)
                 && (*start..*end).contains(&decided_at)

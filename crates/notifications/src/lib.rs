@@ -95,7 +95,6 @@ pub async fn build_with_clock(
     let policy = DeliveryPolicy {
         clock: clock.clone(),
         promotion_daily_cap: settings.promotion_daily_cap,
-        backend: db.backend(),
     };
     let notifier = Notifier::new(unread.clone(), emails.clone(), policy);
     let campaigns = Campaigns::new(db.clone(), notifier.clone(), clock.clone());

@@ -207,6 +207,56 @@ async fn two_senders_at_once_notify_each_user_once() {
 }
 
 #[tokio::test]
+async fn two_promotions_sent_at_once_respect_the_daily_cap() {
+    for set in backend_sets() {
+        let s = TestService::start(set).await;
+        let c = campaigns(&s);
+        let mut users = Vec::new();
+        for i in 0..6 {
+            let user = s
+                .register_as(&format!("User{i}"), Role::Customer, Preferences::default())
+                .await;
+            // Two of the day's three promotions already received: room for one more.
+            for deal in ["Deal 1", "Deal 2"] {
+                s.notify(user, NotificationType::Promotion, deal).await;
+            }
+            users.push(user);
+        }
+        c.create(promotion("Flash sale", None), Uuid::now_v7())
+            .await
+            .unwrap();
+        c.create(promotion("Weekend sale", None), Uuid::now_v7())
+            .await
+            .unwrap();
+        let (other, third) = (campaigns(&s), campaigns(&s));
+        let (a, b, d) = tokio::join!(c.send_due(), other.send_due(), third.send_due());
+        let sent = [a.unwrap(), b.unwrap(), d.unwrap()];
+        assert_eq!(
+            sent.iter().map(|s| s.promotions).sum::<usize>(),
+            2,
+            "{set:?}: {sent:?}"
+        );
+        for user in users {
+            let titles = s.titles_of(user, "PROMOTION").await;
+            assert_eq!(titles.len(), 3, "{set:?}: {titles:?}");
+            let mut decisions = s.decisions_of(user, "PROMOTION").await;
+            decisions.sort();
+            assert_eq!(
+                decisions,
+                [
+                    pair("SENT", None),
+                    pair("SENT", None),
+                    pair("SENT", None),
+                    pair("SUPPRESSED", Some("FREQUENCY_CAP"))
+                ],
+                "{set:?}"
+            );
+        }
+        s.finish().await;
+    }
+}
+
+#[tokio::test]
 async fn bad_promotions_are_refused() {
     let s = TestService::start(herald_platform::testing::BackendSet::Embedded).await;
     let c = campaigns(&s);

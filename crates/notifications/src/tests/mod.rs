@@ -86,7 +86,6 @@ impl TestService {
         let policy = DeliveryPolicy {
             clock: clock.clone(),
             promotion_daily_cap: settings.promotion_daily_cap,
-            backend: db.backend(),
         };
         let notifier = Notifier::new(unread.clone(), queue.clone(), policy);
         let consumer = NotificationsConsumer::new(db.clone(), notifier.clone());
