@@ -65,17 +65,17 @@ impl UnreadCounts {
 
     /// Call after committing anything that changes the user's unread notifications.
     pub async fn changed(&self, user_id: Uuid) {
-        self.cache
-            .incr(&Self::generation_key(user_id), GENERATION_TTL)
-            .await;
+        self.changed_all(&[user_id]).await;
     }
 
-    /// [`UnreadCounts::changed`] for several users, in one round trip to the cache.
+    /// [`UnreadCounts::changed`] for several users, in one round trip to the cache. Only
+    /// generations that exist move: a user without one has no count cached, and whoever
+    /// creates it later counts after this commit.
     pub async fn changed_all(&self, user_ids: &[Uuid]) {
         let mut users = user_ids.to_vec();
         users.sort_unstable();
         users.dedup();
         let keys: Vec<String> = users.into_iter().map(Self::generation_key).collect();
-        self.cache.incr_each(&keys, GENERATION_TTL).await;
+        self.cache.incr_existing_each(&keys).await;
     }
 }

@@ -91,6 +91,15 @@ impl CacheBackend for MemoryCache {
         }
     }
 
+    async fn incr_existing_each(&self, keys: &[String]) -> anyhow::Result<()> {
+        for key in keys {
+            if let Some(Entry::Counter(n, _)) = self.entries.get(key).await {
+                n.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        Ok(())
+    }
+
     async fn ping(&self) -> bool {
         true
     }

@@ -31,6 +31,11 @@ pub trait CacheBackend: Send + Sync + 'static {
         }
         Ok(())
     }
+    /// Adds one to each of the counters that exist, in one round trip where the backend
+    /// allows; a missing counter stays missing. For generation counters: a value nobody
+    /// read needs no invalidating, and a reader that creates the counter afterwards reads
+    /// what was committed before.
+    async fn incr_existing_each(&self, keys: &[String]) -> anyhow::Result<()>;
     /// [`CacheBackend::delete`] of each key, in one round trip where the backend allows.
     async fn delete_each(&self, keys: &[String]) -> anyhow::Result<()> {
         for key in keys {
@@ -138,6 +143,18 @@ impl Cache {
         }
         let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
         if let Err(e) = self.backend.incr_each(&keys, ttl).await {
+            tracing::warn!(error = format!("{e:#}"), "cache increment failed");
+        }
+    }
+
+    /// Adds one to each of the counters that exist, at once (see
+    /// [`CacheBackend::incr_existing_each`]).
+    pub async fn incr_existing_each(&self, keys: &[String]) {
+        if keys.is_empty() {
+            return;
+        }
+        let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        if let Err(e) = self.backend.incr_existing_each(&keys).await {
             tracing::warn!(error = format!("{e:#}"), "cache increment failed");
         }
     }

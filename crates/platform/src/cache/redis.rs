@@ -128,6 +128,19 @@ impl CacheBackend for RedisCache {
         Ok(())
     }
 
+    async fn incr_existing_each(&self, keys: &[String]) -> anyhow::Result<()> {
+        let mut connection = self.connection.clone();
+        // One script for all: a command per key (and a MULTI around each) cost Redis more
+        // than the notifications a campaign page stores cost PostgreSQL.
+        let script = redis::Script::new(
+            "for _, key in ipairs(KEYS) do \
+                 if redis.call('EXISTS', key) == 1 then redis.call('INCR', key) end \
+             end",
+        );
+        script.key(keys).invoke_async::<()>(&mut connection).await?;
+        Ok(())
+    }
+
     async fn delete_each(&self, keys: &[String]) -> anyhow::Result<()> {
         let mut connection = self.connection.clone();
         redis::cmd("DEL")

@@ -94,6 +94,14 @@ async fn counters_and_values_are_changed_several_at_once() {
         assert_eq!(cache.incr("seen:ada", ttl).await, Some(3));
         assert_eq!(cache.incr("seen:bob", ttl).await, Some(2));
 
+        // Only counters that exist move.
+        cache
+            .incr_existing_each(&["seen:ada".to_owned(), "seen:dan".to_owned()])
+            .await;
+        assert_eq!(cache.get_json::<i64>("seen:ada").await, Some(4));
+        assert_eq!(cache.get_json::<i64>("seen:dan").await, None);
+        assert_eq!(cache.incr("seen:ada", ttl).await, Some(5));
+
         cache.set_json("recs:ada", &1, ttl).await;
         cache.set_json("recs:bob", &2, ttl).await;
         cache.set_json("recs:cy", &3, ttl).await;
