@@ -18,6 +18,7 @@ use herald_notifications::delivery::{DeliveryPolicy, Notifier};
 use herald_notifications::email::EmailQueue;
 use herald_notifications::unread::UnreadCounts;
 use herald_platform::Settings;
+use herald_platform::bulk::{JsonRows, ROWS_PER_STATEMENT, SqlType, select_rows};
 use herald_platform::cache::Cache;
 use herald_platform::db::{Database, now_micros};
 use herald_platform::testing::isolated_settings;
@@ -116,7 +117,7 @@ async fn measure(set: BackendSet, args: &Args) -> anyhow::Result<Measured> {
     let (raw_what, raw) = match set {
         BackendSet::Real => ("COPY", raw_copy(&settings, &db, users).await?),
         BackendSet::Embedded => (
-            "INSERT, 100 rows a statement, one transaction",
+            "INSERT of 2,000 rows from one JSON parameter a statement, one transaction",
             raw_inserts(&db, users).await?,
         ),
     };
@@ -251,23 +252,43 @@ async fn raw_copy(settings: &Settings, db: &Database, rows: usize) -> anyhow::Re
     Ok(took)
 }
 
+/// SQLite's fastest bulk write through the platform's storage: one transaction of
+/// `INSERT … SELECT` statements, each unpacking 2,000 rows from one JSON parameter (a
+/// multi-row `VALUES` of 100 rows a statement took 21 s for the million).
 async fn raw_inserts(db: &Database, rows: usize) -> anyhow::Result<Duration> {
     sqlx::query(RAW_TABLE).execute(db.pool()).await?;
     let values: Vec<[String; 10]> = (0..rows).map(row_values).collect();
+    let text = SqlType::Text;
+    let sql = format!(
+        "INSERT INTO raw_notifications {}",
+        select_rows(
+            db.backend(),
+            1,
+            &[
+                ("id", text),
+                ("user_id", text),
+                ("type", text),
+                ("priority", text),
+                ("title", text),
+                ("body", text),
+                ("data", text),
+                ("dedupe_key", text),
+                ("created_at", SqlType::BigInt),
+                ("deliver_at", SqlType::BigInt),
+            ]
+        )
+    );
     let started = Instant::now();
     let mut tx = db.begin().await?;
-    for chunk in values.chunks(SQLITE_ROWS) {
-        let sql = format!(
-            "INSERT INTO raw_notifications VALUES {}",
-            placeholders(chunk.len(), 10)
-        );
-        let mut query = sqlx::query(&sql);
+    for chunk in values.chunks(ROWS_PER_STATEMENT) {
+        let mut json = JsonRows::new();
         for row in chunk {
-            for value in row {
-                query = query.bind(value.clone());
-            }
+            json.push(row)?;
         }
-        query.execute(&mut *tx).await?;
+        sqlx::query(&sql)
+            .bind(json.finish())
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     let took = started.elapsed();
