@@ -91,18 +91,30 @@ impl EmailWorker {
     }
 
     /// One round: leases the emails due now and attempts each; returns how many it leased.
+    ///
+    /// The lease hands them over critical first, then the longest due. Each priority group
+    /// is sent concurrently (over the transport's pooled connections) and the standard
+    /// ones start only once every critical one is done: one at a time, each email waited
+    /// for its SMTP conversation's round trips, about 40 ms on Linux, and a round of 20 took
+    /// most of a second.
     pub async fn send_due(&self, shutdown: &CancellationToken) -> anyhow::Result<usize> {
         let now = self.clock.now();
         let due = store::claim_due(&self.db, now, ClockDuration::minutes(LEASE_MINUTES), BATCH)
             .await
             .context("leasing due emails")?;
-        for (i, email) in due.iter().enumerate() {
+        let mut sent = 0;
+        for group in
+            due.chunk_by(|a, b| a.notification_type.priority() == b.notification_type.priority())
+        {
             if shutdown.is_cancelled() {
-                let rest: Vec<Uuid> = due[i..].iter().map(|e| e.id).collect();
+                let rest: Vec<Uuid> = due[sent..].iter().map(|e| e.id).collect();
                 store::release(&self.db, &rest).await?;
                 break;
             }
-            self.attempt(email).await?;
+            let attempts = futures::future::join_all(group.iter().map(|e| self.attempt(e))).await;
+            sent += group.len();
+            // Every attempt of the group ran; the first failure to record one is reported.
+            attempts.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
         }
         Ok(due.len())
     }
