@@ -11,14 +11,13 @@
 
 use std::collections::HashSet;
 
-use futures::StreamExt;
-
 use async_trait::async_trait;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRef, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
+use futures::StreamExt;
 use herald_events::{JOB_PROMOTIONS, JobDue};
 use herald_platform::auth::{Caller, TokenVerifier};
 use herald_platform::bulk::{ROWS_PER_STATEMENT, json_list, select_list};

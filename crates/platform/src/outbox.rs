@@ -72,7 +72,7 @@ pub async fn first_delivery(
     Ok(inserted.rows_affected() == 1)
 }
 
-/// [`first_delivery`] for several events at once, in one statement: the ids of those
+/// [`first_delivery`] for several events at once, a statement per 2,000: the ids of those
 /// `consumer` handles now for the first time. Call inside the transaction of their effect.
 pub async fn first_deliveries(
     tx: &mut Tx,
