@@ -124,7 +124,7 @@ struct SmtpTransport {
 
 /// Connections kept open between emails, and for how long one may idle before it is
 /// dropped rather than reused (servers close idle sessions after a minute or more).
-const SMTP_IDLE_CONNECTIONS: usize = 20;
+const SMTP_IDLE_CONNECTIONS: usize = 64;
 const SMTP_IDLE_FOR: Duration = Duration::from_secs(30);
 /// Bound on connecting and on each email's conversation.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(15);

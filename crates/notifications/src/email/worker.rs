@@ -31,7 +31,7 @@ use crate::unsubscribe::UnsubscribeLinks;
 /// The queue email dead letters belong to; replaying one puts the email back in the outbox.
 pub const EMAIL_QUEUE: &str = herald_events::NOTIFICATIONS_EMAIL;
 /// Emails leased and sent per round.
-const BATCH: i64 = 20;
+const BATCH: i64 = 64;
 /// How often the worker looks for due emails when nothing woke it.
 const POLL: Duration = Duration::from_secs(1);
 /// How long a lease keeps other replicas off an email; longer than a round of sends.
@@ -94,9 +94,8 @@ impl EmailWorker {
     ///
     /// The lease hands them over critical first, then the longest due. Each priority group
     /// is sent concurrently (over the transport's pooled connections) and the standard
-    /// ones start only once every critical one is done: one at a time, each email waited
-    /// for its SMTP conversation's round trips, about 40 ms on Linux, and a round of 20 took
-    /// most of a second.
+    /// ones start only once every critical one is done: one at a time, every email waited
+    /// for its whole SMTP conversation, and a round of 20 took most of a second.
     pub async fn send_due(&self, shutdown: &CancellationToken) -> anyhow::Result<usize> {
         let now = self.clock.now();
         let due = store::claim_due(&self.db, now, ClockDuration::minutes(LEASE_MINUTES), BATCH)
