@@ -123,9 +123,7 @@ impl Advisor {
 
     /// Forgets the user's cached recommendations.
     pub async fn forget(&self, user_id: Uuid) {
-        self.cache
-            .incr(&user_generation_key(user_id), GENERATION_TTL)
-            .await;
+        self.forget_all(&[user_id]).await;
     }
 
     /// Forgets every cached list: a product that can be recommended appeared (created, or
@@ -143,10 +141,12 @@ impl Advisor {
         }
     }
 
-    /// Forgets the cached recommendations of each user at once.
+    /// Forgets the cached recommendations of each user at once. Only generations that
+    /// exist move: a user without one has no list cached, and whoever creates it later
+    /// computes after this change.
     pub async fn forget_all(&self, user_ids: &[Uuid]) {
         let keys: Vec<String> = user_ids.iter().copied().map(user_generation_key).collect();
-        self.cache.incr_each(&keys, GENERATION_TTL).await;
+        self.cache.incr_existing_each(&keys).await;
     }
 
     /// The user's best `limit` recommendations (at most [`MAX_LIMIT`]), cached.

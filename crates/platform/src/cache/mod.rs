@@ -24,13 +24,6 @@ pub trait CacheBackend: Send + Sync + 'static {
     async fn delete(&self, key: &str) -> anyhow::Result<()>;
     /// Adds one to a counter that expires `ttl` after it was created; returns the new value.
     async fn incr(&self, key: &str, ttl: Duration) -> anyhow::Result<i64>;
-    /// [`CacheBackend::incr`] on each key, in one round trip where the backend allows.
-    async fn incr_each(&self, keys: &[String], ttl: Duration) -> anyhow::Result<()> {
-        for key in keys {
-            self.incr(key, ttl).await?;
-        }
-        Ok(())
-    }
     /// Adds one to each of the counters that exist, in one round trip where the backend
     /// allows; a missing counter stays missing. For generation counters: a value nobody
     /// read needs no invalidating, and a reader that creates the counter afterwards reads
@@ -133,17 +126,6 @@ impl Cache {
         let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
         if let Err(e) = self.backend.delete_each(&keys).await {
             tracing::warn!(error = format!("{e:#}"), "cache delete failed");
-        }
-    }
-
-    /// Adds one to each counter at once (see [`Cache::incr`]), without reading them.
-    pub async fn incr_each(&self, keys: &[String], ttl: Duration) {
-        if keys.is_empty() {
-            return;
-        }
-        let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
-        if let Err(e) = self.backend.incr_each(&keys, ttl).await {
-            tracing::warn!(error = format!("{e:#}"), "cache increment failed");
         }
     }
 

@@ -107,27 +107,6 @@ impl CacheBackend for RedisCache {
         Ok(count)
     }
 
-    async fn incr_each(&self, keys: &[String], ttl: Duration) -> anyhow::Result<()> {
-        let mut connection = self.connection.clone();
-        // One MULTI for all, for the same reason as `incr`, in one round trip.
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for key in keys {
-            pipe.cmd("SET")
-                .arg(key)
-                .arg(0)
-                .arg("NX")
-                .arg("PX")
-                .arg(millis(ttl))
-                .ignore()
-                .cmd("INCR")
-                .arg(key)
-                .ignore();
-        }
-        pipe.query_async::<()>(&mut connection).await?;
-        Ok(())
-    }
-
     async fn incr_existing_each(&self, keys: &[String]) -> anyhow::Result<()> {
         let mut connection = self.connection.clone();
         // One script for all: a command per key (and a MULTI around each) cost Redis more

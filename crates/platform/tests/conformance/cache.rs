@@ -89,18 +89,14 @@ async fn counters_and_values_are_changed_several_at_once() {
     on_each_cache(async |cache: &Cache| {
         let ttl = Duration::from_secs(60);
         assert_eq!(cache.incr("seen:ada", ttl).await, Some(1));
-        let counters = ["seen:ada".to_owned(), "seen:bob".to_owned()];
-        cache.incr_each(&counters, ttl).await;
-        assert_eq!(cache.incr("seen:ada", ttl).await, Some(3));
-        assert_eq!(cache.incr("seen:bob", ttl).await, Some(2));
-
+        assert_eq!(cache.incr("seen:bob", ttl).await, Some(1));
         // Only counters that exist move.
-        cache
-            .incr_existing_each(&["seen:ada".to_owned(), "seen:dan".to_owned()])
-            .await;
-        assert_eq!(cache.get_json::<i64>("seen:ada").await, Some(4));
+        let counters = ["seen:ada", "seen:bob", "seen:dan"].map(str::to_owned);
+        cache.incr_existing_each(&counters).await;
+        assert_eq!(cache.get_json::<i64>("seen:ada").await, Some(2));
         assert_eq!(cache.get_json::<i64>("seen:dan").await, None);
-        assert_eq!(cache.incr("seen:ada", ttl).await, Some(5));
+        assert_eq!(cache.incr("seen:ada", ttl).await, Some(3));
+        assert_eq!(cache.incr("seen:bob", ttl).await, Some(3));
 
         cache.set_json("recs:ada", &1, ttl).await;
         cache.set_json("recs:bob", &2, ttl).await;
