@@ -258,62 +258,107 @@ pub enum AttemptOutcome {
     Suppressed(SuppressionReason),
 }
 
-/// Records an attempt on `email` and its outcome, in one transaction.
-#[tracing::instrument(skip_all, fields(email_id = %email.id))]
-pub async fn record_attempt(
+/// Records what became of each attempted email, in one transaction: the email's status,
+/// attempts, next due time or error, and a row of its own in `delivery_attempts`.
+#[tracing::instrument(skip_all, fields(emails = attempted.len()))]
+pub async fn record_attempts(
     db: &Database,
-    email: &QueuedEmail,
-    outcome: &AttemptOutcome,
+    attempted: &[(&QueuedEmail, AttemptOutcome)],
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
+    if attempted.is_empty() {
+        return Ok(());
+    }
+    let backend = db.backend();
+    let update = format!(
+        "UPDATE email_deliveries SET status = r.status,
+            attempts = email_deliveries.attempts + r.tried,
+            due_at = COALESCE(r.due_at, email_deliveries.due_at), sent_at = r.sent_at,
+            last_error = r.error, reason = r.reason, leased_until = 0
+         FROM ({}) AS r
+         WHERE email_deliveries.id = r.id",
+        select_rows(
+            backend,
+            1,
+            &[
+                ("id", Text),
+                ("status", Text),
+                ("tried", BigInt),
+                ("due_at", BigInt),
+                ("sent_at", BigInt),
+                ("error", Text),
+                ("reason", Text),
+            ],
+        )
+    );
+    let insert = format!(
+        "INSERT INTO delivery_attempts (id, delivery_id, channel, status, reason, error, attempted_at)
+         {}",
+        select_rows(
+            backend,
+            1,
+            &[
+                ("id", Text),
+                ("delivery_id", Text),
+                ("channel", Text),
+                ("status", Text),
+                ("reason", Text),
+                ("error", Text),
+                ("attempted_at", BigInt),
+            ],
+        )
+    );
     let mut tx = db.begin().await?;
-    let (status, due_at, error, reason) = match outcome {
-        AttemptOutcome::Sent => (EmailStatus::Sent, None, None, None),
-        AttemptOutcome::RetryAt(due_at, error) => {
-            (EmailStatus::Queued, Some(*due_at), Some(error), None)
+    for chunk in attempted.chunks(ROWS_PER_STATEMENT) {
+        let mut emails = JsonRows::new();
+        let mut attempts = JsonRows::new();
+        for (email, outcome) in chunk {
+            let (status, due_at, error, reason) = match outcome {
+                AttemptOutcome::Sent => (EmailStatus::Sent, None, None, None),
+                AttemptOutcome::RetryAt(due_at, error) => {
+                    (EmailStatus::Queued, Some(*due_at), Some(error), None)
+                }
+                AttemptOutcome::Failed(error) => (EmailStatus::Failed, None, Some(error), None),
+                AttemptOutcome::Suppressed(reason) => {
+                    (EmailStatus::Suppressed, None, None, Some(reason.as_str()))
+                }
+            };
+            let sent_at = (status == EmailStatus::Sent).then_some(now.timestamp_micros());
+            // Suppressing sends nothing: not an attempt of the mail server.
+            let tried = i64::from(status != EmailStatus::Suppressed);
+            emails.push(&(
+                email.id,
+                status.as_str(),
+                tried,
+                due_at.map(|t| t.timestamp_micros()),
+                sent_at,
+                error,
+                reason,
+            ))?;
+            let attempt_status = match outcome {
+                AttemptOutcome::Sent => EmailStatus::Sent,
+                AttemptOutcome::RetryAt(..) | AttemptOutcome::Failed(_) => EmailStatus::Failed,
+                AttemptOutcome::Suppressed(_) => EmailStatus::Suppressed,
+            };
+            attempts.push(&(
+                Uuid::now_v7(),
+                email.id,
+                CHANNEL,
+                attempt_status.as_str(),
+                reason,
+                error,
+                now.timestamp_micros(),
+            ))?;
         }
-        AttemptOutcome::Failed(error) => (EmailStatus::Failed, None, Some(error), None),
-        AttemptOutcome::Suppressed(reason) => {
-            (EmailStatus::Suppressed, None, None, Some(reason.as_str()))
-        }
-    };
-    let sent_at = (status == EmailStatus::Sent).then_some(now.timestamp_micros());
-    // Suppressing sends nothing: not an attempt of the mail server.
-    let tried = i64::from(status != EmailStatus::Suppressed);
-    sqlx::query(
-        "UPDATE email_deliveries SET status = $1, attempts = attempts + $2,
-            due_at = COALESCE($3, due_at), sent_at = $4, last_error = $5, reason = $6,
-            leased_until = 0
-         WHERE id = $7",
-    )
-    .bind(status.as_str())
-    .bind(tried)
-    .bind(due_at.map(|t| t.timestamp_micros()))
-    .bind(sent_at)
-    .bind(error.cloned())
-    .bind(reason)
-    .bind(email.id.to_string())
-    .execute(&mut *tx)
-    .await?;
-    let attempt_status = match outcome {
-        AttemptOutcome::Sent => EmailStatus::Sent,
-        AttemptOutcome::RetryAt(..) | AttemptOutcome::Failed(_) => EmailStatus::Failed,
-        AttemptOutcome::Suppressed(_) => EmailStatus::Suppressed,
-    };
-    sqlx::query(
-        "INSERT INTO delivery_attempts
-            (id, delivery_id, channel, status, reason, error, attempted_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(Uuid::now_v7().to_string())
-    .bind(email.id.to_string())
-    .bind(CHANNEL)
-    .bind(attempt_status.as_str())
-    .bind(reason)
-    .bind(error.cloned())
-    .bind(now.timestamp_micros())
-    .execute(&mut *tx)
-    .await?;
+        sqlx::query(&update)
+            .bind(emails.finish())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&insert)
+            .bind(attempts.finish())
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await
 }
 

@@ -93,9 +93,10 @@ impl EmailWorker {
     /// One round: leases the emails due now and attempts each; returns how many it leased.
     ///
     /// The lease hands them over critical first, then the longest due. Each priority group
-    /// is sent concurrently (over the transport's pooled connections) and the standard
-    /// ones start only once every critical one is done: one at a time, every email waited
-    /// for its whole SMTP conversation, and a round of 20 took most of a second.
+    /// is sent concurrently (over the transport's pooled connections), its attempts are
+    /// recorded in one transaction, and the standard ones start only once every critical
+    /// one is done: one at a time, every email waited for its whole SMTP conversation and a
+    /// transaction of its own, and a round of 20 took most of a second.
     pub async fn send_due(&self, shutdown: &CancellationToken) -> anyhow::Result<usize> {
         let now = self.clock.now();
         let due = store::claim_due(&self.db, now, ClockDuration::minutes(LEASE_MINUTES), BATCH)
@@ -112,32 +113,39 @@ impl EmailWorker {
             }
             let attempts = futures::future::join_all(group.iter().map(|e| self.attempt(e))).await;
             sent += group.len();
-            // Every attempt of the group ran; the first failure to record one is reported.
-            attempts.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+            // An email whose attempt could not run (its recipient unreadable) stays leased
+            // and comes again when the lease ends; the others are recorded.
+            let mut failed = None;
+            let mut outcomes = Vec::with_capacity(group.len());
+            for (email, attempt) in group.iter().zip(attempts) {
+                match attempt {
+                    Ok(outcome) => outcomes.push((email, outcome)),
+                    Err(e) => failed = failed.or(Some(e)),
+                }
+            }
+            store::record_attempts(&self.db, &outcomes, self.clock.now())
+                .await
+                .context("recording email attempts")?;
+            for (email, outcome) in &outcomes {
+                self.recorded(email, outcome).await;
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
         }
         Ok(due.len())
     }
 
+    /// Sends the email unless it is no longer wanted; what became of it, to record.
     #[tracing::instrument(skip_all, fields(email_id = %email.id, user_id = %email.user_id, attempt = email.attempts + 1))]
-    async fn attempt(&self, email: &QueuedEmail) -> anyhow::Result<()> {
+    async fn attempt(&self, email: &QueuedEmail) -> anyhow::Result<AttemptOutcome> {
         if let Err(reason) = self.still_wanted(email).await? {
-            store::record_attempt(
-                &self.db,
-                email,
-                &AttemptOutcome::Suppressed(reason),
-                self.clock.now(),
-            )
-            .await
-            .context("recording a suppressed email")?;
-            metrics::counter!("notifications_deliveries_total", "channel" => CHANNEL, "status" => "SUPPRESSED")
-                .increment(1);
-            tracing::info!(reason = reason.as_str(), "email no longer wanted; not sent");
-            return Ok(());
+            return Ok(AttemptOutcome::Suppressed(reason));
         }
         let sent = self.send(email).await;
         let now = self.clock.now();
         let attempt = email.attempts + 1;
-        let outcome = match &sent {
+        Ok(match sent {
             Ok(()) => AttemptOutcome::Sent,
             Err(e) if self.retries.retries_after(attempt) => {
                 let delay = self.retries.jittered_delay(attempt);
@@ -145,25 +153,33 @@ impl EmailWorker {
                 AttemptOutcome::RetryAt(now + delay, format!("{e:#}"))
             }
             Err(e) => AttemptOutcome::Failed(format!("{e:#}")),
+        })
+    }
+
+    /// Counts, logs and, after the last attempt, dead-letters a recorded outcome.
+    async fn recorded(&self, email: &QueuedEmail, outcome: &AttemptOutcome) {
+        let status = match outcome {
+            AttemptOutcome::Sent => "SENT",
+            AttemptOutcome::Suppressed(_) => "SUPPRESSED",
+            AttemptOutcome::RetryAt(..) | AttemptOutcome::Failed(_) => "FAILED",
         };
-        store::record_attempt(&self.db, email, &outcome, now)
-            .await
-            .context("recording an email attempt")?;
-        let status = if sent.is_ok() { "SENT" } else { "FAILED" };
         metrics::counter!("notifications_deliveries_total", "channel" => CHANNEL, "status" => status)
             .increment(1);
-        match &outcome {
-            AttemptOutcome::Sent => tracing::debug!("email sent"),
+        match outcome {
+            AttemptOutcome::Sent => tracing::debug!(email_id = %email.id, "email sent"),
+            AttemptOutcome::Suppressed(reason) => tracing::info!(
+                email_id = %email.id,
+                reason = reason.as_str(),
+                "email no longer wanted; not sent"
+            ),
             AttemptOutcome::RetryAt(due, error) => {
-                tracing::info!(%error, retry_at = %due, "email not sent; will retry");
+                tracing::info!(email_id = %email.id, %error, retry_at = %due, "email not sent; will retry");
             }
             AttemptOutcome::Failed(error) => {
-                tracing::warn!(%error, "email not sent after the last attempt; dead-lettered");
-                self.dead_letter(email, error, attempt).await;
+                tracing::warn!(email_id = %email.id, %error, "email not sent after the last attempt; dead-lettered");
+                self.dead_letter(email, error, email.attempts + 1).await;
             }
-            AttemptOutcome::Suppressed(_) => {}
         }
-        Ok(())
     }
 
     /// The decision is checked again as the email goes out: a deferred or retried email
