@@ -177,23 +177,23 @@ pub async fn find_recipient(
     .transpose()
 }
 
-/// The replicas of those of `user_ids` that have one, read in a transaction, by user id.
+/// The replicas of those of `user_ids` that have one, by user id.
 #[tracing::instrument(skip_all, fields(users = user_ids.len()))]
 pub async fn find_recipients(
-    tx: &mut Tx,
+    conn: &mut sqlx::AnyConnection,
     user_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Recipient>, sqlx::Error> {
     let mut found = HashMap::with_capacity(user_ids.len());
     let sql = format!(
         "SELECT {COLUMNS} FROM recipients WHERE user_id IN ({})",
-        select_list(Backend::of(tx), 1)
+        select_list(Backend::of(conn), 1)
     );
     for chunk in user_ids.chunks(ROWS_PER_STATEMENT) {
         // Planned each time: a plan cached while the table was small would scan it.
         let rows = sqlx::query(&sql)
             .persistent(false)
             .bind(json_list(chunk)?)
-            .fetch_all(&mut **tx)
+            .fetch_all(&mut *conn)
             .await?;
         for row in rows {
             let recipient = recipient_from_row(&row)?;

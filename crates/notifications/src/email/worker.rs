@@ -24,8 +24,9 @@ use super::render::{EmailContext, EmailTemplates};
 use super::store::{self, AttemptOutcome, CHANNEL, QueuedEmail};
 use crate::SERVICE;
 use crate::clock::Clock;
-use crate::decision::{SuppressionReason, still_wanted};
-use crate::recipients::find_recipient;
+use crate::decision::still_wanted;
+use crate::domain::Recipient;
+use crate::recipients::find_recipients;
 use crate::unsubscribe::UnsubscribeLinks;
 
 /// The queue email dead letters belong to; replaying one puts the email back in the outbox.
@@ -111,26 +112,25 @@ impl EmailWorker {
                 store::release(&self.db, &rest).await?;
                 break;
             }
-            let attempts = futures::future::join_all(group.iter().map(|e| self.attempt(e))).await;
+            let users: Vec<Uuid> = group.iter().map(|e| e.user_id).collect();
+            let recipients = {
+                let mut conn = self.db.pool().acquire().await?;
+                find_recipients(&mut conn, &users).await?
+            };
+            let attempts = futures::future::join_all(
+                group
+                    .iter()
+                    .map(|e| self.attempt(e, recipients.get(&e.user_id))),
+            )
+            .await;
             sent += group.len();
-            // An email whose attempt could not run (its recipient unreadable) stays leased
-            // and comes again when the lease ends; the others are recorded.
-            let mut failed = None;
-            let mut outcomes = Vec::with_capacity(group.len());
-            for (email, attempt) in group.iter().zip(attempts) {
-                match attempt {
-                    Ok(outcome) => outcomes.push((email, outcome)),
-                    Err(e) => failed = failed.or(Some(e)),
-                }
-            }
+            let outcomes: Vec<(&QueuedEmail, AttemptOutcome)> =
+                group.iter().zip(attempts).collect();
             store::record_attempts(&self.db, &outcomes, self.clock.now())
                 .await
                 .context("recording email attempts")?;
             for (email, outcome) in &outcomes {
                 self.recorded(email, outcome).await;
-            }
-            if let Some(e) = failed {
-                return Err(e);
             }
         }
         Ok(due.len())
@@ -138,14 +138,16 @@ impl EmailWorker {
 
     /// Sends the email unless it is no longer wanted; what became of it, to record.
     #[tracing::instrument(skip_all, fields(email_id = %email.id, user_id = %email.user_id, attempt = email.attempts + 1))]
-    async fn attempt(&self, email: &QueuedEmail) -> anyhow::Result<AttemptOutcome> {
-        if let Err(reason) = self.still_wanted(email).await? {
-            return Ok(AttemptOutcome::Suppressed(reason));
+    async fn attempt(&self, email: &QueuedEmail, recipient: Option<&Recipient>) -> AttemptOutcome {
+        // The decision is checked again as the email goes out: a deferred or retried email
+        // may meet a recipient who has switched it off since.
+        if let Err(reason) = still_wanted(recipient, email.notification_type, Channel::Email) {
+            return AttemptOutcome::Suppressed(reason);
         }
         let sent = self.send(email).await;
         let now = self.clock.now();
         let attempt = email.attempts + 1;
-        Ok(match sent {
+        match sent {
             Ok(()) => AttemptOutcome::Sent,
             Err(e) if self.retries.retries_after(attempt) => {
                 let delay = self.retries.jittered_delay(attempt);
@@ -153,7 +155,7 @@ impl EmailWorker {
                 AttemptOutcome::RetryAt(now + delay, format!("{e:#}"))
             }
             Err(e) => AttemptOutcome::Failed(format!("{e:#}")),
-        })
+        }
     }
 
     /// Counts, logs and, after the last attempt, dead-letters a recorded outcome.
@@ -180,21 +182,6 @@ impl EmailWorker {
                 self.dead_letter(email, error, email.attempts + 1).await;
             }
         }
-    }
-
-    /// The decision is checked again as the email goes out: a deferred or retried email
-    /// may meet a recipient who has switched it off since.
-    async fn still_wanted(
-        &self,
-        email: &QueuedEmail,
-    ) -> anyhow::Result<Result<(), SuppressionReason>> {
-        let mut conn = self.db.pool().acquire().await?;
-        let recipient = find_recipient(&mut conn, email.user_id).await?;
-        Ok(still_wanted(
-            recipient.as_ref(),
-            email.notification_type,
-            Channel::Email,
-        ))
     }
 
     async fn send(&self, email: &QueuedEmail) -> anyhow::Result<()> {
