@@ -101,11 +101,12 @@ pub fn select_rows(backend: Backend, param: usize, columns: &[(&str, SqlType)]) 
 /// `SELECT … AS value FROM …`: the strings of the JSON array bound to `$param`, for
 /// `x IN (<this>)` or `FROM (<this>) AS e`.
 pub fn select_list(backend: Backend, param: usize) -> String {
-    let value = match backend {
-        Backend::Postgres => "r.value #>> '{}'",
-        Backend::Sqlite => "r.value",
-    };
-    format!("SELECT {value} AS value FROM {}", elements(backend, param))
+    match backend {
+        Backend::Postgres => format!(
+            "SELECT r.value FROM jsonb_array_elements_text(CAST(${param} AS JSONB)) AS r(value)"
+        ),
+        Backend::Sqlite => format!("SELECT r.value AS value FROM json_each(${param}) AS r"),
+    }
 }
 
 /// The elements of the JSON array bound to `$param`, one row each, as `r.value`.

@@ -3,6 +3,7 @@
 //! `ConnectionManager` reconnects by itself; the timeouts below keep a missing or hung Redis
 //! from stalling requests, since a failing cache only costs a miss.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -54,6 +55,17 @@ fn millis(ttl: Duration) -> u64 {
     // PX 0 is an error in Redis; the shortest expiry it accepts is one millisecond.
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
+
+/// [`CacheBackend::incr_existing_each`] in one script for all keys: a command per key (and
+/// a MULTI around each) cost Redis more than the notifications a campaign page stores cost
+/// PostgreSQL. Hashed once; sent by its hash, and whole only when Redis lacks it.
+static INCR_EXISTING: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        "for _, key in ipairs(KEYS) do \
+             if redis.call('EXISTS', key) == 1 then redis.call('INCR', key) end \
+         end",
+    )
+});
 
 #[async_trait]
 impl CacheBackend for RedisCache {
@@ -109,14 +121,10 @@ impl CacheBackend for RedisCache {
 
     async fn incr_existing_each(&self, keys: &[String]) -> anyhow::Result<()> {
         let mut connection = self.connection.clone();
-        // One script for all: a command per key (and a MULTI around each) cost Redis more
-        // than the notifications a campaign page stores cost PostgreSQL.
-        let script = redis::Script::new(
-            "for _, key in ipairs(KEYS) do \
-                 if redis.call('EXISTS', key) == 1 then redis.call('INCR', key) end \
-             end",
-        );
-        script.key(keys).invoke_async::<()>(&mut connection).await?;
+        INCR_EXISTING
+            .key(keys)
+            .invoke_async::<()>(&mut connection)
+            .await?;
         Ok(())
     }
 
