@@ -198,38 +198,3 @@ async fn a_requeued_event_reaches_its_queue_alone() {
     })
     .await;
 }
-
-/// A queue an earlier Herald declared (RabbitMQ: a version 1 classic queue, declared
-/// without arguments) keeps working: it is used as it is, its messages delivered.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_queue_declared_by_an_earlier_version_is_used_as_it_is() {
-    on_each_bus(async |bus: &TestBus| {
-        if bus.set == herald_platform::testing::BackendSet::Real {
-            let real = herald_platform::testing::real_backends().expect("real backends");
-            let connection =
-                lapin::Connection::connect(&real.amqp_url, lapin::ConnectionProperties::default())
-                    .await
-                    .expect("connecting to RabbitMQ");
-            let channel = connection.create_channel().await.expect("a channel");
-            channel
-                .queue_declare(
-                    &format!("{}.legacy", bus.prefix()),
-                    lapin::options::QueueDeclareOptions {
-                        durable: true,
-                        ..Default::default()
-                    },
-                    lapin::types::FieldTable::default(),
-                )
-                .await
-                .expect("declaring the queue as an earlier version did");
-            connection.close(200, "done").await.expect("closing");
-        }
-        bus.declare(&[QueueSpec::new("legacy", &["order.*"])]).await;
-        bus.publish(&[event("order.placed")]).await;
-        let recorder = Recorder::new();
-        let consumer = bus.consume("legacy", recorder.clone(), options(8));
-        assert_eq!(recorder.exactly(1).await, ["order.placed"]);
-        consumer.stop().await;
-    })
-    .await;
-}

@@ -122,12 +122,9 @@ pub async fn through_lapin(url: &str, bodies: &[Vec<u8>]) -> anyhow::Result<BusT
         durable: true,
         ..QueueDeclareOptions::default()
     };
-    let mut v2 = FieldTable::default();
-    v2.insert(
-        "x-queue-version".into(),
-        lapin::types::AMQPValue::LongInt(2),
-    );
-    setup.queue_declare(&queue, durable, v2).await?;
+    setup
+        .queue_declare(&queue, durable, FieldTable::default())
+        .await?;
     let measured = tokio::time::timeout(TIMEOUT, async {
         let publish =
             publish_confirmed(&connection.create_channel().await?, &queue, bodies).await?;

@@ -57,8 +57,7 @@ impl RabbitBus {
                 .create_channel()
                 .await
                 .context("opening a channel")?;
-            let probe = super::topology::Probe::Connection(&connection);
-            self.declare_on(&channel, probe, std::slice::from_ref(&spec))
+            self.declare_on(&channel, std::slice::from_ref(&spec))
                 .await?;
             self.declare_retry_levels(&connection, queue, options)
                 .await?;

@@ -145,9 +145,7 @@ fn unix_seconds(at: std::time::SystemTime) -> u64 {
 impl BusBackend for RabbitBus {
     async fn declare(&self, queues: &[QueueSpec]) -> anyhow::Result<()> {
         let channel = self.publisher.scratch_channel().await?;
-        let declared = self
-            .declare_on(&channel, topology::Probe::Publisher, queues)
-            .await;
+        let declared = self.declare_on(&channel, queues).await;
         close_channel(&channel).await;
         declared?;
         let mut known = self.declared.lock().unwrap_or_else(|p| p.into_inner());

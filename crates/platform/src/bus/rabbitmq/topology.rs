@@ -18,15 +18,6 @@ use lapin::{Channel, Connection, ExchangeKind};
 use super::{RabbitBus, close_channel};
 use crate::bus::{ConsumerOptions, QueueSpec};
 
-/// Where [`RabbitBus::declare_on`] opens the throwaway channels it tries declarations on.
-#[derive(Clone, Copy)]
-pub(super) enum Probe<'a> {
-    /// The connection the declaring channel belongs to.
-    Connection(&'a Connection),
-    /// The publisher's connection.
-    Publisher,
-}
-
 /// Retry levels deleted with a queue beyond those this instance declared, for levels that
 /// consumers of other processes (or earlier runs) declared. Deleting a missing queue is a
 /// no-op on RabbitMQ.
@@ -74,17 +65,9 @@ impl RabbitBus {
         deleted
     }
 
-    /// Declares the exchange and `queues` with their bindings on `channel`. A new queue is
-    /// a version 2 classic queue (RabbitMQ's newer index and store, the default from 3.13 on:
-    /// on 3.10 the delivery benchmark's end-to-end rate rose by a fifth). A queue that
-    /// exists as version 1 is used as it is: RabbitMQ refuses to declare it with another
-    /// version, and closes the channel it refused on, so the version is tried on a
-    /// throwaway channel from `probe` first. (A policy with `queue-version: 2` converts
-    /// such a queue in place.)
     pub(super) async fn declare_on(
         &self,
         channel: &Channel,
-        probe: Probe<'_>,
         queues: &[QueueSpec],
     ) -> anyhow::Result<()> {
         let exchange = self.names.exchange();
@@ -102,24 +85,10 @@ impl RabbitBus {
             .with_context(|| format!("declaring exchange {exchange}"))?;
         for spec in queues {
             let queue = self.names.queue(&spec.name);
-            let mut version_2 = FieldTable::default();
-            version_2.insert("x-queue-version".into(), AMQPValue::LongInt(2));
-            let throwaway = match probe {
-                Probe::Connection(connection) => connection
-                    .create_channel()
-                    .await
-                    .context("opening a channel")?,
-                Probe::Publisher => self.publisher.scratch_channel().await?,
-            };
-            let declared = throwaway.queue_declare(&queue, durable(), version_2).await;
-            close_channel(&throwaway).await;
-            if let Err(e) = declared {
-                channel
-                    .queue_declare(&queue, durable(), FieldTable::default())
-                    .await
-                    .with_context(|| format!("declaring queue {queue}"))?;
-                tracing::info!(queue, error = %e, "the queue exists with other arguments; it keeps them");
-            }
+            channel
+                .queue_declare(&queue, durable(), FieldTable::default())
+                .await
+                .with_context(|| format!("declaring queue {queue}"))?;
             for pattern in &spec.bindings {
                 channel
                     .queue_bind(
