@@ -4,7 +4,9 @@
 use std::collections::{HashMap, HashSet};
 
 use herald_events::{CategoryInterest, Envelope, OrderLine, OrderSnapshot, ProductCreated};
-use herald_platform::db::Tx;
+use herald_platform::bulk::SqlType::{BigInt, Text};
+use herald_platform::bulk::{JsonRows, ROWS_PER_STATEMENT, select_rows};
+use herald_platform::db::{Backend, Tx};
 use herald_platform::outbox::Outbox;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
@@ -250,41 +252,44 @@ pub async fn set_preferred_categories(
     Ok(())
 }
 
-/// Rows per multi-row INSERT: SQLite binds parameters in time quadratic in their number.
-const ROWS_PER_INSERT: usize = 100;
-
-/// [`order_confirmed`] for several orders, a statement per 100 orders and per 100 lines;
-/// the ids of the orders that were new.
+/// [`order_confirmed`] for several orders, their orders and their lines each in a statement
+/// per [`ROWS_PER_STATEMENT`] rows; the ids of the orders that were new.
 #[tracing::instrument(skip_all, fields(orders = orders.len()))]
 pub async fn orders_confirmed(
     tx: &mut Tx,
     orders: &[&OrderSnapshot],
 ) -> Result<HashSet<Uuid>, sqlx::Error> {
+    let backend = Backend::of(tx);
     let mut new = HashSet::with_capacity(orders.len());
-    for chunk in orders.chunks(ROWS_PER_INSERT) {
-        let values = (0..chunk.len())
-            .map(|i| {
-                format!(
-                    "(${}, ${}, 'CONFIRMED', ${})",
-                    3 * i + 1,
-                    3 * i + 2,
-                    3 * i + 3
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "INSERT INTO orders (order_id, user_id, state, placed_at) VALUES {values}
-             ON CONFLICT DO NOTHING RETURNING order_id"
-        );
-        let mut query = sqlx::query(&sql);
+    let insert_orders = format!(
+        "INSERT INTO orders (order_id, user_id, state, placed_at) {}
+         ON CONFLICT DO NOTHING RETURNING order_id",
+        select_rows(
+            backend,
+            1,
+            &[
+                ("order_id", Text),
+                ("user_id", Text),
+                ("state", Text),
+                ("placed_at", BigInt)
+            ]
+        )
+    );
+    for chunk in orders.chunks(ROWS_PER_STATEMENT) {
+        let mut rows = JsonRows::new();
         for order in chunk {
-            query = query
-                .bind(order.order_id.to_string())
-                .bind(order.user_id.to_string())
-                .bind(order.placed_at.timestamp_micros());
+            rows.push(&(
+                order.order_id,
+                order.user_id,
+                "CONFIRMED",
+                order.placed_at.timestamp_micros(),
+            ))?;
         }
-        for row in query.fetch_all(&mut **tx).await? {
+        let inserted = sqlx::query(&insert_orders)
+            .bind(rows.finish())
+            .fetch_all(&mut **tx)
+            .await?;
+        for row in inserted {
             new.insert(uuid_column(&row, "order_id")?);
         }
     }
@@ -293,28 +298,41 @@ pub async fn orders_confirmed(
         .filter(|order| new.contains(&order.order_id))
         .flat_map(|order| order.items.iter().map(move |line| (*order, line)))
         .collect();
-    for chunk in lines.chunks(ROWS_PER_INSERT) {
-        let values = (0..chunk.len())
-            .map(|i| format!("({})", placeholders(7 * i + 1, 7)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "INSERT INTO purchases
-                 (order_id, product_id, user_id, name, category, quantity, purchased_at)
-             VALUES {values} ON CONFLICT DO NOTHING"
-        );
-        let mut query = sqlx::query(&sql);
+    let insert_lines = format!(
+        "INSERT INTO purchases
+             (order_id, product_id, user_id, name, category, quantity, purchased_at)
+         {} ON CONFLICT DO NOTHING",
+        select_rows(
+            backend,
+            1,
+            &[
+                ("order_id", Text),
+                ("product_id", Text),
+                ("user_id", Text),
+                ("name", Text),
+                ("category", Text),
+                ("quantity", BigInt),
+                ("purchased_at", BigInt),
+            ]
+        )
+    );
+    for chunk in lines.chunks(ROWS_PER_STATEMENT) {
+        let mut rows = JsonRows::new();
         for (order, line) in chunk {
-            query = query
-                .bind(order.order_id.to_string())
-                .bind(line.product_id.to_string())
-                .bind(order.user_id.to_string())
-                .bind(&line.product_name)
-                .bind(&line.category)
-                .bind(line.quantity)
-                .bind(order.placed_at.timestamp_micros());
+            rows.push(&(
+                order.order_id,
+                line.product_id,
+                order.user_id,
+                &line.product_name,
+                &line.category,
+                line.quantity,
+                order.placed_at.timestamp_micros(),
+            ))?;
         }
-        query.execute(&mut **tx).await?;
+        sqlx::query(&insert_lines)
+            .bind(rows.finish())
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(new)
 }
@@ -509,17 +527,27 @@ pub async fn note_interests(
         .collect();
     pairs.sort();
     pairs.dedup();
-    for (user_id, category) in pairs {
-        let new = sqlx::query(
-            "INSERT INTO interests (user_id, category) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind(user_id.to_string())
-        .bind(&category)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if new {
+    let sql = format!(
+        "INSERT INTO interests (user_id, category) {} ON CONFLICT DO NOTHING
+         RETURNING user_id, category",
+        select_rows(Backend::of(tx), 1, &[("user_id", Text), ("category", Text)])
+    );
+    for chunk in pairs.chunks(ROWS_PER_STATEMENT) {
+        let mut rows = JsonRows::new();
+        for (user_id, category) in chunk {
+            rows.push(&(user_id, category))?;
+        }
+        let inserted = sqlx::query(&sql)
+            .bind(rows.finish())
+            .fetch_all(&mut **tx)
+            .await?;
+        // Announced in the order of the pairs, whatever order the rows came back in.
+        let mut new: Vec<(Uuid, String)> = inserted
+            .iter()
+            .map(|row| Ok((uuid_column(row, "user_id")?, row.try_get("category")?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        new.sort();
+        for (user_id, category) in new {
             let interest = CategoryInterest { user_id, category };
             outbox
                 .add(

@@ -1,6 +1,6 @@
 use herald_events::{
-    BackInStock, Envelope, Event, Preferences, PreferencesUpdated, StockChangeReason, StockChanged,
-    StockLevel,
+    BackInStock, CategoryInterest, Envelope, Event, Preferences, PreferencesUpdated,
+    StockChangeReason, StockChanged, StockLevel,
 };
 use herald_platform::bus::{EventHandler, HandlerError};
 use herald_platform::testing::backend_sets;
@@ -170,8 +170,36 @@ async fn confirmed_orders_handled_together_become_purchases_once() {
         assert!(matches!(&outcomes[..], [Ok(())]), "{outcomes:?}");
         assert_eq!(purchases_of(s.db.pool(), ada).await.unwrap().len(), 2);
         assert_eq!(purchases_of(s.db.pool(), bob).await.unwrap().len(), 1);
+        // Each user's categories are announced once, however many orders named them.
+        let mut expected = vec![
+            (ada, "coffee".to_owned()),
+            (ada, "kitchen".to_owned()),
+            (bob, "coffee".to_owned()),
+            (bob, "kitchen".to_owned()),
+        ];
+        expected.sort();
+        assert_eq!(announced_interests(&s).await, expected, "{set:?}");
         s.finish().await;
     }
+}
+
+/// The `recommendation.category_interest` events in the service's outbox, sorted.
+async fn announced_interests(s: &TestService) -> Vec<(Uuid, String)> {
+    let envelopes: Vec<String> = sqlx::query_scalar("SELECT envelope FROM herald_outbox")
+        .fetch_all(s.db.pool())
+        .await
+        .unwrap();
+    let mut interests: Vec<(Uuid, String)> = envelopes
+        .iter()
+        .map(|raw| serde_json::from_str::<Envelope>(raw).unwrap())
+        .filter(|envelope| envelope.event_type == CategoryInterest::TYPE)
+        .map(|envelope| {
+            let interest: CategoryInterest = envelope.payload().unwrap();
+            (interest.user_id, interest.category)
+        })
+        .collect();
+    interests.sort();
+    interests
 }
 
 #[tokio::test]
