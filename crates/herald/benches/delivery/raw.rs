@@ -6,11 +6,12 @@ mod storage;
 
 use std::time::Duration;
 
-use herald_events::Envelope;
+use herald_events::{Envelope, Event, OrderConfirmed};
+use herald_platform::bus::{topic_matches, topology};
 use herald_platform::testing::isolated_settings;
 use herald_test_support::BackendSet;
 
-use self::buses::{through_herald_bus, through_lapin};
+use self::buses::{Routing, through_herald_bus, through_lapin};
 use self::storage::{WRITERS, inserts};
 use crate::report::{Kind, Measurement, thousands};
 use crate::workload::bodies;
@@ -69,7 +70,8 @@ pub async fn limits(set: BackendSet, orders: &[Envelope]) -> anyhow::Result<Vec<
     measured.extend(times.rows(set, herald_bus_kind, herald_bus, "no-op handler", count));
     if let Some(url) = &settings.amqp_url {
         eprintln!("[{set:?}] RabbitMQ through lapin: {count} messages");
-        let times = through_lapin(url, &bodies(orders)?).await?;
+        let bodies = bodies(orders)?;
+        let times = through_lapin(url, &bodies, Routing::OneQueue).await?;
         measured.extend(times.rows(
             set,
             Kind::Limit,
@@ -77,8 +79,33 @@ pub async fn limits(set: BackendSet, orders: &[Envelope]) -> anyhow::Result<Vec<
             "`multiple` acks",
             count,
         ));
+        let fanout = queues_taking(OrderConfirmed::TYPE);
+        eprintln!("[{set:?}] RabbitMQ through lapin, {fanout} queues: {count} messages");
+        let times = through_lapin(url, &bodies, Routing::Fanout(fanout)).await?;
+        measured.extend(times.rows(
+            set,
+            Kind::Part,
+            &format!("RabbitMQ via lapin, topic exchange into {fanout} queues"),
+            "every queue",
+            count,
+        ));
     }
     Ok(measured)
+}
+
+/// How many queues of Herald's topology an event of `event_type` goes to (for
+/// `order.confirmed`: the notifications service's critical lane and the recommendations
+/// service's queue).
+fn queues_taking(event_type: &str) -> usize {
+    topology()
+        .iter()
+        .filter(|queue| {
+            queue
+                .bindings
+                .iter()
+                .any(|pattern| topic_matches(pattern, event_type))
+        })
+        .count()
 }
 
 /// How long a bus took to take the messages, then to hand them all to a consumer.

@@ -16,11 +16,12 @@ use herald_platform::bus::{
 use herald_platform::testing::{TestBus, unique_prefix};
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use tokio_util::sync::CancellationToken;
 
 use super::BusTimes;
@@ -110,37 +111,76 @@ impl DeadLetterSink for NoDeadLetters {
     }
 }
 
-/// RabbitMQ without Herald: persistent messages into a durable queue, confirms awaited per
-/// batch, then consumed with one `basic.ack` (`multiple = true`) per [`ACK_EVERY`].
-pub async fn through_lapin(url: &str, bodies: &[Vec<u8>]) -> anyhow::Result<BusTimes> {
+/// Where the raw RabbitMQ measurement sends its messages.
+#[derive(Debug, Clone, Copy)]
+pub enum Routing {
+    /// Into one queue through the default exchange: the broker's limit.
+    OneQueue,
+    /// Through a topic exchange into this many queues bound to `order.confirmed`, each
+    /// consumed: what the broker does for every order event in Herald's topology.
+    Fanout(usize),
+}
+
+/// RabbitMQ without Herald: persistent messages into durable queues, confirms awaited per
+/// batch, then every queue consumed at once, each with one `basic.ack` (`multiple = true`)
+/// per [`ACK_EVERY`].
+pub async fn through_lapin(
+    url: &str,
+    bodies: &[Vec<u8>],
+    routing: Routing,
+) -> anyhow::Result<BusTimes> {
     let connection = Connection::connect(url, ConnectionProperties::default())
         .await
         .context("connecting to RabbitMQ")?;
-    let queue = format!("{}.bench.lapin", unique_prefix());
-    let setup = connection.create_channel().await?;
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
+    let prefix = unique_prefix();
+    let (exchange, routing_key, queues) = match routing {
+        Routing::OneQueue => {
+            let queue = format!("{prefix}.bench.lapin");
+            (String::new(), queue.clone(), vec![queue])
+        }
+        Routing::Fanout(n) => (
+            format!("{prefix}.bench.events"),
+            OrderConfirmed::TYPE.to_owned(),
+            (1..=n)
+                .map(|i| format!("{prefix}.bench.lapin.{i}"))
+                .collect(),
+        ),
     };
-    setup
-        .queue_declare(&queue, durable, FieldTable::default())
-        .await?;
+    let setup = connection.create_channel().await?;
     let measured = tokio::time::timeout(TIMEOUT, async {
-        let publish =
-            publish_confirmed(&connection.create_channel().await?, &queue, bodies).await?;
-        let consume =
-            consume_acking_in_batches(&connection.create_channel().await?, &queue, bodies.len())
-                .await?;
+        declare(&setup, &exchange, &routing_key, &queues).await?;
+        let channel = connection.create_channel().await?;
+        let publish = publish_confirmed(&channel, &exchange, &routing_key, bodies).await?;
+        let mut channels = Vec::with_capacity(queues.len());
+        for _ in &queues {
+            channels.push(connection.create_channel().await?);
+        }
+        let started = Instant::now();
+        let consumers = channels
+            .iter()
+            .zip(&queues)
+            .map(|(channel, queue)| consume_acking_in_batches(channel, queue, bodies.len()));
+        futures::future::try_join_all(consumers).await?;
+        let consume = started.elapsed();
         anyhow::Ok(BusTimes { publish, consume })
     })
     .await;
     // Cleaning up after the measurement: a failure here (RabbitMQ sometimes answers the
-    // delete on a channel it is closing) leaves only this run's uniquely named queue.
-    if let Err(e) = setup
-        .queue_delete(&queue, QueueDeleteOptions::default())
-        .await
+    // delete on a channel it is closing) leaves only this run's uniquely named queues.
+    for queue in &queues {
+        if let Err(e) = setup
+            .queue_delete(queue, QueueDeleteOptions::default())
+            .await
+        {
+            eprintln!("deleting {queue} failed: {e}");
+        }
+    }
+    if !exchange.is_empty()
+        && let Err(e) = setup
+            .exchange_delete(&exchange, ExchangeDeleteOptions::default())
+            .await
     {
-        eprintln!("deleting {queue} failed: {e}");
+        eprintln!("deleting {exchange} failed: {e}");
     }
     if let Err(e) = connection.close(200, "benchmark done").await {
         eprintln!("closing the lapin connection failed: {e}");
@@ -148,9 +188,55 @@ pub async fn through_lapin(url: &str, bodies: &[Vec<u8>]) -> anyhow::Result<BusT
     measured.context("RabbitMQ did not take and deliver every message in time")?
 }
 
+/// The durable queues, and unless the default exchange routes, the durable topic exchange
+/// binding each of them to `routing_key`.
+async fn declare(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    queues: &[String],
+) -> anyhow::Result<()> {
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    if !exchange.is_empty() {
+        let options = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        channel
+            .exchange_declare(
+                exchange,
+                ExchangeKind::Topic,
+                options,
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    for queue in queues {
+        channel
+            .queue_declare(queue, durable, FieldTable::default())
+            .await?;
+        if !exchange.is_empty() {
+            channel
+                .queue_bind(
+                    queue,
+                    exchange,
+                    routing_key,
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 async fn publish_confirmed(
     channel: &Channel,
-    queue: &str,
+    exchange: &str,
+    routing_key: &str,
     bodies: &[Vec<u8>],
 ) -> anyhow::Result<Duration> {
     channel
@@ -164,7 +250,7 @@ async fn publish_confirmed(
             let options = BasicPublishOptions::default();
             confirms.push(
                 channel
-                    .basic_publish("", queue, options, body, persistent.clone())
+                    .basic_publish(exchange, routing_key, options, body, persistent.clone())
                     .await?,
             );
         }
