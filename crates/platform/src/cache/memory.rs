@@ -1,12 +1,18 @@
 //! The in-process cache backend.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use moka::Expiry;
 use moka::future::Cache as Moka;
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use super::CacheBackend;
 
@@ -39,6 +45,20 @@ impl Expiry<String, Entry> for PerEntryTtl {
     ) -> Option<Duration> {
         Some(value.ttl())
     }
+}
+
+/// Messages a channel holds for a listener that has not read them yet.
+const CHANNEL_CAPACITY: usize = 4_096;
+
+/// The channels of the process: every in-process cache publishes and listens here, as the
+/// services of one process share one Redis when they have one.
+fn channels() -> std::sync::MutexGuard<'static, HashMap<String, broadcast::Sender<Arc<str>>>> {
+    static CHANNELS: LazyLock<Mutex<HashMap<String, broadcast::Sender<Arc<str>>>>> =
+        LazyLock::new(Mutex::default);
+    let mut channels = CHANNELS.lock().unwrap_or_else(|p| p.into_inner());
+    // Channels nobody listens to any more go, so per-test channels do not pile up.
+    channels.retain(|_, sender| sender.receiver_count() > 0);
+    channels
 }
 
 pub struct MemoryCache {
@@ -98,6 +118,39 @@ impl CacheBackend for MemoryCache {
             }
         }
         Ok(())
+    }
+
+    async fn publish(&self, channel: &str, message: &str) -> anyhow::Result<()> {
+        if let Some(sender) = channels().get(channel) {
+            // No receiver left is not an error: nobody listens.
+            let _ = sender.send(Arc::from(message));
+        }
+        Ok(())
+    }
+
+    async fn has_listeners(&self, channel: &str) -> anyhow::Result<bool> {
+        Ok(channels()
+            .get(channel)
+            .is_some_and(|sender| sender.receiver_count() > 0))
+    }
+
+    async fn subscribe(&self, channel: &str) -> anyhow::Result<BoxStream<'static, String>> {
+        let receiver = channels()
+            .entry(channel.to_owned())
+            .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
+            .subscribe();
+        let channel = channel.to_owned();
+        let messages = BroadcastStream::new(receiver).filter_map(move |received| {
+            let message = match received {
+                Ok(message) => Some(message.to_string()),
+                Err(BroadcastStreamRecvError::Lagged(missed)) => {
+                    tracing::warn!(channel, missed, "a slow listener missed messages");
+                    None
+                }
+            };
+            std::future::ready(message)
+        });
+        Ok(messages.boxed())
     }
 
     async fn ping(&self) -> bool {

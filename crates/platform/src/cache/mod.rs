@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::stream::BoxStream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -36,6 +37,13 @@ pub trait CacheBackend: Send + Sync + 'static {
         }
         Ok(())
     }
+    /// Sends `message` to whoever listens on `channel` now (at most once, nothing kept).
+    async fn publish(&self, channel: &str, message: &str) -> anyhow::Result<()>;
+    /// Whether anyone listens on `channel`, so a publisher can skip building messages.
+    async fn has_listeners(&self, channel: &str) -> anyhow::Result<bool>;
+    /// The messages published on `channel` from now on. The stream ends when the
+    /// connection behind it is lost; subscribe again to go on.
+    async fn subscribe(&self, channel: &str) -> anyhow::Result<BoxStream<'static, String>>;
     async fn ping(&self) -> bool;
     fn name(&self) -> &'static str;
 }
@@ -139,6 +147,35 @@ impl Cache {
         if let Err(e) = self.backend.incr_existing_each(&keys).await {
             tracing::warn!(error = format!("{e:#}"), "cache increment failed");
         }
+    }
+
+    /// Publishes `message` on this deployment's `channel` (see [`CacheBackend::publish`]);
+    /// a failure is logged: what is published is a hint, never the only copy.
+    pub async fn publish(&self, channel: &str, message: &str) {
+        if let Err(e) = self.backend.publish(&self.key(channel), message).await {
+            tracing::warn!(channel, error = format!("{e:#}"), "cache publish failed");
+        }
+    }
+
+    /// Whether anyone listens on this deployment's `channel`; false when the cache fails.
+    pub async fn has_listeners(&self, channel: &str) -> bool {
+        match self.backend.has_listeners(&self.key(channel)).await {
+            Ok(listening) => listening,
+            Err(e) => {
+                tracing::warn!(
+                    channel,
+                    error = format!("{e:#}"),
+                    "cache listener count failed"
+                );
+                false
+            }
+        }
+    }
+
+    /// The messages published on this deployment's `channel` from now on (see
+    /// [`CacheBackend::subscribe`]).
+    pub async fn subscribe(&self, channel: &str) -> anyhow::Result<BoxStream<'static, String>> {
+        self.backend.subscribe(&self.key(channel)).await
     }
 
     pub async fn ping(&self) -> bool {

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::CacheBackend;
@@ -21,6 +23,7 @@ const PING_TIMEOUT: Duration = Duration::from_millis(500);
 
 #[derive(Clone)]
 pub struct RedisCache {
+    client: redis::Client,
     connection: ConnectionManager,
 }
 
@@ -36,7 +39,7 @@ impl RedisCache {
             .set_max_delay(200);
         // A PING proves the other end speaks Redis; a wrong port may accept and stay silent.
         let connected = async {
-            let mut connection = ConnectionManager::new_with_config(client, config).await?;
+            let mut connection = ConnectionManager::new_with_config(client.clone(), config).await?;
             redis::cmd("PING")
                 .query_async::<()>(&mut connection)
                 .await?;
@@ -47,7 +50,7 @@ impl RedisCache {
             .map_err(|_| anyhow!("no answer from Redis within {START_UP_TIMEOUT:?}"))
             .and_then(|connected| connected)
             .context("connecting to Redis (HERALD_REDIS_URL)")?;
-        Ok(RedisCache { connection })
+        Ok(RedisCache { client, connection })
     }
 }
 
@@ -135,6 +138,52 @@ impl CacheBackend for RedisCache {
             .query_async::<()>(&mut connection)
             .await?;
         Ok(())
+    }
+
+    async fn publish(&self, channel: &str, message: &str) -> anyhow::Result<()> {
+        let mut connection = self.connection.clone();
+        redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(message)
+            .query_async::<()>(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    async fn has_listeners(&self, channel: &str) -> anyhow::Result<bool> {
+        let mut connection = self.connection.clone();
+        let (_, listeners): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(channel)
+            .query_async(&mut connection)
+            .await?;
+        Ok(listeners > 0)
+    }
+
+    async fn subscribe(&self, channel: &str) -> anyhow::Result<BoxStream<'static, String>> {
+        // A connection of its own: a subscribed connection takes no other commands.
+        let subscribed = async {
+            let mut pubsub = self.client.get_async_pubsub().await?;
+            pubsub.subscribe(channel).await?;
+            anyhow::Ok(pubsub)
+        };
+        let pubsub = tokio::time::timeout(START_UP_TIMEOUT, subscribed)
+            .await
+            .map_err(|_| anyhow!("no answer from Redis within {START_UP_TIMEOUT:?}"))
+            .and_then(|subscribed| subscribed)
+            .with_context(|| format!("subscribing to {channel}"))?;
+        let channel = channel.to_owned();
+        let messages = pubsub.into_on_message().filter_map(move |message| {
+            let payload = match message.get_payload::<String>() {
+                Ok(payload) => Some(payload),
+                Err(e) => {
+                    tracing::warn!(channel, error = %e, "a message that is not text was skipped");
+                    None
+                }
+            };
+            std::future::ready(payload)
+        });
+        Ok(messages.boxed())
     }
 
     async fn ping(&self) -> bool {

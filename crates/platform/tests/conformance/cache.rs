@@ -110,3 +110,42 @@ async fn counters_and_values_are_changed_several_at_once() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_published_message_reaches_every_listener_of_its_channel_and_no_other() {
+    on_each_cache(async |cache: &Cache| {
+        use futures::StreamExt;
+        let wait = Duration::from_secs(5);
+        assert!(!cache.has_listeners("live").await, "nobody listens yet");
+        // Nobody listening: the message is simply gone.
+        cache.publish("live", "before anyone listened").await;
+        let mut first = cache.subscribe("live").await.unwrap();
+        let mut second = cache.subscribe("live").await.unwrap();
+        let mut elsewhere = cache.subscribe("other").await.unwrap();
+        assert!(cache.has_listeners("live").await);
+        cache.publish("live", "hello").await;
+        cache.publish("live", "again").await;
+        for listener in [&mut first, &mut second] {
+            let got: Vec<String> = tokio::time::timeout(wait, listener.by_ref().take(2).collect())
+                .await
+                .expect("both messages within 5 s");
+            assert_eq!(got, ["hello", "again"]);
+        }
+        let nothing = tokio::time::timeout(Duration::from_millis(200), elsewhere.next()).await;
+        assert!(
+            nothing.is_err(),
+            "another channel hears nothing: {nothing:?}"
+        );
+        drop((first, second, elsewhere));
+        // Redis counts a closed subscription once its connection is gone.
+        let gone = async {
+            while cache.has_listeners("live").await {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(wait, gone)
+            .await
+            .expect("no listener left within 5 s");
+    })
+    .await;
+}
