@@ -4,24 +4,31 @@
 mod context;
 mod error;
 mod graphiql;
+mod live;
 mod loaders;
 mod metrics;
 mod schema;
 pub mod types;
 
-use async_graphql::{BatchRequest, BatchResponse, EmptySubscription, Schema};
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::{BatchRequest, BatchResponse, Data, Schema};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::body::Bytes;
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{FromRequestParts, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use herald_platform::Settings;
 use herald_platform::auth::TokenVerifier;
+use herald_platform::cache::Cache;
 use herald_platform::http::{BuiltService, Readiness, ServiceClient, service_router};
 
 pub use context::{RequestAuth, Services};
-use schema::{HeraldSchema, Mutation, Query};
+use live::LiveHub;
+use schema::{HeraldSchema, Mutation, Query, Subscription};
 
 pub const SERVICE: &str = "gateway";
 
@@ -33,16 +40,21 @@ struct GatewayState {
 }
 
 /// The schema with its limits; also used to print the SDL.
-pub fn schema(services: Option<Services>, settings: &Settings) -> HeraldSchema {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .limit_depth(settings.max_query_depth)
-        .limit_complexity(settings.max_query_complexity)
-        .limit_recursive_depth(32)
-        .extension(metrics::OperationMetrics);
-    if let Some(services) = services {
+pub fn schema(services: Option<(Services, LiveHub)>, settings: &Settings) -> HeraldSchema {
+    let mut builder = Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .limit_depth(settings.max_query_depth)
+    .limit_complexity(settings.max_query_complexity)
+    .limit_recursive_depth(32)
+    .extension(metrics::OperationMetrics);
+    if let Some((services, live)) = services {
         builder = builder
             .data(loaders::ProductLoader::new(services.products.clone()))
-            .data(services);
+            .data(services)
+            .data(live);
     }
     builder.finish()
 }
@@ -53,8 +65,14 @@ pub fn sdl() -> String {
 }
 
 /// Builds the gateway. `readiness` is what the process needs (in all-in-one mode, every
-/// service's dependencies), reported on the gateway's `/ready`.
-pub fn build(settings: &Settings, verifier: TokenVerifier, readiness: Readiness) -> BuiltService {
+/// service's dependencies), reported on the gateway's `/ready`; `cache` carries the live
+/// changes pushed to subscriptions.
+pub fn build(
+    settings: &Settings,
+    verifier: TokenVerifier,
+    readiness: Readiness,
+    cache: &Cache,
+) -> BuiltService {
     let services = Services {
         users: ServiceClient::new("users", &settings.users_url()),
         notifications: ServiceClient::new("notifications", &settings.notifications_url()),
@@ -65,11 +83,11 @@ pub fn build(settings: &Settings, verifier: TokenVerifier, readiness: Readiness)
     };
     let state = GatewayState {
         notifications: services.notifications.clone(),
-        schema: schema(Some(services), settings),
+        schema: schema(Some((services, LiveHub::new(cache.clone()))), settings),
         verifier,
     };
     let api = Router::new()
-        .route("/graphql", get(graphiql::page).post(graphql))
+        .route("/graphql", get(graphiql_or_subscriptions).post(graphql))
         .route("/graphql/assets/{file}", get(graphiql::asset))
         .route("/unsubscribe", get(unsubscribe).post(unsubscribe))
         .route(
@@ -96,12 +114,7 @@ async fn graphql(State(state): State<GatewayState>, headers: HeaderMap, body: By
             );
         }
     };
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let auth = RequestAuth::from_bearer(token, &state.verifier);
+    let auth = RequestAuth::from_bearer(bearer(&headers), &state.verifier);
     let mut response = match request {
         BatchRequest::Single(request) => {
             BatchResponse::Single(state.schema.execute(request.data(auth)).await)
@@ -122,6 +135,61 @@ async fn graphql(State(state): State<GatewayState>, headers: HeaderMap, body: By
         BatchResponse::Batch(rs) => rs.iter_mut().for_each(error::ensure_codes),
     }
     Json(response).into_response()
+}
+
+/// `GET /graphql`: GraphiQL for a browser, subscriptions for a WebSocket (the
+/// `graphql-transport-ws` and the older `graphql-ws` protocols). The token goes in the
+/// connection's init payload (`{"Authorization": "Bearer <token>"}`, or `{"token": …}`) or
+/// in the upgrade request's `Authorization` header.
+async fn graphiql_or_subscriptions(
+    State(state): State<GatewayState>,
+    request: Request,
+) -> Response {
+    let (mut parts, _) = request.into_parts();
+    let Ok(upgrade) = WebSocketUpgrade::from_request_parts(&mut parts, &()).await else {
+        return graphiql::page().await.into_response();
+    };
+    let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
+        Ok(protocol) => protocol,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let header_token = bearer(&parts.headers).map(str::to_owned);
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            let verifier = state.verifier.clone();
+            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
+                .on_connection_init(move |payload| async move {
+                    let token = init_token(&payload).or(header_token);
+                    let mut data = Data::default();
+                    data.insert(RequestAuth::from_bearer(token.as_deref(), &verifier));
+                    Ok(data)
+                })
+                .serve()
+        })
+}
+
+/// The token of a subscription's init payload: `Authorization` (either case, `Bearer `
+/// optional) or `token`.
+fn init_token(payload: &serde_json::Value) -> Option<String> {
+    ["Authorization", "authorization", "token"]
+        .iter()
+        .find_map(|key| payload.get(key)?.as_str())
+        .map(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .unwrap_or(value)
+                .trim()
+                .to_owned()
+        })
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
 }
 
 /// One-click unsubscribe links from emails (RFC 8058): the notifications service checks

@@ -215,7 +215,7 @@ impl Application {
         }
         if let Some(listener) = listeners.remove(&ServiceName::Gateway) {
             let readiness = readiness.bus(&bus).cache(&cache);
-            let built = herald_gateway::build(settings, verifier, readiness);
+            let built = herald_gateway::build(settings, verifier, readiness, &cache);
             self.launch(ServiceName::Gateway, listener, built)?;
         }
         Ok(())

@@ -206,14 +206,19 @@ impl Notifier {
     /// [`Notifier::committed`] for each delivery of a set, the unread counts refreshed at once.
     pub async fn committed_all(&self, deliveries: &[Delivery]) {
         let changed: Vec<Uuid> = deliveries.iter().filter_map(|d| self.count(d)).collect();
-        self.unread.changed_all(&changed).await;
+        let arrived: Vec<&Notification> = deliveries
+            .iter()
+            .filter_map(Delivery::notification)
+            .collect();
+        self.unread.changed_all(&changed, &arrived).await;
     }
 
     /// Counts the decision and its deliveries, refreshes the recipient's unread count and
     /// wakes the email worker, once committed.
     pub async fn committed(&self, delivery: &Delivery) {
         if let Some(user_id) = self.count(delivery) {
-            self.unread.changed(user_id).await;
+            let arrived: Vec<&Notification> = delivery.notification().into_iter().collect();
+            self.unread.changed_all(&[user_id], &arrived).await;
         }
     }
 

@@ -13,6 +13,7 @@ pub mod decision_log;
 pub mod delivery;
 pub mod domain;
 pub mod email;
+pub mod live;
 pub mod money;
 pub mod quiet_hours;
 pub mod recipients;

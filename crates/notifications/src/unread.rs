@@ -15,7 +15,8 @@ use herald_platform::db::Database;
 use uuid::Uuid;
 
 use crate::clock::Clock;
-use crate::store;
+use crate::live::LiveFeed;
+use crate::store::{self, Notification};
 
 /// How long a count may be served; also bounds staleness while the cache misses a bump.
 const COUNT_TTL: Duration = Duration::from_secs(60);
@@ -25,11 +26,16 @@ const GENERATION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 pub struct UnreadCounts {
     cache: Cache,
     clock: Clock,
+    live: LiveFeed,
 }
 
 impl UnreadCounts {
     pub fn new(cache: Cache, clock: Clock) -> UnreadCounts {
-        UnreadCounts { cache, clock }
+        UnreadCounts {
+            live: LiveFeed::new(cache.clone()),
+            cache,
+            clock,
+        }
     }
 
     fn generation_key(user_id: Uuid) -> String {
@@ -65,17 +71,19 @@ impl UnreadCounts {
 
     /// Call after committing anything that changes the user's unread notifications.
     pub async fn changed(&self, user_id: Uuid) {
-        self.changed_all(&[user_id]).await;
+        self.changed_all(&[user_id], &[]).await;
     }
 
-    /// [`UnreadCounts::changed`] for several users, in one round trip to the cache. Only
-    /// generations that exist move: a user without one has no count cached, and whoever
-    /// creates it later counts after this commit.
-    pub async fn changed_all(&self, user_ids: &[Uuid]) {
+    /// [`UnreadCounts::changed`] for several users, in one round trip to the cache, with
+    /// the notifications that `arrived` meanwhile; both are announced to live
+    /// subscriptions. Only generations that exist move: a user without one has no count
+    /// cached, and whoever creates it later counts after this commit.
+    pub async fn changed_all(&self, user_ids: &[Uuid], arrived: &[&Notification]) {
         let mut users = user_ids.to_vec();
         users.sort_unstable();
         users.dedup();
-        let keys: Vec<String> = users.into_iter().map(Self::generation_key).collect();
+        let keys: Vec<String> = users.iter().copied().map(Self::generation_key).collect();
         self.cache.incr_existing_each(&keys).await;
+        self.live.announce(&users, arrived).await;
     }
 }

@@ -9,12 +9,12 @@ mod recommendations;
 mod scheduler;
 mod users;
 
-use async_graphql::{EmptySubscription, ID, MergedObject, Schema};
+use async_graphql::{ID, MergedObject, MergedSubscription, Schema};
 use herald_platform::ErrorCode;
 
 use crate::error::{GqlResult, gql_error};
 
-pub type HeraldSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type HeraldSchema = Schema<Query, Mutation, Subscription>;
 
 #[derive(MergedObject, Default)]
 pub struct Query(
@@ -39,6 +39,9 @@ pub struct Mutation(
     scheduler::SchedulerMutation,
     promotions::PromotionMutation,
 );
+
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(notifications::NotificationSubscription);
 
 /// Ids are UUIDs; anything else cannot name an existing thing.
 pub(crate) fn parse_uuid(id: &ID, code: ErrorCode, what: &str) -> GqlResult<uuid::Uuid> {

@@ -1,12 +1,14 @@
 //! In-app notifications (the notifications service).
 
-use async_graphql::{Context, ID, Object};
+use async_graphql::{Context, ID, Object, Subscription};
+use futures::{Stream, StreamExt};
 use herald_platform::ErrorCode;
 use serde::Deserialize;
 
 use super::parse_uuid;
 use crate::context::ContextExt;
 use crate::error::{GqlResult, IntoGql, gql_error};
+use crate::live::LiveHub;
 use crate::types::*;
 
 #[derive(Default)]
@@ -97,4 +99,94 @@ impl NotificationMutation {
             .gql()?;
         Ok(changed.changed)
     }
+}
+
+#[derive(Default)]
+pub struct NotificationSubscription;
+
+#[Subscription]
+impl NotificationSubscription {
+    /// The caller's new notifications as they arrive; one deferred past the caller's quiet
+    /// hours arrives when they end. Ends with UNAUTHENTICATED when the token expires.
+    async fn notification_received(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<impl Stream<Item = GqlResult<Notification>> + use<>> {
+        let caller = ctx.caller()?;
+        let expires = caller.claims.exp;
+        let changes = live_hub(ctx)?.listen(caller.claims.sub).await;
+        let notifications = changes.filter_map(|change| {
+            let shown = change
+                .notification
+                .and_then(|shown| serde_json::from_value::<Notification>(shown).ok());
+            std::future::ready(shown.map(Ok))
+        });
+        Ok(until_expired(notifications, expires))
+    }
+
+    /// The caller's unread count each time it changes (a notification arrived, or some were
+    /// read). Ends with UNAUTHENTICATED when the token expires.
+    async fn unread_count_changed(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<impl Stream<Item = GqlResult<i32>> + use<>> {
+        let caller = ctx.caller()?;
+        let (expires, token) = (caller.claims.exp, caller.token.to_owned());
+        let notifications = ctx.services().notifications.clone();
+        let changes = live_hub(ctx)?.listen(caller.claims.sub).await;
+        let unread = move || {
+            let (notifications, token) = (notifications.clone(), token.clone());
+            async move {
+                let count: Count = notifications
+                    .get("/notifications/unread-count", Some(&token))
+                    .await
+                    .gql()?;
+                Ok(count.count)
+            }
+        };
+        // Counted once now, so that the first change shown is a change.
+        let mut last = unread().await?;
+        let counts = changes.then(move |_| unread()).filter_map(move |count| {
+            let changed = match count {
+                Ok(count) if count == last => None,
+                Ok(count) => {
+                    last = count;
+                    Some(Ok(count))
+                }
+                Err(e) => Some(Err(e)),
+            };
+            std::future::ready(changed)
+        });
+        Ok(until_expired(counts, expires))
+    }
+}
+
+fn live_hub<'c>(ctx: &'c Context<'_>) -> GqlResult<&'c LiveHub> {
+    ctx.data_opt::<LiveHub>().ok_or_else(|| {
+        gql_error(
+            ErrorCode::Internal,
+            "live notifications are not served here",
+        )
+    })
+}
+
+/// `items` until the token expiring at `expires` (Unix seconds) has expired: then one
+/// UNAUTHENTICATED error, and the end.
+fn until_expired<T: Send + 'static>(
+    items: impl Stream<Item = GqlResult<T>> + Send + 'static,
+    expires: i64,
+) -> impl Stream<Item = GqlResult<T>> + Send + 'static {
+    items.scan(false, move |ended, item| {
+        if *ended {
+            return std::future::ready(None);
+        }
+        if chrono::Utc::now().timestamp() >= expires {
+            *ended = true;
+            return std::future::ready(Some(Err(gql_error(
+                ErrorCode::Unauthenticated,
+                "the token expired: subscribe again with a new one",
+            ))));
+        }
+        std::future::ready(Some(item))
+    })
 }

@@ -9,6 +9,7 @@ mod deadletters;
 mod email;
 mod graphql_errors;
 mod lanes;
+mod live;
 mod notifications;
 mod operations;
 mod processes;

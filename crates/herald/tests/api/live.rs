@@ -1,0 +1,226 @@
+//! Live notifications: GraphQL subscriptions over a WebSocket (`graphql-transport-ws`).
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use herald_test_support::{BackendSet, Session, TestApp, backend_tests};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+backend_tests!(
+    a_subscriber_sees_their_own_notifications_and_unread_count_live,
+    a_subscription_without_a_valid_token_is_refused
+);
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// One subscription socket, acknowledged.
+struct Live {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Live {
+    async fn connect(app: &TestApp, init: Value) -> Live {
+        let url = format!("{}/graphql", app.gateway.replacen("http", "ws", 1));
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let (socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("the gateway takes WebSockets on /graphql");
+        let mut live = Live { socket };
+        live.send(json!({ "type": "connection_init", "payload": init }))
+            .await;
+        let ack = live.next_message().await;
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        live
+    }
+
+    async fn send(&mut self, message: Value) {
+        self.socket
+            .send(Message::text(message.to_string()))
+            .await
+            .unwrap();
+    }
+
+    async fn subscribe(&mut self, id: &str, query: &str) {
+        self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query } }))
+            .await;
+    }
+
+    /// The next protocol message (pings answered and skipped).
+    async fn next_message(&mut self) -> Value {
+        loop {
+            let message = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("a message within 10 s")
+                .expect("the socket is open")
+                .unwrap();
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let message: Value = serde_json::from_str(&text).unwrap();
+            if message["type"] == "ping" {
+                self.send(json!({ "type": "pong" })).await;
+                continue;
+            }
+            return message;
+        }
+    }
+
+    /// The next payload of subscription `id`, skipping the others'.
+    async fn next_of(&mut self, id: &str) -> Value {
+        loop {
+            let message = self.next_message().await;
+            if message["id"] == id {
+                return message;
+            }
+        }
+    }
+
+    /// The next notification of `kind` pushed on subscription `id`; others (a welcome
+    /// still arriving) are skipped.
+    async fn next_notification(&mut self, id: &str, kind: &str) -> Value {
+        loop {
+            let message = self.next_of(id).await;
+            assert_eq!(message["type"], "next", "{message}");
+            let notification = &message["payload"]["data"]["notificationReceived"];
+            if notification["type"] == kind {
+                return notification.clone();
+            }
+        }
+    }
+
+    /// Reads the unread counts pushed on subscription `id` until one is `expected`.
+    async fn until_count(&mut self, id: &str, expected: i64) {
+        loop {
+            let message = self.next_of(id).await;
+            assert_eq!(message["type"], "next", "{message}");
+            if message["payload"]["data"]["unreadCountChanged"] == expected {
+                return;
+            }
+        }
+    }
+
+    /// Every message that arrives within `quiet`.
+    async fn drain(&mut self, quiet: Duration) -> Vec<Value> {
+        let mut messages = Vec::new();
+        while let Ok(Some(Ok(Message::Text(text)))) =
+            tokio::time::timeout(quiet, self.socket.next()).await
+        {
+            messages.push(serde_json::from_str(&text).unwrap());
+        }
+        messages
+    }
+}
+
+fn bearer(who: &Session) -> Value {
+    json!({ "Authorization": format!("Bearer {}", who.token) })
+}
+
+async fn unread_count(app: &TestApp, who: &Session) -> i64 {
+    let response = app
+        .graphql(
+            Some(&who.token),
+            "{ getUnreadNotificationsCount }",
+            json!({}),
+        )
+        .await;
+    response.data()["getUnreadNotificationsCount"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn a_subscriber_sees_their_own_notifications_and_unread_count_live(set: BackendSet) {
+    let app = TestApp::spawn(set).await;
+    let admin = app.admin().await;
+    let ada = app.customer("Ada").await;
+    let bob = app.customer("Bob").await;
+    let product = app
+        .graphql(
+            Some(&admin.token),
+            "mutation($input: ProductInput!) { createProduct(input: $input) { id } }",
+            json!({ "input": { "name": "Moka Pot", "category": "coffee", "priceCents": 3900, "stock": 10 } }),
+        )
+        .await;
+    let product_id = product.data()["createProduct"]["id"].clone();
+
+    let mut ada_live = Live::connect(&app, bearer(&ada)).await;
+    ada_live
+        .subscribe(
+            "arrivals",
+            "subscription { notificationReceived { id type priority title data read } }",
+        )
+        .await;
+    ada_live
+        .subscribe("unread", "subscription { unreadCountChanged }")
+        .await;
+    let mut bob_live = Live::connect(&app, json!({ "token": bob.token })).await;
+    bob_live
+        .subscribe(
+            "arrivals",
+            "subscription { notificationReceived { id type } }",
+        )
+        .await;
+    // The protocol acknowledges no subscription: give the gateway a moment to listen.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let placed = app
+        .graphql(
+            Some(&ada.token),
+            "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { id status } }",
+            json!({ "input": { "items": [{ "productId": product_id, "quantity": 1 }] } }),
+        )
+        .await;
+    let order = placed.data()["placeOrder"].clone();
+    assert_eq!(order["status"], "CONFIRMED");
+
+    let notification = ada_live.next_notification("arrivals", "ORDER_UPDATE").await;
+    assert_eq!(notification["priority"], "CRITICAL");
+    assert_eq!(notification["data"]["orderId"], order["id"]);
+    assert_eq!(notification["read"], false);
+    let unread = unread_count(&app, &ada).await;
+    assert!(unread >= 1, "[{set:?}] {unread}");
+    ada_live.until_count("unread", unread).await;
+
+    app.graphql(
+        Some(&ada.token),
+        "mutation { markAllNotificationsAsRead }",
+        json!({}),
+    )
+    .await
+    .data();
+    ada_live.until_count("unread", 0).await;
+
+    // Bob hears nothing of Ada's (his own welcome may still arrive).
+    for message in bob_live.drain(Duration::from_millis(500)).await {
+        let pushed = &message["payload"]["data"]["notificationReceived"];
+        assert_ne!(pushed["type"], "ORDER_UPDATE", "[{set:?}] {message}");
+    }
+    app.cleanup().await;
+}
+
+async fn a_subscription_without_a_valid_token_is_refused(set: BackendSet) {
+    let app = TestApp::spawn(set).await;
+    for init in [json!({}), json!({ "Authorization": "Bearer not-a-token" })] {
+        let mut live = Live::connect(&app, init.clone()).await;
+        live.subscribe("arrivals", "subscription { notificationReceived { id } }")
+            .await;
+        let refused = live.next_of("arrivals").await;
+        let errors = if refused["type"] == "error" {
+            refused["payload"].clone()
+        } else {
+            refused["payload"]["errors"].clone()
+        };
+        assert_eq!(
+            errors[0]["extensions"]["code"], "UNAUTHENTICATED",
+            "[{set:?}] {init}: {refused}"
+        );
+    }
+    app.cleanup().await;
+}
