@@ -68,15 +68,20 @@ impl LiveHub {
             let listening = state.feed.as_ref().map(|(_, listening)| listening.clone());
             (id, listening)
         };
+        // From here on, dropping the subscription (even while it waits below) unregisters it.
+        let mut registration = Registration {
+            hub: self.clone(),
+            user_id,
+            id,
+            counted: false,
+        };
         if let Some(listening) = listening.as_mut() {
             // Waits a moment at most: with the cache down the subscription still opens.
             let _ = tokio::time::timeout(Duration::from_secs(2), listening.wait_for(|l| *l)).await;
         }
-        let registration = Registration {
-            hub: self.clone(),
-            user_id,
-            id,
-        };
+        // Counted once it hears what is committed from now on.
+        metrics::gauge!("gateway_live_subscriptions").increment(1.0);
+        registration.counted = true;
         let changes =
             futures::stream::unfold((receiver, registration), |(mut receiver, r)| async {
                 let change = receiver.recv().await?;
@@ -123,10 +128,15 @@ struct Registration {
     hub: LiveHub,
     user_id: Uuid,
     id: u64,
+    /// Whether `gateway_live_subscriptions` counts it.
+    counted: bool,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        if self.counted {
+            metrics::gauge!("gateway_live_subscriptions").decrement(1.0);
+        }
         let mut state = self.hub.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(listeners) = state.by_user.get_mut(&self.user_id) {
             listeners.retain(|(id, _)| *id != self.id);

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use herald_test_support::{BackendSet, Session, TestApp, backend_tests};
+use herald_test_support::{BackendSet, Session, TestApp, backend_tests, eventually};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -15,7 +15,8 @@ backend_tests!(
     a_subscription_without_a_valid_token_is_refused
 );
 
-const WAIT: Duration = Duration::from_secs(10);
+/// Generous: the suite runs many Herald instances at once on two cores.
+const WAIT: Duration = Duration::from_secs(20);
 
 /// One subscription socket, acknowledged.
 struct Live {
@@ -58,7 +59,7 @@ impl Live {
         loop {
             let message = tokio::time::timeout(WAIT, self.socket.next())
                 .await
-                .expect("a message within 10 s")
+                .expect("a message within 20 s")
                 .expect("the socket is open")
                 .unwrap();
             let Message::Text(text) = message else {
@@ -119,6 +120,21 @@ impl Live {
     }
 }
 
+/// Waits until the gateway counts `expected` open subscriptions that listen.
+async fn listening_subscriptions(app: &TestApp, expected: usize) {
+    let metrics = format!("{}/metrics", app.gateway);
+    let line = format!("gateway_live_subscriptions {expected}");
+    eventually(WAIT, "the subscriptions listening", || {
+        let metrics = metrics.clone();
+        let line = line.clone();
+        async move {
+            let text = reqwest::get(&metrics).await.ok()?.text().await.ok()?;
+            text.lines().any(|l| l.trim() == line).then_some(())
+        }
+    })
+    .await;
+}
+
 fn bearer(who: &Session) -> Value {
     json!({ "Authorization": format!("Bearer {}", who.token) })
 }
@@ -167,8 +183,9 @@ async fn a_subscriber_sees_their_own_notifications_and_unread_count_live(set: Ba
             "subscription { notificationReceived { id type } }",
         )
         .await;
-    // The protocol acknowledges no subscription: give the gateway a moment to listen.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The protocol acknowledges no subscription: the gateway's metrics tell when they
+    // listen (each test runs in a process of its own).
+    listening_subscriptions(&app, 3).await;
 
     let placed = app
         .graphql(
