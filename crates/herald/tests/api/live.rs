@@ -10,6 +10,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::notifications::unread_count;
+
 backend_tests!(
     a_subscriber_sees_their_own_notifications_and_unread_count_live,
     a_subscription_without_a_valid_token_is_refused
@@ -139,19 +141,6 @@ fn bearer(who: &Session) -> Value {
     json!({ "Authorization": format!("Bearer {}", who.token) })
 }
 
-async fn unread_count(app: &TestApp, who: &Session) -> i64 {
-    let response = app
-        .graphql(
-            Some(&who.token),
-            "{ getUnreadNotificationsCount }",
-            json!({}),
-        )
-        .await;
-    response.data()["getUnreadNotificationsCount"]
-        .as_i64()
-        .unwrap()
-}
-
 async fn a_subscriber_sees_their_own_notifications_and_unread_count_live(set: BackendSet) {
     let app = TestApp::spawn(set).await;
     let admin = app.admin().await;
@@ -224,6 +213,20 @@ async fn a_subscriber_sees_their_own_notifications_and_unread_count_live(set: Ba
 
 async fn a_subscription_without_a_valid_token_is_refused(set: BackendSet) {
     let app = TestApp::spawn(set).await;
+    // Over plain HTTP a subscription is bad input, not a server error.
+    let ada = app.customer("Ada").await;
+    let over_http = app
+        .graphql(
+            Some(&ada.token),
+            "subscription { notificationReceived { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        over_http.body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "[{set:?}] {}",
+        over_http.body
+    );
     for init in [json!({}), json!({ "Authorization": "Bearer not-a-token" })] {
         let mut live = Live::connect(&app, init.clone()).await;
         live.subscribe("arrivals", "subscription { notificationReceived { id } }")

@@ -27,7 +27,7 @@ async fn notifications(app: &TestApp, who: &Session, unread_only: bool) -> Value
     response.data()["getNotifications"].clone()
 }
 
-async fn unread_count(app: &TestApp, who: &Session) -> i64 {
+pub(crate) async fn unread_count(app: &TestApp, who: &Session) -> i64 {
     let response = app
         .graphql(
             Some(&who.token),

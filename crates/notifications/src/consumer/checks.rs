@@ -40,7 +40,7 @@ impl NotificationsConsumer {
         let Some(recipient) = find_recipient(&mut tx, draft.user_id).await? else {
             // The user's user.registered is still on its way; forget the inbox entry too.
             tx.rollback().await?;
-            return Err(HandlerError::Retry(anyhow!(
+            return Err(HandlerError::NotYet(anyhow!(
                 "no recipient {} yet for {} {}",
                 draft.user_id,
                 event.event_type,

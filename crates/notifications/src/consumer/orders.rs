@@ -109,7 +109,7 @@ impl NotificationsConsumer {
 }
 
 fn no_buyer_yet(order: &OrderSnapshot) -> HandlerError {
-    HandlerError::Retry(anyhow!(
+    HandlerError::NotYet(anyhow!(
         "no recipient {} yet for order {}: its user.registered has not been handled",
         order.user_id,
         order.order_id

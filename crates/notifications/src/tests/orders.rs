@@ -155,13 +155,13 @@ async fn an_order_event_delivered_twice_notifies_once() {
 }
 
 #[tokio::test]
-async fn an_order_event_before_the_buyers_registration_is_retried() {
+async fn an_order_event_before_the_buyers_registration_is_handled_again_soon() {
     for set in backend_sets() {
         let s = TestService::start(set).await;
         let ada = Uuid::now_v7();
         let confirmed = order_event(OrderStatus::Confirmed, &order_of(ada));
         assert!(
-            matches!(s.handle(&confirmed).await, Err(HandlerError::Retry(_))),
+            matches!(s.handle(&confirmed).await, Err(HandlerError::NotYet(_))),
             "{set:?}"
         );
         assert!(s.decisions_of(ada, "ORDER_UPDATE").await.is_empty());

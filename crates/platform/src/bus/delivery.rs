@@ -31,6 +31,12 @@ pub trait DeadLetterSink: Send + Sync + 'static {
     ) -> anyhow::Result<()>;
 }
 
+/// How a delivery handled too early ([`HandlerError::NotYet`]) waits before it is handled
+/// again, and how often, before it counts as a failed attempt: about five seconds, while
+/// the event it waits for usually follows within milliseconds.
+const NOT_YET_PAUSE: Duration = Duration::from_millis(250);
+const NOT_YET_TRIES: u32 = 20;
+
 #[derive(Debug)]
 pub(crate) enum Verdict {
     Handled,
@@ -67,11 +73,24 @@ pub(crate) async fn judge(
         }
     };
     let started = Instant::now();
-    // A panicking handler must not stop the consumer: the message is retried.
-    let result = AssertUnwindSafe(handler.handle(&event))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| Err(HandlerError::Retry(anyhow::anyhow!("handler panicked"))));
+    let mut early = 0;
+    let result = loop {
+        // A panicking handler must not stop the consumer: the message is retried.
+        let result = AssertUnwindSafe(handler.handle(&event))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(HandlerError::Retry(anyhow::anyhow!("handler panicked"))));
+        match result {
+            Err(HandlerError::NotYet(e)) if early < NOT_YET_TRIES => {
+                tracing::debug!(queue, event_id = %event.id, event_type = event.event_type,
+                    error = format!("{e:#}"), "handled too early; again shortly");
+                early += 1;
+                tokio::time::sleep(NOT_YET_PAUSE).await;
+            }
+            Err(HandlerError::NotYet(e)) => break Err(HandlerError::Retry(e)),
+            result => break result,
+        }
+    };
     metrics::histogram!("bus_handler_duration_seconds", "queue" => queue.to_owned())
         .record(started.elapsed().as_secs_f64());
     let verdict = match result {
@@ -99,6 +118,7 @@ pub(crate) async fn judge(
             count(queue, "reject");
             Verdict::DeadLetter(format!("{e:#}"))
         }
+        Err(HandlerError::NotYet(_)) => unreachable!("turned into a retry above"),
     };
     Judged {
         event: Some(event),

@@ -64,6 +64,11 @@ pub enum HandlerError {
     /// Permanent: the message can never be handled (malformed, unknown type).
     #[error("reject: {0:#}")]
     Reject(anyhow::Error),
+    /// Early: an event this one needs (another service's, on another path) has not been
+    /// handled yet. Handled again in place after a short pause, for a few seconds, before it
+    /// counts as a failed attempt ([`HandlerError::Retry`]).
+    #[error("not yet: {0:#}")]
+    NotYet(anyhow::Error),
 }
 
 impl From<sqlx::Error> for HandlerError {

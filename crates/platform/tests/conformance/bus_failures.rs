@@ -347,3 +347,61 @@ async fn a_rejected_event_is_dead_lettered_at_once_and_never_delivered_again() {
     })
     .await;
 }
+
+/// Early for an event until `ready` is set; records how often each event was handled.
+struct EarlyUntilReady {
+    ready: AtomicBool,
+    handled: Mutex<HashMap<Uuid, usize>>,
+    effects: AtomicUsize,
+}
+
+#[async_trait]
+impl EventHandler for EarlyUntilReady {
+    async fn handle(&self, event: &Envelope) -> Result<(), HandlerError> {
+        *lock(&self.handled).entry(event.id).or_default() += 1;
+        if !self.ready.load(Ordering::SeqCst) {
+            return Err(HandlerError::NotYet(anyhow!("the buyer is not known yet")));
+        }
+        self.effects.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_early_event_is_handled_again_soon_without_spending_an_attempt() {
+    on_each_bus(async |bus: &TestBus| {
+        bus.declare(&[QueueSpec::new("orders-early", &["order.*"])])
+            .await;
+        let early = event("order.confirmed");
+        bus.publish(std::slice::from_ref(&early)).await;
+        let handler = Arc::new(EarlyUntilReady {
+            ready: AtomicBool::new(false),
+            handled: Mutex::default(),
+            effects: AtomicUsize::new(0),
+        });
+        // Two attempts and a long backoff: a NotYet spending an attempt would wait a minute,
+        // or be dead-lettered.
+        let options = ConsumerOptions {
+            max_attempts: 2,
+            retry_delay: Duration::from_secs(60),
+            ..options(4)
+        };
+        let consumer = bus.consume("orders-early", handler.clone(), options);
+        eventually("handled early twice", || {
+            lock(&handler.handled).get(&early.id).copied().unwrap_or(0) >= 2
+        })
+        .await;
+        let made_ready = Instant::now();
+        handler.ready.store(true, Ordering::SeqCst);
+        eventually("the effect", || handler.effects.load(Ordering::SeqCst) == 1).await;
+        assert!(
+            made_ready.elapsed() < Duration::from_secs(5),
+            "handled again within the pause, not after the backoff: {:?}",
+            made_ready.elapsed()
+        );
+        tokio::time::sleep(QUIET).await;
+        consumer.stop().await;
+        assert_eq!(handler.effects.load(Ordering::SeqCst), 1);
+    })
+    .await;
+}
