@@ -225,7 +225,7 @@ async fn order_events_handled_together_each_get_their_own_outcome() {
                 [
                     Ok(()),
                     Ok(()),
-                    Err(HandlerError::Retry(_)),
+                    Err(HandlerError::NotYet(_)),
                     Err(HandlerError::Reject(_)),
                     Ok(())
                 ]
