@@ -49,7 +49,8 @@ pub fn schema(services: Option<(Services, LiveHub)>, settings: &Settings) -> Her
     .limit_depth(settings.max_query_depth)
     .limit_complexity(settings.max_query_complexity)
     .limit_recursive_depth(32)
-    .extension(metrics::OperationMetrics);
+    .extension(metrics::OperationMetrics)
+    .extension(error::ErrorCodes);
     if let Some((services, live)) = services {
         builder = builder
             .data(loaders::ProductLoader::new(services.products.clone()))
@@ -115,7 +116,7 @@ async fn graphql(State(state): State<GatewayState>, headers: HeaderMap, body: By
         }
     };
     let auth = RequestAuth::from_bearer(bearer(&headers), &state.verifier);
-    let mut response = match request {
+    let response = match request {
         BatchRequest::Single(request) => {
             BatchResponse::Single(state.schema.execute(request.data(auth)).await)
         }
@@ -130,10 +131,6 @@ async fn graphql(State(state): State<GatewayState>, headers: HeaderMap, body: By
             BatchResponse::Batch(responses)
         }
     };
-    match &mut response {
-        BatchResponse::Single(r) => error::ensure_codes(r),
-        BatchResponse::Batch(rs) => rs.iter_mut().for_each(error::ensure_codes),
-    }
     Json(response).into_response()
 }
 

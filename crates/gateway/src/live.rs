@@ -19,6 +19,8 @@ use uuid::Uuid;
 const PER_SUBSCRIPTION: usize = 256;
 /// Deferred notifications a subscription holds until their time.
 const HELD: usize = 1_024;
+/// Live subscriptions one user may hold at once (over any number of connections).
+pub const PER_USER: usize = 16;
 /// The wait before listening again after the cache connection failed.
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -52,11 +54,22 @@ impl LiveHub {
     }
 
     /// `user_id`'s changes from now on, each notification at its time. Returns once the
-    /// gateway listens, so nothing committed after it is missed (unless the cache is down).
-    pub async fn listen(&self, user_id: Uuid) -> impl Stream<Item = LiveChange> + Send + use<> {
+    /// gateway listens, so nothing committed after it is missed (unless the cache is down);
+    /// None when the user already holds [`PER_USER`] subscriptions.
+    pub async fn listen(
+        &self,
+        user_id: Uuid,
+    ) -> Option<impl Stream<Item = LiveChange> + Send + use<>> {
         let (sender, receiver) = mpsc::channel(PER_SUBSCRIPTION);
         let (id, mut listening) = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if state
+                .by_user
+                .get(&user_id)
+                .is_some_and(|l| l.len() >= PER_USER)
+            {
+                return None;
+            }
             let id = state.next_id;
             state.next_id += 1;
             state.by_user.entry(user_id).or_default().push((id, sender));
@@ -87,14 +100,15 @@ impl LiveHub {
                 let change = receiver.recv().await?;
                 Some((change, (receiver, r)))
             });
-        changes
+        let changes = changes
             .map(|change| async move {
                 if let Some(wait) = deferred_by(&change) {
                     tokio::time::sleep(wait).await;
                 }
                 change
             })
-            .buffer_unordered(HELD)
+            .buffer_unordered(HELD);
+        Some(changes)
     }
 
     fn dispatch(state: &Mutex<HubState>, changes: Vec<LiveChange>) {

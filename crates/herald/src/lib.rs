@@ -214,6 +214,13 @@ impl Application {
             self.launch(ServiceName::Scheduler, listener, built)?;
         }
         if let Some(listener) = listeners.remove(&ServiceName::Gateway) {
+            if settings.redis_url.is_none() && !self.addrs.contains_key(&ServiceName::Notifications)
+            {
+                tracing::warn!(
+                    "without HERALD_REDIS_URL, live subscriptions hear only a notifications \
+                     service in this process, and none runs here: they will stay silent"
+                );
+            }
             let readiness = readiness.bus(&bus).cache(&cache);
             let built = herald_gateway::build(settings, verifier, readiness, &cache);
             self.launch(ServiceName::Gateway, listener, built)?;

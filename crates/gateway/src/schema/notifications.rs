@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::parse_uuid;
 use crate::context::ContextExt;
 use crate::error::{GqlResult, IntoGql, gql_error};
-use crate::live::LiveHub;
+use crate::live::{LiveHub, PER_USER};
 use crate::types::*;
 
 #[derive(Default)]
@@ -114,7 +114,7 @@ impl NotificationSubscription {
     ) -> async_graphql::Result<impl Stream<Item = GqlResult<Notification>> + use<>> {
         let caller = ctx.caller()?;
         let expires = caller.claims.exp;
-        let changes = live_hub(ctx)?.listen(caller.claims.sub).await;
+        let changes = listen(ctx, caller.claims.sub).await?;
         let notifications = changes.filter_map(|change| {
             let shown = change
                 .notification
@@ -133,7 +133,7 @@ impl NotificationSubscription {
         let caller = ctx.caller()?;
         let (expires, token) = (caller.claims.exp, caller.token.to_owned());
         let notifications = ctx.services().notifications.clone();
-        let changes = live_hub(ctx)?.listen(caller.claims.sub).await;
+        let changes = listen(ctx, caller.claims.sub).await?;
         let unread = move || {
             let (notifications, token) = (notifications.clone(), token.clone());
             async move {
@@ -161,11 +161,21 @@ impl NotificationSubscription {
     }
 }
 
-fn live_hub<'c>(ctx: &'c Context<'_>) -> GqlResult<&'c LiveHub> {
-    ctx.data_opt::<LiveHub>().ok_or_else(|| {
+/// The caller's live changes, or why there are none.
+async fn listen(
+    ctx: &Context<'_>,
+    user_id: uuid::Uuid,
+) -> GqlResult<impl Stream<Item = herald_events::LiveChange> + Send + use<>> {
+    let hub = ctx.data_opt::<LiveHub>().ok_or_else(|| {
         gql_error(
             ErrorCode::Internal,
             "live notifications are not served here",
+        )
+    })?;
+    hub.listen(user_id).await.ok_or_else(|| {
+        gql_error(
+            ErrorCode::RateLimited,
+            format!("at most {PER_USER} live subscriptions at once per user"),
         )
     })
 }

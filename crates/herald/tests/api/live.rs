@@ -14,7 +14,8 @@ use crate::notifications::unread_count;
 
 backend_tests!(
     a_subscriber_sees_their_own_notifications_and_unread_count_live,
-    a_subscription_without_a_valid_token_is_refused
+    a_subscription_without_a_valid_token_is_refused,
+    bad_or_too_many_subscriptions_get_a_code
 );
 
 /// Generous: the suite runs many Herald instances at once on two cores.
@@ -232,15 +233,49 @@ async fn a_subscription_without_a_valid_token_is_refused(set: BackendSet) {
         live.subscribe("arrivals", "subscription { notificationReceived { id } }")
             .await;
         let refused = live.next_of("arrivals").await;
-        let errors = if refused["type"] == "error" {
-            refused["payload"].clone()
-        } else {
-            refused["payload"]["errors"].clone()
-        };
         assert_eq!(
-            errors[0]["extensions"]["code"], "UNAUTHENTICATED",
+            errors_of(&refused)[0]["extensions"]["code"],
+            "UNAUTHENTICATED",
             "[{set:?}] {init}: {refused}"
         );
     }
+    app.cleanup().await;
+}
+
+/// The errors of a subscription's answer (`error`, or `next` carrying errors).
+fn errors_of(message: &Value) -> Value {
+    if message["type"] == "error" {
+        message["payload"].clone()
+    } else {
+        message["payload"]["errors"].clone()
+    }
+}
+
+async fn bad_or_too_many_subscriptions_get_a_code(set: BackendSet) {
+    let app = TestApp::spawn(set).await;
+    let ada = app.customer("Ada").await;
+    let mut live = Live::connect(&app, bearer(&ada)).await;
+    live.subscribe("garbled", "subscription { notificationReceived { nope } }")
+        .await;
+    let garbled = live.next_of("garbled").await;
+    assert_eq!(
+        errors_of(&garbled)[0]["extensions"]["code"],
+        "BAD_USER_INPUT",
+        "[{set:?}] {garbled}"
+    );
+    let allowed = 16;
+    for i in 0..allowed {
+        live.subscribe(&format!("s{i}"), "subscription { unreadCountChanged }")
+            .await;
+    }
+    listening_subscriptions(&app, allowed).await;
+    live.subscribe("one-too-many", "subscription { unreadCountChanged }")
+        .await;
+    let refused = live.next_of("one-too-many").await;
+    assert_eq!(
+        errors_of(&refused)[0]["extensions"]["code"],
+        "RATE_LIMITED",
+        "[{set:?}] {refused}"
+    );
     app.cleanup().await;
 }

@@ -32,10 +32,11 @@ pub trait DeadLetterSink: Send + Sync + 'static {
 }
 
 /// How a delivery handled too early ([`HandlerError::NotYet`]) waits before it is handled
-/// again, and how often, before it counts as a failed attempt: about five seconds, while
-/// the event it waits for usually follows within milliseconds.
+/// again, and for how long in all before it counts as a failed attempt: the event it
+/// waits for usually follows within milliseconds, and meanwhile the delivery holds a slot
+/// of its consumer (on the embedded bus, its whole claim).
 const NOT_YET_PAUSE: Duration = Duration::from_millis(250);
-const NOT_YET_TRIES: u32 = 20;
+const NOT_YET_PATIENCE: Duration = Duration::from_secs(3);
 
 #[derive(Debug)]
 pub(crate) enum Verdict {
@@ -73,7 +74,6 @@ pub(crate) async fn judge(
         }
     };
     let started = Instant::now();
-    let mut early = 0;
     let result = loop {
         // A panicking handler must not stop the consumer: the message is retried.
         let result = AssertUnwindSafe(handler.handle(&event))
@@ -81,10 +81,11 @@ pub(crate) async fn judge(
             .await
             .unwrap_or_else(|_| Err(HandlerError::Retry(anyhow::anyhow!("handler panicked"))));
         match result {
-            Err(HandlerError::NotYet(e)) if early < NOT_YET_TRIES => {
+            Err(HandlerError::NotYet(e))
+                if started.elapsed() + NOT_YET_PAUSE < NOT_YET_PATIENCE =>
+            {
                 tracing::debug!(queue, event_id = %event.id, event_type = event.event_type,
                     error = format!("{e:#}"), "handled too early; again shortly");
-                early += 1;
                 tokio::time::sleep(NOT_YET_PAUSE).await;
             }
             Err(HandlerError::NotYet(e)) => break Err(HandlerError::Retry(e)),

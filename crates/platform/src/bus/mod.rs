@@ -65,8 +65,8 @@ pub enum HandlerError {
     #[error("reject: {0:#}")]
     Reject(anyhow::Error),
     /// Early: an event this one needs (another service's, on another path) has not been
-    /// handled yet. Handled again in place after a short pause, for a few seconds, before it
-    /// counts as a failed attempt ([`HandlerError::Retry`]).
+    /// handled yet. Handled again in place every 250 ms, for 3 s at most, before it counts
+    /// as a failed attempt ([`HandlerError::Retry`]).
     #[error("not yet: {0:#}")]
     NotYet(anyhow::Error),
 }
