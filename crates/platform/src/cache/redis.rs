@@ -20,6 +20,8 @@ const START_UP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Every command, so a hung server turns into a quick miss.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 const PING_TIMEOUT: Duration = Duration::from_millis(500);
+/// How often a subscribed connection proves it is alive.
+const PUBSUB_PING_EVERY: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct RedisCache {
@@ -172,8 +174,29 @@ impl CacheBackend for RedisCache {
             .map_err(|_| anyhow!("no answer from Redis within {START_UP_TIMEOUT:?}"))
             .and_then(|subscribed| subscribed)
             .with_context(|| format!("subscribing to {channel}"))?;
+        // A connection that died silently (a dropped route, a failover) would keep the
+        // stream open forever: a ping now and then ends it instead, so the caller
+        // subscribes again.
+        let (mut sink, messages) = pubsub.split();
+        let (dead, died) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let mut dead = dead;
+            loop {
+                tokio::select! {
+                    // The stream was dropped: nobody listens any more.
+                    () = dead.closed() => return,
+                    () = tokio::time::sleep(PUBSUB_PING_EVERY) => {}
+                }
+                let pong =
+                    tokio::time::timeout(RESPONSE_TIMEOUT, sink.ping::<redis::Value>()).await;
+                if !matches!(pong, Ok(Ok(_))) {
+                    let _ = dead.send(());
+                    return;
+                }
+            }
+        });
         let channel = channel.to_owned();
-        let messages = pubsub.into_on_message().filter_map(move |message| {
+        let messages = messages.take_until(died).filter_map(move |message| {
             let payload = match message.get_payload::<String>() {
                 Ok(payload) => Some(payload),
                 Err(e) => {
