@@ -39,12 +39,6 @@ struct HubState {
     feed: Option<(tokio::task::JoinHandle<()>, watch::Receiver<bool>)>,
 }
 
-impl HubState {
-    fn is_empty(&self) -> bool {
-        self.by_user.is_empty()
-    }
-}
-
 impl LiveHub {
     pub fn new(cache: Cache) -> LiveHub {
         LiveHub {
@@ -158,7 +152,7 @@ impl Drop for Registration {
                 state.by_user.remove(&self.user_id);
             }
         }
-        if state.is_empty()
+        if state.by_user.is_empty()
             && let Some((task, _)) = state.feed.take()
         {
             task.abort();

@@ -55,10 +55,7 @@ const CHANNEL_CAPACITY: usize = 4_096;
 fn channels() -> std::sync::MutexGuard<'static, HashMap<String, broadcast::Sender<Arc<str>>>> {
     static CHANNELS: LazyLock<Mutex<HashMap<String, broadcast::Sender<Arc<str>>>>> =
         LazyLock::new(Mutex::default);
-    let mut channels = CHANNELS.lock().unwrap_or_else(|p| p.into_inner());
-    // Channels nobody listens to any more go, so per-test channels do not pile up.
-    channels.retain(|_, sender| sender.receiver_count() > 0);
-    channels
+    CHANNELS.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 pub struct MemoryCache {
@@ -135,7 +132,11 @@ impl CacheBackend for MemoryCache {
     }
 
     async fn subscribe(&self, channel: &str) -> anyhow::Result<BoxStream<'static, String>> {
-        let receiver = channels()
+        let mut channels = channels();
+        // Channels nobody listens to any more go when a listener comes, so per-test
+        // channels do not pile up; publishing and counting stay a lookup.
+        channels.retain(|_, sender| sender.receiver_count() > 0);
+        let receiver = channels
             .entry(channel.to_owned())
             .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
             .subscribe();
