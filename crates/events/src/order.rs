@@ -41,6 +41,9 @@ impl OrderStatus {
     }
 }
 
+/// Lines an order may have (each product once).
+pub const MAX_ORDER_LINES: usize = 100;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderLine {

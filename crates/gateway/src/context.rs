@@ -40,6 +40,35 @@ impl RequestAuth {
             claims: None,
         }
     }
+
+    /// Why the token presented is refused, if one was and it is.
+    pub fn refusal(&self) -> Option<&str> {
+        match &self.claims {
+            Some(Err((_, message))) => Some(message),
+            _ => None,
+        }
+    }
+
+    /// The signed-in user, if the token holds.
+    pub fn user_id(&self) -> Option<uuid::Uuid> {
+        match &self.claims {
+            Some(Ok(claims)) => Some(claims.sub),
+            _ => None,
+        }
+    }
+
+    /// How long the token holds yet, if it does.
+    pub fn expires_in(&self) -> Option<std::time::Duration> {
+        match &self.claims {
+            Some(Ok(claims)) => {
+                let left = claims.exp - chrono::Utc::now().timestamp();
+                Some(std::time::Duration::from_secs(
+                    u64::try_from(left).unwrap_or(0),
+                ))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A signed-in caller: their claims and the token to forward.

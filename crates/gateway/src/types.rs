@@ -2,6 +2,7 @@
 
 use async_graphql::{Enum, ID, InputObject, Json, MaybeUndefined, SimpleObject};
 use chrono::{DateTime, Utc};
+use herald_events::MAX_ORDER_LINES;
 use serde::{Deserialize, Serialize};
 
 #[derive(Enum, Copy, Clone, Debug, Eq, PartialEq, Serialize, Deserialize)]
@@ -209,6 +210,8 @@ pub struct OrderItem {
 pub struct Order {
     pub id: ID,
     pub user_id: ID,
+    /// Counted at its largest for the query's cost.
+    #[graphql(complexity = "crate::limits::list_cost(MAX_ORDER_LINES as i32, child_complexity)")]
     pub items: Vec<OrderItem>,
     pub total_cents: i32,
     pub currency: String,

@@ -9,7 +9,20 @@ use std::collections::BTreeMap;
 use async_graphql::parser::parse_schema;
 use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
 
-const NOT_YET_SERVED: &[&str] = &[];
+const NOT_YET_SERVED: &[&str] = &[
+    // Customers at scale (issue 13).
+    "ImportedUserInput",
+    "ImportUsersInput",
+    "ImportUsersPayload",
+    "ResetPasswordInput",
+    "Query.promotionAudience",
+    "Mutation.importUsers",
+    "Mutation.requestPasswordReset",
+    "Mutation.resetPassword",
+    // The service boundary's refresh tokens (issue 12).
+    "AuthPayload.refreshToken",
+    "Mutation.refreshToken",
+];
 
 /// `Type.field(arg)` → its type and default, for everything a schema defines.
 fn members(sdl: &str) -> BTreeMap<String, String> {

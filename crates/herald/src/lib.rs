@@ -240,6 +240,7 @@ impl Application {
         self.servers.push(tokio::spawn(serve(
             listener,
             built.router,
+            built.error_shape,
             self.shutdown.clone(),
         )));
         self.tasks.extend(built.tasks);

@@ -184,6 +184,7 @@ pub async fn build_with_clock(
     Ok(BuiltService {
         name: SERVICE,
         router: service_router(SERVICE, api, readiness.clone()),
+        error_shape: Default::default(),
         readiness,
         tasks,
     })

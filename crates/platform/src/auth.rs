@@ -228,13 +228,21 @@ impl TokenVerifier {
 
 /// The bearer token of a request, if any.
 pub fn bearer(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+    bearer_token(
+        parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?,
+    )
+}
+
+/// The token of an `Authorization` value: `Bearer <token>`, the scheme in any case (RFC
+/// 9110 §11.1).
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// The authenticated caller; rejects with UNAUTHENTICATED.
@@ -310,6 +318,16 @@ mod tests {
             .issue(Uuid::now_v7(), Role::Admin, Duration::from_secs(60))
             .unwrap();
         assert!(verifier.verify(&foreign).is_err());
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer abc", "bearer abc", "BEARER  abc ", " bEaReR abc"] {
+            assert_eq!(bearer_token(value), Some("abc"), "{value}");
+        }
+        for value in ["Basic abc", "Bearer", "Bearer ", "abc", "Bearerabc"] {
+            assert_eq!(bearer_token(value), None, "{value}");
+        }
     }
 
     #[test]

@@ -91,9 +91,42 @@ pub struct Settings {
     pub unsubscribe_secret: Option<String>,
     /// Stock at or below this (and above zero) raises `product.low_stock`.
     pub low_stock_threshold: i64,
+    /// Nested fields a query may have (introspection is bounded on its own terms).
     pub max_query_depth: usize,
+    /// Nodes a query may return at most, list sizes multiplied (`first`, an order's lines),
+    /// and fields it may select once its fragments are expanded.
     pub max_query_complexity: usize,
+    /// The largest request body, and the largest WebSocket message.
     pub max_body_bytes: usize,
+    /// Origins a browser app may call the gateway from (CORS), comma-separated
+    /// (`https://shop.example`); `*`: any. Empty: none.
+    pub cors_origins: String,
+    /// A header in which the proxy in front of the gateway names the client's address
+    /// (`X-Forwarded-For`, `X-Real-IP`); the last address in it counts. Unset: the peer's
+    /// address. Set it only behind such a proxy: clients can send it themselves.
+    pub trusted_proxy_header: Option<String>,
+    /// GraphQL operations per minute per client address at a gateway (a minute's worth at
+    /// once); 0: no limit.
+    pub rate_limit_client_per_minute: u32,
+    /// GraphQL operations per minute per signed-in user at a gateway; 0: no limit.
+    pub rate_limit_user_per_minute: u32,
+    /// Accounts one client address may register an hour; after that each waits longer
+    /// than the one before. 0: no limit.
+    pub registrations_per_client_per_hour: u32,
+    /// Failed sign-ins to one account from one client within 15 minutes before each next
+    /// attempt waits (1 s, doubling, at most 15 min). Other clients are not held back, so
+    /// nobody can lock an owner out. 0: no limit.
+    pub login_failures_per_account_client: u32,
+    /// Failed sign-ins from one client to any accounts within 15 minutes before each next
+    /// attempt waits, as above (slows password spraying). 0: no limit.
+    pub login_failures_per_client: u32,
+    /// Failed sign-ins to one account within 15 minutes, from anywhere, that tell its owner
+    /// (a SECURITY notification, once per 15 minutes). 0: never.
+    pub login_failures_alert: u32,
+    /// WebSockets one client address may hold open at once at a gateway; 0: no limit.
+    pub ws_connections_per_client: u32,
+    /// How long a WebSocket may take to send `connection_init` before it is closed (4408).
+    pub ws_init_timeout_ms: u64,
     /// How often the scheduler looks for due jobs.
     pub scheduler_tick_ms: u64,
     /// Cron schedules (UTC; five fields, or six with seconds first) of the scheduled jobs;
@@ -157,8 +190,18 @@ impl Default for Settings {
             unsubscribe_secret: None,
             low_stock_threshold: 5,
             max_query_depth: 12,
-            max_query_complexity: 2000,
+            max_query_complexity: 10_000,
             max_body_bytes: 256 * 1024,
+            cors_origins: String::new(),
+            trusted_proxy_header: None,
+            rate_limit_client_per_minute: 1200,
+            rate_limit_user_per_minute: 600,
+            registrations_per_client_per_hour: 10,
+            login_failures_per_account_client: 5,
+            login_failures_per_client: 30,
+            login_failures_alert: 5,
+            ws_connections_per_client: 32,
+            ws_init_timeout_ms: 10_000,
             scheduler_tick_ms: 1000,
             schedule_promotions: "* * * * *".to_owned(),
             schedule_recommendation_digest: "0 9 * * *".to_owned(),
@@ -350,6 +393,42 @@ impl Settings {
                 format!("must be between 1 and {MAX_BUS_BATCH_CONCURRENCY}"),
             ));
         }
+        for origin in self.cors_origin_list() {
+            if origin != "*" {
+                let url = Url::parse(origin)
+                    .map_err(|e| ConfigError::new("cors_origins", format!("{origin}: {e}")))?;
+                if !matches!(url.scheme(), "http" | "https")
+                    || url.path() != "/"
+                    || origin.ends_with('/')
+                    || url.query().is_some()
+                {
+                    return Err(ConfigError::new(
+                        "cors_origins",
+                        format!("{origin} is not an origin like https://shop.example"),
+                    ));
+                }
+            }
+        }
+        if let Some(header) = &self.trusted_proxy_header
+            && axum::http::HeaderName::try_from(header.as_str()).is_err()
+        {
+            return Err(ConfigError::new(
+                "trusted_proxy_header",
+                format!("{header} is not a header name"),
+            ));
+        }
+        if self.ws_init_timeout_ms == 0 {
+            return Err(ConfigError::new("ws_init_timeout_ms", "must be at least 1"));
+        }
+        for (key, value) in [
+            ("max_query_depth", self.max_query_depth),
+            ("max_query_complexity", self.max_query_complexity),
+            ("max_body_bytes", self.max_body_bytes),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(key, "must be at least 1"));
+            }
+        }
         if self.token_ttl_secs == 0 {
             return Err(ConfigError::new("token_ttl_secs", "must be at least 1"));
         }
@@ -364,6 +443,14 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+
+    /// The configured CORS origins, one per entry.
+    pub fn cors_origin_list(&self) -> impl Iterator<Item = &str> {
+        self.cors_origins
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
     }
 
     /// The database URL of one service: its override, else the shared one, else SQLite.

@@ -146,6 +146,11 @@ pub fn isolated_settings(set: BackendSet, data_dir: &std::path::Path) -> Setting
         bus_prefix: prefix.clone(),
         cache_prefix: prefix,
         log_format: Some(crate::config::LogFormat::Pretty),
+        // One address sends everything a test does; the tests of the limits set their own.
+        rate_limit_client_per_minute: 0,
+        rate_limit_user_per_minute: 0,
+        registrations_per_client_per_hour: 0,
+        login_failures_per_client: 0,
         ..Settings::default()
     };
     if set == BackendSet::Real {

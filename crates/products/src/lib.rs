@@ -77,6 +77,7 @@ pub async fn build(
             )),
             readiness.clone(),
         ),
+        error_shape: Default::default(),
         readiness,
         tasks: vec![relay, consuming],
     })

@@ -107,6 +107,7 @@ pub async fn build(
             )),
             readiness.clone(),
         ),
+        error_shape: Default::default(),
         readiness,
         tasks: vec![consuming, jobs, relay],
     })

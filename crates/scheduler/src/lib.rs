@@ -232,6 +232,7 @@ pub async fn build(
             )),
             readiness.clone(),
         ),
+        error_shape: Default::default(),
         readiness,
         tasks,
     })

@@ -170,6 +170,19 @@ impl TestApp {
         Gql { status, body }
     }
 
+    /// The answer's text as it came, for what parsing would lose (the order of keys).
+    pub async fn graphql_text(&self, token: Option<&str>, query: &str) -> String {
+        let mut request = self
+            .http
+            .post(format!("{}/graphql", self.gateway))
+            .json(&json!({ "query": query }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("gateway reachable");
+        response.text().await.expect("an answer")
+    }
+
     pub async fn register(&self, name: &str, email: &str, password: &str) -> Gql {
         self.graphql(
             None,

@@ -96,6 +96,7 @@ pub async fn build(
             )),
             readiness.clone(),
         ),
+        error_shape: Default::default(),
         readiness,
         tasks: vec![relay, consuming],
     })

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::parse_uuid;
 use crate::context::ContextExt;
 use crate::error::{GqlResult, IntoGql, gql_error};
+use crate::limits::list_cost;
 use crate::types::*;
 
 #[derive(Default)]
@@ -16,6 +17,7 @@ pub struct CatalogQuery;
 #[Object]
 impl CatalogQuery {
     /// The catalog in the order products were added; filter by category, search by text.
+    #[graphql(complexity = "list_cost(first.unwrap_or(20), child_complexity)")]
     async fn products(
         &self,
         ctx: &Context<'_>,

@@ -11,6 +11,7 @@ use serde_json::json;
 use super::parse_uuid;
 use crate::context::ContextExt;
 use crate::error::{GqlResult, IntoGql, gql_error, to_graphql};
+use crate::limits::list_cost;
 use crate::types::DeadLetter;
 
 /// The services with consumers, and so with dead letters.
@@ -47,6 +48,7 @@ pub struct DeadLetterQuery;
 #[Object]
 impl DeadLetterQuery {
     /// Newest first, across every consuming service (ADMIN).
+    #[graphql(complexity = "list_cost(first.unwrap_or(50), child_complexity)")]
     async fn dead_letters(
         &self,
         ctx: &Context<'_>,

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::parse_uuid;
 use crate::context::ContextExt;
 use crate::error::{GqlResult, IntoGql};
+use crate::limits::list_cost;
 use crate::types::*;
 
 #[derive(Default)]
@@ -15,6 +16,7 @@ pub struct OrderQuery;
 #[Object]
 impl OrderQuery {
     /// The caller's orders, newest first.
+    #[graphql(complexity = "list_cost(first.unwrap_or(20), child_complexity)")]
     async fn my_orders(
         &self,
         ctx: &Context<'_>,

@@ -5,6 +5,7 @@ use herald_platform::ErrorCode;
 
 use crate::context::ContextExt;
 use crate::error::{GqlResult, IntoGql, gql_error};
+use crate::limits::list_cost;
 use crate::types::{Promotion, PromotionInput};
 
 #[derive(Default)]
@@ -13,6 +14,7 @@ pub struct PromotionQuery;
 #[Object]
 impl PromotionQuery {
     /// Newest first, with their status and recipients so far (ADMIN).
+    #[graphql(complexity = "list_cost(first.unwrap_or(20), child_complexity)")]
     async fn promotions(
         &self,
         ctx: &Context<'_>,

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::parse_uuid;
 use crate::context::ContextExt;
 use crate::error::{GqlResult, IntoGql, gql_error};
+use crate::limits::list_cost;
 use crate::types::{ActivityType, Recommendation, UserActivityInput};
 
 #[derive(Default)]
@@ -16,6 +17,7 @@ pub struct RecommendationQuery;
 #[Object]
 impl RecommendationQuery {
     /// The caller's top picks, each with the reason it was picked.
+    #[graphql(complexity = "list_cost(limit.unwrap_or(10), child_complexity)")]
     async fn get_recommendations(
         &self,
         ctx: &Context<'_>,

@@ -28,9 +28,9 @@ async fn malformed_requests_get_client_errors(set: BackendSet) {
         );
     }
 
-    // Too deep: rejected by the depth limit before anything runs.
-    let deep = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } } }";
-    let response = app.graphql(Some(&me.token), deep, json!({})).await;
+    // Too deep: rejected by the depth limit before anything runs (unknown fields or not).
+    let deep = format!("{{ {} id {} }}", "getUser { ".repeat(13), "}".repeat(13));
+    let response = app.graphql(Some(&me.token), &deep, json!({})).await;
     assert_eq!(
         response.error_code(),
         Some("BAD_USER_INPUT"),

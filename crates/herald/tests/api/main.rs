@@ -6,6 +6,7 @@
 mod cli;
 mod commerce;
 mod deadletters;
+mod edge;
 mod email;
 mod graphql_errors;
 mod lanes;

@@ -54,7 +54,7 @@ pub struct OrderRequest {
 }
 
 impl OrderRequest {
-    pub const MAX_LINES: usize = 100;
+    pub const MAX_LINES: usize = herald_events::MAX_ORDER_LINES;
 
     pub fn parse(items: &[LineInput]) -> Result<OrderRequest, ApiError> {
         if items.is_empty() {

@@ -1,5 +1,11 @@
-//! Serving a service over HTTP: health, readiness, metrics, request metrics, and the
-//! client services use to call each other.
+//! Serving a service over HTTP: health, readiness, metrics, request metrics, errors in
+//! JSON, and the client services use to call each other.
+
+mod client_errors;
+mod listener;
+
+pub use client_errors::{ErrorShape, ParseErrorsAsJson, json_client_errors};
+pub use listener::{Listener, PeerAddr};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -147,13 +153,24 @@ pub fn track_requests(router: Router, service: &'static str) -> Router {
     ))
 }
 
-/// A service's whole router: its API, the observability routes, request metrics, a body limit.
+/// A service's whole router: its API, the observability routes, request metrics, a body
+/// limit, and client errors in the services' JSON shape.
 pub fn service_router(service: &'static str, api: Router, readiness: Readiness) -> Router {
+    shaped_router(service, api, readiness, ErrorShape::Service)
+}
+
+/// [`service_router`] with client errors in `shape`.
+pub fn shaped_router(
+    service: &'static str,
+    api: Router,
+    readiness: Readiness,
+    shape: ErrorShape,
+) -> Router {
     let router = api
         .merge(observability_routes(readiness))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024));
-    track_requests(router, service)
+    track_requests(json_client_errors(router, shape), service)
 }
 
 /// Binds `addr`, naming the setting when the port is taken.
@@ -166,15 +183,22 @@ pub async fn bind(addr: std::net::SocketAddr, setting: &str) -> anyhow::Result<T
     })
 }
 
-/// Serves `router` until `shutdown`, letting in-flight requests finish.
+/// Serves `router` until `shutdown`, letting in-flight requests finish. Handlers see the
+/// peer's address as `ConnectInfo<PeerAddr>`; requests hyper cannot parse are answered in
+/// `shape`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    shape: ErrorShape,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router.into_make_service())
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+    let listener = Listener::new(listener, shape);
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<PeerAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await?;
     Ok(())
 }
 
@@ -333,6 +357,8 @@ pub fn created<T: Serialize>(body: T) -> Response {
 pub struct BuiltService {
     pub name: &'static str,
     pub router: Router,
+    /// How its errors look (the gateway's are GraphQL's).
+    pub error_shape: ErrorShape,
     pub readiness: Readiness,
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
 }

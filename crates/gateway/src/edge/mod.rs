@@ -1,0 +1,332 @@
+//! The gateway's HTTP and WebSocket edge: who a request comes from, what it may spend,
+//! which browser origins may call, and the routes the internet reaches.
+
+pub mod budget;
+pub mod client;
+pub mod socket;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::{BatchRequest, BatchResponse, ServerError};
+use axum::body::{Bytes, to_bytes};
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use herald_platform::auth::TokenVerifier;
+use herald_platform::http::{ErrorShape, PeerAddr, ServiceClient};
+use herald_platform::{ErrorCode, Settings};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use self::budget::{Budget, Spender};
+use self::client::{ClientAddr, ClientAddrs};
+use self::socket::{Connection, OpenSockets, Protocol};
+use crate::context::RequestAuth;
+use crate::graphiql;
+use crate::schema::HeraldSchema;
+
+/// Operations one HTTP request may batch.
+pub const MAX_BATCH: usize = 20;
+
+/// The edge's limits and what it needs to apply them.
+pub struct Edge {
+    pub verifier: TokenVerifier,
+    clients: ClientAddrs,
+    client_budget: Option<Budget>,
+    user_budget: Option<Budget>,
+    sockets: Arc<OpenSockets>,
+    pub socket_init_timeout: Duration,
+    /// The largest body, and the largest WebSocket message.
+    pub max_message: usize,
+}
+
+impl Edge {
+    pub fn new(settings: &Settings, verifier: TokenVerifier) -> Edge {
+        Edge {
+            verifier,
+            clients: ClientAddrs::new(settings.trusted_proxy_header.as_deref()),
+            client_budget: Budget::per_minute(settings.rate_limit_client_per_minute),
+            user_budget: Budget::per_minute(settings.rate_limit_user_per_minute),
+            sockets: Arc::new(OpenSockets::new(settings.ws_connections_per_client)),
+            socket_init_timeout: Duration::from_millis(settings.ws_init_timeout_ms),
+            max_message: settings.max_body_bytes,
+        }
+    }
+
+    pub fn client(&self, parts: &Parts) -> ClientAddr {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<PeerAddr>>()
+            .map(|c| &c.0);
+        self.clients.of(peer, &parts.headers)
+    }
+
+    /// Spends `cost` operations of each spender's budget, or says how long to wait.
+    pub fn spend(&self, spenders: &[Spender], cost: u32) -> Result<(), Duration> {
+        for spender in spenders {
+            let budget = match spender {
+                Spender::Client(_) => &self.client_budget,
+                Spender::User(_) => &self.user_budget,
+            };
+            if let Some(budget) = budget {
+                budget.spend(*spender, cost).inspect_err(|_| {
+                    let whose = match spender {
+                        Spender::Client(_) => "client",
+                        Spender::User(_) => "user",
+                    };
+                    metrics::counter!("gateway_rate_limited_total", "budget" => whose).increment(1);
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the edge's handlers share.
+#[derive(Clone)]
+pub struct GatewayState {
+    pub schema: HeraldSchema,
+    pub edge: Arc<Edge>,
+    pub notifications: ServiceClient,
+}
+
+/// The public routes.
+pub fn routes(state: GatewayState) -> Router {
+    Router::new()
+        .route("/graphql", get(graphiql_or_socket).post(graphql))
+        .route("/graphql/ws", get(graphiql_or_socket))
+        .route("/graphql/assets/{file}", get(graphiql::asset))
+        .route("/unsubscribe", get(unsubscribe).post(unsubscribe))
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::temporary("/graphql") }),
+        )
+        .with_state(state)
+}
+
+/// The browser origins allowed to call, if any are configured.
+pub fn cors(settings: &Settings) -> Option<CorsLayer> {
+    let origins: Vec<&str> = settings.cors_origin_list().collect();
+    if origins.is_empty() {
+        return None;
+    }
+    let allowed = if origins.contains(&"*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|origin| HeaderValue::from_str(origin).ok()),
+        )
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allowed)
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+            .expose_headers([header::RETRY_AFTER])
+            .max_age(Duration::from_secs(3600)),
+    )
+}
+
+/// `POST /graphql`: one operation or a batch.
+async fn graphql(State(state): State<GatewayState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let edge = &state.edge;
+    let client = edge.client(&parts);
+    let too_large = || {
+        client_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "the body is larger than {} bytes (HERALD_MAX_BODY_BYTES)",
+                edge.max_message
+            ),
+        )
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > edge.max_message) {
+        return too_large();
+    }
+    let body: Bytes = match to_bytes(body, edge.max_message).await {
+        Ok(body) => body,
+        Err(e) if e.to_string().contains("length limit") => return too_large(),
+        Err(_) => return client_error(StatusCode::BAD_REQUEST, "the body could not be read"),
+    };
+    let request: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            return client_error(
+                StatusCode::BAD_REQUEST,
+                &format!("the body is not a GraphQL request: {e}"),
+            );
+        }
+    };
+    let operations = match &request {
+        BatchRequest::Single(_) => 1,
+        BatchRequest::Batch(requests) => requests.len(),
+    };
+    if operations > MAX_BATCH {
+        return client_error(
+            StatusCode::BAD_REQUEST,
+            &format!("at most {MAX_BATCH} operations per batch"),
+        );
+    }
+    let cost = u32::try_from(operations).unwrap_or(u32::MAX);
+    let auth = RequestAuth::from_bearer(bearer(&parts), &edge.verifier);
+    let mut spenders = vec![Spender::client(client.0)];
+    spenders.extend(auth.user_id().map(Spender::User));
+    if let Err(wait) = edge.spend(&spenders, cost) {
+        return rate_limited(wait);
+    }
+    let response = match request {
+        BatchRequest::Single(request) => {
+            BatchResponse::Single(state.schema.execute(request.data(auth).data(client)).await)
+        }
+        BatchRequest::Batch(requests) => {
+            let mut responses = Vec::with_capacity(requests.len());
+            for request in requests {
+                responses.push(
+                    state
+                        .schema
+                        .execute(request.data(auth.clone()).data(client))
+                        .await,
+                );
+            }
+            BatchResponse::Batch(responses)
+        }
+    };
+    let retry_after = responses(&response)
+        .flat_map(|r| r.errors.iter())
+        .filter_map(retry_after_of)
+        .max();
+    let mut answer = Json(response).into_response();
+    if let Some(seconds) = retry_after {
+        answer
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    answer
+}
+
+fn responses(batch: &BatchResponse) -> impl Iterator<Item = &async_graphql::Response> {
+    match batch {
+        BatchResponse::Single(one) => std::slice::from_ref(one).iter(),
+        BatchResponse::Batch(all) => all.iter(),
+    }
+}
+
+/// The `retryAfter` (seconds) of an error, if it has one.
+fn retry_after_of(error: &ServerError) -> Option<u64> {
+    match error.extensions.as_ref()?.get("retryAfter")? {
+        async_graphql::Value::Number(n) => n.as_u64(),
+        _ => None,
+    }
+}
+
+/// `GET /graphql` and `/graphql/ws`: subscriptions for a WebSocket, GraphiQL for a browser.
+/// The token goes in the connection's init payload (`{"Authorization": "Bearer <token>"}`,
+/// or `{"token": …}`) or in the upgrade request's `Authorization` header.
+async fn graphiql_or_socket(State(state): State<GatewayState>, request: Request) -> Response {
+    let (mut parts, _) = request.into_parts();
+    let Ok(upgrade) = WebSocketUpgrade::from_request_parts(&mut parts, &()).await else {
+        if parts.uri.path() == "/graphql" {
+            return graphiql::page().await.into_response();
+        }
+        return client_error(
+            StatusCode::BAD_REQUEST,
+            "this address takes WebSocket connections (graphql-transport-ws)",
+        );
+    };
+    let edge = state.edge.clone();
+    let client = edge.client(&parts);
+    if let Err(wait) = edge.spend(&[Spender::client(client.0)], 1) {
+        return rate_limited(wait);
+    }
+    let Some(slot) = edge.sockets.open(client) else {
+        return ErrorShape::GraphQl.response(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            "too many open WebSockets from this client (HERALD_WS_CONNECTIONS_PER_CLIENT)",
+        );
+    };
+    let header_token = bearer(&parts).map(str::to_owned);
+    let upgrade = upgrade
+        .protocols(Protocol::NAMES)
+        .max_message_size(edge.max_message)
+        .max_frame_size(edge.max_message);
+    let protocol = Protocol::agreed(upgrade.selected_protocol().and_then(|p| p.to_str().ok()));
+    upgrade.on_upgrade(move |socket| {
+        Connection {
+            schema: state.schema.clone(),
+            edge,
+            protocol,
+            client,
+            header_token,
+            slot,
+        }
+        .serve(socket)
+    })
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    herald_platform::auth::bearer(parts)
+}
+
+/// One-click unsubscribe links from emails (RFC 8058): the notifications service checks
+/// the signed token and answers; the gateway is only the public address.
+async fn unsubscribe(
+    State(state): State<GatewayState>,
+    method: Method,
+    uri: axum::http::Uri,
+    body: Bytes,
+) -> Response {
+    let path = format!("/unsubscribe?{}", uri.query().unwrap_or_default());
+    let method =
+        reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(reqwest::Method::GET);
+    match state
+        .notifications
+        .pass_through(method, &path, body.to_vec())
+        .await
+    {
+        Ok(response) => response,
+        Err(e) => herald_platform::ApiError::Unexpected(e).into_response(),
+    }
+}
+
+/// A request that is not GraphQL at all still gets a GraphQL-shaped error.
+fn client_error(status: StatusCode, message: &str) -> Response {
+    ErrorShape::GraphQl.response(status, ErrorCode::BadUserInput, message)
+}
+
+/// The error of a request over its budget, with when to try again.
+pub fn rate_limited_error(wait: Duration) -> ServerError {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut error = ServerError::new(format!("too many requests; try again in {seconds} s"), None);
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    extensions.set("code", ErrorCode::RateLimited.as_str());
+    extensions.set("retryAfter", seconds);
+    error
+}
+
+/// 429 with `Retry-After`.
+fn rate_limited(wait: Duration) -> Response {
+    let error = rate_limited_error(wait);
+    let seconds = retry_after_of(&error).unwrap_or(1);
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        Json(serde_json::json!({ "errors": [error] })),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}

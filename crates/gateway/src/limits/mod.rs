@@ -1,0 +1,119 @@
+//! What a request may ask of the gateway, checked before anything recurses over it: its
+//! text's bracket nesting before parsing, its shape (fragments measured, never expanded)
+//! before validation, and what it could return (list sizes multiplied) before execution.
+//! Every refusal is `BAD_USER_INPUT` and names its limit.
+
+mod nesting;
+mod shape;
+mod strings;
+
+use std::sync::Arc;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextValidation,
+};
+use async_graphql::{Request, ServerError, ServerResult, ValidationResult};
+use herald_platform::Settings;
+
+pub use shape::ShapeLimits;
+
+/// Brackets (`{`, `[`, `(`) a query's text may nest. The parser recurses once per level,
+/// and the deepest legitimate queries (graphql-js introspection, nested inputs) stay
+/// well under 20.
+pub const MAX_NESTING: usize = 64;
+/// Nested selection sets, fragments and inline fragments (async-graphql walks this deep).
+pub const MAX_HEIGHT: usize = 32;
+/// Nested `fields`/`interfaces`/`possibleTypes`/`inputFields` in introspection, as in
+/// graphql-js's `MaxIntrospectionDepthRule`.
+pub const MAX_INTROSPECTION_LISTS: usize = 2;
+/// Directives on one field, fragment or operation.
+pub const MAX_DIRECTIVES: usize = 16;
+
+/// The cost of a list field: its children once per item it may return. Used by the
+/// schema's `complexity` attributes with each list's size argument (or its largest size).
+pub fn list_cost(items: i32, child_complexity: usize) -> usize {
+    let items = usize::try_from(items).unwrap_or(0);
+    1usize.saturating_add(items.saturating_mul(child_complexity))
+}
+
+/// The gateway's request limits as a schema extension, so HTTP and WebSocket requests
+/// pass the same checks.
+pub struct QueryLimits {
+    shape: ShapeLimits,
+    budget: usize,
+}
+
+impl QueryLimits {
+    pub fn new(settings: &Settings) -> QueryLimits {
+        QueryLimits {
+            shape: ShapeLimits {
+                max_fields: settings.max_query_complexity,
+                max_height: MAX_HEIGHT,
+                max_depth: settings.max_query_depth,
+                max_introspection_lists: MAX_INTROSPECTION_LISTS,
+            },
+            budget: settings.max_query_complexity,
+        }
+    }
+}
+
+impl ExtensionFactory for QueryLimits {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(QueryLimitsExtension {
+            shape: self.shape,
+            budget: self.budget,
+        })
+    }
+}
+
+struct QueryLimitsExtension {
+    shape: ShapeLimits,
+    budget: usize,
+}
+
+#[async_trait::async_trait]
+impl Extension for QueryLimitsExtension {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        check(&mut request, &self.shape)?;
+        next.run(ctx, request).await
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await?;
+        if result.complexity > self.budget {
+            return Err(vec![ServerError::new(
+                format!(
+                    "the query could return up to {} nodes; the limit is {} \
+                     (HERALD_MAX_QUERY_COMPLEXITY): ask for fewer items (first, limit) or fields",
+                    result.complexity, self.budget
+                ),
+                None,
+            )]);
+        }
+        Ok(result)
+    }
+}
+
+/// Nesting before parsing, then the parsed document's shape and its strings; the parsed
+/// document stays on the request so it is parsed once.
+pub fn check(request: &mut Request, shape: &ShapeLimits) -> ServerResult<()> {
+    if nesting::check(&request.query, MAX_NESTING).is_err() {
+        return Err(ServerError::new(
+            format!("the query nests brackets more than {MAX_NESTING} levels deep"),
+            None,
+        ));
+    }
+    let variables = request.variables.clone();
+    let doc = request.parsed_query()?;
+    shape::check(doc, shape).map_err(|refusal| ServerError::new(refusal.to_string(), None))?;
+    strings::check(doc, &variables).map_err(|overlong| ServerError::new(overlong.to_string(), None))
+}

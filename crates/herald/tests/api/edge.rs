@@ -1,0 +1,237 @@
+//! The public edge under hostile input: every recursive structure is bounded before
+//! anything recurses over it, cost follows list sizes, and answers keep the query's order.
+
+use std::time::{Duration, Instant};
+
+use herald_test_support::{BackendSet, TestApp, backend_tests};
+use serde_json::json;
+
+backend_tests!(
+    hostile_queries_are_refused_quickly,
+    cost_multiplies_by_list_sizes,
+    overlong_arguments_are_refused_before_any_service_call,
+    answers_keep_the_query_order
+);
+
+/// `F0 { __typename }`, then `Fi { ...F(i-1) ...F(i-1) }`: 2^n fields once expanded.
+pub fn doubling_fragments(n: usize) -> String {
+    let mut query = format!("{{ ...F{n} }} fragment F0 on Query {{ __typename }}");
+    for i in 1..=n {
+        query.push_str(&format!(
+            " fragment F{i} on Query {{ ...F{j} ...F{j} }}",
+            j = i - 1
+        ));
+    }
+    query
+}
+
+/// The attacks of the edge issue, each a single anonymous request.
+pub fn hostile_queries() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "lists nested 100,000 deep",
+            format!(
+                "{{ products(first: {}{}) {{ totalCount }} }}",
+                "[".repeat(100_000),
+                "]".repeat(100_000)
+            ),
+        ),
+        (
+            "objects nested 100,000 deep",
+            format!(
+                "{{ products(first: {}1{}) {{ totalCount }} }}",
+                "{a: ".repeat(100_000),
+                "}".repeat(100_000)
+            ),
+        ),
+        (
+            "selections nested 10,000 deep",
+            format!("{{ {} id {} }}", "a { ".repeat(10_000), "}".repeat(10_000)),
+        ),
+        ("a doubling chain of 30 fragments", doubling_fragments(30)),
+        ("a doubling chain of 60 fragments", doubling_fragments(60)),
+        ("a chain of 60 fragments", {
+            let mut query = "{ ...F59 } fragment F0 on Query { __typename }".to_owned();
+            for i in 1..60 {
+                query.push_str(&format!(" fragment F{i} on Query {{ ...F{} }}", i - 1));
+            }
+            query
+        }),
+        (
+            "a fragment cycle",
+            "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }".to_owned(),
+        ),
+    ]
+}
+
+async fn hostile_queries_are_refused_quickly(set: BackendSet) {
+    let app = TestApp::spawn(set).await;
+    for (what, query) in hostile_queries() {
+        let started = Instant::now();
+        // Bodies past the limit are refused as such; these fit in the default 256 KiB or
+        // are sent to a gateway that accepts more below.
+        let response = app.graphql(None, &query, json!({})).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{what}: took {:?}",
+            started.elapsed()
+        );
+        assert!(response.status < 500, "{what}: {}", response.status);
+        assert_eq!(
+            response.error_code(),
+            Some("BAD_USER_INPUT"),
+            "{what}: {}",
+            response.body
+        );
+    }
+    // The process is alive and well.
+    let health = app
+        .http()
+        .get(format!("{}/health", app.gateway))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    app.cleanup().await;
+}
+
+async fn cost_multiplies_by_list_sizes(set: BackendSet) {
+    let app = TestApp::spawn(set).await;
+    let budget = app.settings.max_query_complexity;
+
+    // 600 aliases of a page of 100: 60,600 nodes, refused up front naming the limit.
+    let aliases: String = (0..600)
+        .map(|i| format!("p{i}: products(first: 100) {{ totalCount }} "))
+        .collect();
+    let response = app
+        .graphql(None, &format!("{{ {aliases} }}"), json!({}))
+        .await;
+    assert_eq!(
+        response.error_code(),
+        Some("BAD_USER_INPUT"),
+        "{}",
+        response.body
+    );
+    let message = response.body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("60600") && message.contains(&budget.to_string()),
+        "{message}"
+    );
+
+    // Variables count as literals do.
+    let response = app
+        .graphql(
+            None,
+            "query($n: Int) { a: products(first: $n) { nodes { id name } } b: products(first: $n) { nodes { id name } } }",
+            json!({ "n": 100_000 }),
+        )
+        .await;
+    assert_eq!(
+        response.error_code(),
+        Some("BAD_USER_INPUT"),
+        "{}",
+        response.body
+    );
+
+    // An order's lines count at their largest (100).
+    let me = app.customer("Cost").await;
+    let orders = |first: i32| {
+        format!("{{ myOrders(first: {first}) {{ id items {{ quantity product {{ name }} }} }} }}")
+    };
+    let response = app.graphql(Some(&me.token), &orders(20), json!({})).await;
+    assert!(response.body.get("errors").is_none(), "{}", response.body);
+    let response = app.graphql(Some(&me.token), &orders(100), json!({})).await;
+    assert_eq!(
+        response.error_code(),
+        Some("BAD_USER_INPUT"),
+        "{}",
+        response.body
+    );
+
+    // Ordinary pages pass.
+    let response = app
+        .graphql(
+            Some(&me.token),
+            "{ products(first: 100) { nodes { id name priceCents } totalCount } getNotifications(first: 100) { nodes { id title } totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert!(response.body.get("errors").is_none(), "{}", response.body);
+    app.cleanup().await;
+}
+
+async fn overlong_arguments_are_refused_before_any_service_call(set: BackendSet) {
+    let app = TestApp::spawn(set).await;
+    let long = "x".repeat(66_000);
+    let response = app
+        .graphql(
+            None,
+            "query($s: String) { products(search: $s) { totalCount } }",
+            json!({ "s": long }),
+        )
+        .await;
+    assert_eq!(
+        response.error_code(),
+        Some("BAD_USER_INPUT"),
+        "{}",
+        response.body
+    );
+    assert!(
+        response.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("$s"),
+        "{}",
+        response.body
+    );
+    let response = app
+        .graphql(
+            None,
+            &format!("{{ products(search: \"{long}\") {{ totalCount }} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        response.error_code(),
+        Some("BAD_USER_INPUT"),
+        "{}",
+        response.body
+    );
+    // Within the gateway's bound, the products service's own rule answers, still as bad input.
+    let response = app
+        .graphql(
+            None,
+            &format!(
+                "{{ products(search: \"{}\") {{ totalCount }} }}",
+                "y".repeat(5_000)
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        response.error_code(),
+        Some("BAD_USER_INPUT"),
+        "{}",
+        response.body
+    );
+    app.cleanup().await;
+}
+
+async fn answers_keep_the_query_order(set: BackendSet) {
+    let app = TestApp::spawn(set).await;
+    let me = app.customer("Order").await;
+    let raw = app
+        .graphql_text(
+            Some(&me.token),
+            "{ z: products(first: 1) { totalCount pageInfo { hasNextPage } } y: getUser { name id } x: __typename ...F w: getUnreadNotificationsCount } fragment F on Query { v: getNotifications { totalCount } }",
+        )
+        .await;
+    assert!(!raw.contains("errors"), "{raw}");
+    let at = |key: &str| raw.find(&format!("\"{key}\":")).unwrap();
+    assert!(
+        at("z") < at("y") && at("y") < at("x") && at("x") < at("v") && at("v") < at("w"),
+        "{raw}"
+    );
+    assert!(at("name") < at("id"), "{raw}");
+    app.cleanup().await;
+}
