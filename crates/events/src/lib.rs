@@ -36,6 +36,7 @@ pub const TOPOLOGY: &[(&str, &[&str])] = &[
         &[
             UserRegistered::TYPE,
             PreferencesUpdated::TYPE,
+            SignInFailures::TYPE,
             OrderConfirmed::TYPE,
             OrderShipped::TYPE,
             OrderDelivered::TYPE,

@@ -113,3 +113,20 @@ pub struct UnsubscribeRequested {
 impl Event for UnsubscribeRequested {
     const TYPE: &'static str = "user.unsubscribe_requested";
 }
+
+/// `user.sign_in_failures`: sign-ins to an account failed repeatedly within a window (sent
+/// once per window); its owner is told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignInFailures {
+    pub user_id: Uuid,
+    pub failures: u32,
+    pub window_minutes: u32,
+    /// The address the last failure came from, as the gateway saw it.
+    #[serde(default)]
+    pub client: Option<String>,
+}
+
+impl Event for SignInFailures {
+    const TYPE: &'static str = "user.sign_in_failures";
+}

@@ -79,6 +79,8 @@ pub struct Caller<'a> {
 
 pub trait ContextExt {
     fn services(&self) -> &Services;
+    /// The address the request came from, as the edge determined it.
+    fn client(&self) -> Option<String>;
     fn caller(&self) -> GqlResult<Caller<'_>>;
     /// The caller, who must be an admin (FORBIDDEN otherwise).
     fn admin(&self) -> GqlResult<Caller<'_>>;
@@ -87,6 +89,11 @@ pub trait ContextExt {
 impl ContextExt for Context<'_> {
     fn services(&self) -> &Services {
         self.data_unchecked::<Services>()
+    }
+
+    fn client(&self) -> Option<String> {
+        self.data_opt::<crate::edge::client::ClientAddr>()
+            .map(|client| client.0.to_string())
     }
 
     fn caller(&self) -> GqlResult<Caller<'_>> {

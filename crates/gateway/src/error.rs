@@ -9,8 +9,12 @@ pub fn to_graphql(err: ApiError) -> async_graphql::Error {
         tracing::error!(error = format!("{cause:#}"), "resolver failed");
     }
     let body = err.body();
-    async_graphql::Error::new(body.message)
-        .extend_with(|_, ext| ext.set("code", body.code.as_str()))
+    async_graphql::Error::new(body.message).extend_with(|_, ext| {
+        ext.set("code", body.code.as_str());
+        if let Some(seconds) = body.retry_after {
+            ext.set("retryAfter", seconds);
+        }
+    })
 }
 
 pub type GqlResult<T> = Result<T, async_graphql::Error>;

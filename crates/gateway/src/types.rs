@@ -74,6 +74,15 @@ pub struct RegisterUserInput {
     pub password: String,
 }
 
+/// An input passed on with the address of the client that sent it (the users service
+/// limits registrations and slows failed sign-ins per client).
+#[derive(Debug, Serialize)]
+pub struct FromClient<'a, T> {
+    #[serde(flatten)]
+    pub input: &'a T,
+    pub client: Option<String>,
+}
+
 #[derive(InputObject, Debug, Serialize)]
 #[graphql(name = "LoginInput")]
 pub struct LoginInput {

@@ -144,6 +144,32 @@ impl Draft {
         )
     }
 
+    /// Tells an account's owner of repeated failed sign-ins.
+    pub fn sign_in_failures(event_id: Uuid, failures: &herald_events::SignInFailures) -> Draft {
+        let from = failures
+            .client
+            .as_deref()
+            .map(|client| format!(", the last from {client}"))
+            .unwrap_or_default();
+        Draft::for_event(
+            event_id,
+            failures.user_id,
+            NotificationType::Security,
+            "Failed sign-in attempts on your account".to_owned(),
+            format!(
+                "Someone tried to sign in to your account with a wrong password {} times in \
+                 {} minutes{from}. If it was you, there is nothing to do. If not, your \
+                 password kept them out; a long password used nowhere else keeps it that way.",
+                failures.failures, failures.window_minutes
+            ),
+            Some(serde_json::json!({
+                "userId": failures.user_id,
+                "failures": failures.failures,
+                "client": failures.client,
+            })),
+        )
+    }
+
     pub fn priority(&self) -> Priority {
         self.notification_type.priority()
     }

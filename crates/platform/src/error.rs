@@ -60,11 +60,18 @@ impl ErrorCode {
     }
 }
 
-/// The error body every service answers with: `{"code": "...", "message": "..."}`.
+/// The error body every service answers with: `{"code": "...", "message": "..."}`, and
+/// `"retryAfter": seconds` when it is worth trying again later.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ErrorBody {
     pub code: ErrorCode,
     pub message: String,
+    #[serde(
+        default,
+        rename = "retryAfter",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retry_after: Option<u64>,
 }
 
 /// A public error: what the client sees. Internal causes are logged, never shown.
@@ -72,6 +79,12 @@ pub struct ErrorBody {
 pub enum ApiError {
     #[error("{message}")]
     Public { code: ErrorCode, message: String },
+    /// RATE_LIMITED, and when to try again.
+    #[error("{message}")]
+    Throttled {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -99,9 +112,18 @@ impl ApiError {
         Self::new(ErrorCode::Conflict, message)
     }
 
+    /// Too many attempts: try again after `retry_after`.
+    pub fn throttled(message: impl Into<String>, retry_after: std::time::Duration) -> Self {
+        ApiError::Throttled {
+            message: message.into(),
+            retry_after,
+        }
+    }
+
     pub fn code(&self) -> ErrorCode {
         match self {
             ApiError::Public { code, .. } => *code,
+            ApiError::Throttled { .. } => ErrorCode::RateLimited,
             ApiError::Unexpected(_) => ErrorCode::Internal,
         }
     }
@@ -112,10 +134,23 @@ impl ApiError {
             ApiError::Public { code, message } => ErrorBody {
                 code: *code,
                 message: message.clone(),
+                retry_after: None,
+            },
+            ApiError::Throttled {
+                message,
+                retry_after,
+            } => ErrorBody {
+                code: ErrorCode::RateLimited,
+                message: message.clone(),
+                // Whole seconds, rounded up: never an invitation to come back too early.
+                retry_after: Some(
+                    retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0),
+                ),
             },
             ApiError::Unexpected(_) => ErrorBody {
                 code: ErrorCode::Internal,
                 message: "internal error".to_owned(),
+                retry_after: None,
             },
         }
     }
@@ -129,9 +164,15 @@ impl From<sqlx::Error> for ApiError {
 
 impl From<ErrorBody> for ApiError {
     fn from(b: ErrorBody) -> Self {
-        ApiError::Public {
-            code: b.code,
-            message: b.message,
+        match b.retry_after {
+            Some(seconds) if b.code == ErrorCode::RateLimited => ApiError::Throttled {
+                message: b.message,
+                retry_after: std::time::Duration::from_secs(seconds),
+            },
+            _ => ApiError::Public {
+                code: b.code,
+                message: b.message,
+            },
         }
     }
 }
@@ -142,7 +183,15 @@ impl IntoResponse for ApiError {
             tracing::error!(error = format!("{e:#}"), "request failed");
         }
         let body = self.body();
-        (body.code.status(), Json(body)).into_response()
+        let retry_after = body.retry_after;
+        let mut response = (body.code.status(), Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        response
     }
 }
 

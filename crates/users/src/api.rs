@@ -9,23 +9,19 @@ use axum::extract::{FromRef, Path, State};
 use axum::response::Response;
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
-use herald_events::{Envelope, Role, UserRegistered};
+use herald_events::{Envelope, Role, SignInFailures, UserRegistered};
 use herald_platform::auth::{Caller, KeySet, SigningKey, TokenVerifier};
-use herald_platform::cache::Cache;
 use herald_platform::db::Database;
 use herald_platform::http::created;
 use herald_platform::outbox::Outbox;
-use herald_platform::{ApiError, ApiResult, ErrorCode};
+use herald_platform::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::SERVICE;
 use crate::domain::{Email, Password, PreferencesPatch, UserName};
 use crate::store::{self, InsertError, NewUser, User};
-
-/// Failed logins per email before further attempts are refused for the window.
-const MAX_LOGIN_FAILURES: i64 = 10;
-const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+use crate::throttle::{SIGN_IN_WINDOW, Throttles};
 
 #[derive(Clone)]
 pub struct UsersState {
@@ -34,7 +30,7 @@ pub struct UsersState {
     pub signing_key: Arc<SigningKey>,
     pub key_set: Arc<KeySet>,
     pub verifier: TokenVerifier,
-    pub cache: Cache,
+    pub throttles: Throttles,
     pub token_ttl: Duration,
 }
 
@@ -60,12 +56,20 @@ pub struct RegisterRequest {
     pub name: String,
     pub email: String,
     pub password: String,
+    /// The address the request came from, as the gateway saw it (registrations are
+    /// limited per client).
+    #[serde(default)]
+    pub client: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
+    /// The address the request came from, as the gateway saw it (failures are counted per
+    /// account and client).
+    #[serde(default)]
+    pub client: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -78,6 +82,10 @@ async fn register(
     State(state): State<UsersState>,
     Json(req): Json<RegisterRequest>,
 ) -> ApiResult<Response> {
+    state
+        .throttles
+        .registration_attempt(req.client.as_deref())
+        .await?;
     let name = UserName::parse(&req.name)?;
     let email = Email::parse(&req.email)?;
     let password = Password::parse(&req.password)?;
@@ -143,19 +151,8 @@ async fn login(
     let Ok(email) = Email::parse(&req.email) else {
         return Err(wrong());
     };
-    let failures_key = format!("login-failures:{}", email.as_str());
-    if state
-        .cache
-        .get_json::<i64>(&failures_key)
-        .await
-        .unwrap_or(0)
-        >= MAX_LOGIN_FAILURES
-    {
-        return Err(ApiError::new(
-            ErrorCode::RateLimited,
-            "too many failed logins; try again later",
-        ));
-    }
+    let client = req.client.as_deref();
+    state.throttles.sign_in_attempt(&email, client).await?;
     let found = store::find_credentials(&state.db, email.as_str()).await?;
     // Verify against a dummy hash when the account is unknown, so timing does not tell.
     let (user, hash) = match found {
@@ -163,20 +160,50 @@ async fn login(
         None => (None, dummy_hash().to_owned()),
     };
     let ok = verify_password(req.password, hash).await?;
+    if !ok {
+        metrics::counter!("users_login_failures_total").increment(1);
+    }
     match user {
         Some(user) if ok => {
-            state.cache.delete(&failures_key).await;
+            state.throttles.signed_in(&email, client).await;
             let token = state
                 .signing_key
                 .issue(user.id, user.role, state.token_ttl)?;
             Ok(Json(AuthPayload { token, user }))
         }
-        _ => {
-            state.cache.incr(&failures_key, LOGIN_WINDOW).await;
-            metrics::counter!("users_login_failures_total").increment(1);
+        Some(user) => {
+            if let Some(failures) = state.throttles.failed(user.id).await {
+                tell_owner(&state, user.id, failures, client).await?;
+            }
             Err(wrong())
         }
+        None => Err(wrong()),
     }
+}
+
+/// `user.sign_in_failures`, so the account's owner hears of them.
+async fn tell_owner(
+    state: &UsersState,
+    user_id: Uuid,
+    failures: u32,
+    client: Option<&str>,
+) -> ApiResult<()> {
+    let event = SignInFailures {
+        user_id,
+        failures,
+        window_minutes: u32::try_from(SIGN_IN_WINDOW.as_secs() / 60).unwrap_or(u32::MAX),
+        client: client.map(str::to_owned),
+    };
+    let mut tx = state.db.begin().await?;
+    state
+        .outbox
+        .add(
+            &mut tx,
+            &Envelope::new(SERVICE, Some(user_id.to_string()), &event),
+        )
+        .await?;
+    state.outbox.commit(tx).await?;
+    Ok(())
 }
 
 async fn me(State(state): State<UsersState>, Caller(claims): Caller) -> ApiResult<Json<User>> {

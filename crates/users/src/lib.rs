@@ -7,6 +7,7 @@ pub mod consumer;
 pub mod domain;
 pub mod preferences;
 pub mod store;
+pub mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,7 +65,7 @@ pub async fn build(
         signing_key: Arc::new(signing_key),
         key_set: Arc::new(key_set),
         verifier,
-        cache: cache.clone(),
+        throttles: throttle::Throttles::new(settings, cache.clone()),
         token_ttl: Duration::from_secs(settings.token_ttl_secs),
     };
     if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {

@@ -47,6 +47,10 @@ impl UserMutation {
         ctx: &Context<'_>,
         input: RegisterUserInput,
     ) -> GqlResult<AuthPayload> {
+        let input = FromClient {
+            input: &input,
+            client: ctx.client(),
+        };
         ctx.services()
             .users
             .post("/users", &input, None)
@@ -55,6 +59,10 @@ impl UserMutation {
     }
 
     async fn login_user(&self, ctx: &Context<'_>, input: LoginInput) -> GqlResult<AuthPayload> {
+        let input = FromClient {
+            input: &input,
+            client: ctx.client(),
+        };
         ctx.services()
             .users
             .post("/sessions", &input, None)

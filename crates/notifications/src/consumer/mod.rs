@@ -14,7 +14,7 @@ use herald_events::{
     BackInStock, CategoryInterest, Envelope, Event, LowStock, NOTIFICATIONS_CRITICAL,
     NOTIFICATIONS_STANDARD, OrderCancelled, OrderConfirmed, OrderDelivered, OrderDeliveryLate,
     OrderShipped, OrdersStuck, OutOfStock, PreferencesUpdated, PriceChanged, ProductWatched,
-    RecommendationDigest, UserRegistered,
+    RecommendationDigest, SignInFailures, UserRegistered,
 };
 use herald_platform::bus::{BatchOutcomes, ConsumerOptions, EventHandler, HandlerError};
 use herald_platform::config::Settings;
@@ -45,6 +45,7 @@ pub fn lane_options(lane: &str, settings: &Settings) -> ConsumerOptions {
 pub const HANDLED_TYPES: &[&str] = &[
     UserRegistered::TYPE,
     PreferencesUpdated::TYPE,
+    SignInFailures::TYPE,
     OrderConfirmed::TYPE,
     OrderShipped::TYPE,
     OrderDelivered::TYPE,
@@ -109,6 +110,7 @@ impl EventHandler for NotificationsConsumer {
         match event.event_type.as_str() {
             UserRegistered::TYPE => self.user_registered(event).await,
             PreferencesUpdated::TYPE => self.preferences_updated(event).await,
+            SignInFailures::TYPE => self.sign_in_failures(event).await,
             ProductWatched::TYPE => self.product_watched(event).await,
             BackInStock::TYPE => self.back_in_stock(event).await,
             PriceChanged::TYPE => self.price_changed(event).await,

@@ -1,6 +1,7 @@
-//! `user.*`: the replica of recipients and their preferences, and the welcome.
+//! `user.*`: the replica of recipients and their preferences, the welcome, and warnings of
+//! failed sign-ins.
 
-use herald_events::{Envelope, PreferencesUpdated, UserRegistered};
+use herald_events::{Envelope, PreferencesUpdated, SignInFailures, UserRegistered};
 use herald_platform::bus::HandlerError;
 
 use super::{NotificationsConsumer, payload};
@@ -27,6 +28,19 @@ impl NotificationsConsumer {
         recipients::set_identity(&mut tx, &recipient).await?;
         let welcome = Draft::welcome(event.id, registered.user_id, &registered.name);
         let delivery = self.notifier.deliver(&mut tx, &welcome).await?;
+        tx.commit().await?;
+        self.notifier.committed(&delivery).await;
+        Ok(())
+    }
+
+    /// Tells an account's owner that sign-ins to it failed repeatedly.
+    pub(super) async fn sign_in_failures(&self, event: &Envelope) -> Result<(), HandlerError> {
+        let failures: SignInFailures = payload(event)?;
+        let Some(mut tx) = self.begin_first(event).await? else {
+            return Ok(());
+        };
+        let warning = Draft::sign_in_failures(event.id, &failures);
+        let delivery = self.notifier.deliver(&mut tx, &warning).await?;
         tx.commit().await?;
         self.notifier.committed(&delivery).await;
         Ok(())

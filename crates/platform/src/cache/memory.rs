@@ -14,20 +14,29 @@ use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-use super::CacheBackend;
+use super::{Backoff, CacheBackend};
 
 #[derive(Clone)]
 enum Entry {
     Bytes(Arc<Vec<u8>>, Duration),
     Counter(Arc<AtomicI64>, Duration),
+    /// Kept for the longest a gate can matter; its own clock says when it starts again.
+    Gate(Arc<Mutex<Gate>>, Duration),
 }
 
 impl Entry {
     fn ttl(&self) -> Duration {
         match self {
-            Entry::Bytes(_, ttl) | Entry::Counter(_, ttl) => *ttl,
+            Entry::Bytes(_, ttl) | Entry::Counter(_, ttl) | Entry::Gate(_, ttl) => *ttl,
         }
     }
+}
+
+/// A [`Backoff`] key: attempts counted, when the next may come, when it is forgotten.
+struct Gate {
+    count: u64,
+    next: Instant,
+    forgotten_at: Instant,
 }
 
 struct PerEntryTtl;
@@ -79,7 +88,7 @@ impl CacheBackend for MemoryCache {
         Ok(match self.entries.get(key).await {
             Some(Entry::Bytes(bytes, _)) => Some(bytes.as_ref().clone()),
             Some(Entry::Counter(n, _)) => Some(n.load(Ordering::SeqCst).to_string().into_bytes()),
-            None => None,
+            Some(Entry::Gate(..)) | None => None,
         })
     }
 
@@ -104,7 +113,9 @@ impl CacheBackend for MemoryCache {
             .await;
         match entry {
             Entry::Counter(n, _) => Ok(n.fetch_add(1, Ordering::SeqCst) + 1),
-            Entry::Bytes(..) => anyhow::bail!("{key} holds a value, not a counter"),
+            Entry::Bytes(..) | Entry::Gate(..) => {
+                anyhow::bail!("{key} holds a value, not a counter")
+            }
         }
     }
 
@@ -113,6 +124,49 @@ impl CacheBackend for MemoryCache {
             if let Some(Entry::Counter(n, _)) = self.entries.get(key).await {
                 n.fetch_add(1, Ordering::SeqCst);
             }
+        }
+        Ok(())
+    }
+
+    async fn attempt(&self, key: &str, backoff: &Backoff) -> anyhow::Result<Option<Duration>> {
+        let longest = backoff.memory(backoff.max_delay);
+        let entry = self
+            .entries
+            .get_with(key.to_owned(), async move {
+                let now = Instant::now();
+                Entry::Gate(
+                    Arc::new(Mutex::new(Gate {
+                        count: 0,
+                        next: now,
+                        forgotten_at: now,
+                    })),
+                    longest,
+                )
+            })
+            .await;
+        let Entry::Gate(gate, _) = entry else {
+            anyhow::bail!("{key} holds a value, not attempts");
+        };
+        let mut gate = gate.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if now >= gate.forgotten_at {
+            gate.count = 0;
+            gate.next = now;
+        }
+        if gate.next > now {
+            return Ok(Some(gate.next - now));
+        }
+        gate.count += 1;
+        let delay = backoff.delay_after(gate.count);
+        gate.next = now + delay;
+        gate.forgotten_at = now + backoff.memory(delay);
+        Ok(None)
+    }
+
+    async fn refund(&self, key: &str) -> anyhow::Result<()> {
+        if let Some(Entry::Gate(gate, _)) = self.entries.get(key).await {
+            let mut gate = gate.lock().unwrap_or_else(|p| p.into_inner());
+            gate.count = gate.count.saturating_sub(1);
         }
         Ok(())
     }

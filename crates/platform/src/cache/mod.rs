@@ -37,6 +37,11 @@ pub trait CacheBackend: Send + Sync + 'static {
         }
         Ok(())
     }
+    /// Counts an attempt under `key` if `backoff` lets it through now; otherwise how long
+    /// until it would (the refused attempt is not counted).
+    async fn attempt(&self, key: &str, backoff: &Backoff) -> anyhow::Result<Option<Duration>>;
+    /// Takes one counted attempt back (it succeeded, and only failures should count).
+    async fn refund(&self, key: &str) -> anyhow::Result<()>;
     /// Sends `message` to whoever listens on `channel` now (at most once, nothing kept).
     async fn publish(&self, channel: &str, message: &str) -> anyhow::Result<()>;
     /// Whether anyone listens on `channel`, so a publisher can skip building messages.
@@ -46,6 +51,37 @@ pub trait CacheBackend: Send + Sync + 'static {
     async fn subscribe(&self, channel: &str) -> anyhow::Result<BoxStream<'static, String>>;
     async fn ping(&self) -> bool;
     fn name(&self) -> &'static str;
+}
+
+/// How attempts that may fail slow down (sign-ins, registrations): `free` attempts pass at
+/// once; after them each must wait `first_delay` after the one before, twice as long each
+/// time, at most `max_delay`. A key's count starts again once no attempt came for `window`
+/// (or for the last wait, when that is longer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub free: u32,
+    pub window: Duration,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Backoff {
+    /// The wait after the `n`th counted attempt (the first is 1) before the next: none
+    /// before the `free`th, then `first_delay`, doubling.
+    pub fn delay_after(&self, n: u64) -> Duration {
+        let Some(doublings) = n.checked_sub(u64::from(self.free)) else {
+            return Duration::ZERO;
+        };
+        let doublings = u32::try_from(doublings).unwrap_or(u32::MAX).min(31);
+        self.first_delay
+            .saturating_mul(2u32.saturating_pow(doublings))
+            .min(self.max_delay)
+    }
+
+    /// How long a key is remembered after an attempt that imposed `delay`.
+    pub fn memory(&self, delay: Duration) -> Duration {
+        self.window.max(delay)
+    }
 }
 
 #[derive(Clone)]
@@ -123,6 +159,25 @@ impl Cache {
                 tracing::warn!(error = format!("{e:#}"), "cache increment failed");
                 None
             }
+        }
+    }
+
+    /// Counts an attempt if `backoff` lets it through (None), or says how long to wait.
+    /// A failing cache lets attempts through: it is logged, and requests keep working.
+    pub async fn attempt(&self, key: &str, backoff: &Backoff) -> Option<Duration> {
+        match self.backend.attempt(&self.key(key), backoff).await {
+            Ok(wait) => wait,
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "cache attempt count failed");
+                None
+            }
+        }
+    }
+
+    /// Takes one counted attempt of `key` back.
+    pub async fn refund(&self, key: &str) {
+        if let Err(e) = self.backend.refund(&self.key(key)).await {
+            tracing::warn!(error = format!("{e:#}"), "cache refund failed");
         }
     }
 

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::CacheBackend;
+use super::{Backoff, CacheBackend};
 
 /// One connection attempt; start-up makes at most two.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -69,6 +69,42 @@ static INCR_EXISTING: LazyLock<redis::Script> = LazyLock::new(|| {
         "for _, key in ipairs(KEYS) do \
              if redis.call('EXISTS', key) == 1 then redis.call('INCR', key) end \
          end",
+    )
+});
+
+/// [`CacheBackend::attempt`]: a hash of the count and the earliest next attempt (Redis
+/// milliseconds), forgotten after the window or the last wait. ARGV: free, window,
+/// first delay, longest delay (milliseconds). Returns the wait, 0 when counted.
+static ATTEMPT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local gate = redis.call('HMGET', KEYS[1], 'count', 'next')
+        local count = tonumber(gate[1]) or 0
+        local next = tonumber(gate[2]) or 0
+        if next > now then return next - now end
+        count = count + 1
+        local free, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+        local delay = 0
+        if count >= free then
+            delay = math.min(tonumber(ARGV[3]) * 2 ^ math.min(count - free, 31), tonumber(ARGV[4]))
+        end
+        redis.call('HSET', KEYS[1], 'count', count, 'next', now + delay)
+        redis.call('PEXPIRE', KEYS[1], math.max(window, delay))
+        return 0
+        ",
+    )
+});
+
+/// [`CacheBackend::refund`]: one count back, never below zero.
+static REFUND: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local count = tonumber(redis.call('HGET', KEYS[1], 'count') or '0')
+        if count > 0 then redis.call('HSET', KEYS[1], 'count', count - 1) end
+        return 0
+        ",
     )
 });
 
@@ -139,6 +175,25 @@ impl CacheBackend for RedisCache {
             .arg(keys)
             .query_async::<()>(&mut connection)
             .await?;
+        Ok(())
+    }
+
+    async fn attempt(&self, key: &str, backoff: &Backoff) -> anyhow::Result<Option<Duration>> {
+        let mut connection = self.connection.clone();
+        let wait: u64 = ATTEMPT
+            .key(key)
+            .arg(backoff.free)
+            .arg(millis(backoff.window))
+            .arg(millis(backoff.first_delay))
+            .arg(millis(backoff.max_delay))
+            .invoke_async(&mut connection)
+            .await?;
+        Ok((wait > 0).then(|| Duration::from_millis(wait)))
+    }
+
+    async fn refund(&self, key: &str) -> anyhow::Result<()> {
+        let mut connection = self.connection.clone();
+        REFUND.key(key).invoke_async::<()>(&mut connection).await?;
         Ok(())
     }
 

@@ -149,3 +149,62 @@ async fn a_published_message_reaches_every_listener_of_its_channel_and_no_other(
     })
     .await;
 }
+
+#[tokio::test]
+async fn attempts_pass_freely_then_wait_longer_each_time() {
+    use herald_platform::cache::Backoff;
+    on_each_cache(async |cache: &Cache| {
+        let backoff = Backoff {
+            free: 3,
+            window: Duration::from_secs(60),
+            first_delay: Duration::from_millis(300),
+            max_delay: Duration::from_millis(500),
+        };
+        for _ in 0..3 {
+            assert_eq!(cache.attempt("login:ada", &backoff).await, None);
+        }
+        // The fourth must wait the first delay after the third.
+        let wait = cache.attempt("login:ada", &backoff).await.expect("a wait");
+        assert!(wait <= Duration::from_millis(300), "{wait:?}");
+        // A refused attempt is not counted; another key is not held back.
+        assert!(cache.attempt("login:ada", &backoff).await.is_some());
+        assert_eq!(cache.attempt("login:bob", &backoff).await, None);
+        tokio::time::sleep(wait + Duration::from_millis(50)).await;
+        // The fourth passes; the fifth waits twice as long, capped at the longest delay.
+        assert_eq!(cache.attempt("login:ada", &backoff).await, None);
+        let wait = cache.attempt("login:ada", &backoff).await.expect("a wait");
+        assert!(
+            wait > Duration::from_millis(300) && wait <= Duration::from_millis(500),
+            "{wait:?}"
+        );
+        // A refund takes a counted attempt back, without lifting the wait.
+        cache.refund("login:ada").await;
+        assert!(cache.attempt("login:ada", &backoff).await.is_some());
+        cache.delete("login:ada").await;
+        assert_eq!(cache.attempt("login:ada", &backoff).await, None);
+        cache.delete("login:ada").await;
+        cache.delete("login:bob").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn attempts_are_forgotten_after_their_window() {
+    use herald_platform::cache::Backoff;
+    on_each_cache(async |cache: &Cache| {
+        let backoff = Backoff {
+            free: 1,
+            window: Duration::from_millis(400),
+            first_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(100),
+        };
+        assert_eq!(cache.attempt("signup:ada", &backoff).await, None);
+        assert!(cache.attempt("signup:ada", &backoff).await.is_some());
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        // The window passed without attempts: free again.
+        assert_eq!(cache.attempt("signup:ada", &backoff).await, None);
+        assert!(cache.attempt("signup:ada", &backoff).await.is_some());
+        cache.delete("signup:ada").await;
+    })
+    .await;
+}
