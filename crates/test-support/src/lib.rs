@@ -1,6 +1,7 @@
 //! Test support: a whole Herald on free ports with backends isolated to one test, and a
 //! typed GraphQL client to drive it as a user would.
 
+pub mod clients;
 pub mod cluster;
 
 use std::future::Future;

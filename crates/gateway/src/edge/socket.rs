@@ -169,7 +169,11 @@ struct Closing(u16, String);
 impl Connection {
     pub async fn serve(self, mut socket: WebSocket) {
         let ending = self.run(&mut socket).await;
-        if let Err(Closing(code, reason)) = ending {
+        if let Err(Closing(code, mut reason)) = ending {
+            // A close frame carries at most 123 bytes of reason.
+            while reason.len() > 123 {
+                reason.pop();
+            }
             let frame = CloseFrame {
                 code,
                 reason: reason.into(),

@@ -5,6 +5,7 @@
 
 mod abuse;
 mod cli;
+mod clients;
 mod commerce;
 mod deadletters;
 mod edge;
@@ -18,4 +19,5 @@ mod processes;
 mod recommendations;
 mod scheduler;
 mod seed;
+mod sockets;
 mod users;

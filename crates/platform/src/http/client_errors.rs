@@ -112,11 +112,12 @@ fn message_for(
 ) -> String {
     match status {
         StatusCode::METHOD_NOT_ALLOWED => {
-            let allowed = headers
-                .get(header::ALLOW)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            format!("{method} is not allowed here (allowed: {allowed})")
+            match headers.get(header::ALLOW).and_then(|v| v.to_str().ok()) {
+                Some(allowed) if !allowed.is_empty() => {
+                    format!("{method} is not allowed here (allowed: {allowed})")
+                }
+                _ => format!("{method} is not allowed here"),
+            }
         }
         StatusCode::PAYLOAD_TOO_LARGE => "the request body is too large".to_owned(),
         StatusCode::NOT_FOUND => "no such route".to_owned(),
