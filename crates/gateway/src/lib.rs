@@ -20,6 +20,7 @@ use herald_platform::Settings;
 use herald_platform::auth::TokenVerifier;
 use herald_platform::cache::Cache;
 use herald_platform::http::{BuiltService, ErrorShape, Readiness, ServiceClient, shaped_router};
+use herald_platform::telemetry::MetricDoc;
 
 pub use context::{RequestAuth, Services};
 use edge::{Edge, GatewayState};
@@ -27,6 +28,31 @@ use live::LiveHub;
 use schema::{HeraldSchema, Mutation, Query, Subscription};
 
 pub const SERVICE: &str = "gateway";
+
+/// The gateway's metrics.
+pub const METRICS: &[MetricDoc] = &[
+    MetricDoc::counter(
+        "graphql_operations_total",
+        "Root fields resolved, by operation type, field and outcome (ok or the error code).",
+    ),
+    MetricDoc::histogram(
+        "graphql_operation_duration_seconds",
+        "Time to resolve a root field, by operation type and field.",
+    ),
+    MetricDoc::counter(
+        "gateway_rate_limited_total",
+        "Requests refused because a client's or user's budget was spent, by budget.",
+    ),
+    MetricDoc::gauge("gateway_websockets_open", "WebSocket connections open."),
+    MetricDoc::gauge(
+        "gateway_live_subscriptions",
+        "Live subscriptions listening for their user's changes.",
+    ),
+    MetricDoc::counter(
+        "gateway_live_dropped_total",
+        "Live changes dropped for a subscription too far behind.",
+    ),
+];
 
 /// The schema with its limits; also used to print the SDL.
 pub fn schema(services: Option<(Services, LiveHub)>, settings: &Settings) -> HeraldSchema {

@@ -123,6 +123,17 @@ impl Application {
 
         // Metrics recorded before the recorder exists are lost: install it first.
         herald_platform::telemetry::prometheus();
+        for metrics in [
+            herald_platform::telemetry::METRICS,
+            herald_users::METRICS,
+            herald_products::METRICS,
+            herald_orders::METRICS,
+            herald_notifications::METRICS,
+            herald_scheduler::METRICS,
+            herald_gateway::METRICS,
+        ] {
+            herald_platform::telemetry::describe(metrics);
+        }
         let shutdown = CancellationToken::new();
         let mut app = Application {
             addrs: BTreeMap::new(),

@@ -39,6 +39,7 @@ use herald_platform::http::{BuiltService, Readiness, service_router};
 use herald_platform::jobs::JobsConsumer;
 use herald_platform::mail::Mailer;
 use herald_platform::outbox::Outbox;
+use herald_platform::telemetry::MetricDoc;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::NotificationsState;
@@ -53,6 +54,27 @@ use crate::unread::UnreadCounts;
 use crate::unsubscribe::{UnsubscribeLinks, UnsubscribeState};
 
 pub const SERVICE: &str = "notifications";
+
+/// The notifications service's metrics.
+pub const METRICS: &[MetricDoc] = &[
+    MetricDoc::counter(
+        "notifications_decisions_total",
+        "Notification decisions, by type and outcome (sent, deferred, suppressed).",
+    ),
+    MetricDoc::counter(
+        "notifications_deliveries_total",
+        "Notifications delivered or attempted, by channel and status.",
+    ),
+    MetricDoc::counter(
+        "notifications_duplicates_total",
+        "Notifications not made again because one for the same event and user exists.",
+    ),
+    MetricDoc::counter(
+        "notifications_campaign_notifications_total",
+        "Notifications created by promotion campaigns.",
+    ),
+    MetricDoc::gauge("email_queue_depth", "Emails waiting to be sent."),
+];
 
 pub fn migrations() -> Migrations {
     Migrations {

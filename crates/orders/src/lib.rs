@@ -15,6 +15,7 @@ mod tests;
 
 use herald_platform::Settings;
 use herald_platform::auth::TokenVerifier;
+use herald_platform::telemetry::MetricDoc;
 use std::sync::Arc;
 
 use herald_platform::bus::{Bus, ConsumerOptions};
@@ -30,6 +31,23 @@ use crate::checks::OrderChecks;
 use crate::inventory::Inventory;
 
 pub const SERVICE: &str = "orders";
+
+/// The orders service's metrics.
+pub const METRICS: &[MetricDoc] = &[
+    MetricDoc::counter("orders_placed_total", "Orders placed and confirmed."),
+    MetricDoc::counter(
+        "orders_refused_total",
+        "Orders refused when their stock was reserved, by error code.",
+    ),
+    MetricDoc::counter(
+        "orders_status_changes_total",
+        "Order status changes, by new status.",
+    ),
+    MetricDoc::counter(
+        "orders_left_placed_total",
+        "Orders left PLACED by an unexpected failure, for reconciliation to finish or release.",
+    ),
+];
 /// The queue of the orders service's scheduled jobs, and its consumer's name in the inbox.
 pub const QUEUE: &str = "orders";
 

@@ -22,6 +22,7 @@ use herald_platform::db::{Database, Migrations};
 use herald_platform::deadletters::{self, DeadLetters};
 use herald_platform::http::{BuiltService, Readiness, service_router};
 use herald_platform::outbox::Outbox;
+use herald_platform::telemetry::MetricDoc;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::ProductsState;
@@ -29,6 +30,19 @@ use crate::catalog::Catalog;
 use crate::consumer::{ProductsConsumer, QUEUE};
 
 pub const SERVICE: &str = "products";
+
+/// The products service's metrics.
+pub const METRICS: &[MetricDoc] = &[
+    MetricDoc::counter("products_created_total", "Products added to the catalog."),
+    MetricDoc::counter(
+        "stock_reservations_total",
+        "Stock reservations for orders, by outcome.",
+    ),
+    MetricDoc::counter(
+        "stock_releases_total",
+        "Reservations whose stock was given back (cancelled or failed orders).",
+    ),
+];
 
 pub fn migrations() -> Migrations {
     Migrations {

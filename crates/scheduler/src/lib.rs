@@ -23,11 +23,18 @@ use herald_platform::db::{Database, Migrations};
 use herald_platform::deadletters::{self, DeadLetters};
 use herald_platform::http::{BuiltService, Readiness, service_router};
 use herald_platform::outbox::{Outbox, first_delivery};
+use herald_platform::telemetry::MetricDoc;
 use tokio_util::sync::CancellationToken;
 
 use herald_platform::cron::Schedule;
 
 pub const SERVICE: &str = "scheduler";
+
+/// The scheduler service's metrics.
+pub const METRICS: &[MetricDoc] = &[MetricDoc::counter(
+    "scheduler_runs_claimed_total",
+    "Job runs this scheduler found due and claimed, by job.",
+)];
 /// How long the record of each run is kept (the jobs keep their last outcome).
 const RUNS_KEPT: chrono::Duration = chrono::Duration::days(14);
 /// How often old runs are forgotten.

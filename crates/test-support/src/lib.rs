@@ -51,6 +51,8 @@ pub struct TestApp {
     pub set: BackendSet,
     pub settings: Settings,
     pub gateway: String,
+    /// Every service's own address (`http://…`), the gateway's included.
+    pub services: Vec<(ServiceName, String)>,
     http: reqwest::Client,
     running: Option<(CancellationToken, JoinHandle<anyhow::Result<()>>)>,
     dir: Arc<tempfile::TempDir>,
@@ -108,6 +110,7 @@ impl TestApp {
             set,
             settings,
             gateway: String::new(),
+            services: Vec::new(),
             http: reqwest::Client::new(),
             running: None,
             dir,
@@ -122,6 +125,10 @@ impl TestApp {
             .expect("starting Herald");
         let addr = app.addr(ServiceName::Gateway).expect("the gateway runs");
         self.gateway = format!("http://{addr}");
+        self.services = ServiceName::ALL
+            .iter()
+            .filter_map(|s| Some((*s, format!("http://{}", app.addr(*s)?))))
+            .collect();
         let token = app.shutdown_token();
         self.running = Some((token, tokio::spawn(app.run_until_stopped())));
     }

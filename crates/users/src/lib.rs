@@ -24,12 +24,30 @@ use herald_platform::db::{Database, Migrations};
 use herald_platform::deadletters::{self, DeadLetters};
 use herald_platform::http::{BuiltService, Readiness, service_router};
 use herald_platform::outbox::Outbox;
+use herald_platform::telemetry::MetricDoc;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::UsersState;
 use crate::domain::{Email, Password, UserName};
 
 pub const SERVICE: &str = "users";
+
+/// The users service's metrics.
+pub const METRICS: &[MetricDoc] = &[
+    MetricDoc::counter("users_registered_total", "Accounts registered."),
+    MetricDoc::counter(
+        "users_login_failures_total",
+        "Sign-ins with a wrong email or password.",
+    ),
+    MetricDoc::counter(
+        "users_sign_ins_throttled_total",
+        "Sign-in attempts refused because their client must wait after failures.",
+    ),
+    MetricDoc::counter(
+        "users_registrations_throttled_total",
+        "Registrations refused because their client registered too many accounts.",
+    ),
+];
 
 pub fn migrations() -> Migrations {
     Migrations {

@@ -13,6 +13,7 @@ mod email;
 mod graphql_errors;
 mod lanes;
 mod live;
+mod metrics;
 mod notifications;
 mod operations;
 mod processes;

@@ -1,0 +1,92 @@
+//! Every service's `/metrics` passes Prometheus' own lint (`promtool check metrics`):
+//! every family has its `# HELP`, names follow the conventions.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use herald_test_support::{BackendSet, TestApp, backend_tests};
+use serde_json::json;
+
+backend_tests!(every_metrics_page_passes_promtool);
+
+/// promtool's path, or None (skipped) outside CI when it is not installed.
+fn promtool() -> Option<&'static str> {
+    if Command::new("promtool").arg("--version").output().is_ok() {
+        return Some("promtool");
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but promtool is not installed (apt-get install prometheus)");
+    }
+    eprintln!("skipping: promtool is not installed");
+    None
+}
+
+async fn every_metrics_page_passes_promtool(set: BackendSet) {
+    let Some(promtool) = promtool() else {
+        return;
+    };
+    let app = TestApp::spawn(set).await;
+    // Some traffic, so that most families have samples: requests, a failed sign-in, an
+    // order with its events and notifications.
+    let admin = app.admin().await;
+    let ada = app.customer("Ada").await;
+    app.login("nobody@example.com", "wrong password").await;
+    let product = app
+        .graphql(
+            Some(&admin.token),
+            "mutation { createProduct(input: {name: \"Tea\", category: \"tea\", priceCents: 900, stock: 3}) { id } }",
+            json!({}),
+        )
+        .await;
+    let id = product.data()["createProduct"]["id"].clone();
+    app.graphql(
+        Some(&ada.token),
+        "mutation($id: ID!) { placeOrder(input: {items: [{productId: $id, quantity: 1}]}) { id } }",
+        json!({ "id": id }),
+    )
+    .await
+    .data();
+    app.graphql(
+        Some(&ada.token),
+        "{ getNotifications { totalCount } }",
+        json!({}),
+    )
+    .await
+    .data();
+    for (service, url) in &app.services {
+        let page = app
+            .http()
+            .get(format!("{url}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("# HELP"), "{service:?}: {page}");
+        let mut check = Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        check
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(page.as_bytes())
+            .unwrap();
+        let output = check.wait_with_output().unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.status.success() && said.trim().is_empty(),
+            "[{set:?}] {service:?}: promtool check metrics said:\n{said}"
+        );
+    }
+    app.cleanup().await;
+}
