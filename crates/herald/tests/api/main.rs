@@ -11,6 +11,7 @@ mod deadletters;
 mod edge;
 mod email;
 mod graphql_errors;
+mod hammering;
 mod lanes;
 mod live;
 mod metrics;
