@@ -6,6 +6,8 @@
 //! and the process survives. Findings stay as regression tests below (and in
 //! `proptest-regressions/`).
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
