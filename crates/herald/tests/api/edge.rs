@@ -235,3 +235,153 @@ async fn answers_keep_the_query_order(set: BackendSet) {
     assert!(at("name") < at("id"), "{raw}");
     app.cleanup().await;
 }
+
+backend_tests!(every_client_error_is_json_and_cors_follows_its_allow_list);
+
+/// A raw HTTP exchange on a fresh connection: what hyper itself answers, too.
+async fn raw_http(gateway: &str, request: Vec<u8>) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = gateway.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(&request).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer);
+    let status = text[9..12].parse().unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.to_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    (
+        status,
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}")),
+    )
+}
+
+async fn every_client_error_is_json_and_cors_follows_its_allow_list(set: BackendSet) {
+    let app = TestApp::spawn_with(set, |s| {
+        s.cors_origins = "https://shop.example".to_owned();
+    })
+    .await;
+    let http = app.http();
+    let code = |body: &serde_json::Value| {
+        body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .map(str::to_owned)
+    };
+
+    // From handlers, extractors and routing: 413, 405, 404, 400.
+    let big = http
+        .post(format!("{}/graphql", app.gateway))
+        .header("content-type", "application/json")
+        .body(vec![b' '; app.settings.max_body_bytes + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 413);
+    let body: serde_json::Value = big.json().await.unwrap();
+    assert_eq!(code(&body).as_deref(), Some("BAD_USER_INPUT"), "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("HERALD_MAX_BODY_BYTES")
+    );
+    for (method, path, status, expected) in [
+        ("PUT", "/graphql", 405, "BAD_USER_INPUT"),
+        ("GET", "/nowhere", 404, "NOT_FOUND"),
+        ("GET", "/graphql/ws", 400, "BAD_USER_INPUT"),
+    ] {
+        let response = http
+            .request(method.parse().unwrap(), format!("{}{path}", app.gateway))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{method} {path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(
+            code(&body).as_deref(),
+            Some(expected),
+            "{method} {path}: {body}"
+        );
+    }
+    // From hyper, before any handler: a URI over 64 KiB, too many headers, not HTTP.
+    let long_uri = format!(
+        "GET /graphql?q={} HTTP/1.1\r\nhost: x\r\n\r\n",
+        "a".repeat(70_000)
+    );
+    let (status, body) = raw_http(&app.gateway, long_uri.into_bytes()).await;
+    assert_eq!(
+        (status, code(&body).as_deref()),
+        (414, Some("BAD_USER_INPUT")),
+        "{body}"
+    );
+    let headers: String = (0..200).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let many = format!("GET /health HTTP/1.1\r\nhost: x\r\n{headers}\r\n");
+    let (status, body) = raw_http(&app.gateway, many.into_bytes()).await;
+    assert_eq!(
+        (status, code(&body).as_deref()),
+        (431, Some("BAD_USER_INPUT")),
+        "{body}"
+    );
+    let (status, body) = raw_http(&app.gateway, b"NOT HTTP AT ALL\r\n\r\n".to_vec()).await;
+    assert_eq!(
+        (status, code(&body).as_deref()),
+        (400, Some("BAD_USER_INPUT")),
+        "{body}"
+    );
+
+    // The Bearer scheme in any case.
+    let ada = app.customer("Ada").await;
+    let me = http
+        .post(format!("{}/graphql", app.gateway))
+        .header("authorization", format!("bearer {}", ada.token))
+        .json(&json!({ "query": "{ getUser { id } }" }))
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = me.json().await.unwrap();
+    assert_eq!(
+        body["data"]["getUser"]["id"],
+        ada.user_id.as_str(),
+        "{body}"
+    );
+
+    // CORS: the allowed origin is told so (preflight and answer), another is not.
+    let preflight = |origin: &str| {
+        http.request(reqwest::Method::OPTIONS, format!("{}/graphql", app.gateway))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type, authorization",
+            )
+            .send()
+    };
+    let allowed = preflight("https://shop.example").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://shop.example"
+    );
+    let methods = allowed.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(methods.contains("POST"), "{methods}");
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    let answer = http
+        .post(format!("{}/graphql", app.gateway))
+        .header("origin", "https://shop.example")
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.headers()["access-control-allow-origin"],
+        "https://shop.example"
+    );
+    app.cleanup().await;
+}
