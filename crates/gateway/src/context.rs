@@ -93,7 +93,7 @@ impl ContextExt for Context<'_> {
 
     fn client(&self) -> Option<String> {
         self.data_opt::<crate::edge::client::ClientAddr>()
-            .map(|client| client.0.to_string())
+            .map(|client| client.to_string())
     }
 
     fn caller(&self) -> GqlResult<Caller<'_>> {

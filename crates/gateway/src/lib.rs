@@ -19,7 +19,9 @@ use async_graphql::Schema;
 use herald_platform::Settings;
 use herald_platform::auth::TokenVerifier;
 use herald_platform::cache::Cache;
-use herald_platform::http::{BuiltService, ErrorShape, Readiness, ServiceClient, shaped_router};
+use herald_platform::http::{
+    BuiltService, ConnectionLimits, ErrorShape, Readiness, ServiceClient, shaped_router,
+};
 use herald_platform::telemetry::MetricDoc;
 
 pub use context::{RequestAuth, Services};
@@ -116,6 +118,13 @@ pub fn build(
         name: SERVICE,
         router,
         error_shape: ErrorShape::GraphQl,
+        connections: ConnectionLimits {
+            // Behind a proxy every connection is the proxy's; it caps its clients.
+            per_peer: (settings.trusted_proxy_header.is_none()
+                && settings.connections_per_client > 0)
+                .then_some(settings.connections_per_client as usize),
+            ..ConnectionLimits::default()
+        },
         readiness,
         tasks: Vec::new(),
     }

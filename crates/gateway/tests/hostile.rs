@@ -333,6 +333,17 @@ fn known_attacks_get_coded_answers() {
         chain(60, 1),
         chain(8, 8),
         "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }".to_owned(),
+        // A doubling chain that also spreads a fragment nobody defined (measured as nothing,
+        // it once let the depth walk expand 2^24 spreads).
+        chain(24, 2).replace("{ ...F", "{ ...Nope ...F"),
+        // Fan-out: thousands of aliases, each a call to a service.
+        format!(
+            "{{ {} }}",
+            (0..3_300)
+                .map(|i| format!("p{i}: products(first: 1) {{ totalCount }}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
         "query($v: [[[[[[Int]]]]]]) { __typename }".to_owned(),
         format!("{{ {} }}", "__typename @skip(if: false) ".repeat(10_000)),
         format!("{{ __typename {} }}", "@include(if: true) ".repeat(1_000)),

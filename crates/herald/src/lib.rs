@@ -252,6 +252,7 @@ impl Application {
             listener,
             built.router,
             built.error_shape,
+            built.connections,
             self.shutdown.clone(),
         )));
         self.tasks.extend(built.tasks);

@@ -207,6 +207,7 @@ pub async fn build_with_clock(
         name: SERVICE,
         router: service_router(SERVICE, api, readiness.clone()),
         error_shape: Default::default(),
+        connections: Default::default(),
         readiness,
         tasks,
     })

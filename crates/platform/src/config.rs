@@ -125,6 +125,9 @@ pub struct Settings {
     pub login_failures_alert: u32,
     /// WebSockets one client address may hold open at once at a gateway; 0: no limit.
     pub ws_connections_per_client: u32,
+    /// TCP connections one peer address may hold open at once at a gateway; 0: no limit.
+    /// Not applied behind a trusted proxy (every connection comes from the proxy then).
+    pub connections_per_client: u32,
     /// How long a WebSocket may take to send `connection_init` before it is closed (4408).
     pub ws_init_timeout_ms: u64,
     /// How often the scheduler looks for due jobs.
@@ -201,6 +204,7 @@ impl Default for Settings {
             login_failures_per_client: 30,
             login_failures_alert: 5,
             ws_connections_per_client: 32,
+            connections_per_client: 256,
             ws_init_timeout_ms: 10_000,
             scheduler_tick_ms: 1000,
             schedule_promotions: "* * * * *".to_owned(),

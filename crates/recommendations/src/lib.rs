@@ -108,6 +108,7 @@ pub async fn build(
             readiness.clone(),
         ),
         error_shape: Default::default(),
+        connections: Default::default(),
         readiness,
         tasks: vec![consuming, jobs, relay],
     })

@@ -245,23 +245,39 @@ async fn keys(State(state): State<UsersState>) -> Json<KeySet> {
     Json(state.key_set.as_ref().clone())
 }
 
+/// Runs Argon2id work off the async worker threads, at most two per core at once: each
+/// takes ~19 MiB and tens of milliseconds of CPU, so a flood of sign-ins waits its turn
+/// instead of taking every blocking thread and gigabytes with them.
+async fn argon2<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
+    static SLOTS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    let slots = SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores * 2)
+    });
+    let _slot = slots
+        .acquire()
+        .await
+        .map_err(|e| anyhow::anyhow!("password hashing closed: {e}"))?;
+    Ok(tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| anyhow::anyhow!("password hashing task failed: {e}"))?)
+}
+
 async fn hash_password(password: &Password) -> ApiResult<String> {
     let password = password.expose().to_owned();
-    // Argon2id is deliberately slow: keep it off the async worker threads.
-    let hash = tokio::task::spawn_blocking(move || {
+    let hash = argon2(move || {
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
     })
-    .await
-    .map_err(|e| anyhow::anyhow!("hashing task failed: {e}"))?
+    .await?
     .map_err(|e| anyhow::anyhow!("hashing password: {e}"))?;
     Ok(hash)
 }
 
 async fn verify_password(password: String, hash: String) -> ApiResult<bool> {
-    let ok = tokio::task::spawn_blocking(move || {
+    argon2(move || {
         PasswordHash::new(&hash)
             .map(|parsed| {
                 Argon2::default()
@@ -271,8 +287,6 @@ async fn verify_password(password: String, hash: String) -> ApiResult<bool> {
             .unwrap_or(false)
     })
     .await
-    .map_err(|e| anyhow::anyhow!("verification task failed: {e}"))?;
-    Ok(ok)
 }
 
 fn dummy_hash() -> &'static str {

@@ -116,6 +116,7 @@ pub async fn build(
             readiness.clone(),
         ),
         error_shape: Default::default(),
+        connections: Default::default(),
         readiness,
         tasks: vec![relay, consuming],
     })

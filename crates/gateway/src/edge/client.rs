@@ -4,11 +4,28 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::http::{HeaderMap, HeaderName};
-use herald_platform::http::PeerAddr;
+use herald_platform::http::{PeerAddr, per_subscriber};
 
-/// The client a request is counted against and passed on as (login throttling).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The client a request is counted against and passed on as (login throttling, open
+/// sockets, budgets): an IPv4 address (IPv4-mapped IPv6 ones included), or an IPv6 /64,
+/// the block one subscriber usually holds (and can pick any address of).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClientAddr(pub IpAddr);
+
+impl ClientAddr {
+    pub fn new(addr: IpAddr) -> ClientAddr {
+        ClientAddr(per_subscriber(addr))
+    }
+}
+
+impl std::fmt::Display for ClientAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V6(v6) => write!(f, "{v6}/64"),
+            v4 => write!(f, "{v4}"),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ClientAddrs {
@@ -33,7 +50,7 @@ impl ClientAddrs {
             parse_addr(last)
         });
         let peer = peer.map(|p| p.0.ip());
-        ClientAddr(named.or(peer).unwrap_or(IpAddr::from([0, 0, 0, 0])))
+        ClientAddr::new(named.or(peer).unwrap_or(IpAddr::from([0, 0, 0, 0])))
     }
 }
 
@@ -79,11 +96,26 @@ mod tests {
             ("x-forwarded-for", "[2001:db8::5]:443"),
         ]);
         assert_eq!(
-            proxied.of(Some(&peer), &repeated).0.to_string(),
-            "2001:db8::5"
+            proxied.of(Some(&peer), &repeated).to_string(),
+            "2001:db8::/64"
         );
         let garbage = headers(&[("x-forwarded-for", "unknown")]);
         assert_eq!(proxied.of(Some(&peer), &garbage).0.to_string(), "10.0.0.9");
         assert_eq!(proxied.of(None, &HeaderMap::new()).0.to_string(), "0.0.0.0");
+    }
+
+    #[test]
+    fn ipv6_clients_are_their_64_block_and_mapped_ones_ipv4() {
+        let of = |text: &str| ClientAddr::new(text.parse().unwrap());
+        assert_eq!(of("2001:db8:1:2:aaaa::1"), of("2001:db8:1:2:bbbb::2"));
+        assert_ne!(of("2001:db8:1:2::1"), of("2001:db8:1:3::1"));
+        assert_eq!(of("::ffff:10.0.0.1"), of("10.0.0.1"));
+        assert_eq!(of("2001:db8:1:2:aaaa::1").to_string(), "2001:db8:1:2::/64");
+        // The peer's address is counted the same way as a proxy's header.
+        let peer = PeerAddr("[2001:db8:7:7:1::9]:5000".parse().unwrap());
+        assert_eq!(
+            ClientAddrs::new(None).of(Some(&peer), &HeaderMap::new()),
+            of("2001:db8:7:7::")
+        );
     }
 }

@@ -32,6 +32,8 @@ use crate::schema::HeraldSchema;
 
 /// Operations one HTTP request may batch.
 pub const MAX_BATCH: usize = 20;
+/// How long a request's body may take to arrive once its headers have.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The edge's limits and what it needs to apply them.
 pub struct Edge {
@@ -64,6 +66,23 @@ impl Edge {
             .get::<ConnectInfo<PeerAddr>>()
             .map(|c| &c.0);
         self.clients.of(peer, &parts.headers)
+    }
+
+    /// Charges `cost` more operations to each spender, whether or not they fit: the rest
+    /// of a request that started within its budget.
+    pub fn charge(&self, spenders: &[Spender], cost: u32) {
+        if cost == 0 {
+            return;
+        }
+        for spender in spenders {
+            let budget = match spender {
+                Spender::Client(_) => &self.client_budget,
+                Spender::User(_) => &self.user_budget,
+            };
+            if let Some(budget) = budget {
+                budget.charge(*spender, cost);
+            }
+        }
     }
 
     /// Spends `cost` operations of each spender's budget, or says how long to wait.
@@ -134,19 +153,39 @@ pub fn cors(settings: &Settings) -> Option<CorsLayer> {
     )
 }
 
-/// `POST /graphql`: one operation or a batch.
+/// `POST /graphql`: one operation or a batch. The client and user budgets are spent
+/// before the body is read (one operation, then the rest of a batch once it is known), so
+/// a client over its budget costs no body; the body must arrive within
+/// [`BODY_READ_TIMEOUT`].
 async fn graphql(State(state): State<GatewayState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let edge = &state.edge;
     let client = edge.client(&parts);
+    if !is_json(&parts) {
+        return client_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the request as JSON (content-type: application/json)",
+        );
+    }
+    let auth = RequestAuth::from_bearer(bearer(&parts), &edge.verifier);
+    let mut spenders = vec![Spender::client(client)];
+    spenders.extend(auth.user_id().map(Spender::User));
+    if let Err(wait) = edge.spend(&spenders, 1) {
+        return rate_limited(wait);
+    }
     let too_large = || {
-        client_error(
+        let mut response = client_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!(
                 "the body is larger than {} bytes (HERALD_MAX_BODY_BYTES)",
                 edge.max_message
             ),
-        )
+        );
+        // The rest of the body is not read: the connection cannot carry another request.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
     };
     let declared = parts
         .headers
@@ -155,37 +194,54 @@ async fn graphql(State(state): State<GatewayState>, request: Request) -> Respons
     if declared.is_some_and(|length| length > edge.max_message) {
         return too_large();
     }
-    let body: Bytes = match to_bytes(body, edge.max_message).await {
-        Ok(body) => body,
-        Err(e) if e.to_string().contains("length limit") => return too_large(),
-        Err(_) => return client_error(StatusCode::BAD_REQUEST, "the body could not be read"),
+    let body: Bytes =
+        match tokio::time::timeout(BODY_READ_TIMEOUT, to_bytes(body, edge.max_message)).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(e)) if e.to_string().contains("length limit") => return too_large(),
+            Ok(Err(_)) => {
+                return client_error(StatusCode::BAD_REQUEST, "the body could not be read");
+            }
+            Err(_) => {
+                return client_error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &format!(
+                        "the body did not arrive within {} s",
+                        BODY_READ_TIMEOUT.as_secs()
+                    ),
+                );
+            }
+        };
+    // An array is a batch; anything else one operation (serde would also read `[]` as an
+    // operation whose fields are all absent).
+    let parsed = if body.trim_ascii_start().starts_with(b"[") {
+        serde_json::from_slice(&body).map(BatchRequest::Batch)
+    } else {
+        serde_json::from_slice(&body).map(BatchRequest::Single)
     };
-    let request: BatchRequest = match serde_json::from_slice(&body) {
+    let request = match parsed {
         Ok(request) => request,
         Err(e) => {
-            return client_error(
-                StatusCode::BAD_REQUEST,
-                &format!("the body is not a GraphQL request: {e}"),
-            );
+            let mut message = format!("the body is not a GraphQL request: {e}");
+            crate::limits::clip(&mut message);
+            return client_error(StatusCode::BAD_REQUEST, &message);
         }
     };
     let operations = match &request {
         BatchRequest::Single(_) => 1,
         BatchRequest::Batch(requests) => requests.len(),
     };
+    if operations == 0 {
+        return client_error(StatusCode::BAD_REQUEST, "the batch holds no operation");
+    }
     if operations > MAX_BATCH {
         return client_error(
             StatusCode::BAD_REQUEST,
             &format!("at most {MAX_BATCH} operations per batch"),
         );
     }
-    let cost = u32::try_from(operations).unwrap_or(u32::MAX);
-    let auth = RequestAuth::from_bearer(bearer(&parts), &edge.verifier);
-    let mut spenders = vec![Spender::client(client.0)];
-    spenders.extend(auth.user_id().map(Spender::User));
-    if let Err(wait) = edge.spend(&spenders, cost) {
-        return rate_limited(wait);
-    }
+    let rest = u32::try_from(operations - 1).unwrap_or(u32::MAX);
+    // The batch started within the budget; its other operations run the schedule ahead.
+    edge.charge(&spenders, rest);
     let response = match request {
         BatchRequest::Single(request) => {
             BatchResponse::Single(state.schema.execute(request.data(auth).data(client)).await)
@@ -247,15 +303,21 @@ async fn graphiql_or_socket(State(state): State<GatewayState>, request: Request)
     };
     let edge = state.edge.clone();
     let client = edge.client(&parts);
-    if let Err(wait) = edge.spend(&[Spender::client(client.0)], 1) {
+    if let Err(wait) = edge.spend(&[Spender::client(client)], 1) {
         return rate_limited(wait);
     }
     let Some(slot) = edge.sockets.open(client) else {
-        return ErrorShape::GraphQl.response(
+        let mut response = ErrorShape::GraphQl.response(
             StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::RateLimited,
-            "too many open WebSockets from this client (HERALD_WS_CONNECTIONS_PER_CLIENT)",
+            "too many open WebSockets from this client (HERALD_WS_CONNECTIONS_PER_CLIENT); \
+             close one first",
         );
+        // A place frees when a socket closes, which cannot be foretold: retry soon.
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(1));
+        return response;
     };
     let header_token = bearer(&parts).map(str::to_owned);
     let upgrade = upgrade
@@ -299,6 +361,26 @@ async fn unsubscribe(
         Ok(response) => response,
         Err(e) => herald_platform::ApiError::Unexpected(e).into_response(),
     }
+}
+
+/// `application/json`, with parameters or not, or a `+json` type: the GraphQL over HTTP
+/// spec's request type. Anything else (`text/plain` forms, no type at all) is refused, so
+/// a page on another origin cannot post to the API without a CORS preflight.
+fn is_json(parts: &Parts) -> bool {
+    let Some(value) = parts.headers.get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// A request that is not GraphQL at all still gets a GraphQL-shaped error.

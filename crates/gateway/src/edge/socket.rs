@@ -282,7 +282,7 @@ impl Connection {
 
     /// A subscription spends the client's budget, and its user's when signed in.
     fn spend(&self, auth: &RequestAuth) -> Result<(), Value> {
-        let mut spenders = vec![Spender::client(self.client.0)];
+        let mut spenders = vec![Spender::client(self.client)];
         spenders.extend(auth.user_id().map(Spender::User));
         self.edge.spend(&spenders, 1).map_err(|wait| {
             serde_json::to_value(super::rate_limited_error(wait)).unwrap_or_default()

@@ -10,9 +10,9 @@ mod strings;
 use std::sync::Arc;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest, NextValidation,
 };
-use async_graphql::{Request, ServerError, ServerResult, ValidationResult};
+use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult};
 use herald_platform::Settings;
 
 pub use shape::ShapeLimits;
@@ -26,8 +26,22 @@ pub const MAX_HEIGHT: usize = 32;
 /// Nested `fields`/`interfaces`/`possibleTypes`/`inputFields` in introspection, as in
 /// graphql-js's `MaxIntrospectionDepthRule`.
 pub const MAX_INTROSPECTION_LISTS: usize = 2;
+/// Characters of an error message sent back: messages quote names and values from the
+/// request, which may be long.
+pub const MAX_ERROR_MESSAGE: usize = 300;
 /// Directives on one field, fragment or operation.
 pub const MAX_DIRECTIVES: usize = 16;
+/// Fields at an operation's root (aliases included). They resolve concurrently, most of
+/// them with a call to a service, so this bounds what one request runs at once.
+pub const MAX_ROOT_FIELDS: usize = 64;
+
+/// Cuts `message` to [`MAX_ERROR_MESSAGE`] characters, marking the cut.
+pub fn clip(message: &mut String) {
+    if let Some((end, _)) = message.char_indices().nth(MAX_ERROR_MESSAGE) {
+        message.truncate(end);
+        message.push('…');
+    }
+}
 
 /// The cost of a list field: its children once per item it may return. Used by the
 /// schema's `complexity` attributes with each list's size argument (or its largest size).
@@ -51,6 +65,7 @@ impl QueryLimits {
                 max_height: MAX_HEIGHT,
                 max_depth: settings.max_query_depth,
                 max_introspection_lists: MAX_INTROSPECTION_LISTS,
+                max_root_fields: MAX_ROOT_FIELDS,
             },
             budget: settings.max_query_complexity,
         }
@@ -73,6 +88,14 @@ struct QueryLimitsExtension {
 
 #[async_trait::async_trait]
 impl Extension for QueryLimitsExtension {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        for error in &mut response.errors {
+            clip(&mut error.message);
+        }
+        response
+    }
+
     async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,

@@ -22,12 +22,17 @@ pub struct ShapeLimits {
     pub max_depth: usize,
     /// Nested `fields`/`interfaces`/`possibleTypes`/`inputFields` inside introspection.
     pub max_introspection_lists: usize,
+    /// Fields at an operation's root, aliases and fragments included: each is resolved
+    /// concurrently with the others, most by a call to a service.
+    pub max_root_fields: usize,
 }
 
 /// Why a query's shape is refused; each names its limit.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
     FragmentCycle(String),
+    UnknownFragment(String),
+    TooManyRootFields { limit: usize },
     TooManyFields { limit: usize },
     TooTall { limit: usize },
     TooDeep { depth: usize, limit: usize },
@@ -38,6 +43,12 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refusal::FragmentCycle(name) => write!(f, "fragment {name} spreads itself"),
+            Refusal::UnknownFragment(name) => write!(f, "unknown fragment \"{name}\""),
+            Refusal::TooManyRootFields { limit } => write!(
+                f,
+                "the operation selects more than {limit} root fields (aliases and fragments \
+                 included); send them as several requests"
+            ),
             Refusal::TooManyFields { limit } => write!(
                 f,
                 "the query selects more than {limit} fields once its fragments are expanded \
@@ -77,12 +88,22 @@ pub fn check(doc: &ExecutableDocument, limits: &ShapeLimits) -> Result<(), Refus
                 limit: limits.max_height,
             });
         }
+        if size.root > limits.max_root_fields {
+            return Err(Refusal::TooManyRootFields {
+                limit: limits.max_root_fields,
+            });
+        }
     }
-    // Counts are bounded now, so walking the expanded selections is too.
+    // Counts are bounded now, so walking the expanded selections is too: every spread and
+    // inline fragment leads to a field within `max_height` steps. The walk still counts
+    // its steps, so no shape this measure misjudges can make it run long.
     let mut walk = Walk {
         doc,
         limits,
         deepest: 0,
+        steps: limits
+            .max_fields
+            .saturating_mul(limits.max_height.saturating_add(1)),
     };
     for (_, operation) in doc.operations.iter() {
         walk.selections(&operation.node.selection_set.node, Mode::User, 0, 0)?;
@@ -96,57 +117,75 @@ pub fn check(doc: &ExecutableDocument, limits: &ShapeLimits) -> Result<(), Refus
     Ok(())
 }
 
-/// A selection set's fields (fragments expanded) and height.
+/// A selection set's fields (fragments expanded), height, and fields at its own level
+/// (through inline fragments and spreads).
 #[derive(Debug, Clone, Copy, Default)]
 struct Size {
     fields: usize,
     height: usize,
+    root: usize,
 }
 
-/// What a selection set holds itself, with the fragments it spreads and at what height.
+/// A fragment spread in a selection set: which, how high up, and whether at the set's own
+/// level.
+struct Spread<'a> {
+    name: &'a str,
+    at: usize,
+    root: bool,
+}
+
+/// What a selection set holds itself, with the fragments it spreads.
 #[derive(Default)]
 struct Local<'a> {
     fields: usize,
     height: usize,
-    spreads: Vec<(&'a str, usize)>,
+    root: usize,
+    spreads: Vec<Spread<'a>>,
 }
 
-fn local<'a>(set: &'a SelectionSet, level: usize, out: &mut Local<'a>) {
+/// `root`: `set`'s fields are at the level being counted (not inside another field).
+fn local<'a>(set: &'a SelectionSet, level: usize, root: bool, out: &mut Local<'a>) {
     for item in &set.items {
         match &item.node {
             Selection::Field(field) => {
                 out.fields += 1;
+                out.root += usize::from(root);
                 let inner = &field.node.selection_set.node;
                 if !inner.items.is_empty() {
                     out.height = out.height.max(level + 1);
-                    local(inner, level + 1, out);
+                    local(inner, level + 1, false, out);
                 }
             }
             Selection::InlineFragment(inline) => {
                 out.height = out.height.max(level + 1);
-                local(&inline.node.selection_set.node, level + 1, out);
+                local(&inline.node.selection_set.node, level + 1, root, out);
             }
-            Selection::FragmentSpread(spread) => {
-                out.spreads
-                    .push((spread.node.fragment_name.node.as_str(), level + 1));
-            }
+            Selection::FragmentSpread(spread) => out.spreads.push(Spread {
+                name: spread.node.fragment_name.node.as_str(),
+                at: level + 1,
+                root,
+            }),
         }
     }
 }
 
 /// Combines a selection set's own size with the sizes of the fragments it spreads.
 /// Counts saturate just past the limit, so sums stay small.
+/// Every spread's fragment is measured already.
 fn combine(own: &Local<'_>, fragments: &HashMap<&str, Size>, limits: &ShapeLimits) -> Size {
     let cap = limits.max_fields.saturating_add(1);
     let mut size = Size {
         fields: own.fields.min(cap),
         height: own.height,
+        root: own.root.min(cap),
     };
-    for (name, at) in &own.spreads {
-        // Unknown fragments are reported by validation.
-        if let Some(spread) = fragments.get(name) {
-            size.fields = size.fields.saturating_add(spread.fields).min(cap);
-            size.height = size.height.max(at + spread.height);
+    for spread in &own.spreads {
+        if let Some(fragment) = fragments.get(spread.name) {
+            size.fields = size.fields.saturating_add(fragment.fields).min(cap);
+            size.height = size.height.max(spread.at + fragment.height);
+            if spread.root {
+                size.root = size.root.saturating_add(fragment.root).min(cap);
+            }
         }
     }
     size
@@ -154,12 +193,14 @@ fn combine(own: &Local<'_>, fragments: &HashMap<&str, Size>, limits: &ShapeLimit
 
 fn measure(set: &SelectionSet, fragments: &HashMap<&str, Size>, limits: &ShapeLimits) -> Size {
     let mut own = Local::default();
-    local(set, 0, &mut own);
+    local(set, 0, true, &mut own);
     combine(&own, fragments, limits)
 }
 
 /// Every fragment's size, each measured once, dependencies first, without recursing from
 /// one fragment into another (a chain of thousands of fragments is only a long loop).
+/// A spread of a fragment the document does not define is refused here: it would measure
+/// as nothing while the walk below still follows the spreads around it.
 fn measure_fragments<'a>(
     doc: &'a ExecutableDocument,
     limits: &ShapeLimits,
@@ -169,10 +210,20 @@ fn measure_fragments<'a>(
         .iter()
         .map(|(name, fragment)| {
             let mut own = Local::default();
-            local(&fragment.node.selection_set.node, 0, &mut own);
+            local(&fragment.node.selection_set.node, 0, true, &mut own);
             (name.as_str(), own)
         })
         .collect();
+    let operations = doc.operations.iter().map(|(_, op)| {
+        let mut own = Local::default();
+        local(&op.node.selection_set.node, 0, true, &mut own);
+        own
+    });
+    for own in locals.values().chain(operations.collect::<Vec<_>>().iter()) {
+        if let Some(unknown) = own.spreads.iter().find(|s| !locals.contains_key(s.name)) {
+            return Err(Refusal::UnknownFragment(unknown.name.to_owned()));
+        }
+    }
     let mut sizes: HashMap<&str, Size> = HashMap::with_capacity(locals.len());
     let mut open: HashSet<&str> = HashSet::new();
     for start in locals.keys() {
@@ -184,12 +235,12 @@ fn measure_fragments<'a>(
         open.insert(start);
         while let Some(&(name, next)) = stack.last() {
             let own = &locals[name];
-            match own.spreads.get(next) {
-                Some(&(spread, _)) => {
+            match own.spreads.get(next).map(|s| s.name) {
+                Some(spread) => {
                     if let Some(top) = stack.last_mut() {
                         top.1 += 1;
                     }
-                    if sizes.contains_key(spread) || !locals.contains_key(spread) {
+                    if sizes.contains_key(spread) {
                         continue;
                     }
                     if !open.insert(spread) {
@@ -218,6 +269,8 @@ struct Walk<'a> {
     doc: &'a ExecutableDocument,
     limits: &'a ShapeLimits,
     deepest: usize,
+    /// Selections left to visit.
+    steps: usize,
 }
 
 impl Walk<'_> {
@@ -229,6 +282,9 @@ impl Walk<'_> {
         lists: usize,
     ) -> Result<(), Refusal> {
         for item in &set.items {
+            self.steps = self.steps.checked_sub(1).ok_or(Refusal::TooManyFields {
+                limit: self.limits.max_fields,
+            })?;
             match &item.node {
                 Selection::Field(field) => {
                     let name = field.node.name.node.as_str();
@@ -295,6 +351,7 @@ mod tests {
         max_height: 32,
         max_depth: 12,
         max_introspection_lists: 2,
+        max_root_fields: 64,
     };
 
     fn shape(query: &str) -> Result<(), Refusal> {
@@ -338,6 +395,56 @@ mod tests {
             ..LIMITS
         };
         assert_eq!(check(&doc, &limits), Err(Refusal::TooTall { limit: 32 }));
+    }
+
+    /// A doubling chain whose every fragment also spreads one that does not exist: the
+    /// unknown spread must not measure as nothing while the walk expands the rest.
+    #[test]
+    fn spreads_of_unknown_fragments_are_refused_before_any_walk() {
+        let n = 24;
+        let mut query = format!("{{ ...F{n} }} fragment F0 on Query {{ ...Nope }}");
+        for i in 1..=n {
+            query.push_str(&format!(
+                " fragment F{i} on Query {{ ...F{j} ...F{j} ...Nope }}",
+                j = i - 1
+            ));
+        }
+        let started = std::time::Instant::now();
+        assert_eq!(
+            shape(&query),
+            Err(Refusal::UnknownFragment("Nope".to_owned()))
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(
+            shape("{ a { ...Nope } }"),
+            Err(Refusal::UnknownFragment("Nope".to_owned()))
+        );
+    }
+
+    #[test]
+    fn root_fields_are_counted_through_aliases_and_fragments() {
+        let aliases = |n: usize| {
+            let fields: Vec<String> = (0..n).map(|i| format!("a{i}: products {{ id }}")).collect();
+            format!("{{ {} }}", fields.join(" "))
+        };
+        assert_eq!(shape(&aliases(64)), Ok(()));
+        assert_eq!(
+            shape(&aliases(65)),
+            Err(Refusal::TooManyRootFields { limit: 64 })
+        );
+        // 5 × 2 × 8 = 80 root fields through fragments and an inline fragment.
+        let eight: Vec<String> = (0..8).map(|i| format!("p{i}: products {{ id }}")).collect();
+        let query = format!(
+            "{{ ...A ...A ...A ...A ... on Query {{ ...A }} }} fragment A on Query {{ ...B ...B }} fragment B on Query {{ {} }}",
+            eight.join(" ")
+        );
+        assert_eq!(shape(&query), Err(Refusal::TooManyRootFields { limit: 64 }));
+        // Nested fields are not root fields.
+        let nested: Vec<String> = (0..200).map(|i| format!("n{i}: id")).collect();
+        assert_eq!(
+            shape(&format!("{{ products {{ {} }} }}", nested.join(" "))),
+            Ok(())
+        );
     }
 
     #[test]

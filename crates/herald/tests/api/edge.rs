@@ -61,6 +61,35 @@ pub fn hostile_queries() -> Vec<(&'static str, String)> {
             "a fragment cycle",
             "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }".to_owned(),
         ),
+        (
+            "a doubling chain of 24 fragments spreading an unknown one",
+            {
+                let mut query = "{ ...F24 } fragment F0 on Query { ...Nope }".to_owned();
+                for i in 1..=24 {
+                    query.push_str(&format!(
+                        " fragment F{i} on Query {{ ...F{j} ...F{j} ...Nope }}",
+                        j = i - 1
+                    ));
+                }
+                query
+            },
+        ),
+        ("3,300 aliases of a list", {
+            let fields: Vec<String> = (0..3300)
+                .map(|i| format!("p{i}: products(first: 1) {{ totalCount }}"))
+                .collect();
+            format!("{{ {} }}", fields.join(" "))
+        }),
+        ("16 fragments of 8 aliases spread 8 times", {
+            let eight: Vec<String> = (0..8)
+                .map(|i| format!("p{i}: products(first: 1) {{ totalCount }}"))
+                .collect();
+            format!(
+                "{{ ...A ...A ...A ...A ...A ...A ...A ...A }} fragment A on Query {{ ...B ...B }} \
+                 fragment B on Query {{ {} }}",
+                eight.join(" ")
+            )
+        }),
     ]
 }
 
@@ -99,9 +128,10 @@ async fn cost_multiplies_by_list_sizes(set: BackendSet) {
     let app = TestApp::spawn(set).await;
     let budget = app.settings.max_query_complexity;
 
-    // 600 aliases of a page of 100: 60,600 nodes, refused up front naming the limit.
-    let aliases: String = (0..600)
-        .map(|i| format!("p{i}: products(first: 100) {{ totalCount }} "))
+    // 40 aliases of a page of 100: 40 × (1 + 100 × 3) = 12,040 nodes, refused up front
+    // naming the limit.
+    let aliases: String = (0..40)
+        .map(|i| format!("p{i}: products(first: 100) {{ nodes {{ id name }} }} "))
         .collect();
     let response = app
         .graphql(None, &format!("{{ {aliases} }}"), json!({}))
@@ -114,7 +144,7 @@ async fn cost_multiplies_by_list_sizes(set: BackendSet) {
     );
     let message = response.body["errors"][0]["message"].as_str().unwrap();
     assert!(
-        message.contains("60600") && message.contains(&budget.to_string()),
+        message.contains("12040") && message.contains(&budget.to_string()),
         "{message}"
     );
 
@@ -236,7 +266,10 @@ async fn answers_keep_the_query_order(set: BackendSet) {
     app.cleanup().await;
 }
 
-backend_tests!(every_client_error_is_json_and_cors_follows_its_allow_list);
+backend_tests!(
+    every_client_error_is_json_and_cors_follows_its_allow_list,
+    connections_are_bounded_in_number_and_time
+);
 
 /// A raw HTTP exchange on a fresh connection: what hyper itself answers, too.
 async fn raw_http(gateway: &str, request: Vec<u8>) -> (u16, serde_json::Value) {
@@ -333,6 +366,53 @@ async fn every_client_error_is_json_and_cors_follows_its_allow_list(set: Backend
         "{body}"
     );
 
+    // Only JSON bodies: a form a page on another origin can post without a preflight is
+    // refused, and so is a body without a type; an empty batch is no request.
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let mut request = http
+            .post(format!("{}/graphql", app.gateway))
+            .body(r#"{"query":"{ __typename }"}"#);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let refused = request.send().await.unwrap();
+        assert_eq!(refused.status(), 415, "{content_type:?}");
+        let body: serde_json::Value = refused.json().await.unwrap();
+        assert_eq!(code(&body).as_deref(), Some("BAD_USER_INPUT"), "{body}");
+    }
+    for content_type in ["application/json; charset=utf-8", "Application/JSON"] {
+        let fine = http
+            .post(format!("{}/graphql", app.gateway))
+            .header("content-type", content_type)
+            .body(r#"{"query":"{ __typename }"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(fine.status(), 200, "{content_type}");
+    }
+    let empty = http
+        .post(format!("{}/graphql", app.gateway))
+        .json(&json!([]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 400);
+    // Errors quote a client's input only in part.
+    let long_name = format!("{{ {} }}", "a".repeat(100_000));
+    let unknown = app.graphql(None, &long_name, json!({})).await;
+    let message = unknown.body["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        !message.is_empty() && message.len() < 1000,
+        "{}",
+        &unknown.body.to_string()[..500]
+    );
+
     // The Bearer scheme in any case.
     let ada = app.customer("Ada").await;
     let me = http
@@ -383,5 +463,125 @@ async fn every_client_error_is_json_and_cors_follows_its_allow_list(set: Backend
         answer.headers()["access-control-allow-origin"],
         "https://shop.example"
     );
+    app.cleanup().await;
+}
+
+/// One address holds a bounded number of connections; headers and bodies that dribble in
+/// are cut off; a refused connection still gets a JSON 429.
+async fn connections_are_bounded_in_number_and_time(set: BackendSet) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(set, |s| s.connections_per_client = 4).await;
+    let addr = app.gateway.trim_start_matches("http://").to_owned();
+    let connect = || tokio::net::TcpStream::connect(addr.clone());
+
+    // Headers sent a byte at a time are cut off (10 s), and so is a body that stalls.
+    let slow_headers = async {
+        let mut stream = connect().await.unwrap();
+        stream
+            .write_all(b"POST /graphql HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let mut rest = Vec::new();
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if stream.write_all(b"x-slow: 1\r\n").await.is_err() {
+                break;
+            }
+            let mut buf = [0u8; 512];
+            if let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_millis(10), stream.read(&mut buf)).await
+            {
+                rest.extend_from_slice(&buf[..n]);
+                if n == 0 {
+                    break;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "a slow sender kept its connection for 20 s"
+            );
+        }
+        started.elapsed()
+    };
+    let slow_body = async {
+        let mut stream = connect().await.unwrap();
+        stream
+            .write_all(
+                b"POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+                  content-length: 100\r\n\r\n{\"query\"",
+            )
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer))
+            .await
+            .expect("a stalled body is answered")
+            .unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let (held, stalled) = tokio::join!(slow_headers, slow_body);
+    assert!(held < Duration::from_secs(15), "{held:?}");
+    assert!(stalled.starts_with("HTTP/1.1 408"), "{stalled}");
+    assert!(stalled.contains("BAD_USER_INPUT"), "{stalled}");
+
+    // Four open connections are fine (each proven by an answer, once the connections
+    // above are gone); the fifth is refused at once, in JSON.
+    let mut idle = Vec::new();
+    while idle.len() < 4 {
+        let mut stream = connect().await.unwrap();
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+                .await
+                .expect("answered")
+                .unwrap();
+            assert!(n > 0, "closed without an answer");
+            head.extend_from_slice(&buf[..n]);
+        }
+        if head.starts_with(b"HTTP/1.1 200") {
+            idle.push(stream);
+        } else {
+            assert!(head.starts_with(b"HTTP/1.1 429"));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let mut fifth = connect().await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), fifth.read_to_end(&mut answer))
+        .await
+        .expect("refused at once")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 429"), "{text}");
+    assert!(text.to_lowercase().contains("retry-after: 1"), "{text}");
+    let body: serde_json::Value = serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1)
+        .unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED");
+
+    // Closing one makes room.
+    idle.pop();
+    let mut room = None;
+    for _ in 0..50 {
+        let mut stream = connect().await.unwrap();
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+        if answer.starts_with(b"HTTP/1.1 200") {
+            room = Some(200);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(room, Some(200), "a closed connection gives its place back");
+
     app.cleanup().await;
 }

@@ -5,7 +5,7 @@ mod client_errors;
 mod listener;
 
 pub use client_errors::{ErrorShape, ParseErrorsAsJson, json_client_errors};
-pub use listener::{Listener, PeerAddr};
+pub use listener::{ConnectionLimits, PeerAddr, per_subscriber, serve};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +19,6 @@ use axum::routing::get;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::bus::Bus;
 use crate::cache::Cache;
@@ -136,12 +135,12 @@ pub fn track_requests(router: Router, service: &'static str) -> Router {
                 .get::<MatchedPath>()
                 .map(|p| p.as_str().to_owned())
                 .unwrap_or_else(|| "unmatched".to_owned());
-            let method = req.method().as_str().to_owned();
+            let method = method_label(req.method());
             let started = Instant::now();
             let response = next.run(req).await;
             let labels = [
                 ("service", service.to_owned()),
-                ("method", method),
+                ("method", method.to_owned()),
                 ("route", route),
                 ("status", response.status().as_u16().to_string()),
             ];
@@ -151,6 +150,21 @@ pub fn track_requests(router: Router, service: &'static str) -> Router {
             response
         },
     ))
+}
+
+/// A request's method as a metric label: the standard ones by name, any other as `OTHER`
+/// (methods are free text, and each label value is a time series).
+fn method_label(method: &axum::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "OTHER",
+    }
 }
 
 /// A service's whole router: its API, the observability routes, request metrics, a body
@@ -183,23 +197,17 @@ pub async fn bind(addr: std::net::SocketAddr, setting: &str) -> anyhow::Result<T
     })
 }
 
-/// Serves `router` until `shutdown`, letting in-flight requests finish. Handlers see the
-/// peer's address as `ConnectInfo<PeerAddr>`; requests hyper cannot parse are answered in
-/// `shape`.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shape: ErrorShape,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let listener = Listener::new(listener, shape);
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<PeerAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await?;
-    Ok(())
+/// Calls to other services this process may have in flight at once; more wait their turn
+/// (each holds a connection, and a request fanning out must not take every file
+/// descriptor).
+const MAX_IN_FLIGHT_CALLS: usize = 512;
+
+async fn in_flight_slot() -> anyhow::Result<tokio::sync::SemaphorePermit<'static>> {
+    static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_IN_FLIGHT_CALLS);
+    SLOTS
+        .acquire()
+        .await
+        .map_err(|e| anyhow::anyhow!("service calls closed: {e}"))
 }
 
 /// How one service calls another over HTTP, forwarding the caller's token.
@@ -283,6 +291,7 @@ impl ServiceClient {
         path_and_query: &str,
         body: Vec<u8>,
     ) -> anyhow::Result<Response> {
+        let _slot = in_flight_slot().await?;
         let response = self
             .http
             .request(method, self.url(path_and_query))
@@ -320,6 +329,7 @@ impl ServiceClient {
             Some(token) => request.bearer_auth(token),
             None => request,
         };
+        let _slot = in_flight_slot().await?;
         let response = request
             .send()
             .await
@@ -359,6 +369,8 @@ pub struct BuiltService {
     pub router: Router,
     /// How its errors look (the gateway's are GraphQL's).
     pub error_shape: ErrorShape,
+    /// What its connections may hold.
+    pub connections: ConnectionLimits,
     pub readiness: Readiness,
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
 }
