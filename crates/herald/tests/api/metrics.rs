@@ -53,6 +53,19 @@ async fn every_metrics_page_passes_promtool(set: BackendSet) {
     )
     .await
     .data();
+    // Methods are free text: an invented one is labelled OTHER, not by its name.
+    for (_, url) in &app.services {
+        let brew = app
+            .http()
+            .request(
+                reqwest::Method::from_bytes(b"BREW").unwrap(),
+                format!("{url}/health"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(brew.status().is_client_error(), "{}", brew.status());
+    }
     for (service, url) in &app.services {
         let page = app
             .http()
@@ -64,6 +77,8 @@ async fn every_metrics_page_passes_promtool(set: BackendSet) {
             .await
             .unwrap();
         assert!(page.contains("# HELP"), "{service:?}: {page}");
+        assert!(!page.contains("BREW"), "{service:?}: {page}");
+        assert!(page.contains(r#"method="OTHER""#), "{service:?}");
         let mut check = Command::new(promtool)
             .args(["check", "metrics"])
             .stdin(Stdio::piped())
