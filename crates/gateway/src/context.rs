@@ -1,4 +1,5 @@
-//! What every resolver knows about the request: the caller's token and the service clients.
+//! What every resolver knows about the request: the caller's verified claims and the
+//! service clients.
 
 use async_graphql::Context;
 use herald_platform::auth::{Claims, TokenVerifier};
@@ -18,27 +19,22 @@ pub struct Services {
     pub scheduler: ServiceClient,
 }
 
-/// The request's credentials: the raw token (forwarded to services, which check it again)
-/// and the gateway's own verdict on it.
+/// The request's credentials as the gateway verified them (once): the services hear the
+/// claims, carried in the gateway's service credential, never the token.
 #[derive(Clone)]
 pub struct RequestAuth {
-    token: Option<String>,
     claims: Option<Result<Claims, (ErrorCode, String)>>,
 }
 
 impl RequestAuth {
     pub fn from_bearer(token: Option<&str>, verifier: &TokenVerifier) -> RequestAuth {
         RequestAuth {
-            token: token.map(str::to_owned),
             claims: token.map(|t| verifier.verify(t).map_err(|e| (e.code(), e.to_string()))),
         }
     }
 
     pub fn anonymous() -> RequestAuth {
-        RequestAuth {
-            token: None,
-            claims: None,
-        }
+        RequestAuth { claims: None }
     }
 
     /// Why the token presented is refused, if one was and it is.
@@ -71,10 +67,9 @@ impl RequestAuth {
     }
 }
 
-/// A signed-in caller: their claims and the token to forward.
+/// A signed-in caller: their verified claims, which service calls act for.
 pub struct Caller<'a> {
     pub claims: &'a Claims,
-    pub token: &'a str,
 }
 
 pub trait ContextExt {
@@ -98,11 +93,9 @@ impl ContextExt for Context<'_> {
 
     fn caller(&self) -> GqlResult<Caller<'_>> {
         let auth = self.data_opt::<RequestAuth>();
-        match auth.and_then(|a| a.claims.as_ref().zip(a.token.as_deref())) {
-            Some((Ok(claims), token)) => Ok(Caller { claims, token }),
-            Some((Err((code, message)), _)) => {
-                Err(to_graphql(ApiError::new(*code, message.clone())))
-            }
+        match auth.and_then(|a| a.claims.as_ref()) {
+            Some(Ok(claims)) => Ok(Caller { claims }),
+            Some(Err((code, message))) => Err(to_graphql(ApiError::new(*code, message.clone()))),
             None => Err(gql_error(
                 ErrorCode::Unauthenticated,
                 "sign in: send Authorization: Bearer <token>",

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use async_graphql::Schema;
 use herald_platform::Settings;
-use herald_platform::auth::TokenVerifier;
+use herald_platform::auth::{ServiceCredentials, TokenVerifier};
 use herald_platform::cache::Cache;
 use herald_platform::http::{
     BuiltService, ConnectionLimits, ErrorShape, Readiness, ServiceClient, shaped_router,
@@ -89,16 +89,25 @@ pub fn sdl() -> String {
 pub fn build(
     settings: &Settings,
     verifier: TokenVerifier,
+    credentials: ServiceCredentials,
     readiness: Readiness,
     cache: &Cache,
 ) -> BuiltService {
     let services = Services {
-        users: ServiceClient::new("users", &settings.users_url()),
-        notifications: ServiceClient::new("notifications", &settings.notifications_url()),
-        products: ServiceClient::new("products", &settings.products_url()),
-        orders: ServiceClient::new("orders", &settings.orders_url()),
-        recommendations: ServiceClient::new("recommendations", &settings.recommendations_url()),
-        scheduler: ServiceClient::new("scheduler", &settings.scheduler_url()),
+        users: ServiceClient::new(&credentials, "users", &settings.users_url()),
+        notifications: ServiceClient::new(
+            &credentials,
+            "notifications",
+            &settings.notifications_url(),
+        ),
+        products: ServiceClient::new(&credentials, "products", &settings.products_url()),
+        orders: ServiceClient::new(&credentials, "orders", &settings.orders_url()),
+        recommendations: ServiceClient::new(
+            &credentials,
+            "recommendations",
+            &settings.recommendations_url(),
+        ),
+        scheduler: ServiceClient::new(&credentials, "scheduler", &settings.scheduler_url()),
     };
     let state = GatewayState {
         notifications: services.notifications.clone(),

@@ -16,7 +16,7 @@ use axum::body::{Body, to_bytes};
 use axum::http::{Request, header};
 use herald_gateway::build;
 use herald_platform::Settings;
-use herald_platform::auth::{SigningKey, TokenVerifier};
+use herald_platform::auth::{ServiceKey, SigningKey, TokenVerifier};
 use herald_platform::cache::{Cache, MemoryCache};
 use herald_platform::http::Readiness;
 use proptest::prelude::*;
@@ -51,7 +51,14 @@ fn gateway() -> Router {
     let key = SigningKey::generate().unwrap();
     let verifier = TokenVerifier::new(&[key.public_key().clone()]).unwrap();
     let cache = Cache::new(Arc::new(MemoryCache::new(1_000)), "fuzz");
-    build(&settings, verifier, Readiness::default(), &cache).router
+    build(
+        &settings,
+        verifier,
+        ServiceKey::generate().credentials("gateway"),
+        Readiness::default(),
+        &cache,
+    )
+    .router
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use herald_platform::Settings;
-use herald_platform::auth::TokenVerifier;
+use herald_platform::auth::{ServiceKey, TokenVerifier};
 use herald_platform::bus::{Bus, topology};
 use herald_platform::cache::Cache;
 use herald_platform::http::{BuiltService, Readiness, bind, serve};
@@ -90,6 +90,19 @@ impl Application {
         };
         wanted.sort();
         wanted.dedup();
+        if settings.service_key.is_none() {
+            if wanted.len() < ServiceName::ALL.len() {
+                return Err(anyhow::Error::new(
+                    herald_platform::config::ConfigError::new(
+                        "service_key",
+                        "must be set, the same in every process, when services run in separate \
+                     processes (`herald keygen --service` prints one)",
+                    ),
+                ));
+            }
+            // Every service is here: a key of this process's own serves.
+            settings.service_key = Some(ServiceKey::generate().to_base64());
+        }
 
         // Bind first so that services started together find each other on the real ports.
         let mut listeners = BTreeMap::new();
@@ -162,11 +175,15 @@ impl Application {
             .await
             .context("connecting the cache")?;
         let mut readiness = Readiness::default();
+        let service_key =
+            ServiceKey::from_base64(settings.service_key.as_deref().unwrap_or_default())
+                .context("HERALD_SERVICE_KEY")?;
 
         if let Some(listener) = listeners.remove(&ServiceName::Users) {
-            let built = herald_users::build(settings, &bus, &cache, self.shutdown.clone())
-                .await
-                .context("starting users")?;
+            let built =
+                herald_users::build(settings, &bus, &cache, &service_key, self.shutdown.clone())
+                    .await
+                    .context("starting users")?;
             readiness = readiness.merge(built.readiness.clone());
             self.launch(ServiceName::Users, listener, built)?;
         }
@@ -174,19 +191,28 @@ impl Application {
             return Ok(());
         }
         let verifier = TokenVerifier::fetch(&settings.users_url(), Duration::from_secs(60)).await?;
+        let verifier = |service: &'static str| verifier.for_service(&service_key, service);
         if let Some(listener) = listeners.remove(&ServiceName::Products) {
-            let built =
-                herald_products::build(settings, &bus, verifier.clone(), self.shutdown.clone())
-                    .await
-                    .context("starting products")?;
+            let built = herald_products::build(
+                settings,
+                &bus,
+                verifier(herald_products::SERVICE),
+                self.shutdown.clone(),
+            )
+            .await
+            .context("starting products")?;
             readiness = readiness.merge(built.readiness.clone());
             self.launch(ServiceName::Products, listener, built)?;
         }
         if let Some(listener) = listeners.remove(&ServiceName::Orders) {
-            let built =
-                herald_orders::build(settings, &bus, verifier.clone(), self.shutdown.clone())
-                    .await
-                    .context("starting orders")?;
+            let built = herald_orders::build(
+                settings,
+                &bus,
+                verifier(herald_orders::SERVICE),
+                self.shutdown.clone(),
+            )
+            .await
+            .context("starting orders")?;
             readiness = readiness.merge(built.readiness.clone());
             self.launch(ServiceName::Orders, listener, built)?;
         }
@@ -195,7 +221,7 @@ impl Application {
                 settings,
                 &bus,
                 &cache,
-                verifier.clone(),
+                verifier(herald_recommendations::SERVICE),
                 self.shutdown.clone(),
             )
             .await
@@ -208,7 +234,7 @@ impl Application {
                 settings,
                 &bus,
                 &cache,
-                verifier.clone(),
+                verifier(herald_notifications::SERVICE),
                 self.shutdown.clone(),
             )
             .await
@@ -217,10 +243,14 @@ impl Application {
             self.launch(ServiceName::Notifications, listener, built)?;
         }
         if let Some(listener) = listeners.remove(&ServiceName::Scheduler) {
-            let built =
-                herald_scheduler::build(settings, &bus, verifier.clone(), self.shutdown.clone())
-                    .await
-                    .context("starting the scheduler")?;
+            let built = herald_scheduler::build(
+                settings,
+                &bus,
+                verifier(herald_scheduler::SERVICE),
+                self.shutdown.clone(),
+            )
+            .await
+            .context("starting the scheduler")?;
             readiness = readiness.merge(built.readiness.clone());
             self.launch(ServiceName::Scheduler, listener, built)?;
         }
@@ -233,7 +263,13 @@ impl Application {
                 );
             }
             let readiness = readiness.bus(&bus).cache(&cache);
-            let built = herald_gateway::build(settings, verifier, readiness, &cache);
+            let built = herald_gateway::build(
+                settings,
+                verifier(herald_gateway::SERVICE),
+                service_key.credentials(herald_gateway::SERVICE),
+                readiness,
+                &cache,
+            );
             self.launch(ServiceName::Gateway, listener, built)?;
         }
         Ok(())

@@ -64,8 +64,12 @@ enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL) the gateway serves.
     Schema,
-    /// Print a new token signing key for HERALD_SIGNING_KEY (base64 PKCS#8 Ed25519).
-    Keygen,
+    /// Print a new token signing key for HERALD_SIGNING_KEY (base64 PKCS#8 Ed25519), or
+    /// with --service a service key for HERALD_SERVICE_KEY (base64, 32 random bytes).
+    Keygen {
+        #[arg(long)]
+        service: bool,
+    },
     /// The recommender's offline evaluation.
     Recommend {
         #[command(subcommand)]
@@ -152,7 +156,14 @@ fn main() -> ExitCode {
             println!("{}", herald_gateway::sdl());
             return ExitCode::SUCCESS;
         }
-        Command::Keygen => {
+        Command::Keygen { service: true } => {
+            println!(
+                "{}",
+                herald_platform::auth::ServiceKey::generate().to_base64()
+            );
+            return ExitCode::SUCCESS;
+        }
+        Command::Keygen { service: false } => {
             return match herald_platform::auth::SigningKey::generate() {
                 Ok(key) => {
                     println!("{}", key.to_base64());
@@ -239,7 +250,7 @@ fn main() -> ExitCode {
                 );
                 Ok(())
             }
-            Command::Schema | Command::Keygen | Command::Recommend { .. } => Ok(()),
+            Command::Schema | Command::Keygen { .. } | Command::Recommend { .. } => Ok(()),
         }
     });
     match result {

@@ -2,13 +2,12 @@
 //! token travels on to the products service.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
+use axum::extract::{FromRef, Path, Query, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use herald_events::OrderStatus;
-use herald_platform::auth::{Caller, Claims, TokenVerifier, bearer};
+use herald_platform::auth::{Caller, TokenVerifier};
 use herald_platform::db::Database;
 use herald_platform::http::created;
 use herald_platform::outbox::Outbox;
@@ -45,26 +44,6 @@ pub fn router(state: OrdersState) -> Router {
         .with_state(state)
 }
 
-/// The authenticated caller and their token, to call the products service on their behalf.
-pub struct SignedIn {
-    pub claims: Claims,
-    pub token: String,
-}
-
-impl<S> FromRequestParts<S> for SignedIn
-where
-    S: Send + Sync,
-    TokenVerifier: FromRef<S>,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Caller(claims) = Caller::from_request_parts(parts, state).await?;
-        let token = bearer(parts).unwrap_or_default().to_owned();
-        Ok(SignedIn { claims, token })
-    }
-}
-
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PlaceOrderRequest {
     pub items: Vec<LineInput>,
@@ -93,11 +72,11 @@ fn order_id(raw: &str) -> ApiResult<Uuid> {
 
 async fn place(
     State(state): State<OrdersState>,
-    caller: SignedIn,
+    Caller(claims): Caller,
     body: Result<Json<PlaceOrderRequest>, JsonRejection>,
 ) -> ApiResult<Response> {
     let request = OrderRequest::parse(&json_body(body)?.items)?;
-    let order = place_order(&state, caller.claims.sub, &caller.token, &request).await?;
+    let order = place_order(&state, &claims, &request).await?;
     Ok(created(order))
 }
 
@@ -127,22 +106,22 @@ async fn order_by_id(
 
 async fn cancel(
     State(state): State<OrdersState>,
-    caller: SignedIn,
+    Caller(claims): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Order>> {
     let id = order_id(&id)?;
-    let viewer = Viewer::of(&caller.claims);
-    let order = change_status(&state, viewer, &caller.token, id, OrderStatus::Cancelled).await?;
+    let viewer = Viewer::of(&claims);
+    let order = change_status(&state, viewer, &claims, id, OrderStatus::Cancelled).await?;
     Ok(Json(order))
 }
 
 async fn update_status(
     State(state): State<OrdersState>,
-    caller: SignedIn,
+    Caller(claims): Caller,
     Path(id): Path<String>,
     body: Result<Json<StatusRequest>, JsonRejection>,
 ) -> ApiResult<Json<Order>> {
-    if !caller.claims.is_admin() {
+    if !claims.is_admin() {
         return Err(ApiError::forbidden(
             "only admins can change an order's status",
         ));
@@ -151,6 +130,6 @@ async fn update_status(
     let to = OrderStatus::parse(&raw)
         .ok_or_else(|| ApiError::bad_input(format!("'{raw}' is not an order status")))?;
     let id = order_id(&id)?;
-    let order = change_status(&state, Viewer::Admin, &caller.token, id, to).await?;
+    let order = change_status(&state, Viewer::Admin, &claims, id, to).await?;
     Ok(Json(order))
 }

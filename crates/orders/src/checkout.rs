@@ -13,6 +13,7 @@
 //! again: same answer) or release.
 
 use herald_events::{Envelope, OrderConfirmed, OrderPlaced, OrderStatus};
+use herald_platform::auth::Claims;
 use herald_platform::{ApiError, ApiResult, ErrorCode};
 use uuid::Uuid;
 
@@ -21,24 +22,23 @@ use crate::api::OrdersState;
 use crate::domain::{OrderRequest, PricingError, price_order};
 use crate::store::{self, Order};
 
-/// Places `request` for `buyer`, reserving its stock with the buyer's `token`; answers the
+/// Places `request` for `buyer`, reserving its stock on their behalf; answers the
 /// CONFIRMED order.
-#[tracing::instrument(skip_all, fields(user_id = %buyer, order_id))]
+#[tracing::instrument(skip_all, fields(user_id = %buyer.sub, order_id))]
 pub async fn place_order(
     state: &OrdersState,
-    buyer: Uuid,
-    token: &str,
+    buyer: &Claims,
     request: &OrderRequest,
 ) -> ApiResult<Order> {
     let order_id = Uuid::now_v7();
     tracing::Span::current().record("order_id", tracing::field::display(order_id));
     let mut tx = state.db.begin().await?;
-    store::insert_placed_order(&mut tx, order_id, buyer, request.lines()).await?;
+    store::insert_placed_order(&mut tx, order_id, buyer.sub, request.lines()).await?;
     tx.commit().await?;
 
     let reservation = match state
         .inventory
-        .reserve_stock(order_id, request.lines(), token)
+        .reserve_stock(order_id, request.lines(), buyer)
         .await
     {
         Ok(reservation) => reservation,
@@ -57,7 +57,7 @@ pub async fn place_order(
             refused @ (PricingError::MixedCurrencies { .. } | PricingError::TotalTooLarge { .. }),
         ) => {
             // Deleted only once the stock is back; otherwise reconciliation releases it.
-            match state.inventory.release_stock(order_id, token).await {
+            match state.inventory.release_stock(order_id, buyer).await {
                 Ok(_) => {
                     store::delete_unpriced_order(&state.db, order_id).await?;
                 }
@@ -81,7 +81,7 @@ pub async fn place_order(
             anyhow::anyhow!("the order was no longer waiting for its reservation").into(),
         ));
     };
-    let subject = Some(buyer.to_string());
+    let subject = Some(buyer.sub.to_string());
     let placed = OrderPlaced(herald_events::OrderSnapshot {
         status: OrderStatus::Placed,
         ..order.snapshot()

@@ -1,6 +1,7 @@
 //! The stock of the products service, as orders uses it: reserve an order's lines, release
 //! them again. The one place that knows the products service's reservation API.
 
+use herald_platform::auth::{Claims, ServiceCredentials};
 use herald_platform::http::ServiceClient;
 use herald_platform::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
@@ -41,9 +42,9 @@ struct Released {
 }
 
 impl Inventory {
-    pub fn new(products_url: &str) -> Inventory {
+    pub fn new(credentials: &ServiceCredentials, products_url: &str) -> Inventory {
         Inventory {
-            products: ServiceClient::new("products", products_url),
+            products: ServiceClient::new(credentials, "products", products_url),
         }
     }
 
@@ -54,7 +55,7 @@ impl Inventory {
         &self,
         order_id: Uuid,
         lines: &[ProductLine],
-        token: &str,
+        acting: &Claims,
     ) -> ApiResult<Reservation> {
         let request = ReservationRequest {
             order_id,
@@ -68,7 +69,7 @@ impl Inventory {
         };
         let reservation: Reservation = self
             .products
-            .post("/reservations", &request, Some(token))
+            .post("/reservations", &request, Some(acting))
             .await?;
         if reservation.order_id != order_id {
             return Err(ApiError::Unexpected(anyhow::anyhow!(
@@ -81,13 +82,13 @@ impl Inventory {
 
     /// Gives the order's reserved stock back; false if there was nothing (left) to release.
     #[tracing::instrument(skip_all, fields(order_id = %order_id))]
-    pub async fn release_stock(&self, order_id: Uuid, token: &str) -> ApiResult<bool> {
+    pub async fn release_stock(&self, order_id: Uuid, acting: &Claims) -> ApiResult<bool> {
         let released: Released = self
             .products
             .post(
                 &format!("/reservations/{order_id}/release"),
                 &serde_json::json!({}),
-                Some(token),
+                Some(acting),
             )
             .await?;
         Ok(released.released)

@@ -13,6 +13,7 @@ pub mod store;
 #[cfg(test)]
 mod tests;
 
+use anyhow::Context;
 use herald_platform::Settings;
 use herald_platform::auth::TokenVerifier;
 use herald_platform::telemetry::MetricDoc;
@@ -94,7 +95,12 @@ pub async fn build(
     let state = OrdersState {
         db: db.clone(),
         outbox,
-        inventory: Inventory::new(&settings.products_url()),
+        inventory: Inventory::new(
+            verifier
+                .service_credentials()
+                .context("orders calls products with service credentials")?,
+            &settings.products_url(),
+        ),
         verifier: verifier.clone(),
     };
     let readiness = Readiness::default()

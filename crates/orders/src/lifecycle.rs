@@ -8,6 +8,7 @@ use herald_events::{
     Envelope, OrderCancelled, OrderConfirmed, OrderDelivered, OrderPlaced, OrderShipped,
     OrderStatus,
 };
+use herald_platform::auth::Claims;
 use herald_platform::{ApiError, ApiResult};
 use uuid::Uuid;
 
@@ -25,7 +26,7 @@ const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 pub async fn change_status(
     state: &OrdersState,
     viewer: Viewer,
-    token: &str,
+    acting: &Claims,
     order_id: Uuid,
     to: OrderStatus,
 ) -> ApiResult<Order> {
@@ -43,17 +44,17 @@ pub async fn change_status(
     state.outbox.commit(tx).await?;
     metrics::counter!("orders_status_changes_total", "status" => to.as_str()).increment(1);
     if to == OrderStatus::Cancelled {
-        release_stock(state, order_id, token).await;
+        release_stock(state, order_id, acting).await;
     }
     Ok(order)
 }
 
 /// Best effort: the products service also releases on `order.cancelled`, idempotently, so
 /// a call lost here loses no stock.
-async fn release_stock(state: &OrdersState, order_id: Uuid, token: &str) {
+async fn release_stock(state: &OrdersState, order_id: Uuid, acting: &Claims) {
     let released = tokio::time::timeout(
         RELEASE_TIMEOUT,
-        state.inventory.release_stock(order_id, token),
+        state.inventory.release_stock(order_id, acting),
     )
     .await;
     let error = match released {

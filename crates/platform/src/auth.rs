@@ -1,5 +1,11 @@
 //! Access tokens: EdDSA (Ed25519) JWTs. Only the users service holds a signing key; every
 //! other service verifies with the public keys it fetched from the users service.
+//!
+//! Service credentials: calls between services carry a short-lived HS256 JWT signed with
+//! the deployment's service key (`HERALD_SERVICE_KEY`), naming the calling service, the
+//! service called, and the user it acts for (claims the caller verified). A service's API
+//! takes only these: a user's own token on a service's port is refused with 403, since
+//! users reach Herald through the gateway.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +26,9 @@ pub use herald_events::Role;
 use crate::error::ApiError;
 
 const ISSUER: &str = "herald";
+const SERVICE_ISSUER: &str = "herald-services";
+/// How long a service credential holds: one call, with room for clock skew and retries.
+const SERVICE_TOKEN_TTL: i64 = 60;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -135,11 +144,13 @@ impl SigningKey {
     }
 }
 
-/// Checks tokens against the users service's public keys.
+/// Checks tokens against the users service's public keys, and service credentials
+/// against the service key.
 #[derive(Clone)]
 pub struct TokenVerifier {
     keys: Arc<HashMap<String, DecodingKey>>,
     validation: Validation,
+    services: Option<ServiceCredentials>,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -166,7 +177,30 @@ impl TokenVerifier {
         Ok(TokenVerifier {
             keys: Arc::new(map),
             validation,
+            services: None,
         })
+    }
+
+    /// This verifier as `service` uses it: it takes service credentials addressed to
+    /// `service` and signed with `key`.
+    pub fn for_service(&self, key: &ServiceKey, service: &'static str) -> TokenVerifier {
+        TokenVerifier {
+            services: Some(key.credentials(service)),
+            ..self.clone()
+        }
+    }
+
+    /// The service credentials this verifier checks (and its service signs with).
+    pub fn service_credentials(&self) -> Option<&ServiceCredentials> {
+        self.services.as_ref()
+    }
+
+    /// A service credential addressed to this service.
+    pub fn verify_service(&self, token: &str) -> Result<ServiceClaims, ApiError> {
+        let credentials = self.services.as_ref().ok_or_else(|| {
+            ApiError::Unexpected(anyhow::anyhow!("this verifier has no service key"))
+        })?;
+        credentials.verify(token)
     }
 
     /// Fetches the key set from the users service, retrying until `wait` has passed
@@ -245,7 +279,186 @@ pub fn bearer_token(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// The authenticated caller; rejects with UNAUTHENTICATED.
+/// A deployment's secret for service credentials: at least 32 bytes.
+#[derive(Clone)]
+pub struct ServiceKey {
+    secret: Arc<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ServiceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServiceKey(…)")
+    }
+}
+
+impl ServiceKey {
+    /// The fewest bytes a key may have (HS256's own size).
+    pub const MIN_BYTES: usize = 32;
+
+    /// A new random key (for services that all run in one process).
+    pub fn generate() -> ServiceKey {
+        use rand::RngCore;
+        let mut secret = vec![0u8; Self::MIN_BYTES];
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        ServiceKey {
+            secret: Arc::new(secret),
+        }
+    }
+
+    /// A key given by configuration: base64 (standard alphabet) of at least 32 bytes.
+    pub fn from_base64(encoded: &str) -> anyhow::Result<ServiceKey> {
+        use base64::engine::general_purpose::STANDARD;
+        let secret = STANDARD.decode(encoded.trim()).context("not base64")?;
+        anyhow::ensure!(
+            secret.len() >= Self::MIN_BYTES,
+            "{} bytes; a service key has at least {} (`herald keygen --service` prints one)",
+            secret.len(),
+            Self::MIN_BYTES
+        );
+        Ok(ServiceKey {
+            secret: Arc::new(secret),
+        })
+    }
+
+    pub fn to_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.secret.as_slice())
+    }
+
+    /// The credentials of `service`: what it signs its calls with and checks calls to it by.
+    pub fn credentials(&self, service: &'static str) -> ServiceCredentials {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 5;
+        validation.set_issuer(&[SERVICE_ISSUER]);
+        validation.set_audience(&[service]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        ServiceCredentials {
+            service,
+            encoding: Arc::new(EncodingKey::from_secret(&self.secret)),
+            decoding: Arc::new(DecodingKey::from_secret(&self.secret)),
+            validation: Arc::new(validation),
+        }
+    }
+}
+
+/// What a service credential says: who calls, whom, and for which user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceClaims {
+    pub iss: String,
+    /// The calling service.
+    pub svc: String,
+    /// The service called.
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+    /// The user the call acts for, as the caller verified them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Claims>,
+}
+
+/// One service's side of service credentials: it signs calls as itself and accepts calls
+/// addressed to it.
+#[derive(Clone)]
+pub struct ServiceCredentials {
+    service: &'static str,
+    encoding: Arc<EncodingKey>,
+    decoding: Arc<DecodingKey>,
+    validation: Arc<Validation>,
+}
+
+impl std::fmt::Debug for ServiceCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceCredentials")
+            .field("service", &self.service)
+            .finish()
+    }
+}
+
+impl ServiceCredentials {
+    /// The service these credentials belong to.
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+
+    /// A credential for one call to `to`, acting for `acting` if a user is behind it.
+    pub fn issue(&self, to: &str, acting: Option<&Claims>) -> anyhow::Result<String> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = ServiceClaims {
+            iss: SERVICE_ISSUER.to_owned(),
+            svc: self.service.to_owned(),
+            aud: to.to_owned(),
+            iat: now,
+            exp: now + SERVICE_TOKEN_TTL,
+            act: acting.cloned(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .context("signing a service credential")
+    }
+
+    /// A credential addressed to this service. A user's token is FORBIDDEN here (services
+    /// take calls from services); anything else unsigned, expired or addressed elsewhere is
+    /// UNAUTHENTICATED.
+    pub fn verify(&self, token: &str) -> Result<ServiceClaims, ApiError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| ApiError::unauthenticated("invalid service credential"))?;
+        if header.alg != Algorithm::HS256 {
+            return Err(ApiError::forbidden(
+                "this port takes calls from Herald's services only; users call the gateway",
+            ));
+        }
+        jsonwebtoken::decode::<ServiceClaims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|_| ApiError::unauthenticated("invalid or expired service credential"))
+    }
+}
+
+/// A call from another service, with the user it acts for if any; rejects a user's own
+/// token with FORBIDDEN and anything else with UNAUTHENTICATED.
+#[derive(Debug, Clone)]
+pub struct ServiceCall(pub ServiceClaims);
+
+impl ServiceCall {
+    /// Refuses (FORBIDDEN) calls from any service but `services`.
+    pub fn only_from(&self, services: &[&str]) -> Result<(), ApiError> {
+        if services.contains(&self.0.svc.as_str()) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "only {} may call this",
+                services.join(", ")
+            )))
+        }
+    }
+
+    /// The user behind the call, if any.
+    pub fn acting(&self) -> Option<&Claims> {
+        self.0.act.as_ref()
+    }
+
+    /// The user behind the call; UNAUTHENTICATED when it acts for nobody.
+    pub fn acting_user(&self) -> Result<&Claims, ApiError> {
+        self.acting()
+            .ok_or_else(|| ApiError::unauthenticated("sign in: this call acts for no user"))
+    }
+}
+
+impl<S> FromRequestParts<S> for ServiceCall
+where
+    S: Send + Sync,
+    TokenVerifier: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let token =
+            bearer(parts).ok_or_else(|| ApiError::unauthenticated("missing service credential"))?;
+        Ok(ServiceCall(
+            TokenVerifier::from_ref(state).verify_service(token)?,
+        ))
+    }
+}
+
+/// The signed-in user a service call acts for; rejects as [`ServiceCall`] does, and a
+/// call for nobody with UNAUTHENTICATED.
 #[derive(Debug, Clone)]
 pub struct Caller(pub Claims);
 
@@ -257,9 +470,8 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let token =
-            bearer(parts).ok_or_else(|| ApiError::unauthenticated("missing bearer token"))?;
-        Ok(Caller(TokenVerifier::from_ref(state).verify(token)?))
+        let call = ServiceCall::from_request_parts(parts, state).await?;
+        call.acting_user().cloned().map(Caller)
     }
 }
 

@@ -80,6 +80,10 @@ pub struct Settings {
     /// The users service's token signing key: base64 of a PKCS#8 Ed25519 key
     /// (`herald keygen` makes one). Unset: generated on first start and kept in its database.
     pub signing_key: Option<String>,
+    /// The secret services sign their calls to each other with, base64 of at least 32
+    /// bytes; the same in every process of a deployment. Unset: generated at start, which
+    /// serves only when every service runs in one process.
+    pub service_key: Option<String>,
     /// Lifetime of issued access tokens.
     pub token_ttl_secs: u64,
     /// Promotions a user receives per local day at most; more are suppressed.
@@ -187,6 +191,7 @@ impl Default for Settings {
             admin_password: None,
             log_format: None,
             signing_key: None,
+            service_key: None,
             token_ttl_secs: 24 * 3600,
             promotion_daily_cap: 3,
             templates_dir: None,
@@ -339,6 +344,10 @@ impl Settings {
                 "admin_password",
                 "HERALD_ADMIN_EMAIL and HERALD_ADMIN_PASSWORD must be set together",
             ));
+        }
+        if let Some(key) = &self.service_key {
+            crate::auth::ServiceKey::from_base64(key)
+                .map_err(|e| ConfigError::new("service_key", format!("{e:#}")))?;
         }
         if let Some(key) = &self.signing_key {
             crate::auth::SigningKey::from_base64(key)

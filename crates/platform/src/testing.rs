@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 use uuid::Uuid;
 
-use crate::auth::{SigningKey, TokenVerifier};
+use crate::auth::{ServiceKey, SigningKey, TokenVerifier};
 use crate::bus::{Bus, BusBackend, QueueSpec, RabbitBus};
 use crate::config::Settings;
 use crate::db::{Database, Migrations};
@@ -162,25 +162,57 @@ pub fn isolated_settings(set: BackendSet, data_dir: &std::path::Path) -> Setting
     settings
 }
 
-/// A signing key made for one test, and a verifier that trusts only it.
+/// Keys made for one test of `service`: a signing key for users' tokens, a service key,
+/// and the verifier `service` would have with them.
 pub struct TestKey {
     pub signing_key: SigningKey,
+    pub service_key: ServiceKey,
     pub verifier: TokenVerifier,
+    service: &'static str,
 }
 
 impl TestKey {
-    pub fn generate() -> TestKey {
+    pub fn generate(service: &'static str) -> TestKey {
         let signing_key = SigningKey::generate().expect("generating a signing key");
+        let service_key = ServiceKey::generate();
         let verifier = TokenVerifier::new(&[signing_key.public_key().clone()])
-            .expect("trusting the signing key");
+            .expect("trusting the signing key")
+            .for_service(&service_key, service);
         TestKey {
             signing_key,
+            service_key,
             verifier,
+            service,
         }
     }
 
-    /// A token for `user_id` in `role`, valid for ten minutes.
+    /// What the gateway sends `service` for `user_id` in `role`.
     pub fn token(&self, user_id: Uuid, role: Role) -> String {
+        self.from_service("gateway", Some((user_id, role)))
+    }
+
+    /// What the gateway sends `service` for nobody in particular.
+    pub fn anonymous(&self) -> String {
+        self.from_service("gateway", None)
+    }
+
+    /// A call to `service` from `caller`, acting for `user` if given.
+    pub fn from_service(&self, caller: &'static str, user: Option<(Uuid, Role)>) -> String {
+        let acting = user.map(|(user_id, role)| {
+            let token = self.user_token(user_id, role);
+            self.verifier
+                .verify(&token)
+                .expect("verifying a fresh token")
+        });
+        self.service_key
+            .credentials(caller)
+            .issue(self.service, acting.as_ref())
+            .expect("issuing a service credential")
+    }
+
+    /// A user's own token for `user_id` in `role`, valid for ten minutes (services refuse
+    /// it; the gateway takes it).
+    pub fn user_token(&self, user_id: Uuid, role: Role) -> String {
         self.signing_key
             .issue(user_id, role, Duration::from_secs(600))
             .expect("issuing a token")

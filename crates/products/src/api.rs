@@ -1,12 +1,14 @@
-//! The products service's HTTP API. Reading the catalog needs no token; changing it needs
-//! an admin's; watching and reserving act for the caller.
+//! The products service's HTTP API, for Herald's services (each call carries a service
+//! credential). Reading the catalog acts for nobody in particular; changing it acts for an
+//! admin; watching acts for the caller; reserving and releasing stock are the orders
+//! service's alone.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRef, Path, Query, State};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use herald_platform::auth::{Caller, Claims, TokenVerifier};
+use herald_platform::auth::{Caller, Claims, ServiceCall, TokenVerifier};
 use herald_platform::http::created;
 use herald_platform::paging::{PageInfo, take_page};
 use herald_platform::{ApiError, ApiResult};
@@ -22,6 +24,9 @@ use crate::domain::{
 use crate::store::Product;
 use crate::store::products;
 use crate::store::reservations::Reservation;
+
+/// The service that reserves and releases stock.
+const ORDERS: &str = "orders";
 
 #[derive(Clone)]
 pub struct ProductsState {
@@ -108,6 +113,7 @@ pub struct Released {
 
 async fn list_products(
     State(state): State<ProductsState>,
+    _call: ServiceCall,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<ProductPage>> {
     let Query(query) = query.map_err(|e| ApiError::bad_input(e.body_text()))?;
@@ -131,6 +137,7 @@ async fn list_products(
 
 async fn product(
     State(state): State<ProductsState>,
+    _call: ServiceCall,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Product>> {
     let id = path_product(&id)?;
@@ -144,6 +151,7 @@ async fn product(
 /// UUIDs are ignored like unknown ones.
 async fn lookup_products(
     State(state): State<ProductsState>,
+    _call: ServiceCall,
     request: Body<LookupRequest>,
 ) -> ApiResult<Json<Vec<Product>>> {
     let request = body(request)?;
@@ -206,22 +214,26 @@ async fn watch_product(
 
 async fn reserve_stock(
     State(state): State<ProductsState>,
-    Caller(claims): Caller,
+    call: ServiceCall,
     input: Body<ReservationInput>,
 ) -> ApiResult<Json<Reservation>> {
+    call.only_from(&[ORDERS])?;
+    let claims = call.acting_user()?;
     let request = ReservationRequest::parse(&body(input)?)?;
-    Ok(Json(state.catalog.reserve_stock(&request, &claims).await?))
+    Ok(Json(state.catalog.reserve_stock(&request, claims).await?))
 }
 
 async fn release_stock(
     State(state): State<ProductsState>,
-    Caller(claims): Caller,
+    call: ServiceCall,
     Path(order_id): Path<String>,
 ) -> ApiResult<Json<Released>> {
+    call.only_from(&[ORDERS])?;
+    let claims = call.acting_user()?;
     let order_id: Uuid = order_id
         .trim()
         .parse()
         .map_err(|_| ApiError::bad_input(format!("'{order_id}' is not an order id")))?;
-    let released = state.catalog.release_stock(order_id, &claims).await?;
+    let released = state.catalog.release_stock(order_id, claims).await?;
     Ok(Json(Released { released }))
 }

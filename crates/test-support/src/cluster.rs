@@ -48,6 +48,10 @@ impl Cluster {
             ),
             ("HERALD_LOG_FORMAT".to_owned(), "json".to_owned()),
             (
+                "HERALD_SERVICE_KEY".to_owned(),
+                herald_platform::auth::ServiceKey::generate().to_base64(),
+            ),
+            (
                 "HERALD_GATEWAY_ADDR".to_owned(),
                 format!("127.0.0.1:{gateway_port}"),
             ),

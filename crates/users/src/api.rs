@@ -10,7 +10,7 @@ use axum::response::Response;
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use herald_events::{Envelope, Role, SignInFailures, UserRegistered};
-use herald_platform::auth::{Caller, KeySet, SigningKey, TokenVerifier};
+use herald_platform::auth::{Caller, KeySet, ServiceCall, SigningKey, TokenVerifier};
 use herald_platform::db::Database;
 use herald_platform::http::created;
 use herald_platform::outbox::Outbox;
@@ -80,6 +80,7 @@ pub struct AuthPayload {
 
 async fn register(
     State(state): State<UsersState>,
+    _call: ServiceCall,
     Json(req): Json<RegisterRequest>,
 ) -> ApiResult<Response> {
     state
@@ -145,6 +146,7 @@ pub(crate) async fn create_user(
 
 async fn login(
     State(state): State<UsersState>,
+    _call: ServiceCall,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Json<AuthPayload>> {
     let wrong = || ApiError::unauthenticated("wrong email or password");

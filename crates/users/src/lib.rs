@@ -17,7 +17,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use herald_events::Role;
 use herald_platform::Settings;
-use herald_platform::auth::{KeySet, SigningKey, TokenVerifier};
+use herald_platform::auth::{KeySet, ServiceKey, SigningKey, TokenVerifier};
 use herald_platform::bus::{Bus, ConsumerOptions};
 use herald_platform::cache::Cache;
 use herald_platform::db::{Database, Migrations};
@@ -65,6 +65,7 @@ pub async fn build(
     settings: &Settings,
     bus: &Bus,
     cache: &Cache,
+    service_key: &ServiceKey,
     shutdown: CancellationToken,
 ) -> anyhow::Result<BuiltService> {
     let db = connect_database(settings).await?;
@@ -75,7 +76,7 @@ pub async fn build(
     let key_set = KeySet {
         keys: vec![signing_key.public_key().clone()],
     };
-    let verifier = TokenVerifier::new(&key_set.keys)?;
+    let verifier = TokenVerifier::new(&key_set.keys)?.for_service(service_key, SERVICE);
     let outbox = Outbox::new(db.clone());
     let state = UsersState {
         db: db.clone(),

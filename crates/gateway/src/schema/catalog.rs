@@ -72,7 +72,7 @@ impl CatalogMutation {
             .post(
                 &format!("/products/{id}/watch"),
                 &json!({}),
-                Some(caller.token),
+                Some(caller.claims),
             )
             .await
             .gql()?;
@@ -83,7 +83,7 @@ impl CatalogMutation {
         let caller = ctx.admin()?;
         ctx.services()
             .products
-            .post("/products", &input, Some(caller.token))
+            .post("/products", &input, Some(caller.claims))
             .await
             .gql()
     }
@@ -98,7 +98,7 @@ impl CatalogMutation {
         let id = parse_uuid(&id, ErrorCode::NotFound, "product")?;
         ctx.services()
             .products
-            .patch(&format!("/products/{id}"), &input, Some(caller.token))
+            .patch(&format!("/products/{id}"), &input, Some(caller.claims))
             .await
             .gql()
     }
@@ -117,7 +117,7 @@ impl CatalogMutation {
             .put(
                 &format!("/products/{id}/stock"),
                 &json!({ "stock": stock }),
-                Some(caller.token),
+                Some(caller.claims),
             )
             .await
             .gql()

@@ -69,7 +69,7 @@ impl DeadLetterQuery {
         let answers = join_all(
             owners(ctx, queue.as_deref())
                 .into_iter()
-                .map(|c| c.get::<Vec<DeadLetter>>(&path, Some(caller.token))),
+                .map(|c| c.get::<Vec<DeadLetter>>(&path, Some(caller.claims))),
         )
         .await;
         let mut all = Vec::new();
@@ -105,7 +105,7 @@ impl DeadLetterMutation {
         let path = format!("/dead-letters/{id}/replay");
         for client in consuming(ctx) {
             match client
-                .post::<_, ReplayedOne>(&path, &json!({}), Some(caller.token))
+                .post::<_, ReplayedOne>(&path, &json!({}), Some(caller.claims))
                 .await
             {
                 Ok(answer) => return Ok(answer.replayed),
@@ -131,7 +131,7 @@ impl DeadLetterMutation {
         let mut total = 0u64;
         for client in owners(ctx, queue.as_deref()) {
             let answer: Replayed = client
-                .post(&path, &json!({}), Some(caller.token))
+                .post(&path, &json!({}), Some(caller.claims))
                 .await
                 .gql()?;
             total += answer.replayed;
@@ -146,7 +146,7 @@ impl DeadLetterMutation {
         let path = format!("/dead-letters/{id}");
         for client in consuming(ctx) {
             match client
-                .delete::<serde_json::Value>(&path, Some(caller.token))
+                .delete::<serde_json::Value>(&path, Some(caller.claims))
                 .await
             {
                 Ok(_) => return Ok(true),

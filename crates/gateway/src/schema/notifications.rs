@@ -49,7 +49,7 @@ impl NotificationQuery {
         let path = format!("{}?{}", url.path(), url.query().unwrap_or_default());
         ctx.services()
             .notifications
-            .get(&path, Some(caller.token))
+            .get(&path, Some(caller.claims))
             .await
             .gql()
     }
@@ -59,7 +59,7 @@ impl NotificationQuery {
         let count: Count = ctx
             .services()
             .notifications
-            .get("/notifications/unread-count", Some(caller.token))
+            .get("/notifications/unread-count", Some(caller.claims))
             .await
             .gql()?;
         Ok(count.count)
@@ -81,7 +81,7 @@ impl NotificationMutation {
         let path = format!("/notifications/{id}/read");
         ctx.services()
             .notifications
-            .post(&path, &serde_json::json!({}), Some(caller.token))
+            .post(&path, &serde_json::json!({}), Some(caller.claims))
             .await
             .gql()
     }
@@ -95,7 +95,7 @@ impl NotificationMutation {
             .post(
                 "/notifications/read-all",
                 &serde_json::json!({}),
-                Some(caller.token),
+                Some(caller.claims),
             )
             .await
             .gql()?;
@@ -132,14 +132,14 @@ impl NotificationSubscription {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<impl Stream<Item = GqlResult<i32>> + use<>> {
         let caller = ctx.caller()?;
-        let token = caller.token.to_owned();
+        let claims = caller.claims.clone();
         let notifications = ctx.services().notifications.clone();
         let changes = listen(ctx, caller.claims.sub).await?;
         let unread = move || {
-            let (notifications, token) = (notifications.clone(), token.clone());
+            let (notifications, claims) = (notifications.clone(), claims.clone());
             async move {
                 let count: Count = notifications
-                    .get("/notifications/unread-count", Some(&token))
+                    .get("/notifications/unread-count", Some(&claims))
                     .await
                     .gql()?;
                 Ok(count.count)

@@ -26,7 +26,7 @@ impl OrderQuery {
         let first = first.unwrap_or(20);
         ctx.services()
             .orders
-            .get(&format!("/orders?first={first}"), Some(caller.token))
+            .get(&format!("/orders?first={first}"), Some(caller.claims))
             .await
             .gql()
     }
@@ -40,7 +40,7 @@ impl OrderQuery {
         match ctx
             .services()
             .orders
-            .get(&format!("/orders/{id}"), Some(caller.token))
+            .get(&format!("/orders/{id}"), Some(caller.claims))
             .await
         {
             Ok(order) => Ok(Some(order)),
@@ -66,7 +66,7 @@ impl OrderMutation {
         }
         ctx.services()
             .orders
-            .post("/orders", &json!({ "items": items }), Some(caller.token))
+            .post("/orders", &json!({ "items": items }), Some(caller.claims))
             .await
             .gql()
     }
@@ -80,7 +80,7 @@ impl OrderMutation {
             .post(
                 &format!("/orders/{id}/cancel"),
                 &json!({}),
-                Some(caller.token),
+                Some(caller.claims),
             )
             .await
             .gql()
@@ -99,7 +99,7 @@ impl OrderMutation {
             .post(
                 &format!("/orders/{id}/status"),
                 &json!({ "status": status }),
-                Some(caller.token),
+                Some(caller.claims),
             )
             .await
             .gql()

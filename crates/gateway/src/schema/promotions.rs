@@ -30,7 +30,7 @@ impl PromotionQuery {
         }
         ctx.services()
             .notifications
-            .get(&format!("/promotions?first={first}"), Some(caller.token))
+            .get(&format!("/promotions?first={first}"), Some(caller.claims))
             .await
             .gql()
     }
@@ -52,7 +52,7 @@ impl PromotionMutation {
         let caller = ctx.admin()?;
         ctx.services()
             .notifications
-            .post("/promotions", &input, Some(caller.token))
+            .post("/promotions", &input, Some(caller.claims))
             .await
             .gql()
     }

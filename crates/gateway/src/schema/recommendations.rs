@@ -29,7 +29,7 @@ impl RecommendationQuery {
             .recommendations
             .get(
                 &format!("/recommendations?limit={limit}"),
-                Some(caller.token),
+                Some(caller.claims),
             )
             .await
             .gql()
@@ -69,7 +69,7 @@ impl RecommendationMutation {
         let answer: serde_json::Value = ctx
             .services()
             .recommendations
-            .post("/activity", &body, Some(caller.token))
+            .post("/activity", &body, Some(caller.claims))
             .await
             .gql()?;
         Ok(answer["recorded"].as_bool().unwrap_or(true))

@@ -17,7 +17,7 @@ impl SchedulerQuery {
         let caller = ctx.admin()?;
         ctx.services()
             .scheduler
-            .get("/jobs", Some(caller.token))
+            .get("/jobs", Some(caller.claims))
             .await
             .gql()
     }
@@ -34,7 +34,7 @@ impl SchedulerMutation {
         let path = format!("/jobs/{}/run", urlencode(&name));
         ctx.services()
             .scheduler
-            .post::<_, serde_json::Value>(&path, &json!({}), Some(caller.token))
+            .post::<_, serde_json::Value>(&path, &json!({}), Some(caller.claims))
             .await
             .gql()?;
         Ok(true)

@@ -31,7 +31,7 @@ impl UserQuery {
         };
         ctx.services()
             .users
-            .get(&path, Some(caller.token))
+            .get(&path, Some(caller.claims))
             .await
             .gql()
     }
@@ -78,7 +78,7 @@ impl UserMutation {
         let caller = ctx.caller()?;
         ctx.services()
             .users
-            .patch("/users/me/preferences", &input, Some(caller.token))
+            .patch("/users/me/preferences", &input, Some(caller.claims))
             .await
             .gql()
     }

@@ -66,6 +66,7 @@ fn a_port_in_use_is_named() {
         &[
             ("HERALD_GATEWAY_ADDR", addr.as_str()),
             ("HERALD_LOG_FORMAT", "json"),
+            ("HERALD_SERVICE_KEY", &service_key()),
         ],
     );
     let err = stderr(&output);
@@ -75,6 +76,42 @@ fn a_port_in_use_is_named() {
         last.starts_with("error: invalid HERALD_GATEWAY_ADDR") && last.contains(&addr),
         "{err}"
     );
+}
+
+/// `herald keygen --service`'s output.
+fn service_key() -> String {
+    let output = herald(&["keygen", "--service"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+#[test]
+fn services_in_separate_processes_need_one_service_key() {
+    // Without a key, a process of some services cannot be trusted by the others.
+    let output = herald(&["serve", "products"], &[("HERALD_LOG_FORMAT", "json")]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.lines()
+            .last()
+            .is_some_and(|l| l.starts_with("error: invalid HERALD_SERVICE_KEY")),
+        "{err}"
+    );
+    // A key too short is named as well.
+    let output = herald(
+        &["serve", "products"],
+        &[
+            ("HERALD_SERVICE_KEY", "c2hvcnQ="),
+            ("HERALD_LOG_FORMAT", "json"),
+        ],
+    );
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("HERALD_SERVICE_KEY") && err.contains("at least 32"),
+        "{err}"
+    );
+    assert_eq!(service_key().len(), 44);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod abuse;
+mod boundary;
 mod cli;
 mod clients;
 mod commerce;

@@ -89,7 +89,7 @@ impl TestService {
         };
         let notifier = Notifier::new(unread.clone(), queue.clone(), policy);
         let consumer = NotificationsConsumer::new(db.clone(), notifier.clone());
-        let key = TestKey::generate();
+        let key = TestKey::generate(crate::SERVICE);
         let links = UnsubscribeLinks::load(&settings, &db, clock.clone())
             .await
             .unwrap();

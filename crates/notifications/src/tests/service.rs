@@ -81,7 +81,7 @@ async fn events_published_on_the_bus_become_notifications() {
         let settings = isolated_settings(set, dir.path());
         let bus = TestBus::connect(&settings, topology()).await;
         let cache = Cache::connect(&settings).await.unwrap();
-        let key = TestKey::generate();
+        let key = TestKey::generate(crate::SERVICE);
         let shutdown = CancellationToken::new();
         let service = build(
             &settings,
@@ -138,7 +138,7 @@ async fn emails_go_out_and_unsubscribe_requests_reach_the_bus() {
         let settings = isolated_settings(set, dir.path());
         let bus = TestBus::connect(&settings, topology()).await;
         let cache = Cache::connect(&settings).await.unwrap();
-        let key = TestKey::generate();
+        let key = TestKey::generate(crate::SERVICE);
         let shutdown = CancellationToken::new();
         let service = build(
             &settings,

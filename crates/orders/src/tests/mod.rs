@@ -52,12 +52,12 @@ impl TestService {
         let dir = tempfile::tempdir().unwrap();
         let settings = isolated_settings(set, dir.path());
         let db = migrated_database(&settings, SERVICE, &migrations()).await;
-        let key = TestKey::generate();
+        let key = TestKey::generate(crate::SERVICE);
         stock_room.trust(&key);
         let state = OrdersState {
             db: db.clone(),
             outbox: Outbox::new(db.clone()),
-            inventory: Inventory::new(products_url),
+            inventory: Inventory::new(key.verifier.service_credentials().unwrap(), products_url),
             verifier: key.verifier.clone(),
         };
         let router = service_router(SERVICE, crate::api::router(state), Readiness::default());

@@ -44,7 +44,7 @@ async fn a_placed_order_is_published_on_the_bus() {
         settings.products_url = Some(stock_room.url());
         let topology = vec![QueueSpec::new("order-listener", &["order.*"])];
         let bus = TestBus::connect(&settings, topology).await;
-        let key = TestKey::generate();
+        let key = TestKey::generate(crate::SERVICE);
         stock_room.trust(&key);
         let shutdown = CancellationToken::new();
         let service = build(&settings, bus.bus(), key.verifier.clone(), shutdown.clone())

@@ -1,6 +1,6 @@
 //! A tiny products service for tests: a real HTTP server on a loopback port with the two
 //! reservation endpoints the orders service calls, its stock in memory. It checks the
-//! caller's token like the products service does.
+//! caller's service credential like the products service does.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
-use herald_platform::auth::TokenVerifier;
+use herald_platform::auth::ServiceCredentials;
 use herald_platform::testing::TestKey;
 use herald_platform::{ApiError, ErrorCode};
 use serde_json::{Value, json};
@@ -35,7 +35,7 @@ struct Reserved {
 
 #[derive(Default)]
 struct Shelf {
-    verifier: Option<TokenVerifier>,
+    credentials: Option<ServiceCredentials>,
     products: HashMap<Uuid, Product>,
     reservations: HashMap<Uuid, Reserved>,
     /// The token subject of every reservation request, in order.
@@ -84,9 +84,9 @@ impl StockRoom {
         self.shelf.lock().unwrap()
     }
 
-    /// Accepts tokens signed by `key`.
+    /// Accepts service credentials signed with `key`'s service key.
     pub fn trust(&self, key: &TestKey) {
-        self.shelf().verifier = Some(key.verifier.clone());
+        self.shelf().credentials = Some(key.service_key.credentials("products"));
     }
 
     /// Adds a product in category "coffee"; returns its id.
@@ -133,17 +133,25 @@ impl StockRoom {
     }
 }
 
-/// The caller's user id, if their token is good.
+/// The user the orders service acts for, if its credential is good.
 fn authenticate(shelf: &Shelf, headers: &HeaderMap) -> Result<Uuid, ApiError> {
     let token = headers
         .get("authorization")
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Bearer "))
         .unwrap_or_default();
-    match &shelf.verifier {
-        Some(verifier) => verifier.verify(token).map(|claims| claims.sub),
-        None => Err(ApiError::unauthenticated("no key to check tokens with")),
+    let Some(credentials) = &shelf.credentials else {
+        return Err(ApiError::unauthenticated(
+            "no key to check credentials with",
+        ));
+    };
+    let call = credentials.verify(token)?;
+    if call.svc != "orders" {
+        return Err(ApiError::forbidden("only orders reserves stock"));
     }
+    call.act
+        .map(|user| user.sub)
+        .ok_or_else(|| ApiError::unauthenticated("the call acts for no user"))
 }
 
 async fn reserve(

@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 
+use crate::auth::{Claims, ServiceCredentials};
 use crate::bus::Bus;
 use crate::cache::Cache;
 use crate::db::Database;
@@ -210,16 +211,23 @@ async fn in_flight_slot() -> anyhow::Result<tokio::sync::SemaphorePermit<'static
         .map_err(|e| anyhow::anyhow!("service calls closed: {e}"))
 }
 
-/// How one service calls another over HTTP, forwarding the caller's token.
+/// How one service calls another over HTTP: each call carries a service credential
+/// naming the caller, the service called and the user it acts for.
 #[derive(Clone, Debug)]
 pub struct ServiceClient {
     base: String,
     service: &'static str,
+    credentials: ServiceCredentials,
     http: reqwest::Client,
 }
 
 impl ServiceClient {
-    pub fn new(service: &'static str, base: &str) -> ServiceClient {
+    /// A client of `service` at `base`, signing as `credentials`' service.
+    pub fn new(
+        credentials: &ServiceCredentials,
+        service: &'static str,
+        base: &str,
+    ) -> ServiceClient {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(64)
@@ -228,6 +236,7 @@ impl ServiceClient {
         ServiceClient {
             base: base.trim_end_matches('/').to_owned(),
             service,
+            credentials: credentials.clone(),
             http,
         }
     }
@@ -244,22 +253,26 @@ impl ServiceClient {
     pub async fn delete<T: DeserializeOwned>(
         &self,
         path: &str,
-        token: Option<&str>,
+        acting: Option<&Claims>,
     ) -> ApiResult<T> {
-        self.send(self.http.delete(self.url(path)), token).await
+        self.send(self.http.delete(self.url(path)), acting).await
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, path: &str, token: Option<&str>) -> ApiResult<T> {
-        self.send(self.http.get(self.url(path)), token).await
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        acting: Option<&Claims>,
+    ) -> ApiResult<T> {
+        self.send(self.http.get(self.url(path)), acting).await
     }
 
     pub async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,
-        token: Option<&str>,
+        acting: Option<&Claims>,
     ) -> ApiResult<T> {
-        self.send(self.http.post(self.url(path)).json(body), token)
+        self.send(self.http.post(self.url(path)).json(body), acting)
             .await
     }
 
@@ -267,9 +280,9 @@ impl ServiceClient {
         &self,
         path: &str,
         body: &B,
-        token: Option<&str>,
+        acting: Option<&Claims>,
     ) -> ApiResult<T> {
-        self.send(self.http.put(self.url(path)).json(body), token)
+        self.send(self.http.put(self.url(path)).json(body), acting)
             .await
     }
 
@@ -277,9 +290,9 @@ impl ServiceClient {
         &self,
         path: &str,
         body: &B,
-        token: Option<&str>,
+        acting: Option<&Claims>,
     ) -> ApiResult<T> {
-        self.send(self.http.patch(self.url(path)).json(body), token)
+        self.send(self.http.patch(self.url(path)).json(body), acting)
             .await
     }
 
@@ -323,12 +336,9 @@ impl ServiceClient {
     async fn send<T: DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
-        token: Option<&str>,
+        acting: Option<&Claims>,
     ) -> ApiResult<T> {
-        let request = match token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
-        };
+        let request = request.bearer_auth(self.credentials.issue(self.service, acting)?);
         let _slot = in_flight_slot().await?;
         let response = request
             .send()

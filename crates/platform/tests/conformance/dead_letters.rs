@@ -4,18 +4,18 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::anyhow;
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use herald_events::{Envelope, Role};
-use herald_platform::auth::{SigningKey, TokenVerifier};
 use herald_platform::bus::{DeadLetterSink, DeadMessage, EventHandler, HandlerError, QueueSpec};
 use herald_platform::db::Database;
 use herald_platform::deadletters::{self, DeadLetters, ReplayError};
 use herald_platform::outbox::first_delivery;
+use herald_platform::testing::TestKey;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -482,18 +482,17 @@ async fn admins_list_replay_and_discard_dead_letters_over_http() {
                 .await
                 .expect("storing");
         }
-        let key = SigningKey::generate().expect("a key");
-        let verifier = TokenVerifier::new(&[key.public_key().clone()]).expect("a verifier");
-        let admin = key
-            .issue(Uuid::now_v7(), Role::Admin, Duration::from_secs(60))
-            .expect("a token");
-        let customer = key
-            .issue(Uuid::now_v7(), Role::Customer, Duration::from_secs(60))
-            .expect("a token");
-        let router = deadletters::router(store.clone(), bus.bus(), verifier);
+        let key = TestKey::generate("users");
+        let admin = key.token(Uuid::now_v7(), Role::Admin);
+        let customer = key.token(Uuid::now_v7(), Role::Customer);
+        let router = deadletters::router(store.clone(), bus.bus(), key.verifier.clone());
 
         let (status, _) = call(&router, Method::GET, "/dead-letters", None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // An admin's own token is not a service's call.
+        let own = key.user_token(Uuid::now_v7(), Role::Admin);
+        let (status, _) = call(&router, Method::GET, "/dead-letters", Some(&own)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
         let (status, body) = call(&router, Method::GET, "/dead-letters", Some(&customer)).await;
         assert_eq!(
             (status, &body["code"]),

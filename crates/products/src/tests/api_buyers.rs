@@ -57,7 +57,7 @@ async fn reservations_over_http_answer_prices_and_stable_errors() {
         let s = TestService::start(set).await;
         let beans = s.create(beans()).await;
         let beans_id = beans["id"].as_str().unwrap();
-        let buyer = s.customer();
+        let buyer = s.orders_for_a_customer();
         let order_id = Uuid::now_v7().to_string();
         let request =
             json!({"orderId": order_id, "items": [{"productId": beans_id, "quantity": 3}]});
@@ -125,13 +125,34 @@ async fn reservations_over_http_answer_prices_and_stable_errors() {
             StatusCode::UNPROCESSABLE_ENTITY
         );
         assert_eq!(s.get(&format!("/products/{beans_id}")).await.1["stock"], 7);
+        // Only the orders service reserves: the gateway's call for a customer, or an
+        // admin, is FORBIDDEN; no credential is UNAUTHORIZED; a user's own token FORBIDDEN.
         let body = json!({"orderId": Uuid::now_v7(), "items": [line(1)]});
+        let own = s.key.user_token(Uuid::now_v7(), Role::Customer);
+        for (token, expected) in [
+            (Some(s.customer()), StatusCode::FORBIDDEN),
+            (Some(s.admin()), StatusCode::FORBIDDEN),
+            (Some(own), StatusCode::FORBIDDEN),
+            (
+                Some(s.key.from_service("orders", None)),
+                StatusCode::UNAUTHORIZED,
+            ),
+        ] {
+            let (status, answer) = s
+                .call(
+                    Method::POST,
+                    "/reservations",
+                    token.as_deref(),
+                    Some(body.clone()),
+                )
+                .await;
+            assert_eq!(status, expected, "{answer}");
+        }
         assert_eq!(
-            s.call(Method::POST, "/reservations", None, Some(body))
-                .await
-                .0,
+            s.call_bare(Method::POST, "/reservations").await.0,
             StatusCode::UNAUTHORIZED
         );
+        assert_eq!(s.get(&format!("/products/{beans_id}")).await.1["stock"], 7);
 
         let release = format!("/reservations/{order_id}/release");
         let (status, released) = s.call(Method::POST, &release, Some(&buyer), None).await;
@@ -157,8 +178,14 @@ async fn reservations_over_http_answer_prices_and_stable_errors() {
             (status, error["code"].clone()),
             (StatusCode::UNPROCESSABLE_ENTITY, json!("BAD_USER_INPUT"))
         );
+        // Releases are the orders service's too: the customer's own order, asked through
+        // the gateway, is FORBIDDEN (the order stays what it is; only orders releases).
         assert_eq!(
             s.call(Method::POST, &release, None, None).await.0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            s.call_bare(Method::POST, &release).await.0,
             StatusCode::UNAUTHORIZED
         );
         s.finish().await;

@@ -37,7 +37,7 @@ pub(crate) struct TestService {
     pub catalog: Catalog,
     pub consumer: ProductsConsumer,
     pub router: Router,
-    key: TestKey,
+    pub key: TestKey,
     _dir: tempfile::TempDir,
 }
 
@@ -54,7 +54,7 @@ impl TestService {
             settings.low_stock_threshold,
         );
         let consumer = ProductsConsumer::new(catalog.clone());
-        let key = TestKey::generate();
+        let key = TestKey::generate(crate::SERVICE);
         let state = ProductsState {
             catalog: catalog.clone(),
             verifier: key.verifier.clone(),
@@ -124,6 +124,13 @@ impl TestService {
         self.token(Uuid::now_v7(), Role::Customer)
     }
 
+    /// The orders service's call acting for a new customer.
+    pub fn orders_for_a_customer(&self) -> String {
+        self.key
+            .from_service("orders", Some((Uuid::now_v7(), Role::Customer)))
+    }
+
+    /// A call as the gateway makes it: with `token`, or anonymous without.
     pub async fn call(
         &self,
         method: Method,
@@ -131,7 +138,14 @@ impl TestService {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        call(&self.router, method, path, token, body).await
+        let anonymous = self.key.anonymous();
+        let token = token.unwrap_or(&anonymous);
+        call(&self.router, method, path, Some(token), body).await
+    }
+
+    /// A call with no credential at all.
+    pub async fn call_bare(&self, method: Method, path: &str) -> (StatusCode, Value) {
+        call(&self.router, method, path, None, None).await
     }
 }
 

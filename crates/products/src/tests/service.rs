@@ -21,14 +21,14 @@ async fn a_cancellation_on_the_bus_gives_the_stock_back_and_events_are_relayed()
         let dir = tempfile::tempdir().unwrap();
         let settings = isolated_settings(set, dir.path());
         let bus = TestBus::connect(&settings, topology()).await;
-        let key = TestKey::generate();
+        let key = TestKey::generate(crate::SERVICE);
         let shutdown = CancellationToken::new();
         let service = build(&settings, bus.bus(), key.verifier.clone(), shutdown.clone())
             .await
             .unwrap();
         let admin = key.token(Uuid::now_v7(), Role::Admin);
         let ada = Uuid::now_v7();
-        let buyer = key.token(ada, Role::Customer);
+        let buyer = key.from_service("orders", Some((ada, Role::Customer)));
 
         let (status, product) = call(
             &service.router,
@@ -62,7 +62,7 @@ async fn a_cancellation_on_the_bus_gives_the_stock_back_and_events_are_relayed()
                 &service.router,
                 Method::GET,
                 &format!("/products/{product_id}"),
-                None,
+                Some(&key.anonymous()),
                 None,
             )
             .await;

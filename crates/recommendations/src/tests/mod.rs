@@ -53,7 +53,7 @@ impl TestService {
         let cache = Cache::connect(&settings).await.unwrap();
         let advisor = Advisor::new(db.clone(), cache, AdvisorSettings::default());
         let consumer = RecommendationsConsumer::new(advisor.clone());
-        let key = TestKey::generate();
+        let key = TestKey::generate(crate::SERVICE);
         let state = RecommendationsState {
             advisor: advisor.clone(),
             verifier: key.verifier.clone(),

@@ -22,7 +22,7 @@ async fn events_on_the_bus_become_recommendations() {
         let settings = isolated_settings(set, dir.path());
         let bus = TestBus::connect(&settings, vec![QueueSpec::new(QUEUE, HANDLED_TYPES)]).await;
         let cache = Cache::connect(&settings).await.unwrap();
-        let key = TestKey::generate();
+        let key = TestKey::generate(crate::SERVICE);
         let shutdown = CancellationToken::new();
         let service = build(
             &settings,
