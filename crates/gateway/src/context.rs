@@ -2,7 +2,7 @@
 //! service clients.
 
 use async_graphql::Context;
-use herald_platform::auth::{Claims, TokenVerifier};
+use herald_platform::auth::Claims;
 use herald_platform::http::ServiceClient;
 use herald_platform::{ApiError, ErrorCode};
 
@@ -27,9 +27,17 @@ pub struct RequestAuth {
 }
 
 impl RequestAuth {
-    pub fn from_bearer(token: Option<&str>, verifier: &TokenVerifier) -> RequestAuth {
+    /// A token that holds: its verified claims.
+    pub fn signed_in(claims: Claims) -> RequestAuth {
         RequestAuth {
-            claims: token.map(|t| verifier.verify(t).map_err(|e| (e.code(), e.to_string()))),
+            claims: Some(Ok(claims)),
+        }
+    }
+
+    /// A token that was presented and is refused, and why.
+    pub fn refused(code: ErrorCode, message: String) -> RequestAuth {
+        RequestAuth {
+            claims: Some(Err((code, message))),
         }
     }
 

@@ -5,6 +5,7 @@ mod context;
 mod edge;
 mod error;
 mod graphiql;
+mod identity;
 mod limits;
 mod live;
 mod loaders;
@@ -26,6 +27,7 @@ use herald_platform::telemetry::MetricDoc;
 
 pub use context::{RequestAuth, Services};
 use edge::{Edge, GatewayState};
+use identity::Identity;
 use live::LiveHub;
 use schema::{HeraldSchema, Mutation, Query, Subscription};
 
@@ -46,6 +48,10 @@ pub const METRICS: &[MetricDoc] = &[
         "Requests refused because a client's or user's budget was spent, by budget.",
     ),
     MetricDoc::gauge("gateway_websockets_open", "WebSocket connections open."),
+    MetricDoc::counter(
+        "gateway_token_version_unknown_total",
+        "Tokens checked without their account's current version (the users service did not answer).",
+    ),
     MetricDoc::gauge(
         "gateway_live_subscriptions",
         "Live subscriptions listening for their user's changes.",
@@ -109,10 +115,11 @@ pub fn build(
         ),
         scheduler: ServiceClient::new(&credentials, "scheduler", &settings.scheduler_url()),
     };
+    let identity = Identity::new(verifier, services.users.clone());
     let state = GatewayState {
         notifications: services.notifications.clone(),
         schema: schema(Some((services, LiveHub::new(cache.clone()))), settings),
-        edge: Arc::new(Edge::new(settings, verifier)),
+        edge: Arc::new(Edge::new(settings, identity)),
     };
     let mut router = shaped_router(
         SERVICE,

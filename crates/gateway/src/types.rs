@@ -61,10 +61,21 @@ pub struct User {
     pub created_at: DateTime<Utc>,
 }
 
+/// An access token (15 minutes by default) and a refresh token to trade for the next
+/// pair with `refreshToken`; each refresh token is good once.
 #[derive(SimpleObject, Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AuthPayload {
     pub token: String,
     pub user: User,
+    pub refresh_token: Option<String>,
+}
+
+/// A refresh token to trade, as the users service takes it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshRequest<'a> {
+    pub refresh_token: &'a str,
 }
 
 #[derive(InputObject, Debug, Serialize)]

@@ -19,9 +19,6 @@ const NOT_YET_SERVED: &[&str] = &[
     "Mutation.importUsers",
     "Mutation.requestPasswordReset",
     "Mutation.resetPassword",
-    // The service boundary's refresh tokens (issue 12).
-    "AuthPayload.refreshToken",
-    "Mutation.refreshToken",
 ];
 
 /// `Type.field(arg)` → its type and default, for everything a schema defines.

@@ -37,6 +37,10 @@ pub struct Claims {
     pub iss: String,
     pub iat: i64,
     pub exp: i64,
+    /// The version of the user's credentials when the token was issued; a token older
+    /// than the account's current version is refused.
+    #[serde(default)]
+    pub ver: i64,
 }
 
 impl Claims {
@@ -124,8 +128,8 @@ impl SigningKey {
         &self.public
     }
 
-    /// Issues a token for `user` valid for `ttl`.
-    pub fn issue(&self, user: Uuid, role: Role, ttl: Duration) -> anyhow::Result<String> {
+    /// Issues a token for `user` at credentials version `ver`, valid for `ttl`.
+    pub fn issue(&self, user: Uuid, role: Role, ver: i64, ttl: Duration) -> anyhow::Result<String> {
         let now = chrono::Utc::now().timestamp();
         self.sign(&Claims {
             sub: user,
@@ -133,6 +137,7 @@ impl SigningKey {
             iss: ISSUER.to_owned(),
             iat: now,
             exp: now + ttl.as_secs() as i64,
+            ver,
         })
     }
 
@@ -485,7 +490,7 @@ mod tests {
         let verifier = TokenVerifier::new(&[key.public_key().clone()]).unwrap();
         let user = Uuid::now_v7();
         let token = key
-            .issue(user, Role::Customer, Duration::from_secs(60))
+            .issue(user, Role::Customer, 1, Duration::from_secs(60))
             .unwrap();
         let claims = verifier.verify(&token).unwrap();
         assert_eq!(claims.sub, user);
@@ -518,6 +523,7 @@ mod tests {
                 iss: ISSUER.into(),
                 iat: now - 600,
                 exp: now - 300,
+                ver: 1,
             })
             .unwrap();
         assert_eq!(
@@ -527,7 +533,7 @@ mod tests {
 
         let other = SigningKey::generate().unwrap();
         let foreign = other
-            .issue(Uuid::now_v7(), Role::Admin, Duration::from_secs(60))
+            .issue(Uuid::now_v7(), Role::Admin, 1, Duration::from_secs(60))
             .unwrap();
         assert!(verifier.verify(&foreign).is_err());
     }

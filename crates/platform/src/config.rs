@@ -86,6 +86,8 @@ pub struct Settings {
     pub service_key: Option<String>,
     /// Lifetime of issued access tokens.
     pub token_ttl_secs: u64,
+    /// Lifetime of refresh tokens (each is good once; refreshing issues the next).
+    pub refresh_token_ttl_secs: u64,
     /// Promotions a user receives per local day at most; more are suppressed.
     pub promotion_daily_cap: i64,
     /// A folder whose `{type}.subject.j2`, `{type}.txt.j2` and `{type}.html.j2` replace the
@@ -192,7 +194,8 @@ impl Default for Settings {
             log_format: None,
             signing_key: None,
             service_key: None,
-            token_ttl_secs: 24 * 3600,
+            token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
             promotion_daily_cap: 3,
             templates_dir: None,
             unsubscribe_secret: None,
@@ -444,6 +447,12 @@ impl Settings {
         }
         if self.token_ttl_secs == 0 {
             return Err(ConfigError::new("token_ttl_secs", "must be at least 1"));
+        }
+        if self.refresh_token_ttl_secs == 0 {
+            return Err(ConfigError::new(
+                "refresh_token_ttl_secs",
+                "must be at least 1",
+            ));
         }
         if !self
             .database_schema_prefix

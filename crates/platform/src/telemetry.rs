@@ -101,6 +101,10 @@ pub fn describe(docs: &[MetricDoc]) {
 /// The metrics of the plumbing every service shares.
 pub const METRICS: &[MetricDoc] = &[
     MetricDoc::counter(
+        "http_connections_refused_total",
+        "TCP connections refused because their address held too many open (429).",
+    ),
+    MetricDoc::counter(
         "http_requests_total",
         "HTTP requests answered, by service, method, route template and status.",
     ),

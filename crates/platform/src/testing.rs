@@ -214,7 +214,7 @@ impl TestKey {
     /// it; the gateway takes it).
     pub fn user_token(&self, user_id: Uuid, role: Role) -> String {
         self.signing_key
-            .issue(user_id, role, Duration::from_secs(600))
+            .issue(user_id, role, 1, Duration::from_secs(600))
             .expect("issuing a token")
     }
 }

@@ -1,7 +1,6 @@
 //! The users service's HTTP API.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -10,7 +9,7 @@ use axum::response::Response;
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use herald_events::{Envelope, Role, SignInFailures, UserRegistered};
-use herald_platform::auth::{Caller, KeySet, ServiceCall, SigningKey, TokenVerifier};
+use herald_platform::auth::{Caller, KeySet, ServiceCall, TokenVerifier};
 use herald_platform::db::Database;
 use herald_platform::http::created;
 use herald_platform::outbox::Outbox;
@@ -20,6 +19,7 @@ use uuid::Uuid;
 
 use crate::SERVICE;
 use crate::domain::{Email, Password, PreferencesPatch, UserName};
+use crate::sessions::{AuthPayload, Sessions};
 use crate::store::{self, InsertError, NewUser, User};
 use crate::throttle::{SIGN_IN_WINDOW, Throttles};
 
@@ -27,11 +27,10 @@ use crate::throttle::{SIGN_IN_WINDOW, Throttles};
 pub struct UsersState {
     pub db: Database,
     pub outbox: Outbox,
-    pub signing_key: Arc<SigningKey>,
+    pub sessions: Sessions,
     pub key_set: Arc<KeySet>,
     pub verifier: TokenVerifier,
     pub throttles: Throttles,
-    pub token_ttl: Duration,
 }
 
 impl FromRef<UsersState> for TokenVerifier {
@@ -44,6 +43,8 @@ pub fn router(state: UsersState) -> Router {
     Router::new()
         .route("/users", post(register))
         .route("/sessions", post(login))
+        .route("/sessions/refresh", post(refresh))
+        .route("/users/{id}/token-version", get(token_version))
         .route("/users/me", get(me))
         .route("/users/me/preferences", patch(update_preferences))
         .route("/users/{id}", get(user_by_id))
@@ -72,12 +73,6 @@ pub struct LoginRequest {
     pub client: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct AuthPayload {
-    pub token: String,
-    pub user: User,
-}
-
 async fn register(
     State(state): State<UsersState>,
     _call: ServiceCall,
@@ -91,11 +86,8 @@ async fn register(
     let email = Email::parse(&req.email)?;
     let password = Password::parse(&req.password)?;
     let user = create_user(&state, &name, &email, &password, Role::Customer).await?;
-    let token = state
-        .signing_key
-        .issue(user.id, user.role, state.token_ttl)?;
     metrics::counter!("users_registered_total").increment(1);
-    Ok(created(AuthPayload { token, user }))
+    Ok(created(state.sessions.start(user).await?))
 }
 
 /// Creates an account and its `user.registered` event in one transaction.
@@ -168,10 +160,7 @@ async fn login(
     match user {
         Some(user) if ok => {
             state.throttles.signed_in(&email, client).await;
-            let token = state
-                .signing_key
-                .issue(user.id, user.role, state.token_ttl)?;
-            Ok(Json(AuthPayload { token, user }))
+            Ok(Json(state.sessions.start(user).await?))
         }
         Some(user) => {
             if let Some(failures) = state.throttles.failed(user.id).await {
@@ -241,6 +230,44 @@ async fn update_preferences(
         .ok_or_else(|| ApiError::unauthenticated("the account of this token no longer exists"))?;
     state.outbox.commit(tx).await?;
     Ok(Json(user))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// A refresh token for a new pair (each is good once).
+async fn refresh(
+    State(state): State<UsersState>,
+    _call: ServiceCall,
+    body: Result<Json<RefreshRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<AuthPayload>> {
+    let Json(request) = body.map_err(|e| ApiError::bad_input(e.body_text()))?;
+    Ok(Json(state.sessions.refresh(&request.refresh_token).await?))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TokenVersion {
+    pub version: i64,
+}
+
+/// The version of an account's credentials, for the gateway to check tokens by; NOT_FOUND
+/// when the account does not exist (any more).
+async fn token_version(
+    State(state): State<UsersState>,
+    call: ServiceCall,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TokenVersion>> {
+    call.only_from(&["gateway"])?;
+    let id: Uuid = id
+        .parse()
+        .map_err(|_| ApiError::bad_input(format!("'{id}' is not a user id")))?;
+    store::token_version(&state.db, id)
+        .await?
+        .map(|version| Json(TokenVersion { version }))
+        .ok_or_else(|| ApiError::not_found(format!("no user {id}")))
 }
 
 async fn keys(State(state): State<UsersState>) -> Json<KeySet> {

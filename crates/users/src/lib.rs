@@ -6,6 +6,7 @@ pub mod api;
 pub mod consumer;
 pub mod domain;
 pub mod preferences;
+pub mod sessions;
 pub mod store;
 pub mod throttle;
 
@@ -38,6 +39,10 @@ pub const METRICS: &[MetricDoc] = &[
     MetricDoc::counter(
         "users_login_failures_total",
         "Sign-ins with a wrong email or password.",
+    ),
+    MetricDoc::counter(
+        "users_refresh_token_reuse_total",
+        "Refresh tokens presented a second time (their family is revoked).",
     ),
     MetricDoc::counter(
         "users_sign_ins_throttled_total",
@@ -81,11 +86,15 @@ pub async fn build(
     let state = UsersState {
         db: db.clone(),
         outbox: outbox.clone(),
-        signing_key: Arc::new(signing_key),
+        sessions: sessions::Sessions::new(
+            db.clone(),
+            Arc::new(signing_key),
+            Duration::from_secs(settings.token_ttl_secs),
+            Duration::from_secs(settings.refresh_token_ttl_secs),
+        ),
         key_set: Arc::new(key_set),
         verifier,
         throttles: throttle::Throttles::new(settings, cache.clone()),
-        token_ttl: Duration::from_secs(settings.token_ttl_secs),
     };
     if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
         ensure_admin(&state, email, password).await?;

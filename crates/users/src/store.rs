@@ -18,6 +18,9 @@ pub struct User {
     pub preferences: Preferences,
     #[serde(skip)]
     pub preferences_version: i64,
+    /// The version of this account's credentials that its tokens carry.
+    #[serde(skip)]
+    pub token_version: i64,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -37,7 +40,8 @@ pub enum InsertError {
     Db(#[from] sqlx::Error),
 }
 
-const COLUMNS: &str = "id, name, email, role, preferences, preferences_version, created_at";
+const COLUMNS: &str =
+    "id, name, email, role, preferences, preferences_version, token_version, created_at";
 
 fn user_from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
     let id: String = row.try_get("id")?;
@@ -51,6 +55,7 @@ fn user_from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
             .ok_or_else(|| sqlx::Error::Decode(format!("unknown role {role}").into()))?,
         preferences: serde_json::from_str(&prefs).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
         preferences_version: row.try_get("preferences_version")?,
+        token_version: row.try_get("token_version")?,
         created_at: to_datetime(row.try_get("created_at")?),
     })
 }
@@ -143,6 +148,29 @@ pub async fn update_preferences(
          WHERE id = $3 RETURNING preferences_version",
     )
     .bind(serde_json::to_string(prefs).unwrap_or_default())
+    .bind(now_micros())
+    .bind(id.to_string())
+    .fetch_one(&mut **tx)
+    .await
+}
+
+/// The version of `id`'s credentials, if the account exists.
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub async fn token_version(db: &Database, id: Uuid) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT token_version FROM users WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(db.pool())
+        .await
+}
+
+/// Refuses every token of `id` issued so far (a new password, a new role): bumps the
+/// version they carry. Its refresh tokens are revoked with it (see `sessions`).
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub async fn bump_token_version(tx: &mut Tx, id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE users SET token_version = token_version + 1, updated_at = $1
+         WHERE id = $2 RETURNING token_version",
+    )
     .bind(now_micros())
     .bind(id.to_string())
     .fetch_one(&mut **tx)

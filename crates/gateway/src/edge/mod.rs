@@ -18,7 +18,6 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use herald_platform::auth::TokenVerifier;
 use herald_platform::http::{ErrorShape, PeerAddr, ServiceClient};
 use herald_platform::{ErrorCode, Settings};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -26,8 +25,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use self::budget::{Budget, Spender};
 use self::client::{ClientAddr, ClientAddrs};
 use self::socket::{Connection, OpenSockets, Protocol};
-use crate::context::RequestAuth;
 use crate::graphiql;
+use crate::identity::Identity;
 use crate::schema::HeraldSchema;
 
 /// Operations one HTTP request may batch.
@@ -37,7 +36,7 @@ pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The edge's limits and what it needs to apply them.
 pub struct Edge {
-    pub verifier: TokenVerifier,
+    pub identity: Identity,
     clients: ClientAddrs,
     client_budget: Option<Budget>,
     user_budget: Option<Budget>,
@@ -48,9 +47,9 @@ pub struct Edge {
 }
 
 impl Edge {
-    pub fn new(settings: &Settings, verifier: TokenVerifier) -> Edge {
+    pub fn new(settings: &Settings, identity: Identity) -> Edge {
         Edge {
-            verifier,
+            identity,
             clients: ClientAddrs::new(settings.trusted_proxy_header.as_deref()),
             client_budget: Budget::per_minute(settings.rate_limit_client_per_minute),
             user_budget: Budget::per_minute(settings.rate_limit_user_per_minute),
@@ -167,7 +166,7 @@ async fn graphql(State(state): State<GatewayState>, request: Request) -> Respons
             "send the request as JSON (content-type: application/json)",
         );
     }
-    let auth = RequestAuth::from_bearer(bearer(&parts), &edge.verifier);
+    let auth = edge.identity.authenticate(bearer(&parts)).await;
     let mut spenders = vec![Spender::client(client)];
     spenders.extend(auth.user_id().map(Spender::User));
     if let Err(wait) = edge.spend(&spenders, 1) {

@@ -212,7 +212,7 @@ impl Connection {
                                 .as_ref()
                                 .and_then(init_token)
                                 .or_else(|| self.header_token.clone());
-                            let verified = RequestAuth::from_bearer(token.as_deref(), &self.edge.verifier);
+                            let verified = self.edge.identity.authenticate(token.as_deref()).await;
                             if let Some(refusal) = verified.refusal() {
                                 return Err(Closing(close::FORBIDDEN, format!("Forbidden: {refusal}")));
                             }

@@ -70,6 +70,19 @@ impl UserMutation {
             .gql()
     }
 
+    /// Trades a refresh token for a new pair; UNAUTHENTICATED for a used, revoked or
+    /// expired one (and a used one signs its whole family out).
+    async fn refresh_token(&self, ctx: &Context<'_>, token: String) -> GqlResult<AuthPayload> {
+        let request = RefreshRequest {
+            refresh_token: &token,
+        };
+        ctx.services()
+            .users
+            .post("/sessions/refresh", &request, None)
+            .await
+            .gql()
+    }
+
     async fn update_user_preferences(
         &self,
         ctx: &Context<'_>,

@@ -22,5 +22,6 @@ mod processes;
 mod recommendations;
 mod scheduler;
 mod seed;
+mod sessions;
 mod sockets;
 mod users;

@@ -156,6 +156,7 @@ pub(crate) fn claims(user_id: Uuid, role: Role) -> Claims {
         iss: "herald".to_owned(),
         iat: 0,
         exp: i64::MAX,
+        ver: 1,
     }
 }
 
