@@ -33,6 +33,14 @@ use schema::{HeraldSchema, Mutation, Query, Subscription};
 
 pub const SERVICE: &str = "gateway";
 
+/// The gateway, as `herald` runs it: no storage of its own.
+pub const DESCRIPTOR: herald_platform::service::ServiceDescriptor =
+    herald_platform::service::ServiceDescriptor {
+        name: SERVICE,
+        migrations: None,
+        metrics: METRICS,
+    };
+
 /// The gateway's metrics.
 pub const METRICS: &[MetricDoc] = &[
     MetricDoc::counter(

@@ -8,25 +8,21 @@ use herald_platform::db::Database;
 use herald_platform::deadletters::DeadLetters;
 use uuid::Uuid;
 
-/// The services that consume events, and so keep dead letters.
+use crate::ServiceName;
+
+/// Every service with storage consumes events, and so keeps dead letters.
 async fn stores(settings: &Settings) -> anyhow::Result<Vec<(&'static str, DeadLetters, Database)>> {
     let mut stores = Vec::new();
-    for (name, db) in [
-        ("users", herald_users::connect_database(settings).await),
-        (
-            "products",
-            herald_products::connect_database(settings).await,
-        ),
-        (
-            "recommendations",
-            herald_recommendations::connect_database(settings).await,
-        ),
-        (
-            "notifications",
-            herald_notifications::connect_database(settings).await,
-        ),
-    ] {
-        let db = db.with_context(|| format!("opening the {name} storage"))?;
+    for service in ServiceName::ALL {
+        let name = service.as_str();
+        let Some(db) = service
+            .descriptor()
+            .open_database(settings)
+            .await
+            .with_context(|| format!("opening the {name} storage"))?
+        else {
+            continue;
+        };
         stores.push((name, DeadLetters::new(db.clone()), db));
     }
     Ok(stores)

@@ -14,6 +14,7 @@ use herald_platform::auth::{ServiceKey, TokenVerifier};
 use herald_platform::bus::{Bus, topology};
 use herald_platform::cache::Cache;
 use herald_platform::http::{BuiltService, Readiness, bind, serve};
+use herald_platform::service::ServiceDescriptor;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -50,6 +51,19 @@ impl ServiceName {
             ServiceName::Notifications => "notifications",
             ServiceName::Scheduler => "scheduler",
             ServiceName::Gateway => "gateway",
+        }
+    }
+
+    /// What the service is: its storage and metrics.
+    pub fn descriptor(self) -> &'static ServiceDescriptor {
+        match self {
+            ServiceName::Users => &herald_users::DESCRIPTOR,
+            ServiceName::Products => &herald_products::DESCRIPTOR,
+            ServiceName::Orders => &herald_orders::DESCRIPTOR,
+            ServiceName::Recommendations => &herald_recommendations::DESCRIPTOR,
+            ServiceName::Notifications => &herald_notifications::DESCRIPTOR,
+            ServiceName::Scheduler => &herald_scheduler::DESCRIPTOR,
+            ServiceName::Gateway => &herald_gateway::DESCRIPTOR,
         }
     }
 
@@ -136,16 +150,9 @@ impl Application {
 
         // Metrics recorded before the recorder exists are lost: install it first.
         herald_platform::telemetry::prometheus();
-        for metrics in [
-            herald_platform::telemetry::METRICS,
-            herald_users::METRICS,
-            herald_products::METRICS,
-            herald_orders::METRICS,
-            herald_notifications::METRICS,
-            herald_scheduler::METRICS,
-            herald_gateway::METRICS,
-        ] {
-            herald_platform::telemetry::describe(metrics);
+        herald_platform::telemetry::describe(herald_platform::telemetry::METRICS);
+        for service in ServiceName::ALL {
+            herald_platform::telemetry::describe(service.descriptor().metrics);
         }
         let shutdown = CancellationToken::new();
         let mut app = Application {
@@ -351,33 +358,17 @@ async fn stop_signal() {
 
 /// Applies every service's migrations and declares the bus topology, then returns.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let users = herald_users::connect_database(settings)
-        .await
-        .context("migrating users")?;
-    users.close().await;
-    for (name, db) in [
-        (
-            "products",
-            herald_products::connect_database(settings).await,
-        ),
-        ("orders", herald_orders::connect_database(settings).await),
-        (
-            "recommendations",
-            herald_recommendations::connect_database(settings).await,
-        ),
-        (
-            "scheduler",
-            herald_scheduler::connect_database(settings).await,
-        ),
-    ] {
-        db.with_context(|| format!("migrating {name}"))?
-            .close()
-            .await;
+    for service in ServiceName::ALL {
+        let name = service.as_str();
+        if let Some(db) = service
+            .descriptor()
+            .open_database(settings)
+            .await
+            .with_context(|| format!("migrating {name}"))?
+        {
+            db.close().await;
+        }
     }
-    let notifications = herald_notifications::connect_database(settings)
-        .await
-        .context("migrating notifications")?;
-    notifications.close().await;
     Bus::connect(settings, &topology())
         .await
         .context("declaring the bus topology")?;

@@ -51,11 +51,16 @@ pub struct Migrations {
 }
 
 impl Database {
+    /// The PostgreSQL schema of `service`'s tables.
+    pub fn schema_name(settings: &Settings, service: &str) -> String {
+        format!("{}{}", settings.database_schema_prefix, service)
+    }
+
     /// Connects the storage of `service` as the settings say.
     pub async fn connect(settings: &Settings, service: &str) -> anyhow::Result<Database> {
         match settings.database_url_for(service) {
             Some(url) => {
-                let schema = format!("{}{}", settings.database_schema_prefix, service);
+                let schema = Self::schema_name(settings, service);
                 Self::connect_postgres(url, &schema, settings.database_max_connections).await
             }
             None => {

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod mail;
 pub mod outbox;
 pub mod paging;
+pub mod service;
 #[cfg(feature = "testing")]
 pub mod smtp_sink;
 pub mod telemetry;

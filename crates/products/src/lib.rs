@@ -51,6 +51,14 @@ pub fn migrations() -> Migrations {
     }
 }
 
+/// This service, as `herald` runs and looks after it.
+pub const DESCRIPTOR: herald_platform::service::ServiceDescriptor =
+    herald_platform::service::ServiceDescriptor {
+        name: SERVICE,
+        migrations: Some(migrations),
+        metrics: METRICS,
+    };
+
 pub async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
     Database::connect_migrated(settings, SERVICE, &migrations()).await
 }

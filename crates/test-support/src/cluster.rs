@@ -197,23 +197,11 @@ impl Cluster {
             return;
         }
         let Some(real) = real_backends() else { return };
-        sqlx::any::install_default_drivers();
-        if let Ok(pool) = sqlx::AnyPool::connect(&real.database_url).await {
-            for service in [
-                "users",
-                "notifications",
-                "products",
-                "orders",
-                "recommendations",
-                "scheduler",
-            ] {
-                let schema = format!("{}_{service}", self.prefix);
-                let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-                    .execute(&pool)
-                    .await;
-            }
-            pool.close().await;
-        }
+        let settings = herald_platform::Settings {
+            database_schema_prefix: format!("{}_", self.prefix),
+            ..herald_platform::Settings::default()
+        };
+        crate::drop_service_schemas(&real.database_url, &settings).await;
         if let Ok(bus) = RabbitBus::connect(&real.amqp_url, &self.prefix).await {
             let _ = bus.delete_topology(&topology()).await;
         }

@@ -232,22 +232,7 @@ impl TestApp {
             return;
         }
         if let Some(url) = &self.settings.database_url {
-            sqlx::any::install_default_drivers();
-            if let Ok(pool) = sqlx::AnyPool::connect(url).await {
-                for service in [
-                    "users",
-                    "notifications",
-                    "products",
-                    "orders",
-                    "recommendations",
-                ] {
-                    let schema = format!("{}{}", self.settings.database_schema_prefix, service);
-                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-                        .execute(&pool)
-                        .await;
-                }
-                pool.close().await;
-            }
+            drop_service_schemas(url, &self.settings).await;
         }
         if let Some(url) = &self.settings.amqp_url
             && let Ok(bus) = RabbitBus::connect(url, &self.settings.bus_prefix).await
@@ -255,6 +240,23 @@ impl TestApp {
             let _ = bus.delete_topology(&topology()).await;
         }
     }
+}
+
+/// Drops the PostgreSQL schema of every service with storage under `settings`.
+pub async fn drop_service_schemas(database_url: &str, settings: &Settings) {
+    sqlx::any::install_default_drivers();
+    let Ok(pool) = sqlx::AnyPool::connect(database_url).await else {
+        return;
+    };
+    let schemas = ServiceName::ALL
+        .iter()
+        .filter_map(|service| service.descriptor().schema(settings));
+    for schema in schemas {
+        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .execute(&pool)
+            .await;
+    }
+    pool.close().await;
 }
 
 fn session(payload: &Value) -> Session {

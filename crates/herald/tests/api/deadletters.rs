@@ -80,8 +80,28 @@ async fn admins_list_replay_and_discard_dead_letters(set: BackendSet) {
     assert_eq!(unknown.error_code(), Some("NOT_FOUND"));
 
     if set == BackendSet::Embedded {
-        // The CLI reads the same storage.
+        // The CLI reads the same storage, of every service that keeps dead letters (the
+        // orders service and the scheduler consume too).
         app.stop().await;
+        for service in [herald::ServiceName::Orders, herald::ServiceName::Scheduler] {
+            let db = service
+                .descriptor()
+                .open_database(&app.settings)
+                .await
+                .unwrap()
+                .unwrap();
+            let letter = Envelope::new("test", None, &OrderShipped(sample_snapshot()));
+            herald_platform::deadletters::DeadLetters::new(db.clone())
+                .store(
+                    service.as_str(),
+                    herald_platform::bus::DeadMessage::Event(&letter),
+                    &format!("kept by {}", service.as_str()),
+                    3,
+                )
+                .await
+                .unwrap();
+            db.close().await;
+        }
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
             .args(["dlq", "list", "--data-dir"])
             .arg(app.data_dir())
@@ -92,6 +112,35 @@ async fn admins_list_replay_and_discard_dead_letters(set: BackendSet) {
             output.status.success() && text.contains("order.shipped"),
             "{text}"
         );
+        assert!(
+            text.contains("kept by orders") && text.contains("kept by scheduler"),
+            "{text}"
+        );
+        // And discards them by id (the API below expects only the notifications one).
+        for service in [herald::ServiceName::Orders, herald::ServiceName::Scheduler] {
+            let db = service
+                .descriptor()
+                .open_database(&app.settings)
+                .await
+                .unwrap()
+                .unwrap();
+            let kept = herald_platform::deadletters::DeadLetters::new(db.clone())
+                .list(Some(service.as_str()), 10)
+                .await
+                .unwrap();
+            db.close().await;
+            assert_eq!(kept.len(), 1, "{service:?}");
+            let output = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+                .args(["dlq", "discard", &kept[0].id.to_string(), "--data-dir"])
+                .arg(app.data_dir())
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
         app.restart().await;
     }
 
