@@ -2,15 +2,20 @@
 //! service clients.
 
 use async_graphql::Context;
+use std::sync::Arc;
+
+use herald_notifications::inbox::InboxApi;
 use herald_platform::auth::Claims;
 use herald_platform::http::ServiceClient;
 use herald_platform::{ApiError, ErrorCode};
 
 use crate::error::{GqlResult, gql_error, to_graphql};
 
-/// The services behind the gateway.
-#[derive(Clone, Debug)]
+/// The services behind the gateway: typed clients (in process when the service runs here,
+/// over HTTP otherwise) and, for the operations not typed yet, HTTP clients.
+#[derive(Clone)]
 pub struct Services {
+    pub inbox: Arc<dyn InboxApi>,
     pub users: ServiceClient,
     pub notifications: ServiceClient,
     pub products: ServiceClient,

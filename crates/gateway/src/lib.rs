@@ -17,6 +17,7 @@ pub mod types;
 use std::sync::Arc;
 
 use async_graphql::Schema;
+use herald_notifications::inbox::{InboxApi, InboxOverHttp};
 use herald_platform::Settings;
 use herald_platform::auth::{ServiceCredentials, TokenVerifier};
 use herald_platform::cache::Cache;
@@ -97,6 +98,13 @@ pub fn sdl() -> String {
     schema(None, &Settings::default()).sdl()
 }
 
+/// The services running in the gateway's own process, called directly rather than over
+/// HTTP; any left out are called at their `HERALD_*_URL`.
+#[derive(Default, Clone)]
+pub struct InProcess {
+    pub inbox: Option<Arc<dyn InboxApi>>,
+}
+
 /// Builds the gateway. `readiness` is what the process needs (in all-in-one mode, every
 /// service's dependencies), reported on the gateway's `/ready`; `cache` carries the live
 /// changes pushed to subscriptions.
@@ -104,16 +112,18 @@ pub fn build(
     settings: &Settings,
     verifier: TokenVerifier,
     credentials: ServiceCredentials,
+    in_process: InProcess,
     readiness: Readiness,
     cache: &Cache,
 ) -> BuiltService {
+    let notifications =
+        ServiceClient::new(&credentials, "notifications", &settings.notifications_url());
     let services = Services {
+        inbox: in_process.inbox.unwrap_or_else(|| {
+            Arc::new(InboxOverHttp::new(notifications.clone())) as Arc<dyn InboxApi>
+        }),
         users: ServiceClient::new(&credentials, "users", &settings.users_url()),
-        notifications: ServiceClient::new(
-            &credentials,
-            "notifications",
-            &settings.notifications_url(),
-        ),
+        notifications,
         products: ServiceClient::new(&credentials, "products", &settings.products_url()),
         orders: ServiceClient::new(&credentials, "orders", &settings.orders_url()),
         recommendations: ServiceClient::new(

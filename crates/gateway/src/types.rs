@@ -156,6 +156,63 @@ pub struct NotificationConnection {
     pub total_count: i32,
 }
 
+impl From<herald_notifications::domain::NotificationType> for NotificationType {
+    fn from(kind: herald_notifications::domain::NotificationType) -> Self {
+        use herald_notifications::domain::NotificationType as Kind;
+        match kind {
+            Kind::OrderUpdate => NotificationType::OrderUpdate,
+            Kind::Promotion => NotificationType::Promotion,
+            Kind::Recommendation => NotificationType::Recommendation,
+            Kind::Inventory => NotificationType::Inventory,
+            Kind::Security => NotificationType::Security,
+        }
+    }
+}
+
+impl From<herald_notifications::domain::Priority> for Priority {
+    fn from(priority: herald_notifications::domain::Priority) -> Self {
+        match priority {
+            herald_notifications::domain::Priority::Critical => Priority::Critical,
+            herald_notifications::domain::Priority::Standard => Priority::Standard,
+        }
+    }
+}
+
+impl From<herald_notifications::store::Notification> for Notification {
+    fn from(n: herald_notifications::store::Notification) -> Self {
+        Notification {
+            id: ID(n.id.to_string()),
+            kind: n.notification_type.into(),
+            priority: n.priority.into(),
+            title: n.title,
+            body: n.body,
+            data: n.data.map(Json),
+            read: n.read,
+            created_at: n.created_at,
+            read_at: n.read_at,
+        }
+    }
+}
+
+impl From<herald_platform::paging::PageInfo> for PageInfo {
+    fn from(page: herald_platform::paging::PageInfo) -> Self {
+        PageInfo {
+            has_next_page: page.has_next_page,
+            end_cursor: page.end_cursor,
+        }
+    }
+}
+
+impl From<herald_notifications::inbox::NotificationPage> for NotificationConnection {
+    fn from(page: herald_notifications::inbox::NotificationPage) -> Self {
+        NotificationConnection {
+            nodes: page.nodes.into_iter().map(Notification::from).collect(),
+            page_info: page.page_info.into(),
+            total_count: i32::try_from(page.total_count).unwrap_or(i32::MAX),
+        }
+    }
+}
+
 #[derive(SimpleObject, Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Product {

@@ -55,6 +55,7 @@ fn gateway() -> Router {
         &settings,
         verifier,
         ServiceKey::generate().credentials("gateway"),
+        herald_gateway::InProcess::default(),
         Readiness::default(),
         &cache,
     )

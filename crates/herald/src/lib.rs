@@ -236,8 +236,10 @@ impl Application {
             readiness = readiness.merge(built.readiness.clone());
             self.launch(ServiceName::Recommendations, listener, built)?;
         }
+        // Services the gateway calls in process rather than over HTTP.
+        let mut in_process = herald_gateway::InProcess::default();
         if let Some(listener) = listeners.remove(&ServiceName::Notifications) {
-            let built = herald_notifications::build(
+            let started = herald_notifications::build(
                 settings,
                 &bus,
                 &cache,
@@ -246,8 +248,9 @@ impl Application {
             )
             .await
             .context("starting notifications")?;
-            readiness = readiness.merge(built.readiness.clone());
-            self.launch(ServiceName::Notifications, listener, built)?;
+            in_process.inbox = Some(std::sync::Arc::new(started.inbox));
+            readiness = readiness.merge(started.service.readiness.clone());
+            self.launch(ServiceName::Notifications, listener, started.service)?;
         }
         if let Some(listener) = listeners.remove(&ServiceName::Scheduler) {
             let built = herald_scheduler::build(
@@ -274,6 +277,7 @@ impl Application {
                 settings,
                 verifier(herald_gateway::SERVICE),
                 service_key.credentials(herald_gateway::SERVICE),
+                in_process,
                 readiness,
                 &cache,
             );

@@ -13,6 +13,7 @@ pub mod decision_log;
 pub mod delivery;
 pub mod domain;
 pub mod email;
+pub mod inbox;
 pub mod live;
 pub mod money;
 pub mod quiet_hours;
@@ -103,8 +104,15 @@ pub async fn build(
     cache: &Cache,
     verifier: TokenVerifier,
     shutdown: CancellationToken,
-) -> anyhow::Result<BuiltService> {
+) -> anyhow::Result<Started> {
     build_with_clock(settings, bus, cache, verifier, Clock::system(), shutdown).await
+}
+
+/// The notifications service, built: what to serve and run, and its inbox for the other
+/// services of this process to call directly.
+pub struct Started {
+    pub service: BuiltService,
+    pub inbox: inbox::Inbox,
 }
 
 /// [`build`] on the given clock.
@@ -115,7 +123,7 @@ pub async fn build_with_clock(
     verifier: TokenVerifier,
     clock: Clock,
     shutdown: CancellationToken,
-) -> anyhow::Result<BuiltService> {
+) -> anyhow::Result<Started> {
     let db = connect_database(settings).await?;
     // Everything that can fail comes before the first task is spawned.
     let links = UnsubscribeLinks::load(settings, &db, clock.clone()).await?;
@@ -185,11 +193,10 @@ pub async fn build_with_clock(
     ));
     tasks.push(outbox.spawn_relay(bus.clone(), shutdown));
 
+    let inbox = inbox::Inbox::new(db.clone(), unread, clock);
     let state = NotificationsState {
-        db: db.clone(),
-        unread,
+        inbox: inbox.clone(),
         verifier,
-        clock,
     };
     let unsubscribe = UnsubscribeState {
         links,
@@ -211,12 +218,15 @@ pub async fn build_with_clock(
             bus.clone(),
             state.verifier.clone(),
         ));
-    Ok(BuiltService {
-        name: SERVICE,
-        router: service_router(SERVICE, api, readiness.clone()),
-        error_shape: Default::default(),
-        connections: Default::default(),
-        readiness,
-        tasks,
+    Ok(Started {
+        service: BuiltService {
+            name: SERVICE,
+            router: service_router(SERVICE, api, readiness.clone()),
+            error_shape: Default::default(),
+            connections: Default::default(),
+            readiness,
+            tasks,
+        },
+        inbox,
     })
 }

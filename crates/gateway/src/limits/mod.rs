@@ -31,6 +31,8 @@ pub const MAX_INTROSPECTION_LISTS: usize = 2;
 pub const MAX_ERROR_MESSAGE: usize = 300;
 /// Directives on one field, fragment or operation.
 pub const MAX_DIRECTIVES: usize = 16;
+/// Query text from which parsing is moved off the async workers.
+const BIG_QUERY: usize = 16 * 1024;
 /// Fields at an operation's root (aliases included). They resolve concurrently, most of
 /// them with a call to a service, so this bounds what one request runs at once.
 pub const MAX_ROOT_FIELDS: usize = 64;
@@ -102,7 +104,16 @@ impl Extension for QueryLimitsExtension {
         mut request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
-        check(&mut request, &self.shape)?;
+        // Parsing a large document takes milliseconds of one core: off the async workers,
+        // so that other requests (health checks among them) keep being served meanwhile.
+        let big = request.query.len() >= BIG_QUERY;
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if big && multi_thread {
+            tokio::task::block_in_place(|| check(&mut request, &self.shape))?;
+        } else {
+            check(&mut request, &self.shape)?;
+        }
         next.run(ctx, request).await
     }
 

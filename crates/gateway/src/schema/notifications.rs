@@ -2,8 +2,8 @@
 
 use async_graphql::{Context, ID, Object, Subscription};
 use futures::{Stream, StreamExt};
+use herald_notifications::inbox::ListQuery;
 use herald_platform::ErrorCode;
-use serde::Deserialize;
 
 use super::parse_uuid;
 use crate::context::ContextExt;
@@ -14,16 +14,6 @@ use crate::types::*;
 
 #[derive(Default)]
 pub struct NotificationQuery;
-
-#[derive(Deserialize)]
-struct Count {
-    count: i32,
-}
-
-#[derive(Deserialize)]
-struct Changed {
-    changed: i32,
-}
 
 #[Object]
 impl NotificationQuery {
@@ -37,32 +27,29 @@ impl NotificationQuery {
         #[graphql(default_with = "Some(false)")] unread_only: Option<bool>,
     ) -> GqlResult<NotificationConnection> {
         let caller = ctx.caller()?;
-        let (first, unread_only) = (first.unwrap_or(20), unread_only.unwrap_or(false));
-        let mut url = url::Url::parse("http://x/notifications")
-            .map_err(|e| gql_error(ErrorCode::Internal, e.to_string()))?;
-        url.query_pairs_mut()
-            .append_pair("first", &first.to_string())
-            .append_pair("unreadOnly", &unread_only.to_string());
-        if let Some(after) = &after {
-            url.query_pairs_mut().append_pair("after", after);
-        }
-        let path = format!("{}?{}", url.path(), url.query().unwrap_or_default());
-        ctx.services()
-            .notifications
-            .get(&path, Some(caller.claims))
+        let query = ListQuery {
+            first: Some(i64::from(first.unwrap_or(20))),
+            after,
+            unread_only: Some(unread_only.unwrap_or(false)),
+        };
+        let page = ctx
+            .services()
+            .inbox
+            .list(caller.claims, &query)
             .await
-            .gql()
+            .gql()?;
+        Ok(page.into())
     }
 
     async fn get_unread_notifications_count(&self, ctx: &Context<'_>) -> GqlResult<i32> {
         let caller = ctx.caller()?;
-        let count: Count = ctx
+        let count = ctx
             .services()
-            .notifications
-            .get("/notifications/unread-count", Some(caller.claims))
+            .inbox
+            .unread_count(caller.claims)
             .await
             .gql()?;
-        Ok(count.count)
+        Ok(i32::try_from(count).unwrap_or(i32::MAX))
     }
 }
 
@@ -78,28 +65,25 @@ impl NotificationMutation {
     ) -> GqlResult<Notification> {
         let caller = ctx.caller()?;
         let id = parse_uuid(&id, ErrorCode::NotFound, "notification")?;
-        let path = format!("/notifications/{id}/read");
-        ctx.services()
-            .notifications
-            .post(&path, &serde_json::json!({}), Some(caller.claims))
+        let read = ctx
+            .services()
+            .inbox
+            .mark_read(caller.claims, id)
             .await
-            .gql()
+            .gql()?;
+        Ok(read.into())
     }
 
     /// Marks every unread notification of the caller read; returns how many changed.
     async fn mark_all_notifications_as_read(&self, ctx: &Context<'_>) -> GqlResult<i32> {
         let caller = ctx.caller()?;
-        let changed: Changed = ctx
+        let changed = ctx
             .services()
-            .notifications
-            .post(
-                "/notifications/read-all",
-                &serde_json::json!({}),
-                Some(caller.claims),
-            )
+            .inbox
+            .mark_all_read(caller.claims)
             .await
             .gql()?;
-        Ok(changed.changed)
+        Ok(i32::try_from(changed).unwrap_or(i32::MAX))
     }
 }
 
@@ -133,16 +117,13 @@ impl NotificationSubscription {
     ) -> async_graphql::Result<impl Stream<Item = GqlResult<i32>> + use<>> {
         let caller = ctx.caller()?;
         let claims = caller.claims.clone();
-        let notifications = ctx.services().notifications.clone();
+        let inbox = ctx.services().inbox.clone();
         let changes = listen(ctx, caller.claims.sub).await?;
         let unread = move || {
-            let (notifications, claims) = (notifications.clone(), claims.clone());
+            let (inbox, claims) = (inbox.clone(), claims.clone());
             async move {
-                let count: Count = notifications
-                    .get("/notifications/unread-count", Some(&claims))
-                    .await
-                    .gql()?;
-                Ok(count.count)
+                let count = inbox.unread_count(&claims).await.gql()?;
+                Ok(i32::try_from(count).unwrap_or(i32::MAX))
             }
         };
         // Counted once now, so that the first change shown is a change.

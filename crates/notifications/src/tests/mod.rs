@@ -6,6 +6,7 @@ mod campaigns;
 mod caps;
 mod consumer;
 mod email;
+mod inbox;
 mod orders;
 mod products;
 mod quiet_hours;
@@ -60,11 +61,12 @@ pub(crate) struct TestService {
     pub consumer: NotificationsConsumer,
     pub notifier: Notifier,
     pub router: Router,
+    pub inbox: crate::inbox::Inbox,
     pub clock: Clock,
     pub emails: EmailWorker,
     pub links: UnsubscribeLinks,
     pub settings: Settings,
-    key: TestKey,
+    pub key: TestKey,
     _dir: tempfile::TempDir,
 }
 
@@ -104,11 +106,10 @@ impl TestService {
             queue,
             public_url: settings.public_url.clone(),
         };
+        let inbox = crate::inbox::Inbox::new(db.clone(), unread, clock.clone());
         let state = NotificationsState {
-            db: db.clone(),
-            unread,
+            inbox: inbox.clone(),
             verifier: key.verifier.clone(),
-            clock: clock.clone(),
         };
         let unsubscribe = UnsubscribeState {
             links: links.clone(),
@@ -122,6 +123,7 @@ impl TestService {
             consumer,
             notifier,
             router,
+            inbox,
             clock,
             emails,
             links,

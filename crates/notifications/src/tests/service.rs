@@ -91,7 +91,8 @@ async fn events_published_on_the_bus_become_notifications() {
             shutdown.clone(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .service;
 
         let ada = Uuid::now_v7();
         bus.bus()
@@ -148,7 +149,8 @@ async fn emails_go_out_and_unsubscribe_requests_reach_the_bus() {
             shutdown.clone(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .service;
 
         let ada = Uuid::now_v7();
         let by_email = Preferences {
