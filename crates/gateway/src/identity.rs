@@ -2,8 +2,10 @@
 //! account as it is now: a token older than its account's credentials version (a new
 //! password, a new role) or of an account that no longer exists is refused. Versions are
 //! asked of the users service and kept for a few seconds, so a revocation holds within
-//! [`FRESH`] on every gateway.
+//! [`FRESH`] on every gateway. A token's signature is checked once per gateway: its
+//! verified claims are kept (bounded) until it expires.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use herald_platform::auth::{Claims, TokenVerifier};
@@ -36,6 +38,8 @@ pub struct Identity {
     verifier: TokenVerifier,
     users: ServiceClient,
     known: moka::sync::Cache<Uuid, Known>,
+    /// Tokens whose signature was checked, with their claims.
+    verified: moka::sync::Cache<Arc<str>, Claims>,
 }
 
 impl Identity {
@@ -47,6 +51,10 @@ impl Identity {
                 .max_capacity(KEPT)
                 .time_to_live(Duration::from_secs(600))
                 .build(),
+            verified: moka::sync::Cache::builder()
+                .max_capacity(KEPT)
+                .time_to_live(Duration::from_secs(900))
+                .build(),
         }
     }
 
@@ -56,7 +64,7 @@ impl Identity {
         let Some(token) = token else {
             return RequestAuth::anonymous();
         };
-        let claims = match self.verifier.verify(token) {
+        let claims = match self.verify(token) {
             Ok(claims) => claims,
             Err(e) => return RequestAuth::refused(e.code(), e.to_string()),
         };
@@ -73,6 +81,19 @@ impl Identity {
             ),
             _ => RequestAuth::signed_in(claims),
         }
+    }
+
+    /// The token's claims: checked once, then kept until the token expires (an expired
+    /// one is checked again, and refused as such).
+    fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        if let Some(claims) = self.verified.get(token)
+            && claims.exp > chrono::Utc::now().timestamp()
+        {
+            return Ok(claims);
+        }
+        let claims = self.verifier.verify(token)?;
+        self.verified.insert(Arc::from(token), claims.clone());
+        Ok(claims)
     }
 
     /// The account's current version (`Some(None)`: it does not exist), fresh within

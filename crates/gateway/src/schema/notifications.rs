@@ -109,8 +109,8 @@ impl NotificationSubscription {
         Ok(notifications)
     }
 
-    /// The caller's unread count each time it changes (a notification arrived, or some were
-    /// read). The connection closes (4403) when its token expires.
+    /// The caller's unread count now, then each time it changes (a notification arrived,
+    /// or some were read). The connection closes (4403) when its token expires.
     async fn unread_count_changed(
         &self,
         ctx: &Context<'_>,
@@ -118,6 +118,7 @@ impl NotificationSubscription {
         let caller = ctx.caller()?;
         let claims = caller.claims.clone();
         let inbox = ctx.services().inbox.clone();
+        // Listening starts before the first count, so no change falls between the two.
         let changes = listen(ctx, caller.claims.sub).await?;
         let unread = move || {
             let (inbox, claims) = (inbox.clone(), claims.clone());
@@ -126,9 +127,11 @@ impl NotificationSubscription {
                 Ok(i32::try_from(count).unwrap_or(i32::MAX))
             }
         };
-        // Counted once now, so that the first change shown is a change.
-        let mut last = unread().await?;
-        let counts = changes.then(move |_| unread()).filter_map(move |count| {
+        // The count as it is when the subscription starts: a badge needs it, and a client
+        // that asked for it separately could miss a change in between.
+        let first = unread().await?;
+        let mut last = first;
+        let changes = changes.then(move |_| unread()).filter_map(move |count| {
             let changed = match count {
                 Ok(count) if count == last => None,
                 Ok(count) => {
@@ -139,6 +142,7 @@ impl NotificationSubscription {
             };
             std::future::ready(changed)
         });
+        let counts = futures::stream::once(std::future::ready(Ok(first))).chain(changes);
         Ok(counts)
     }
 }

@@ -3,7 +3,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use herald_test_support::{BackendSet, TestApp, backend_tests, unique};
+use herald_test_support::{BackendSet, TestApp, backend_tests, eventually, unique};
 use serde_json::json;
 
 backend_tests!(
@@ -106,12 +106,26 @@ async fn bad_tokens_are_unauthenticated(set: BackendSet) {
 async fn expired_tokens_are_unauthenticated(set: BackendSet) {
     let app = TestApp::spawn_with(set, |s| s.token_ttl_secs = 1).await;
     let me = app.customer("Brief").await;
-    // One second of validity plus the verifier's five seconds of clock leeway.
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    let response = app
-        .graphql(Some(&me.token), "{ getUser { id } }", json!({}))
-        .await;
-    assert_eq!(response.error_code(), Some("UNAUTHENTICATED"));
+    let query = "{ getUser { id } }";
+    // Taken while valid (the gateway now keeps it as verified)...
+    let fresh = app.graphql(Some(&me.token), query, json!({})).await;
+    assert_eq!(fresh.data()["getUser"]["id"], me.user_id.as_str());
+    // ...and refused once past its second of validity and the verifier's five seconds of
+    // clock leeway, kept or not.
+    let started = std::time::Instant::now();
+    eventually(
+        Duration::from_secs(15),
+        "the token to be refused",
+        || async {
+            let response = app.graphql(Some(&me.token), query, json!({})).await;
+            (response.error_code() == Some("UNAUTHENTICATED")).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "refused too early"
+    );
     app.cleanup().await;
 }
 
