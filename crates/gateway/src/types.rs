@@ -1,9 +1,12 @@
 //! The contract's types. They deserialize straight from the services' JSON.
 
-use async_graphql::{Enum, ID, InputObject, Json, MaybeUndefined, SimpleObject};
+use async_graphql::{ComplexObject, Enum, ID, InputObject, Json, MaybeUndefined, SimpleObject};
 use chrono::{DateTime, Utc};
 use herald_events::MAX_ORDER_LINES;
+use herald_platform::ErrorCode;
 use serde::{Deserialize, Serialize};
+
+use crate::error::{GqlResult, gql_error};
 
 #[derive(Enum, Copy, Clone, Debug, Eq, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -148,12 +151,26 @@ pub struct PageInfo {
     pub end_cursor: Option<String>,
 }
 
-#[derive(SimpleObject, Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Debug, Clone)]
+#[graphql(complex)]
 pub struct NotificationConnection {
     pub nodes: Vec<Notification>,
     pub page_info: PageInfo,
-    pub total_count: i32,
+    /// Counted only when the query asks for `totalCount`.
+    #[graphql(skip)]
+    pub total: Option<i32>,
+}
+
+#[ComplexObject]
+impl NotificationConnection {
+    async fn total_count(&self) -> GqlResult<i32> {
+        self.total.ok_or_else(|| {
+            gql_error(
+                ErrorCode::Internal,
+                "the total was not counted for this query",
+            )
+        })
+    }
 }
 
 impl From<herald_notifications::domain::NotificationType> for NotificationType {
@@ -208,7 +225,9 @@ impl From<herald_notifications::inbox::NotificationPage> for NotificationConnect
         NotificationConnection {
             nodes: page.nodes.into_iter().map(Notification::from).collect(),
             page_info: page.page_info.into(),
-            total_count: i32::try_from(page.total_count).unwrap_or(i32::MAX),
+            total: page
+                .total_count
+                .map(|total| i32::try_from(total).unwrap_or(i32::MAX)),
         }
     }
 }

@@ -24,6 +24,9 @@ pub struct ListQuery {
     pub first: Option<i64>,
     pub after: Option<String>,
     pub unread_only: Option<bool>,
+    /// Leaves `total_count` out (it costs a count of the whole inbox).
+    #[serde(default)]
+    pub without_total: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,7 +34,8 @@ pub struct ListQuery {
 pub struct NotificationPage {
     pub nodes: Vec<Notification>,
     pub page_info: PageInfo,
-    pub total_count: i64,
+    /// How many there are in all; None when the query left it out.
+    pub total_count: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,10 +84,8 @@ impl InboxApi for Inbox {
         )?;
         let user = acting.sub;
         let now = self.clock.now();
-        let mut tx = store::begin_snapshot(&self.db).await?;
-        let rows = store::list_notifications(&mut tx, user, &page, now).await?;
-        let total_count = store::count_notifications(&mut *tx, user, page.unread_only, now).await?;
-        tx.commit().await?;
+        let (rows, total_count) =
+            store::list_page(&self.db, user, &page, now, !query.without_total).await?;
         let (nodes, page_info) = take_page(rows, page.first, |n| n.id);
         Ok(NotificationPage {
             nodes,
@@ -145,6 +147,9 @@ impl InboxApi for InboxOverHttp {
             }
             if let Some(unread_only) = query.unread_only {
                 pairs.append_pair("unreadOnly", &unread_only.to_string());
+            }
+            if query.without_total {
+                pairs.append_pair("withoutTotal", "true");
             }
         }
         let path = format!("{}?{}", url.path(), url.query().unwrap_or_default());

@@ -153,18 +153,6 @@ pub async fn insert_notifications(
     Ok(stored)
 }
 
-/// A read-only transaction whose statements all see one snapshot, so a page and its
-/// total agree. SQLite transactions read from one snapshot already.
-pub async fn begin_snapshot(db: &Database) -> Result<Tx, sqlx::Error> {
-    let mut tx = db.begin().await?;
-    if db.backend() == Backend::Postgres {
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await?;
-    }
-    Ok(tx)
-}
-
 fn unread_filter(unread_only: bool) -> &'static str {
     // Spelled like the partial index's predicate so both engines can use that index.
     if unread_only {
@@ -174,25 +162,36 @@ fn unread_filter(unread_only: bool) -> &'static str {
     }
 }
 
-/// One page of the user's notifications visible at `now`, newest first, with one extra
-/// row when more follow. A cursor that names none of the user's notifications ends the list.
-#[tracing::instrument(skip_all, fields(user_id = %user_id))]
-pub async fn list_notifications(
-    tx: &mut Tx,
+/// A page of the user's notifications visible at `now`, newest first (`page.first + 1`
+/// rows, so the caller can tell whether another page follows), with how many there are in
+/// all when `with_total`. One statement, so the page and its count see the same snapshot
+/// and cost one round trip. A cursor that names none of the user's notifications ends the
+/// list.
+#[tracing::instrument(skip_all, fields(user_id = %user_id, unread_only = page.unread_only))]
+pub async fn list_page(
+    db: &Database,
     user_id: Uuid,
     page: &PageRequest,
     now: DateTime<Utc>,
-) -> Result<Vec<Notification>, sqlx::Error> {
+    with_total: bool,
+) -> Result<(Vec<Notification>, Option<i64>), sqlx::Error> {
     let filter = unread_filter(page.unread_only);
+    let visible = format!("user_id = $1 AND deliver_at <= $3{filter}");
     let after = if page.after.is_some() {
         " AND (deliver_at, id) <
             (SELECT c.deliver_at, c.id FROM notifications c WHERE c.id = $4 AND c.user_id = $1)"
     } else {
         ""
     };
+    // An uncorrelated subquery: both engines count once per statement, not per row.
+    let total = if with_total {
+        format!(", (SELECT COUNT(*) FROM notifications WHERE {visible}) AS total_count")
+    } else {
+        String::new()
+    };
     let sql = format!(
-        "SELECT {COLUMNS} FROM notifications
-         WHERE user_id = $1 AND deliver_at <= $3{filter}{after}
+        "SELECT {COLUMNS}{total} FROM notifications
+         WHERE {visible}{after}
          ORDER BY deliver_at DESC, id DESC LIMIT $2"
     );
     let mut query = sqlx::query(&sql)
@@ -202,12 +201,20 @@ pub async fn list_notifications(
     if let Some(after) = page.after {
         query = query.bind(after.to_string());
     }
-    query
-        .fetch_all(&mut **tx)
-        .await?
+    let rows = query.fetch_all(db.pool()).await?;
+    let nodes = rows
         .iter()
         .map(notification_from_row)
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    let total = match rows.first() {
+        _ if !with_total => None,
+        Some(row) => Some(row.try_get::<i64, _>("total_count")?),
+        // No row carries the count: an empty first page means none; past the last page
+        // it is asked on its own.
+        None if page.after.is_none() => Some(0),
+        None => Some(count_notifications(db.pool(), user_id, page.unread_only, now).await?),
+    };
+    Ok((nodes, total))
 }
 
 /// How many of the user's notifications are visible at `now`.

@@ -31,6 +31,7 @@ impl NotificationQuery {
             first: Some(i64::from(first.unwrap_or(20))),
             after,
             unread_only: Some(unread_only.unwrap_or(false)),
+            without_total: !ctx.look_ahead().field("totalCount").exists(),
         };
         let page = ctx
             .services()

@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 
 backend_tests!(
     welcome_notification_arrives_and_read_state_survives_restart,
-    notifications_belong_to_their_owner
+    notifications_belong_to_their_owner,
+    the_total_is_counted_however_it_is_asked
 );
 
 const NOTIFICATIONS: &str = "query($first: Int, $after: String, $unreadOnly: Boolean) {
@@ -171,5 +172,52 @@ async fn notifications_belong_to_their_owner(set: BackendSet) {
         )
         .await;
     assert_eq!(bad_cursor.error_code(), Some("BAD_USER_INPUT"));
+    app.cleanup().await;
+}
+
+/// The inbox counts its total only when the query asks for `totalCount`: asked through an
+/// alias, a fragment or an inline fragment, it is there; not asked, the page is the same.
+async fn the_total_is_counted_however_it_is_asked(set: BackendSet) {
+    let app = TestApp::spawn(set).await;
+    let ada = app.customer("Ada").await;
+    // Her welcome, once it has arrived.
+    eventually(Duration::from_secs(20), "the welcome", || async {
+        (notifications(&app, &ada, false).await["totalCount"] == 1).then_some(())
+    })
+    .await;
+    let asked = [
+        "{ getNotifications { totalCount } }",
+        "{ getNotifications { n: totalCount } }",
+        "{ getNotifications { ...Total } } fragment Total on NotificationConnection { totalCount }",
+        "{ getNotifications { ... on NotificationConnection { totalCount } nodes { id } } }",
+        "query($t: Boolean!) { getNotifications { totalCount @include(if: $t) } }",
+    ];
+    for query in asked {
+        let answer = app
+            .graphql(Some(&ada.token), query, json!({ "t": true }))
+            .await;
+        let page = &answer.data()["getNotifications"];
+        let total = page.get("totalCount").or_else(|| page.get("n"));
+        assert_eq!(total, Some(&json!(1)), "[{set:?}] {query}: {page}");
+    }
+    let unasked = [
+        "{ getNotifications { nodes { id title } pageInfo { hasNextPage } } }",
+        "query($t: Boolean!) { getNotifications { nodes { id } totalCount @include(if: $t) } }",
+    ];
+    for query in unasked {
+        let answer = app
+            .graphql(Some(&ada.token), query, json!({ "t": false }))
+            .await;
+        let page = &answer.data()["getNotifications"];
+        assert_eq!(
+            page["nodes"].as_array().map(Vec::len),
+            Some(1),
+            "[{set:?}] {query}: {page}"
+        );
+        assert!(
+            page.get("totalCount").is_none(),
+            "[{set:?}] {query}: {page}"
+        );
+    }
     app.cleanup().await;
 }
