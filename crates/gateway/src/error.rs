@@ -34,8 +34,9 @@ pub fn gql_error(code: ErrorCode, message: impl Into<String>) -> async_graphql::
 }
 
 /// Errors raised before any resolver ran (syntax, validation, limits, variables) have no
-/// code of their own: they are the client's mistake.
-fn ensure_codes(response: &mut Response) {
+/// code of their own: they are the client's mistake. Every answer passes here, over HTTP
+/// and WebSocket alike ([`crate::operations`]).
+pub fn ensure_codes(response: &mut Response) {
     for error in &mut response.errors {
         ensure_code(error);
     }
@@ -51,43 +52,5 @@ fn ensure_code(error: &mut ServerError) {
             .extensions
             .get_or_insert_with(Default::default)
             .set("code", ErrorCode::BadUserInput.as_str());
-    }
-}
-
-/// [`ensure_codes`] on every response, over HTTP and over a subscription's WebSocket alike
-/// (parse and validation errors included).
-pub struct ErrorCodes;
-
-impl async_graphql::extensions::ExtensionFactory for ErrorCodes {
-    fn create(&self) -> std::sync::Arc<dyn async_graphql::extensions::Extension> {
-        std::sync::Arc::new(ErrorCodes)
-    }
-}
-
-#[async_trait::async_trait]
-impl async_graphql::extensions::Extension for ErrorCodes {
-    async fn request(
-        &self,
-        ctx: &async_graphql::extensions::ExtensionContext<'_>,
-        next: async_graphql::extensions::NextRequest<'_>,
-    ) -> Response {
-        let mut response = next.run(ctx).await;
-        ensure_codes(&mut response);
-        response
-    }
-
-    fn subscribe<'s>(
-        &self,
-        ctx: &async_graphql::extensions::ExtensionContext<'_>,
-        stream: futures::stream::BoxStream<'s, Response>,
-        next: async_graphql::extensions::NextSubscribe<'_>,
-    ) -> futures::stream::BoxStream<'s, Response> {
-        use futures::StreamExt;
-        next.run(ctx, stream)
-            .map(|mut response| {
-                ensure_codes(&mut response);
-                response
-            })
-            .boxed()
     }
 }

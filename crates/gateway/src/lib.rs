@@ -10,6 +10,7 @@ mod limits;
 mod live;
 mod loaders;
 mod metrics;
+mod operations;
 mod ordering;
 mod schema;
 pub mod types;
@@ -30,6 +31,7 @@ pub use context::{RequestAuth, Services};
 use edge::{Edge, GatewayState};
 use identity::Identity;
 use live::LiveHub;
+use operations::Operations;
 use schema::{HeraldSchema, Mutation, Query, Subscription};
 
 pub const SERVICE: &str = "gateway";
@@ -46,11 +48,11 @@ pub const DESCRIPTOR: herald_platform::service::ServiceDescriptor =
 pub const METRICS: &[MetricDoc] = &[
     MetricDoc::counter(
         "graphql_operations_total",
-        "Root fields resolved, by operation type, field and outcome (ok or the error code).",
+        "Root fields of the operations run, by operation type, field and outcome (ok or the error code).",
     ),
     MetricDoc::histogram(
         "graphql_operation_duration_seconds",
-        "Time to resolve a root field, by operation type and field.",
+        "Time to run an operation, by the type and field of each of its root fields.",
     ),
     MetricDoc::counter(
         "gateway_rate_limited_total",
@@ -80,10 +82,7 @@ pub fn schema(services: Option<(Services, LiveHub)>, settings: &Settings) -> Her
     )
     .limit_recursive_depth(limits::MAX_HEIGHT)
     .limit_directives(limits::MAX_DIRECTIVES)
-    .extension(limits::QueryLimits::new(settings))
-    .extension(ordering::QueryOrder)
-    .extension(metrics::OperationMetrics)
-    .extension(error::ErrorCodes);
+    .limit_complexity(limits::QueryLimits::new(settings).budget());
     if let Some((services, live)) = services {
         builder = builder
             .data(loaders::ProductLoader::new(services.products.clone()))
@@ -136,7 +135,10 @@ pub fn build(
     let identity = Identity::new(verifier, services.users.clone());
     let state = GatewayState {
         notifications: services.notifications.clone(),
-        schema: schema(Some((services, LiveHub::new(cache.clone()))), settings),
+        operations: Operations::new(
+            schema(Some((services, LiveHub::new(cache.clone()))), settings),
+            limits::QueryLimits::new(settings),
+        ),
         edge: Arc::new(Edge::new(settings, identity)),
     };
     let mut router = shaped_router(

@@ -1,53 +1,116 @@
-//! Per-operation metrics, labelled by the root field (a bounded set: the schema's own
-//! fields), never by client-chosen operation names.
+//! Per-operation metrics, labelled by root field (a bounded set: the schema's own fields),
+//! never by client-chosen operation names or aliases.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo,
+use async_graphql::parser::types::{
+    ExecutableDocument, OperationDefinition, OperationType, Selection, SelectionSet,
 };
-use async_graphql::{ServerResult, Value};
+use async_graphql::{Name, PathSegment, Response};
 
-pub struct OperationMetrics;
+/// The root fields an operation asks for: (response key, field name).
+#[derive(Debug, PartialEq)]
+pub struct RootFields {
+    kind: &'static str,
+    fields: Vec<(Name, Name)>,
+}
 
-impl ExtensionFactory for OperationMetrics {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(OperationMetricsExtension)
+impl RootFields {
+    pub fn of(doc: &ExecutableDocument, operation: &OperationDefinition) -> RootFields {
+        let kind = match operation.ty {
+            OperationType::Query => "Query",
+            OperationType::Mutation => "Mutation",
+            OperationType::Subscription => "Subscription",
+        };
+        let mut fields = Vec::new();
+        collect(doc, &operation.selection_set.node, &mut fields);
+        RootFields { kind, fields }
+    }
+
+    /// Counts each root field of an operation that ran, with its outcome: `ok`, or the
+    /// code of the error at that field. An operation refused before running (parse,
+    /// validation: errors without a path) counts nothing. Each field's duration is the
+    /// operation's: its root fields run concurrently.
+    pub fn record(&self, response: &Response, took: Duration) {
+        if response.errors.iter().any(|e| e.path.is_empty()) {
+            return;
+        }
+        for (key, field) in &self.fields {
+            let code = response
+                .errors
+                .iter()
+                .find(
+                    |e| matches!(e.path.first(), Some(PathSegment::Field(f)) if f == key.as_str()),
+                )
+                .map(|e| {
+                    e.extensions
+                        .as_ref()
+                        .and_then(|ext| ext.get("code"))
+                        .map(|code| code.to_string().trim_matches('"').to_owned())
+                        .unwrap_or_else(|| "error".to_owned())
+                });
+            let outcome = code.unwrap_or_else(|| "ok".to_owned());
+            let labels = [
+                ("type", self.kind.to_owned()),
+                ("field", field.to_string()),
+                ("outcome", outcome),
+            ];
+            metrics::counter!("graphql_operations_total", &labels).increment(1);
+            metrics::histogram!("graphql_operation_duration_seconds", &labels[..2])
+                .record(took.as_secs_f64());
+        }
     }
 }
 
-struct OperationMetricsExtension;
-
-#[async_trait::async_trait]
-impl Extension for OperationMetricsExtension {
-    async fn resolve(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        let is_root = info.path_node.parent.is_none() && !info.is_for_introspection;
-        if !is_root {
-            return next.run(ctx, info).await;
+/// The fields of a root selection, fragments taken where they are spread, each response
+/// key once; introspection's own fields are left out. The shape limits have refused
+/// unknown and cyclic fragments before this runs.
+fn collect(doc: &ExecutableDocument, set: &SelectionSet, fields: &mut Vec<(Name, Name)>) {
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(field) => {
+                let name = &field.node.name.node;
+                let key = field.node.response_key().node.clone();
+                if !name.starts_with("__") && !fields.iter().any(|(k, _)| *k == key) {
+                    fields.push((key, name.clone()));
+                }
+            }
+            Selection::InlineFragment(inline) => {
+                collect(doc, &inline.node.selection_set.node, fields)
+            }
+            Selection::FragmentSpread(spread) => {
+                if let Some(fragment) = doc.fragments.get(&spread.node.fragment_name.node) {
+                    collect(doc, &fragment.node.selection_set.node, fields);
+                }
+            }
         }
-        let field = info.name.to_owned();
-        let kind = info.parent_type.to_owned();
-        let started = Instant::now();
-        let result = next.run(ctx, info).await;
-        let outcome = match &result {
-            Ok(_) => "ok".to_owned(),
-            Err(e) => e
-                .extensions
-                .as_ref()
-                .and_then(|ext| ext.get("code"))
-                .map(|code| code.to_string().trim_matches('"').to_owned())
-                .unwrap_or_else(|| "error".to_owned()),
-        };
-        let labels = [("type", kind), ("field", field), ("outcome", outcome)];
-        metrics::counter!("graphql_operations_total", &labels).increment(1);
-        metrics::histogram!("graphql_operation_duration_seconds", &labels[..2])
-            .record(started.elapsed().as_secs_f64());
-        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_fields_are_named_by_field_not_alias() {
+        let doc = async_graphql::parser::parse_query(
+            "mutation { a: markAllNotificationsAsRead ...F __typename } fragment F on Mutation { b: markAllNotificationsAsRead a: other }",
+        )
+        .unwrap();
+        let (_, operation) = doc.operations.iter().next().unwrap();
+        let roots = RootFields::of(&doc, &operation.node);
+        assert_eq!(roots.kind, "Mutation");
+        let fields: Vec<(String, String)> = roots
+            .fields
+            .iter()
+            .map(|(k, f)| (k.to_string(), f.to_string()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("a".to_owned(), "markAllNotificationsAsRead".to_owned()),
+                ("b".to_owned(), "markAllNotificationsAsRead".to_owned()),
+            ]
+        );
     }
 }

@@ -27,7 +27,7 @@ use self::client::{ClientAddr, ClientAddrs};
 use self::socket::{Connection, OpenSockets, Protocol};
 use crate::graphiql;
 use crate::identity::Identity;
-use crate::schema::HeraldSchema;
+use crate::operations::Operations;
 
 /// Operations one HTTP request may batch.
 pub const MAX_BATCH: usize = 20;
@@ -108,7 +108,7 @@ impl Edge {
 /// What the edge's handlers share.
 #[derive(Clone)]
 pub struct GatewayState {
-    pub schema: HeraldSchema,
+    pub operations: Operations,
     pub edge: Arc<Edge>,
     pub notifications: ServiceClient,
 }
@@ -242,15 +242,18 @@ async fn graphql(State(state): State<GatewayState>, request: Request) -> Respons
     // The batch started within the budget; its other operations run the schedule ahead.
     edge.charge(&spenders, rest);
     let response = match request {
-        BatchRequest::Single(request) => {
-            BatchResponse::Single(state.schema.execute(request.data(auth).data(client)).await)
-        }
+        BatchRequest::Single(request) => BatchResponse::Single(
+            state
+                .operations
+                .execute(request.data(auth).data(client))
+                .await,
+        ),
         BatchRequest::Batch(requests) => {
             let mut responses = Vec::with_capacity(requests.len());
             for request in requests {
                 responses.push(
                     state
-                        .schema
+                        .operations
                         .execute(request.data(auth.clone()).data(client))
                         .await,
                 );
@@ -326,7 +329,7 @@ async fn graphiql_or_socket(State(state): State<GatewayState>, request: Request)
     let protocol = Protocol::agreed(upgrade.selected_protocol().and_then(|p| p.to_str().ok()));
     upgrade.on_upgrade(move |socket| {
         Connection {
-            schema: state.schema.clone(),
+            operations: state.operations.clone(),
             edge,
             protocol,
             client,

@@ -26,7 +26,7 @@ use super::Edge;
 use super::budget::Spender;
 use super::client::ClientAddr;
 use crate::context::RequestAuth;
-use crate::schema::HeraldSchema;
+use crate::operations::Operations;
 
 /// Server pings (keepalives) on an idle connection.
 const KEEPALIVE: Duration = Duration::from_secs(30);
@@ -154,7 +154,7 @@ impl Drop for SocketSlot {
 
 /// What one connection needs.
 pub struct Connection {
-    pub schema: HeraldSchema,
+    pub operations: Operations,
     pub edge: Arc<Edge>,
     pub protocol: Protocol,
     pub client: ClientAddr,
@@ -240,7 +240,7 @@ impl Connection {
                             }
                             let request = (*payload).data(auth.clone()).data(self.client);
                             let results = self
-                                .schema
+                                .operations
                                 .execute_stream(request)
                                 .map(Some)
                                 .chain(futures::stream::once(async { None }))

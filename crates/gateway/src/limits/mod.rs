@@ -7,12 +7,7 @@ mod nesting;
 mod shape;
 mod strings;
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest, NextValidation,
-};
-use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult};
+use async_graphql::{Request, Response, ServerError, ServerResult};
 use herald_platform::Settings;
 
 pub use shape::ShapeLimits;
@@ -52,8 +47,13 @@ pub fn list_cost(items: i32, child_complexity: usize) -> usize {
     1usize.saturating_add(items.saturating_mul(child_complexity))
 }
 
-/// The gateway's request limits as a schema extension, so HTTP and WebSocket requests
-/// pass the same checks.
+/// The message async-graphql refuses a query over the schema's complexity limit with.
+const TOO_COMPLEX: &str = "Query is too complex.";
+
+/// The gateway's request limits, applied to every operation over HTTP and WebSocket alike
+/// ([`crate::operations`]); what a query could return is limited by the schema itself
+/// (`limit_complexity` with [`QueryLimits::budget`]), and its refusal explained here.
+#[derive(Debug, Clone, Copy)]
 pub struct QueryLimits {
     shape: ShapeLimits,
     budget: usize,
@@ -72,74 +72,44 @@ impl QueryLimits {
             budget: settings.max_query_complexity,
         }
     }
-}
 
-impl ExtensionFactory for QueryLimits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(QueryLimitsExtension {
-            shape: self.shape,
-            budget: self.budget,
-        })
-    }
-}
-
-struct QueryLimitsExtension {
-    shape: ShapeLimits,
-    budget: usize,
-}
-
-#[async_trait::async_trait]
-impl Extension for QueryLimitsExtension {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        for error in &mut response.errors {
-            clip(&mut error.message);
-        }
-        response
+    /// The nodes a query may return (list sizes multiplied).
+    pub fn budget(&self) -> usize {
+        self.budget
     }
 
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
+    /// Checks a request before the schema sees it; the parsed document stays on it.
+    pub fn check(&self, request: &mut Request) -> ServerResult<()> {
         // Parsing a large document takes milliseconds of one core: off the async workers,
         // so that other requests (health checks among them) keep being served meanwhile.
         let big = request.query.len() >= BIG_QUERY;
         let multi_thread = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
         if big && multi_thread {
-            tokio::task::block_in_place(|| check(&mut request, &self.shape))?;
+            tokio::task::block_in_place(|| check(request, &self.shape))
         } else {
-            check(&mut request, &self.shape)?;
+            check(request, &self.shape)
         }
-        next.run(ctx, request).await
     }
 
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        let result = next.run(ctx).await?;
-        if result.complexity > self.budget {
-            return Err(vec![ServerError::new(
-                format!(
-                    "the query could return up to {} nodes; the limit is {} \
-                     (HERALD_MAX_QUERY_COMPLEXITY): ask for fewer items (first, limit) or fields",
-                    result.complexity, self.budget
-                ),
-                None,
-            )]);
+    /// Names the limit in the schema's own refusal, and clips every error message.
+    pub fn explain(&self, response: &mut Response) {
+        for error in &mut response.errors {
+            if error.message == TOO_COMPLEX {
+                error.message = format!(
+                    "the query could return more than {} nodes (HERALD_MAX_QUERY_COMPLEXITY): \
+                     ask for fewer items (first, limit) or fields",
+                    self.budget
+                );
+            }
+            clip(&mut error.message);
         }
-        Ok(result)
     }
 }
 
 /// Nesting before parsing, then the parsed document's shape and its strings; the parsed
 /// document stays on the request so it is parsed once.
-pub fn check(request: &mut Request, shape: &ShapeLimits) -> ServerResult<()> {
+fn check(request: &mut Request, shape: &ShapeLimits) -> ServerResult<()> {
     if nesting::check(&request.query, MAX_NESTING).is_err() {
         return Err(ServerError::new(
             format!("the query nests brackets more than {MAX_NESTING} levels deep"),

@@ -1,0 +1,135 @@
+//! Every GraphQL operation, over HTTP or a WebSocket, goes through [`Operations`]: the
+//! request limits before the schema sees it; then the schema (parsing once, validation
+//! with its complexity limit, execution); then the answer put in query order, its errors
+//! explained, coded and clipped, and the operation counted.
+//!
+//! These steps run around the schema, not as async-graphql extensions: with any extension
+//! installed, every field of every answer (every node of a page) goes through the
+//! extension chain, which cost a fifth of the CPU of an inbox page (docs/benchmarks.md,
+//! "Read path").
+
+use std::time::Instant;
+
+use async_graphql::parser::types::{ExecutableDocument, OperationDefinition};
+use async_graphql::{Request, Response, ServerResult};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+
+use crate::error::ensure_codes;
+use crate::limits::QueryLimits;
+use crate::metrics::RootFields;
+use crate::ordering::Plan;
+use crate::schema::HeraldSchema;
+
+/// The schema with what every operation goes through.
+#[derive(Clone)]
+pub struct Operations {
+    schema: HeraldSchema,
+    limits: QueryLimits,
+}
+
+/// What is known of an operation before it runs.
+#[derive(Default)]
+struct Prepared {
+    plan: Option<Plan>,
+    roots: Option<RootFields>,
+}
+
+impl Operations {
+    pub fn new(schema: HeraldSchema, limits: QueryLimits) -> Operations {
+        Operations { schema, limits }
+    }
+
+    /// One query or mutation.
+    pub async fn execute(&self, mut request: Request) -> Response {
+        let prepared = match self.prepare(&mut request) {
+            Ok(prepared) => prepared,
+            Err(refused) => return self.refused(refused),
+        };
+        let started = Instant::now();
+        let mut response = self.schema.execute(request).await;
+        if let Some(roots) = &prepared.roots {
+            roots.record(&response, started.elapsed());
+        }
+        self.finish(&prepared, &mut response);
+        response
+    }
+
+    /// A subscription's answers (or a query's one answer) as a stream.
+    pub fn execute_stream(&self, mut request: Request) -> BoxStream<'static, Response> {
+        let prepared = match self.prepare(&mut request) {
+            Ok(prepared) => prepared,
+            Err(refused) => {
+                return futures::stream::once(std::future::ready(self.refused(refused))).boxed();
+            }
+        };
+        let this = self.clone();
+        self.schema
+            .execute_stream(request)
+            .map(move |mut response| {
+                this.finish(&prepared, &mut response);
+                response
+            })
+            .boxed()
+    }
+
+    fn prepare(&self, request: &mut Request) -> ServerResult<Prepared> {
+        self.limits.check(request)?;
+        let name = request.operation_name.clone();
+        let doc = request.parsed_query()?;
+        // An operation that does not exist is reported by the schema.
+        Ok(
+            chosen(doc, name.as_deref()).map_or_else(Prepared::default, |operation| Prepared {
+                plan: Some(Plan::of(doc, &operation.selection_set.node)),
+                roots: Some(RootFields::of(doc, operation)),
+            }),
+        )
+    }
+
+    fn refused(&self, refused: async_graphql::ServerError) -> Response {
+        let mut response = Response::from_errors(vec![refused]);
+        self.finish(&Prepared::default(), &mut response);
+        response
+    }
+
+    fn finish(&self, prepared: &Prepared, response: &mut Response) {
+        if let Some(plan) = &prepared.plan {
+            plan.apply(&mut response.data);
+        }
+        self.limits.explain(response);
+        ensure_codes(response);
+    }
+}
+
+/// The operation a request runs: the one it names, or its only one (of several unnamed,
+/// any: the schema refuses the request).
+fn chosen<'d>(doc: &'d ExecutableDocument, name: Option<&str>) -> Option<&'d OperationDefinition> {
+    let (_, operation) = match name {
+        Some(name) => doc
+            .operations
+            .iter()
+            .find(|(n, _)| n.is_some_and(|n| n.as_str() == name)),
+        None => doc.operations.iter().next(),
+    }?;
+    Some(&operation.node)
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::parser::types::Selection;
+
+    use super::*;
+
+    #[test]
+    fn the_named_operation_is_the_one_run() {
+        let doc = async_graphql::parser::parse_query("query A { x y } query B { y x }").unwrap();
+        let first = |op: &OperationDefinition| match &op.selection_set.node.items[0].node {
+            Selection::Field(field) => field.node.name.node.to_string(),
+            _ => unreachable!(),
+        };
+        assert_eq!(chosen(&doc, Some("B")).map(first).as_deref(), Some("y"));
+        assert!(chosen(&doc, Some("C")).is_none());
+        let only = async_graphql::parser::parse_query("{ y x }").unwrap();
+        assert_eq!(chosen(&only, None).map(first).as_deref(), Some("y"));
+    }
+}
