@@ -9,7 +9,7 @@
 //! - a bare axum + async-graphql schema answering `{ __typename }`.
 //!
 //! `cargo bench -p herald --bench read_path -- [--backend embedded|real|both]
-//! [--connections N] [--seconds S]`
+//! [--connections N] [--seconds S] [--only NAME]`
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,10 +37,20 @@ struct Args {
     /// How long each workload runs.
     #[arg(long, default_value_t = 8)]
     seconds: u64,
+    /// Run only the workloads whose names contain this (to profile one), e.g.
+    /// `getNotifications`.
+    #[arg(long)]
+    only: Option<String>,
     /// Added by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
 }
+
+const RAW: &str = "inbox statements, raw (PostgreSQL)";
+const BARE: &str = "bare axum + async-graphql { __typename }";
+const TRIVIAL: &str = "Herald { __typename }";
+const UNREAD: &str = "getUnreadNotificationsCount";
+const LIST: &str = "getNotifications(first: 20)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Backends {
@@ -55,6 +65,41 @@ struct Rate {
     per_second: f64,
     p50: Duration,
     p99: Duration,
+    /// CPU per call: this process (Herald and the load generator), and PostgreSQL's.
+    cpu_here: Duration,
+    cpu_postgres: Duration,
+}
+
+/// CPU time used so far by the processes whose `/proc/<pid>/stat` passes `pick` (given
+/// the pid and the command name), in clock ticks of 10 ms.
+fn cpu_ticks(pick: impl Fn(&str, &str) -> bool) -> u64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .filter_map(|entry| {
+            let pid = entry.ok()?.file_name().into_string().ok()?;
+            pid.bytes().all(|b| b.is_ascii_digit()).then_some(())?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // "pid (comm) state …": utime and stime are the 14th and 15th fields.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let comm = head.split_once('(')?.1;
+            if !pick(&pid, comm) {
+                return None;
+            }
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum()
+}
+
+/// (this process, PostgreSQL's processes) CPU ticks so far.
+fn cpu_now() -> (u64, u64) {
+    let me = std::process::id().to_string();
+    (
+        cpu_ticks(|pid, _| pid == me),
+        cpu_ticks(|_, comm| comm == "postgres"),
+    )
 }
 
 /// Runs `call` from `clients` tasks for `seconds`, timing each call.
@@ -65,6 +110,7 @@ where
 {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
+    let cpu_before = cpu_now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
         let (stop, call) = (stop.clone(), call.clone());
@@ -85,6 +131,9 @@ where
         all.extend(task.await.expect("a client task"));
     }
     let elapsed = started.elapsed();
+    let cpu_after = cpu_now();
+    let calls = all.len().max(1) as u32;
+    let per_call = |ticks: u64| Duration::from_millis(ticks * 10) / calls;
     all.sort_unstable();
     let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
     Rate {
@@ -92,6 +141,8 @@ where
         per_second: all.len() as f64 / elapsed.as_secs_f64(),
         p50: at(0.50),
         p99: at(0.99),
+        cpu_here: per_call(cpu_after.0.saturating_sub(cpu_before.0)),
+        cpu_postgres: per_call(cpu_after.1.saturating_sub(cpu_before.1)),
     }
 }
 
@@ -200,36 +251,31 @@ async fn raw_statements(
         .connect(&url)
         .await?;
     let user = user.to_string();
-    let rate = drive(
-        "inbox statements, raw (PostgreSQL)",
-        clients,
-        seconds,
-        move || {
-            let (pool, user) = (pool.clone(), user.clone());
-            async move {
-                let now = chrono::Utc::now().timestamp_micros();
-                let rows = sqlx::query(
-                    "SELECT id, user_id, type, priority, title, body, data, deliver_at, read_at
+    let rate = drive(RAW, clients, seconds, move || {
+        let (pool, user) = (pool.clone(), user.clone());
+        async move {
+            let now = chrono::Utc::now().timestamp_micros();
+            let rows = sqlx::query(
+                "SELECT id, user_id, type, priority, title, body, data, deliver_at, read_at
                  FROM notifications WHERE user_id = $1 AND deliver_at <= $3
                  ORDER BY deliver_at DESC, id DESC LIMIT $2",
-                )
-                .bind(&user)
-                .bind(21i64)
-                .bind(now)
-                .fetch_all(&pool)
-                .await?;
-                anyhow::ensure!(rows.len() == 21, "{} rows", rows.len());
-                let _count: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM notifications WHERE user_id = $1 AND deliver_at <= $2",
-                )
-                .bind(&user)
-                .bind(now)
-                .fetch_one(&pool)
-                .await?;
-                Ok(())
-            }
-        },
-    )
+            )
+            .bind(&user)
+            .bind(21i64)
+            .bind(now)
+            .fetch_all(&pool)
+            .await?;
+            anyhow::ensure!(rows.len() == 21, "{} rows", rows.len());
+            let _count: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM notifications WHERE user_id = $1 AND deliver_at <= $2",
+            )
+            .bind(&user)
+            .bind(now)
+            .fetch_one(&pool)
+            .await?;
+            Ok(())
+        }
+    })
     .await;
     Ok(rate)
 }
@@ -263,6 +309,7 @@ async fn run(set: BackendSet, args: &Args) -> anyhow::Result<()> {
     let bare = bare_graphql().await?;
     let (n, s) = (args.connections, args.seconds);
 
+    let chosen = |name: &str| args.only.as_deref().is_none_or(|only| name.contains(only));
     let workload = |name: &'static str, target: String, token: Option<String>, query: &str| {
         let (http, body) = (http.clone(), json!({ "query": query }));
         drive(name, n, s, move || {
@@ -272,56 +319,48 @@ async fn run(set: BackendSet, args: &Args) -> anyhow::Result<()> {
         })
     };
     let mut rates = Vec::new();
-    if set == BackendSet::Real {
+    if set == BackendSet::Real && chosen(RAW) {
         rates.push(raw_statements(&app, user, n, s).await?);
     }
-    rates.push(
-        workload(
-            "bare axum + async-graphql { __typename }",
-            bare,
-            None,
-            "{ __typename }",
-        )
-        .await,
-    );
-    rates.push(workload("Herald { __typename }", url.clone(), None, "{ __typename }").await);
-    rates.push(
-        workload(
-            "getUnreadNotificationsCount",
+    let gateway_workloads = [
+        (BARE, bare, None, "{ __typename }"),
+        (TRIVIAL, url.clone(), None, "{ __typename }"),
+        (
+            UNREAD,
             url.clone(),
             Some(ada.token.clone()),
             "{ getUnreadNotificationsCount }",
-        )
-        .await,
-    );
-    rates.push(
-        workload(
-            "getNotifications(first: 20)",
+        ),
+        (
+            LIST,
             url.clone(),
             Some(ada.token.clone()),
             "{ getNotifications(first: 20) { nodes { id type title body read createdAt } totalCount } }",
-        )
-        .await,
-    );
+        ),
+    ];
+    for (name, target, token, query) in gateway_workloads {
+        if chosen(name) {
+            rates.push(workload(name, target, token, query).await);
+        }
+    }
 
-    let rate_of = |name: &str| {
-        rates
-            .iter()
-            .find(|r| r.name.starts_with(name))
-            .map(|r| r.per_second)
-    };
+    let rate_of = |name: &str| rates.iter().find(|r| r.name == name).map(|r| r.per_second);
     println!(
         "\n{set:?}: {n} clients, {s} s each, RSS {:.0} MiB",
         rss_mib()
     );
-    println!("| workload | rate /s | p50 | p99 |\n|---|--:|--:|--:|");
+    println!(
+        "| workload | rate /s | p50 | p99 | CPU/call here | CPU/call PostgreSQL |\n|---|--:|--:|--:|--:|--:|"
+    );
     for rate in &rates {
         println!(
-            "| {} | {:.0} | {:.2} ms | {:.2} ms |",
+            "| {} | {:.0} | {:.2} ms | {:.2} ms | {} µs | {} µs |",
             rate.name,
             rate.per_second,
             rate.p50.as_secs_f64() * 1e3,
-            rate.p99.as_secs_f64() * 1e3
+            rate.p99.as_secs_f64() * 1e3,
+            rate.cpu_here.as_micros(),
+            rate.cpu_postgres.as_micros(),
         );
     }
     let ratio = |a: &str, b: &str| match (rate_of(a), rate_of(b)) {
@@ -330,9 +369,9 @@ async fn run(set: BackendSet, args: &Args) -> anyhow::Result<()> {
     };
     println!(
         "ratios: getNotifications / raw statements {} (goal ≥ 0.7); unread count / Herald's trivial {} (goal ≥ 0.5); Herald's trivial / bare {} (goal ≥ 0.5)",
-        ratio("getNotifications", "inbox statements"),
-        ratio("getUnreadNotificationsCount", "Herald {"),
-        ratio("Herald {", "bare"),
+        ratio(LIST, RAW),
+        ratio(UNREAD, TRIVIAL),
+        ratio(TRIVIAL, BARE),
     );
     app.cleanup().await;
     Ok(())

@@ -4,6 +4,12 @@
 pub mod dlq;
 pub mod seed;
 
+/// Herald allocates many small, short-lived values per request (rows, JSON, GraphQL
+/// values) from many threads; mimalloc serves those with less contention and
+/// fragmentation than the system allocator (docs/benchmarks.md, "Read path").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
