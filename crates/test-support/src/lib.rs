@@ -16,34 +16,26 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use herald_platform::testing::{BackendSet, backend_sets, real_backends};
+pub use herald_platform::testing::harness::{Need, REAL_SERVERS, run};
+pub use herald_platform::testing::{BackendSet, real_backends};
 
 pub const ADMIN_EMAIL: &str = "admin@herald.test";
 pub const ADMIN_PASSWORD: &str = "admin-password";
 
-/// Generates one test per backend set for `async fn $name(set: BackendSet)`:
-/// `$name::embedded` always runs; `$name::real` runs against PostgreSQL, RabbitMQ and
-/// Redis (skipped when they are down outside CI; failing in CI).
+/// Declares the module's tests (see `herald_platform::backend_tests!`), on a runtime of two
+/// worker threads: `backend_tests!(a, b)` runs `async fn a(set: BackendSet)` as `a::embedded`
+/// and as `a::real`, which needs PostgreSQL, RabbitMQ and Redis (skipped when they are down
+/// outside CI; failing in CI).
 #[macro_export]
 macro_rules! backend_tests {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn embedded() {
-                    super::$name($crate::BackendSet::Embedded).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn real() {
-                    if $crate::real_backends().is_none() {
-                        return;
-                    }
-                    super::$name($crate::BackendSet::Real).await;
-                }
-            }
-        )*
+    ($($tests:tt)*) => {
+        $crate::__private::__test_cases!(threads = 2; $($tests)*);
     };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use herald_platform::__test_cases;
 }
 
 /// A running Herald.

@@ -10,7 +10,8 @@ backend_tests!(
     admins_list_and_run_scheduled_jobs,
     a_promotion_reaches_every_opted_in_user,
     a_category_promotion_reaches_who_bought_or_browsed_the_category,
-    the_recommendation_digest_names_new_picks_once
+    the_recommendation_digest_names_new_picks_once;
+    real only: two_scheduler_processes_run_each_due_job_once
 );
 
 const JOBS: &str = "{ scheduledJobs { name schedule nextRunAt lastRunAt lastOutcome } }";
@@ -195,11 +196,8 @@ async fn a_promotion_reaches_every_opted_in_user(set: BackendSet) {
 
 /// Two scheduler processes on the same PostgreSQL, a job due every second: each due time
 /// is run once, by one of them, and the job's owner handles each run once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_scheduler_processes_run_each_due_job_once() {
-    let Some(real) = real_backends() else {
-        return;
-    };
+    let real = real_backends().expect("the real servers");
     let mut cluster = Cluster::new(
         std::path::Path::new(env!("CARGO_BIN_EXE_herald")),
         BackendSet::Real,

@@ -2,10 +2,22 @@ use std::collections::HashSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use herald_test_support::{BackendSet, TestApp, eventually, real_backends};
+use herald_test_support::{BackendSet, Need, TestApp, backend_tests, eventually};
 use serde_json::{Value, json};
 
+backend_tests!(
+    real only: a_broker_restart_during_1000_orders_loses_and_duplicates_nothing(
+        needs = &[RABBITMQCTL]
+    )
+);
+
 const ORDERS: usize = 1000;
+
+/// RabbitMQ's own control program, to restart the broker.
+const RABBITMQCTL: Need = Need {
+    name: "rabbitmqctl",
+    missing: || herald_platform::testing::harness::program_missing("rabbitmqctl"),
+};
 
 fn rabbitmqctl(args: &[&str]) {
     let status = Command::new("rabbitmqctl")
@@ -17,11 +29,7 @@ fn rabbitmqctl(args: &[&str]) {
 
 /// Restart RabbitMQ while 1,000 orders are being placed: afterwards every order has
 /// exactly one ORDER_UPDATE, none missing, none twice.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_during_1000_orders_loses_and_duplicates_nothing() {
-    if real_backends().is_none() {
-        return;
-    }
     let app = TestApp::spawn(BackendSet::Real).await;
     let admin = app.admin().await;
     let created = app
