@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use herald_platform::testing::harness::{Need, REAL_SERVERS, run};
+pub use herald_platform::testing::harness::{Need, RABBITMQCTL, REAL_SERVERS, run};
 pub use herald_platform::testing::{BackendSet, real_backends};
 
 pub const ADMIN_EMAIL: &str = "admin@herald.test";

@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 use herald_test_support::backend_tests;
 
 backend_tests!(
-    no backend: help_explains_serve_and_migrate,
+    blocking: help_explains_serve_and_migrate,
     bad_settings_name_the_setting_in_one_line,
     a_port_in_use_is_named,
     services_in_separate_processes_need_one_service_key,

@@ -3,7 +3,7 @@ use herald_test_support::{BackendSet, TestApp, backend_tests};
 backend_tests!(
     health_readiness_and_metrics,
     graphiql_is_served_offline;
-    no backend: the_compose_stack_runs_and_scrapes_every_service
+    blocking: the_compose_stack_runs_and_scrapes_every_service
 );
 
 async fn health_readiness_and_metrics(set: BackendSet) {

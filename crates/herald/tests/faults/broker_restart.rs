@@ -2,7 +2,7 @@ use std::collections::HashSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use herald_test_support::{BackendSet, Need, TestApp, backend_tests, eventually};
+use herald_test_support::{BackendSet, RABBITMQCTL, TestApp, backend_tests, eventually};
 use serde_json::{Value, json};
 
 backend_tests!(
@@ -12,12 +12,6 @@ backend_tests!(
 );
 
 const ORDERS: usize = 1000;
-
-/// RabbitMQ's own control program, to restart the broker.
-const RABBITMQCTL: Need = Need {
-    name: "rabbitmqctl",
-    missing: || herald_platform::testing::harness::program_missing("rabbitmqctl"),
-};
 
 fn rabbitmqctl(args: &[&str]) {
     let status = Command::new("rabbitmqctl")

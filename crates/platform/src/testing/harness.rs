@@ -52,6 +52,8 @@ pub struct Case {
     threads: usize,
     real_servers: bool,
     needs: &'static [Need],
+    /// Why it runs only when asked (`--ignored`), as `#[ignore = "…"]` says.
+    ignored: Option<&'static str>,
 }
 
 impl Case {
@@ -63,17 +65,20 @@ impl Case {
             threads: 0,
             real_servers: false,
             needs: &[],
+            ignored: None,
         }
     }
 
-    /// An asynchronous test on `set`: on [`BackendSet::Real`] it needs the real servers.
-    pub const fn on(set: BackendSet, path: &'static str, body: fn() -> TestFuture) -> Case {
+    /// An asynchronous test on `set` (if any): on [`BackendSet::Real`] it needs the real
+    /// servers.
+    pub const fn on(set: Option<BackendSet>, path: &'static str, body: fn() -> TestFuture) -> Case {
         Case {
             path,
             body: Body::Async(body),
             threads: 0,
-            real_servers: matches!(set, BackendSet::Real),
+            real_servers: matches!(set, Some(BackendSet::Real)),
             needs: &[],
+            ignored: None,
         }
     }
 
@@ -86,6 +91,12 @@ impl Case {
     /// Needs `needs` besides the real servers (if it runs on them).
     pub const fn needs(mut self, needs: &'static [Need]) -> Case {
         self.needs = needs;
+        self
+    }
+
+    /// Runs only when asked (`--ignored`), for the reason given: a measurement, say.
+    pub const fn ignore(mut self, reason: &'static str) -> Case {
+        self.ignored = Some(reason);
         self
     }
 
@@ -153,10 +164,11 @@ pub fn run(modules: &[&'static [Case]]) -> ExitCode {
             } else {
                 Vec::new()
             };
-            let ignored = !missing.is_empty() && !in_ci;
-            if ignored {
+            let unable = !missing.is_empty() && !in_ci;
+            if unable {
                 skipped.push(missing.join("; "));
             }
+            let ignored = unable || case.ignored.is_some();
             Trial::test(name, move || case.run(&missing)).with_ignored_flag(ignored)
         })
         .collect();
@@ -170,6 +182,12 @@ pub fn run(modules: &[&'static [Case]]) -> ExitCode {
     }
     libtest_mimic::run(&args, trials).exit_code()
 }
+
+/// RabbitMQ's control program, to restart the broker or drop its connections.
+pub const RABBITMQCTL: Need = Need {
+    name: "rabbitmqctl",
+    missing: || program_missing("rabbitmqctl"),
+};
 
 /// Why `program` cannot run here (not on `PATH`), or `None`.
 pub fn program_missing(program: &str) -> Option<String> {
@@ -187,10 +205,11 @@ fn is_executable(path: &Path) -> bool {
 /// Declares a module's tests as its `CASES`, for [`run`]; one call per module.
 ///
 /// `backend_tests!(a, b)` runs `async fn a(set: BackendSet)` twice, as `a::embedded` and
-/// `a::real` (which needs the real servers). After a `;`, `real only: c` runs `async fn c()`
-/// once, as `c`, needing the real servers, and `no backend: d` runs `fn d()`. Each test may
-/// say more after its name: `a(threads = 4, needs = &[NODE])`. Tests run on the current
-/// thread unless told otherwise.
+/// `a::real` (which needs the real servers). Sections after a `;` declare the tests that run
+/// once, under their own names: `real only: c` runs `async fn c()` on the real servers,
+/// `no backend: d` runs `async fn d()`, `blocking: e` runs `fn e()`. Each test may say more
+/// after its name: `a(threads = 4, needs = &[NODE], ignore = "why")`. Tests run on the
+/// current thread unless told otherwise.
 #[macro_export]
 macro_rules! backend_tests {
     ($($tests:tt)*) => {
@@ -202,34 +221,47 @@ macro_rules! backend_tests {
 #[macro_export]
 macro_rules! __test_cases {
     (threads = $threads:literal; real only: $($rest:tt)*) => {
-        $crate::__test_cases!(@split $threads; []; []; []; real only: $($rest)*);
+        $crate::__test_cases!(@split $threads; []; []; []; []; real only: $($rest)*);
     };
     (threads = $threads:literal; no backend: $($rest:tt)*) => {
-        $crate::__test_cases!(@split $threads; []; []; []; no backend: $($rest)*);
+        $crate::__test_cases!(@split $threads; []; []; []; []; no backend: $($rest)*);
+    };
+    (threads = $threads:literal; blocking: $($rest:tt)*) => {
+        $crate::__test_cases!(@split $threads; []; []; []; []; blocking: $($rest)*);
     };
     (threads = $threads:literal; $($rest:tt)*) => {
-        $crate::__test_cases!(@split $threads; []; []; []; both: $($rest)*);
+        $crate::__test_cases!(@split $threads; []; []; []; []; both: $($rest)*);
     };
-    // Sorts the entries into three lists, one section at a time.
-    (@split $threads:literal; [$($both:tt)*]; [$($real:tt)*]; [$($plain:tt)*];
+    // Sorts the tests into four lists, one section at a time.
+    (@split $threads:literal; [$($both:tt)*]; [$($real:tt)*]; [$($none:tt)*]; [$($blocking:tt)*];
         both: $($name:ident $(($($opts:tt)*))?),+ $(,)? $(; $($rest:tt)*)?) => {
         $crate::__test_cases!(@split $threads;
-            [$($both)* $($name [$($($opts)*)?])+]; [$($real)*]; [$($plain)*]; $($($rest)*)?);
+            [$($both)* $($name [$($($opts)*)?])+]; [$($real)*]; [$($none)*]; [$($blocking)*];
+            $($($rest)*)?);
     };
-    (@split $threads:literal; [$($both:tt)*]; [$($real:tt)*]; [$($plain:tt)*];
+    (@split $threads:literal; [$($both:tt)*]; [$($real:tt)*]; [$($none:tt)*]; [$($blocking:tt)*];
         real only: $($name:ident $(($($opts:tt)*))?),+ $(,)? $(; $($rest:tt)*)?) => {
         $crate::__test_cases!(@split $threads;
-            [$($both)*]; [$($real)* $($name [$($($opts)*)?])+]; [$($plain)*]; $($($rest)*)?);
+            [$($both)*]; [$($real)* $($name [$($($opts)*)?])+]; [$($none)*]; [$($blocking)*];
+            $($($rest)*)?);
     };
-    (@split $threads:literal; [$($both:tt)*]; [$($real:tt)*]; [$($plain:tt)*];
+    (@split $threads:literal; [$($both:tt)*]; [$($real:tt)*]; [$($none:tt)*]; [$($blocking:tt)*];
         no backend: $($name:ident $(($($opts:tt)*))?),+ $(,)? $(; $($rest:tt)*)?) => {
         $crate::__test_cases!(@split $threads;
-            [$($both)*]; [$($real)*]; [$($plain)* $($name [$($($opts)*)?])+]; $($($rest)*)?);
+            [$($both)*]; [$($real)*]; [$($none)* $($name [$($($opts)*)?])+]; [$($blocking)*];
+            $($($rest)*)?);
+    };
+    (@split $threads:literal; [$($both:tt)*]; [$($real:tt)*]; [$($none:tt)*]; [$($blocking:tt)*];
+        blocking: $($name:ident $(($($opts:tt)*))?),+ $(,)? $(; $($rest:tt)*)?) => {
+        $crate::__test_cases!(@split $threads;
+            [$($both)*]; [$($real)*]; [$($none)*]; [$($blocking)* $($name [$($($opts)*)?])+];
+            $($($rest)*)?);
     };
     (@split $threads:literal;
         [$($both:ident [$($both_opts:tt)*])*];
         [$($real:ident [$($real_opts:tt)*])*];
-        [$($plain:ident [$($plain_opts:tt)*])*];) => {
+        [$($none:ident [$($none_opts:tt)*])*];
+        [$($blocking:ident [$($blocking_opts:tt)*])*];) => {
         $(
             mod $both {
                 pub(super) fn embedded() -> $crate::testing::harness::TestFuture {
@@ -243,8 +275,15 @@ macro_rules! __test_cases {
         )*
         $(
             mod $real {
-                pub(super) fn real() -> $crate::testing::harness::TestFuture {
+                pub(super) fn run() -> $crate::testing::harness::TestFuture {
                     ::std::boxed::Box::pin(super::$real())
+                }
+            }
+        )*
+        $(
+            mod $none {
+                pub(super) fn run() -> $crate::testing::harness::TestFuture {
+                    ::std::boxed::Box::pin(super::$none())
                 }
             }
         )*
@@ -253,7 +292,7 @@ macro_rules! __test_cases {
             $(
                 $crate::__case_options!(
                     $crate::testing::harness::Case::on(
-                        $crate::testing::BackendSet::Embedded,
+                        Some($crate::testing::BackendSet::Embedded),
                         concat!(module_path!(), "::", stringify!($both), "::embedded"),
                         $both::embedded,
                     )
@@ -262,7 +301,7 @@ macro_rules! __test_cases {
                 ),
                 $crate::__case_options!(
                     $crate::testing::harness::Case::on(
-                        $crate::testing::BackendSet::Real,
+                        Some($crate::testing::BackendSet::Real),
                         concat!(module_path!(), "::", stringify!($both), "::real"),
                         $both::real,
                     )
@@ -273,9 +312,9 @@ macro_rules! __test_cases {
             $(
                 $crate::__case_options!(
                     $crate::testing::harness::Case::on(
-                        $crate::testing::BackendSet::Real,
+                        Some($crate::testing::BackendSet::Real),
                         concat!(module_path!(), "::", stringify!($real)),
-                        $real::real,
+                        $real::run,
                     )
                     .threads($threads),
                     $($real_opts)*
@@ -283,11 +322,22 @@ macro_rules! __test_cases {
             )*
             $(
                 $crate::__case_options!(
+                    $crate::testing::harness::Case::on(
+                        None,
+                        concat!(module_path!(), "::", stringify!($none)),
+                        $none::run,
+                    )
+                    .threads($threads),
+                    $($none_opts)*
+                ),
+            )*
+            $(
+                $crate::__case_options!(
                     $crate::testing::harness::Case::blocking(
-                        concat!(module_path!(), "::", stringify!($plain)),
-                        $plain,
+                        concat!(module_path!(), "::", stringify!($blocking)),
+                        $blocking,
                     ),
-                    $($plain_opts)*
+                    $($blocking_opts)*
                 ),
             )*
         ];
