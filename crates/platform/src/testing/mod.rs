@@ -125,15 +125,6 @@ pub fn real_backends() -> Option<RealBackends> {
     None
 }
 
-/// The backend sets this test runs on: always embedded, and real when reachable.
-pub fn backend_sets() -> Vec<BackendSet> {
-    let mut sets = vec![BackendSet::Embedded];
-    if real_backends().is_some() {
-        sets.push(BackendSet::Real);
-    }
-    sets
-}
-
 /// A name unique to this test, usable in schema, queue and key names.
 pub fn unique_prefix() -> String {
     format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[20..])
