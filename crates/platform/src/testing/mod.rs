@@ -75,12 +75,14 @@ fn reachable(url: &str) -> bool {
 /// The value of `CI` when it is truthy: set, and not empty, `0`, `false`, `no` or `off`
 /// (in any case). In CI every test must run: what it needs missing fails it.
 pub fn ci() -> Option<String> {
-    std::env::var("CI").ok().filter(|value| {
-        !matches!(
-            value.trim().to_ascii_lowercase().as_str(),
-            "" | "0" | "false" | "no" | "off"
-        )
-    })
+    std::env::var("CI").ok().filter(|value| truthy(value))
+}
+
+fn truthy(value: &str) -> bool {
+    !matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "" | "0" | "false" | "no" | "off"
+    )
 }
 
 /// The real servers' URLs, as the environment says.
@@ -359,4 +361,19 @@ pub async fn call(
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
     (status, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truthy;
+
+    #[test]
+    fn any_ci_value_but_an_empty_or_false_one_is_ci() {
+        for value in ["true", "TRUE", "1", "yes", "Yes", "on", "woodpecker"] {
+            assert!(truthy(value), "{value}");
+        }
+        for value in ["", " ", "0", "false", "False", "no", "NO", "off"] {
+            assert!(!truthy(value), "{value:?}");
+        }
+    }
 }
