@@ -24,8 +24,10 @@ pub mod unread;
 pub mod unsubscribe;
 pub mod watches;
 
-#[cfg(test)]
-mod tests;
+/// The tests over real storage, each on the embedded backends and on the real servers;
+/// `tests/backends.rs` runs them (the `backend-tests` feature).
+#[cfg(all(feature = "backend-tests", not(test)))]
+pub mod tests;
 
 use std::sync::Arc;
 

@@ -322,58 +322,56 @@ pub async fn runs(db: &Database, job: &str, limit: i64) -> Result<Vec<RunView>, 
     .collect()
 }
 
-#[cfg(test)]
-mod tests {
+#[cfg(all(feature = "backend-tests", not(test)))]
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
 
     use chrono::Duration;
-    use herald_platform::testing::{
-        backend_sets, drop_schema, isolated_settings, migrated_database,
-    };
+    use herald_platform::backend_tests;
+    use herald_platform::testing::{BackendSet, drop_schema, isolated_settings, migrated_database};
 
     use super::*;
     use crate::{SERVICE, migrations};
 
-    #[tokio::test]
-    async fn each_due_time_is_claimed_once_and_old_runs_are_pruned() {
-        for set in backend_sets() {
-            let dir = tempfile::tempdir().unwrap();
-            let settings = isolated_settings(set, dir.path());
-            let db = migrated_database(&settings, SERVICE, &migrations()).await;
-            let outbox = Outbox::new(db.clone());
-            let every_minute: Schedule = "* * * * *".parse().unwrap();
-            let start = Utc::now() - Duration::days(30);
-            sync_jobs(&db, &[("promotions", Some(every_minute.clone()))], start)
-                .await
-                .unwrap();
-            // A month of downtime later the job is due once, not once per missed minute.
-            let now = Utc::now();
-            let due = due_jobs(&db, now).await.unwrap();
-            assert_eq!(due.len(), 1, "{set:?}");
-            let next = every_minute.next_after(now);
-            let first = claim(&db, &outbox, &due[0], next, "a", start)
-                .await
-                .unwrap();
-            let second = claim(&db, &outbox, &due[0], next, "b", now).await.unwrap();
-            assert!(first.is_some() && second.is_none(), "claimed once");
-            assert!(due_jobs(&db, now).await.unwrap().is_empty());
-            trigger(&db, &outbox, "promotions", "a", now)
+    backend_tests!(each_due_time_is_claimed_once_and_old_runs_are_pruned);
+
+    async fn each_due_time_is_claimed_once_and_old_runs_are_pruned(set: BackendSet) {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = isolated_settings(set, dir.path());
+        let db = migrated_database(&settings, SERVICE, &migrations()).await;
+        let outbox = Outbox::new(db.clone());
+        let every_minute: Schedule = "* * * * *".parse().unwrap();
+        let start = Utc::now() - Duration::days(30);
+        sync_jobs(&db, &[("promotions", Some(every_minute.clone()))], start)
+            .await
+            .unwrap();
+        // A month of downtime later the job is due once, not once per missed minute.
+        let now = Utc::now();
+        let due = due_jobs(&db, now).await.unwrap();
+        assert_eq!(due.len(), 1, "{set:?}");
+        let next = every_minute.next_after(now);
+        let first = claim(&db, &outbox, &due[0], next, "a", start)
+            .await
+            .unwrap();
+        let second = claim(&db, &outbox, &due[0], next, "b", now).await.unwrap();
+        assert!(first.is_some() && second.is_none(), "claimed once");
+        assert!(due_jobs(&db, now).await.unwrap().is_empty());
+        trigger(&db, &outbox, "promotions", "a", now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            trigger(&db, &outbox, "nope", "a", now)
                 .await
                 .unwrap()
-                .unwrap();
-            assert!(
-                trigger(&db, &outbox, "nope", "a", now)
-                    .await
-                    .unwrap()
-                    .is_none()
-            );
+                .is_none()
+        );
 
-            // The scheduled run started a month ago (as far as the record goes), the manual one now.
-            assert_eq!(prune_runs(&db, now - Duration::days(14)).await.unwrap(), 1);
-            let left = runs(&db, "promotions", 10).await.unwrap();
-            assert_eq!(left.len(), 1);
-            assert!(left[0].manual);
-            drop_schema(&db).await;
-        }
+        // The scheduled run started a month ago (as far as the record goes), the manual one now.
+        assert_eq!(prune_runs(&db, now - Duration::days(14)).await.unwrap(), 1);
+        let left = runs(&db, "promotions", 10).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert!(left[0].manual);
+        drop_schema(&db).await;
     }
 }

@@ -1,53 +1,68 @@
 //! Clients nobody here wrote, driven from the tests: the npm `graphql-ws` client,
 //! graphql-js introspection and GraphiQL in Debian's Chromium (through `playwright-core`).
 //! Their scripts live in `crates/test-support/js`; the first test that needs them installs
-//! them there (`npm ci`, pinned by the lock file). Without Node.js or Chromium these tests
-//! are skipped with a message, except under `CI=true`, where they fail.
+//! them there (`npm ci`, pinned by the lock file). The tests that drive them need [`NODE`]
+//! (and [`CHROMIUM`]): without them they are skipped, except in CI, where they fail.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
+use herald_platform::testing::harness::{Need, program_missing};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
 /// Where Debian installs Chromium.
-pub const CHROMIUM: &str = "/usr/bin/chromium";
+pub const CHROMIUM_PATH: &str = "/usr/bin/chromium";
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
+/// Node.js, and npm to install the scripts' packages unless they are.
+pub const NODE: Need = Need {
+    name: "Node.js",
+    missing: node_missing,
+};
+
+/// Debian's Chromium.
+pub const CHROMIUM: Need = Need {
+    name: "Chromium",
+    missing: chromium_missing,
+};
+
+fn node_missing() -> Option<String> {
+    program_missing("node").or_else(|| {
+        if installed(&scripts_dir()) {
+            None
+        } else {
+            program_missing("npm")
+        }
+    })
 }
 
-/// Skips (None) outside CI, fails in CI.
-fn missing(what: &str) -> Option<PathBuf> {
-    if in_ci() {
-        panic!("CI=true but {what}: the client tests must run in CI");
-    }
-    eprintln!("skipping: {what}");
-    None
+fn chromium_missing() -> Option<String> {
+    (!Path::new(CHROMIUM_PATH).exists())
+        .then(|| "Chromium is not installed (apt-get install chromium)".to_owned())
 }
 
-/// The scripts' folder with their packages installed, or None (skipped) without npm.
-pub fn scripts() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
-    let installed = dir.join("node_modules/.package-lock.json");
-    if installed.exists() {
-        return Some(dir);
-    }
-    if std::process::Command::new("npm")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        return missing("npm is not installed");
+fn scripts_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("js")
+}
+
+fn installed(dir: &Path) -> bool {
+    dir.join("node_modules/.package-lock.json").exists()
+}
+
+/// The scripts' folder with their packages installed (by `npm ci` if need be).
+pub fn scripts() -> PathBuf {
+    let dir = scripts_dir();
+    if installed(&dir) {
+        return dir;
     }
     // One test installs; the others (other processes) wait for it.
     let lock = dir.join(".installing");
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        if installed.exists() {
-            return Some(dir);
+        if installed(&dir) {
+            return dir;
         }
         match std::fs::create_dir(&lock) {
             Ok(()) => break,
@@ -67,7 +82,7 @@ pub fn scripts() -> Option<PathBuf> {
         .status();
     let _ = std::fs::remove_dir(&lock);
     match status {
-        Ok(status) if status.success() => Some(dir),
+        Ok(status) if status.success() => dir,
         Ok(status) => panic!("npm ci in {} failed: {status}", dir.display()),
         Err(e) => panic!("running npm ci in {}: {e}", dir.display()),
     }
@@ -82,14 +97,14 @@ fn stale(lock: &Path) -> bool {
         .is_some_and(|age| age > Duration::from_secs(300))
 }
 
-/// Debian's Chromium, or None (skipped) where it is not installed.
-pub fn chromium() -> Option<PathBuf> {
-    let path = PathBuf::from(CHROMIUM);
-    if path.exists() {
-        Some(path)
-    } else {
-        missing("Chromium is not installed (apt-get install chromium)")
-    }
+/// Debian's Chromium (a test that calls this needs [`CHROMIUM`]).
+pub fn chromium() -> PathBuf {
+    let path = PathBuf::from(CHROMIUM_PATH);
+    assert!(
+        path.exists(),
+        "Chromium is not installed at {CHROMIUM_PATH}"
+    );
+    path
 }
 
 /// A running script that prints one JSON event per line.
@@ -99,9 +114,10 @@ pub struct Script {
 }
 
 impl Script {
-    /// Runs `node {name}` with `options` as its one argument; None when skipped.
-    pub fn start(name: &str, options: &Value) -> Option<Script> {
-        let dir = scripts()?;
+    /// Runs `node {name}` with `options` as its one argument (a test that calls this needs
+    /// [`NODE`]).
+    pub fn start(name: &str, options: &Value) -> Script {
+        let dir = scripts();
         let mut child = Command::new("node")
             .arg(dir.join(name))
             .arg(options.to_string())
@@ -112,10 +128,10 @@ impl Script {
             .spawn()
             .unwrap_or_else(|e| panic!("starting node {name}: {e}"));
         let stdout = child.stdout.take().expect("piped stdout");
-        Some(Script {
+        Script {
             child,
             lines: BufReader::new(stdout).lines(),
-        })
+        }
     }
 
     /// The next event, or a panic after `wait`.

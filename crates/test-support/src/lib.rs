@@ -11,39 +11,32 @@ use std::time::Duration;
 use herald::{Application, ServiceName};
 use herald_platform::Settings;
 use herald_platform::bus::{RabbitBus, topology};
+use herald_platform::db::Database;
 use herald_platform::testing::isolated_settings;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use herald_platform::testing::{BackendSet, backend_sets, real_backends};
+pub use herald_platform::testing::harness::{Need, RABBITMQCTL, REAL_SERVERS, run};
+pub use herald_platform::testing::{BackendSet, real_backends};
 
 pub const ADMIN_EMAIL: &str = "admin@herald.test";
 pub const ADMIN_PASSWORD: &str = "admin-password";
 
-/// Generates one test per backend set for `async fn $name(set: BackendSet)`:
-/// `$name::embedded` always runs; `$name::real` runs against PostgreSQL, RabbitMQ and
-/// Redis (skipped when they are down outside CI; failing in CI).
+/// Declares the module's tests (see `herald_platform::backend_tests!`), on a runtime of two
+/// worker threads: `backend_tests!(a, b)` runs `async fn a(set: BackendSet)` as `a::embedded`
+/// and as `a::real`, which needs PostgreSQL, RabbitMQ and Redis (skipped when they are down
+/// outside CI; failing in CI).
 #[macro_export]
 macro_rules! backend_tests {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn embedded() {
-                    super::$name($crate::BackendSet::Embedded).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn real() {
-                    if $crate::real_backends().is_none() {
-                        return;
-                    }
-                    super::$name($crate::BackendSet::Real).await;
-                }
-            }
-        )*
+    ($($tests:tt)*) => {
+        $crate::__private::__test_cases!(threads = 2; $($tests)*);
     };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use herald_platform::__test_cases;
 }
 
 /// A running Herald.
@@ -223,6 +216,61 @@ impl TestApp {
     pub async fn admin(&self) -> Session {
         let response = self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
         session(&response.data()["loginUser"])
+    }
+
+    /// `service`'s own storage, as its process reaches it.
+    pub async fn storage(&self, service: ServiceName) -> Database {
+        Database::connect(&self.settings, service.as_str())
+            .await
+            .unwrap_or_else(|e| panic!("opening {}'s storage: {e:#}", service.as_str()))
+    }
+
+    /// Waits until `count_sql` (one count; `$1`, `$2`… bound to `binds`) on `service`'s
+    /// storage is at least `at_least`: what a consumer did behind the API (a replica caught
+    /// up, a decision taken), instead of a sleep that hopes it did.
+    pub async fn wait_for_rows(
+        &self,
+        service: ServiceName,
+        what: &str,
+        count_sql: &str,
+        binds: &[&str],
+        at_least: i64,
+    ) {
+        let db = self.storage(service).await;
+        eventually(Duration::from_secs(20), what, || async {
+            let mut query = sqlx::query_scalar::<_, i64>(count_sql);
+            for bind in binds {
+                query = query.bind(*bind);
+            }
+            let count = query.fetch_one(db.pool()).await.ok()?;
+            (count >= at_least).then_some(())
+        })
+        .await;
+        db.close().await;
+    }
+
+    /// The sum of the samples of `metric` on `service`'s `/metrics` whose labels contain
+    /// `label` (`queue="products"`, say).
+    pub async fn metric(&self, service: ServiceName, metric: &str, label: &str) -> f64 {
+        let url = self
+            .services
+            .iter()
+            .find(|(name, _)| *name == service)
+            .map(|(_, url)| format!("{url}/metrics"))
+            .expect("the service runs");
+        let text = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .expect("the service answers")
+            .text()
+            .await
+            .expect("metrics");
+        text.lines()
+            .filter(|line| line.starts_with(&format!("{metric}{{")) && line.contains(label))
+            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
     }
 
     /// Removes what the test created on shared servers (schemas, queues, exchange).

@@ -10,6 +10,14 @@ pub mod sessions;
 pub mod store;
 pub mod throttle;
 
+/// The tests over real storage, each on the embedded backends and on the real servers;
+/// `tests/backends.rs` runs them (the `backend-tests` feature).
+#[cfg(all(feature = "backend-tests", not(test)))]
+pub mod tests {
+    /// Every module's tests, for the harness.
+    pub const CASES: &[&[herald_platform::testing::harness::Case]] = &[crate::store::tests::CASES];
+}
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -200,14 +200,21 @@ pub async fn insert_signing_key(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
+#[cfg(all(feature = "backend-tests", not(test)))]
+pub(crate) mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use herald_events::Role;
-    use herald_platform::testing::{
-        backend_sets, drop_schema, isolated_settings, migrated_database,
-    };
+    use herald_platform::backend_tests;
+    use herald_platform::testing::{BackendSet, drop_schema, isolated_settings, migrated_database};
 
     use super::*;
+
+    backend_tests!(
+        users_round_trip_and_emails_are_unique,
+        preference_updates_bump_the_version,
+        signing_keys_are_kept_in_order
+    );
 
     async fn database(
         set: herald_platform::testing::BackendSet,
@@ -221,98 +228,89 @@ mod tests {
         .await
     }
 
-    #[tokio::test]
-    async fn users_round_trip_and_emails_are_unique() {
-        for set in backend_sets() {
-            let dir = tempfile::tempdir().unwrap();
-            let db = database(set, dir.path()).await;
-            let new = NewUser {
-                id: Uuid::now_v7(),
-                name: "Ada",
-                email: "ada@example.com",
-                password_hash: "hash",
-                role: Role::Admin,
-            };
-            let mut tx = db.begin().await.unwrap();
-            let user = insert_user(&mut tx, &new).await.unwrap();
-            tx.commit().await.unwrap();
-            assert_eq!(user.role, Role::Admin);
-            assert_eq!(user.preferences, Preferences::default());
-            assert_eq!(user.preferences_version, 1);
+    async fn users_round_trip_and_emails_are_unique(set: BackendSet) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = database(set, dir.path()).await;
+        let new = NewUser {
+            id: Uuid::now_v7(),
+            name: "Ada",
+            email: "ada@example.com",
+            password_hash: "hash",
+            role: Role::Admin,
+        };
+        let mut tx = db.begin().await.unwrap();
+        let user = insert_user(&mut tx, &new).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(user.role, Role::Admin);
+        assert_eq!(user.preferences, Preferences::default());
+        assert_eq!(user.preferences_version, 1);
 
-            assert_eq!(find_user(&db, new.id).await.unwrap(), Some(user.clone()));
-            let (found, hash) = find_credentials(&db, "ada@example.com")
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!((found.id, hash.as_str()), (new.id, "hash"));
-            assert!(find_user(&db, Uuid::now_v7()).await.unwrap().is_none());
+        assert_eq!(find_user(&db, new.id).await.unwrap(), Some(user.clone()));
+        let (found, hash) = find_credentials(&db, "ada@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((found.id, hash.as_str()), (new.id, "hash"));
+        assert!(find_user(&db, Uuid::now_v7()).await.unwrap().is_none());
 
-            let mut tx = db.begin().await.unwrap();
-            let again = NewUser {
-                id: Uuid::now_v7(),
-                ..new
-            };
-            assert!(
-                matches!(
-                    insert_user(&mut tx, &again).await,
-                    Err(InsertError::EmailTaken)
-                ),
-                "{set:?}"
-            );
-            tx.rollback().await.unwrap();
-            drop_schema(&db).await;
-        }
+        let mut tx = db.begin().await.unwrap();
+        let again = NewUser {
+            id: Uuid::now_v7(),
+            ..new
+        };
+        assert!(
+            matches!(
+                insert_user(&mut tx, &again).await,
+                Err(InsertError::EmailTaken)
+            ),
+            "{set:?}"
+        );
+        tx.rollback().await.unwrap();
+        drop_schema(&db).await;
     }
 
-    #[tokio::test]
-    async fn preference_updates_bump_the_version() {
-        for set in backend_sets() {
-            let dir = tempfile::tempdir().unwrap();
-            let db = database(set, dir.path()).await;
-            let id = Uuid::now_v7();
-            let mut tx = db.begin().await.unwrap();
-            let new = NewUser {
-                id,
-                name: "Bo",
-                email: "bo@example.com",
-                password_hash: "h",
-                role: Role::Customer,
-            };
-            insert_user(&mut tx, &new).await.unwrap();
-            let prefs = Preferences {
-                promotions: false,
-                timezone: "Asia/Tokyo".into(),
-                ..Preferences::default()
-            };
-            let locked = find_user_for_update(&mut tx, &db, id)
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!(locked.preferences_version, 1);
-            assert_eq!(update_preferences(&mut tx, id, &prefs).await.unwrap(), 2);
-            tx.commit().await.unwrap();
-            let user = find_user(&db, id).await.unwrap().unwrap();
-            assert_eq!((user.preferences, user.preferences_version), (prefs, 2));
-            drop_schema(&db).await;
-        }
+    async fn preference_updates_bump_the_version(set: BackendSet) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = database(set, dir.path()).await;
+        let id = Uuid::now_v7();
+        let mut tx = db.begin().await.unwrap();
+        let new = NewUser {
+            id,
+            name: "Bo",
+            email: "bo@example.com",
+            password_hash: "h",
+            role: Role::Customer,
+        };
+        insert_user(&mut tx, &new).await.unwrap();
+        let prefs = Preferences {
+            promotions: false,
+            timezone: "Asia/Tokyo".into(),
+            ..Preferences::default()
+        };
+        let locked = find_user_for_update(&mut tx, &db, id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(locked.preferences_version, 1);
+        assert_eq!(update_preferences(&mut tx, id, &prefs).await.unwrap(), 2);
+        tx.commit().await.unwrap();
+        let user = find_user(&db, id).await.unwrap().unwrap();
+        assert_eq!((user.preferences, user.preferences_version), (prefs, 2));
+        drop_schema(&db).await;
     }
 
-    #[tokio::test]
-    async fn signing_keys_are_kept_in_order() {
-        for set in backend_sets() {
-            let dir = tempfile::tempdir().unwrap();
-            let db = database(set, dir.path()).await;
-            assert!(signing_keys(&db).await.unwrap().is_empty());
-            insert_signing_key(&db, "k1", "AAAA").await.unwrap();
-            insert_signing_key(&db, "k1", "BBBB").await.unwrap();
-            insert_signing_key(&db, "k2", "CCCC").await.unwrap();
-            let keys = signing_keys(&db).await.unwrap();
-            assert_eq!(
-                keys,
-                vec![("k1".into(), "AAAA".into()), ("k2".into(), "CCCC".into())]
-            );
-            drop_schema(&db).await;
-        }
+    async fn signing_keys_are_kept_in_order(set: BackendSet) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = database(set, dir.path()).await;
+        assert!(signing_keys(&db).await.unwrap().is_empty());
+        insert_signing_key(&db, "k1", "AAAA").await.unwrap();
+        insert_signing_key(&db, "k1", "BBBB").await.unwrap();
+        insert_signing_key(&db, "k2", "CCCC").await.unwrap();
+        let keys = signing_keys(&db).await.unwrap();
+        assert_eq!(
+            keys,
+            vec![("k1".into(), "AAAA".into()), ("k2".into(), "CCCC".into())]
+        );
+        drop_schema(&db).await;
     }
 }

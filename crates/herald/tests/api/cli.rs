@@ -2,6 +2,17 @@
 
 use std::process::{Command, Output};
 
+use herald_test_support::backend_tests;
+
+backend_tests!(
+    blocking: help_explains_serve_and_migrate,
+    bad_settings_name_the_setting_in_one_line,
+    a_port_in_use_is_named,
+    services_in_separate_processes_need_one_service_key,
+    migrate_prepares_the_embedded_storage,
+    keygen_makes_a_key_serve_accepts
+);
+
 fn herald(args: &[&str], env: &[(&str, &str)]) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
@@ -16,7 +27,6 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-#[test]
 fn help_explains_serve_and_migrate() {
     let output = herald(&["--help"], &[]);
     assert!(output.status.success());
@@ -26,7 +36,6 @@ fn help_explains_serve_and_migrate() {
     }
 }
 
-#[test]
 fn bad_settings_name_the_setting_in_one_line() {
     let cases: &[(&[(&str, &str)], &str)] = &[
         (
@@ -57,7 +66,6 @@ fn bad_settings_name_the_setting_in_one_line() {
     }
 }
 
-#[test]
 fn a_port_in_use_is_named() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
@@ -85,7 +93,6 @@ fn service_key() -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
-#[test]
 fn services_in_separate_processes_need_one_service_key() {
     // Without a key, a process of some services cannot be trusted by the others.
     let output = herald(&["serve", "products"], &[("HERALD_LOG_FORMAT", "json")]);
@@ -114,7 +121,6 @@ fn services_in_separate_processes_need_one_service_key() {
     assert_eq!(service_key().len(), 44);
 }
 
-#[test]
 fn migrate_prepares_the_embedded_storage() {
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_herald"))
@@ -128,7 +134,6 @@ fn migrate_prepares_the_embedded_storage() {
     }
 }
 
-#[test]
 fn keygen_makes_a_key_serve_accepts() {
     let output = herald(&["keygen"], &[]);
     assert!(output.status.success());

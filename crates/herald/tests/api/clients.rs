@@ -3,15 +3,15 @@
 
 use std::time::Duration;
 
-use herald_test_support::clients::{Script, chromium};
+use herald_test_support::clients::{CHROMIUM, NODE, Script, chromium};
 use herald_test_support::{BackendSet, Session, TestApp, backend_tests, eventually};
 use serde_json::{Value, json};
 
 backend_tests!(
-    the_graphql_ws_client_subscribes_and_hears_refusals,
-    a_subscription_ends_when_its_token_expires,
-    graphql_js_introspection_builds_the_schema,
-    graphiql_in_chromium_finds_notification_and_receives_a_push
+    the_graphql_ws_client_subscribes_and_hears_refusals(needs = &[NODE]),
+    a_subscription_ends_when_its_token_expires(needs = &[NODE]),
+    graphql_js_introspection_builds_the_schema(needs = &[NODE]),
+    graphiql_in_chromium_finds_notification_and_receives_a_push(needs = &[NODE, CHROMIUM])
 );
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -62,7 +62,7 @@ async fn place_an_order(app: &TestApp, buyer: &Session) -> Value {
 async fn the_graphql_ws_client_subscribes_and_hears_refusals(set: BackendSet) {
     let app = TestApp::spawn(set).await;
     let ada = app.customer("Ada").await;
-    let Some(mut live) = Script::start(
+    let mut live = Script::start(
         "graphql-ws.mjs",
         &json!({
             "url": ws_url(&app),
@@ -70,9 +70,7 @@ async fn the_graphql_ws_client_subscribes_and_hears_refusals(set: BackendSet) {
             "query": "subscription { notificationReceived { id type title data } }",
             "take": 10,
         }),
-    ) else {
-        return;
-    };
+    );
     assert_eq!(live.next_event(WAIT).await["event"], "connected");
     listening(&app, 1).await;
     let order_id = place_an_order(&app, &ada).await;
@@ -92,7 +90,6 @@ async fn the_graphql_ws_client_subscribes_and_hears_refusals(set: BackendSet) {
         "graphql-ws.mjs",
         &json!({ "url": ws_url(&app), "token": ada.token, "query": "subscription { nope }" }),
     )
-    .unwrap()
     .rest(WAIT)
     .await;
     let error = events
@@ -109,7 +106,6 @@ async fn the_graphql_ws_client_subscribes_and_hears_refusals(set: BackendSet) {
         "graphql-ws.mjs",
         &json!({ "url": ws_url(&app), "token": "forged", "query": "subscription { unreadCountChanged }" }),
     )
-    .unwrap()
     .rest(WAIT)
     .await;
     let closed = events
@@ -123,12 +119,10 @@ async fn the_graphql_ws_client_subscribes_and_hears_refusals(set: BackendSet) {
 async fn a_subscription_ends_when_its_token_expires(set: BackendSet) {
     let app = TestApp::spawn_with(set, |s| s.token_ttl_secs = 3).await;
     let ada = app.customer("Ada").await;
-    let Some(mut live) = Script::start(
+    let mut live = Script::start(
         "graphql-ws.mjs",
         &json!({ "url": ws_url(&app), "token": ada.token, "query": "subscription { unreadCountChanged }", "take": 100 }),
-    ) else {
-        return;
-    };
+    );
     assert_eq!(live.next_event(WAIT).await["event"], "connected");
     // The count comes at once (Ada's welcome may or may not be in it yet).
     let first = live.next_event(WAIT).await;
@@ -152,12 +146,10 @@ async fn a_subscription_ends_when_its_token_expires(set: BackendSet) {
 
 async fn graphql_js_introspection_builds_the_schema(set: BackendSet) {
     let app = TestApp::spawn(set).await;
-    let Some(script) = Script::start(
+    let script = Script::start(
         "introspect.mjs",
         &json!({ "url": format!("{}/graphql", app.gateway) }),
-    ) else {
-        return;
-    };
+    );
     let events = script.rest(WAIT).await;
     let schema = &events[0];
     assert_eq!(schema["status"], 200, "{events:?}");
@@ -167,12 +159,10 @@ async fn graphql_js_introspection_builds_the_schema(set: BackendSet) {
 }
 
 async fn graphiql_in_chromium_finds_notification_and_receives_a_push(set: BackendSet) {
-    let Some(chromium) = chromium() else {
-        return;
-    };
+    let chromium = chromium();
     let app = TestApp::spawn(set).await;
     let ada = app.customer("Ada").await;
-    let Some(mut page) = Script::start(
+    let mut page = Script::start(
         "graphiql.mjs",
         &json!({
             "url": format!("{}/graphql", app.gateway),
@@ -182,9 +172,7 @@ async fn graphiql_in_chromium_finds_notification_and_receives_a_push(set: Backen
             "chromium": chromium,
             "screenshot": std::env::temp_dir().join("herald-graphiql-failure.png"),
         }),
-    ) else {
-        return;
-    };
+    );
     let loaded = page.next_event(WAIT).await;
     assert_eq!(loaded["event"], "loaded", "{loaded}");
     let docs = page.next_event(WAIT).await;

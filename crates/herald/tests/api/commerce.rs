@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use herald::ServiceName;
 use herald_test_support::{BackendSet, Session, TestApp, backend_tests, eventually};
 use serde_json::{Value, json};
 
@@ -218,8 +219,15 @@ async fn order_updates_off_means_no_order_notifications(set: BackendSet) {
         .await;
     off.data();
     // The preference reaches the notifications service as an event, independently of the
-    // order's events: give it a moment, as a person would take before ordering.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // order's events: order once it has, as a person would a moment later.
+    app.wait_for_rows(
+        ServiceName::Notifications,
+        "Quiet's preference in the notifications service",
+        "SELECT COUNT(*) FROM recipients WHERE user_id = $1 AND NOT order_updates",
+        &[&quiet.user_id],
+        1,
+    )
+    .await;
     let placed = place_order(&app, &quiet, &[(&tea, 1)]).await;
     let id = placed.data()["placeOrder"]["id"].clone();
     app.graphql(
@@ -232,7 +240,16 @@ async fn order_updates_off_means_no_order_notifications(set: BackendSet) {
     let reference = app.customer("Reference").await;
     place_order(&app, &reference, &[(&tea, 1)]).await.data();
     wait_for_count(&app, &reference, "ORDER_UPDATE", 1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Both of Quiet's order updates are decided, and suppressed.
+    app.wait_for_rows(
+        ServiceName::Notifications,
+        "Quiet's order updates decided",
+        "SELECT COUNT(*) FROM notification_decisions \
+         WHERE user_id = $1 AND type = 'ORDER_UPDATE' AND outcome = 'SUPPRESSED'",
+        &[&quiet.user_id],
+        2,
+    )
+    .await;
     assert!(
         notifications_of_type(&app, &quiet, "ORDER_UPDATE")
             .await
@@ -257,8 +274,15 @@ async fn watchers_hear_once_when_a_product_is_back_in_stock_or_cheaper(set: Back
             .await;
         assert_eq!(watch.data()["watchProduct"], true);
     }
-    // Give the watch event a moment to reach the notifications service.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The watch reaches the notifications service as an event.
+    app.wait_for_rows(
+        ServiceName::Notifications,
+        "the watch in the notifications service",
+        "SELECT COUNT(*) FROM watches WHERE product_id = $1 AND user_id = $2",
+        &[&kettle, &watcher.user_id],
+        1,
+    )
+    .await;
 
     app.graphql(
         Some(&admin.token),
@@ -305,6 +329,7 @@ async fn watchers_hear_once_when_a_product_is_back_in_stock_or_cheaper(set: Back
         "{}",
         both[1]
     );
+    // What is checked here is an absence: no third alert within half a second.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         notifications_of_type(&app, &watcher, "INVENTORY")
@@ -414,8 +439,23 @@ async fn cancelling_twice_releases_stock_once(set: BackendSet) {
         .await;
     assert_eq!(second.error_code(), Some("BAD_USER_INPUT"));
     assert_eq!(stock_of(&app, &filter).await, 10);
-    // The release also arrives as an event; it must not add the stock a second time.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The release also arrives as an event (the products queue has no other); it must not
+    // add the stock a second time.
+    eventually(
+        Duration::from_secs(20),
+        "the products service handling the release event",
+        || async {
+            let consumed = app
+                .metric(
+                    ServiceName::Products,
+                    "bus_consumed_total",
+                    "queue=\"products\"",
+                )
+                .await;
+            (consumed >= 1.0).then_some(())
+        },
+    )
+    .await;
     assert_eq!(stock_of(&app, &filter).await, 10);
     let cancelled = wait_for_count(&app, &buyer, "ORDER_UPDATE", 2).await;
     assert!(

@@ -10,7 +10,9 @@ backend_tests!(
     hostile_queries_are_refused_quickly,
     cost_multiplies_by_list_sizes,
     overlong_arguments_are_refused_before_any_service_call,
-    answers_keep_the_query_order
+    answers_keep_the_query_order,
+    every_client_error_is_json_and_cors_follows_its_allow_list,
+    connections_are_bounded_in_number_and_time
 );
 
 /// `F0 { __typename }`, then `Fi { ...F(i-1) ...F(i-1) }`: 2^n fields once expanded.
@@ -265,11 +267,6 @@ async fn answers_keep_the_query_order(set: BackendSet) {
     assert!(at("name") < at("id"), "{raw}");
     app.cleanup().await;
 }
-
-backend_tests!(
-    every_client_error_is_json_and_cors_follows_its_allow_list,
-    connections_are_bounded_in_number_and_time
-);
 
 /// A raw HTTP exchange on a fresh connection: what hyper itself answers, too.
 async fn raw_http(gateway: &str, request: Vec<u8>) -> (u16, serde_json::Value) {

@@ -4,27 +4,18 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use herald_test_support::{BackendSet, TestApp, backend_tests};
+use herald_test_support::{BackendSet, Need, TestApp, backend_tests};
 use serde_json::json;
 
-backend_tests!(every_metrics_page_passes_promtool);
+backend_tests!(every_metrics_page_passes_promtool(needs = &[PROMTOOL]));
 
-/// promtool's path, or None (skipped) outside CI when it is not installed.
-fn promtool() -> Option<&'static str> {
-    if Command::new("promtool").arg("--version").output().is_ok() {
-        return Some("promtool");
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true but promtool is not installed (apt-get install prometheus)");
-    }
-    eprintln!("skipping: promtool is not installed");
-    None
-}
+/// Prometheus' promtool (apt-get install prometheus).
+const PROMTOOL: Need = Need {
+    name: "promtool",
+    missing: || herald_platform::testing::harness::program_missing("promtool"),
+};
 
 async fn every_metrics_page_passes_promtool(set: BackendSet) {
-    let Some(promtool) = promtool() else {
-        return;
-    };
     let app = TestApp::spawn(set).await;
     // Some traffic, so that most families have samples: requests, a failed sign-in, an
     // order with its events and notifications.
@@ -79,7 +70,7 @@ async fn every_metrics_page_passes_promtool(set: BackendSet) {
         assert!(page.contains("# HELP"), "{service:?}: {page}");
         assert!(!page.contains("BREW"), "{service:?}: {page}");
         assert!(page.contains(r#"method="OTHER""#), "{service:?}");
-        let mut check = Command::new(promtool)
+        let mut check = Command::new("promtool")
             .args(["check", "metrics"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -1,6 +1,10 @@
 use herald_test_support::{BackendSet, TestApp, backend_tests};
 
-backend_tests!(health_readiness_and_metrics, graphiql_is_served_offline);
+backend_tests!(
+    health_readiness_and_metrics,
+    graphiql_is_served_offline;
+    blocking: the_compose_stack_runs_and_scrapes_every_service
+);
 
 async fn health_readiness_and_metrics(set: BackendSet) {
     let app = TestApp::spawn(set).await;
@@ -98,7 +102,6 @@ async fn graphiql_is_served_offline(set: BackendSet) {
 
 /// The compose deployment runs every service `herald serve` knows, and Prometheus scrapes
 /// each of them: a new service cannot be forgotten there.
-#[test]
 fn the_compose_stack_runs_and_scrapes_every_service() {
     let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
     let compose = std::fs::read_to_string(deploy.join("docker-compose.yml")).unwrap();

@@ -4,15 +4,13 @@ use std::time::Duration;
 
 use herald_test_support::cluster::Cluster;
 use herald_test_support::{
-    ADMIN_EMAIL, ADMIN_PASSWORD, BackendSet, eventually, real_backends, unique,
+    ADMIN_EMAIL, ADMIN_PASSWORD, BackendSet, backend_tests, eventually, unique,
 };
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+backend_tests!(real only: services_run_as_separate_processes);
+
 async fn services_run_as_separate_processes() {
-    if real_backends().is_none() {
-        return;
-    }
     let mut cluster = Cluster::new(
         std::path::Path::new(env!("CARGO_BIN_EXE_herald")),
         BackendSet::Real,

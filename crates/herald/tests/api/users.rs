@@ -14,6 +14,7 @@ backend_tests!(
     preferences_are_validated_and_kept,
     expired_tokens_are_unauthenticated,
     admin_account_exists_once,
+    a_configured_signing_key_signs_tokens_across_restarts,
 );
 
 async fn registration_is_validated(set: BackendSet) {
@@ -259,8 +260,6 @@ fn base64_url_decode(s: &str) -> Vec<u8> {
 fn base64_url_encode(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
-
-backend_tests!(a_configured_signing_key_signs_tokens_across_restarts);
 
 async fn a_configured_signing_key_signs_tokens_across_restarts(set: BackendSet) {
     let key = herald_platform::auth::SigningKey::generate().unwrap();

@@ -2,8 +2,14 @@ use std::collections::HashSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use herald_test_support::{BackendSet, TestApp, eventually, real_backends};
+use herald_test_support::{BackendSet, RABBITMQCTL, TestApp, backend_tests, eventually};
 use serde_json::{Value, json};
+
+backend_tests!(
+    real only: a_broker_restart_during_1000_orders_loses_and_duplicates_nothing(
+        needs = &[RABBITMQCTL]
+    )
+);
 
 const ORDERS: usize = 1000;
 
@@ -17,11 +23,7 @@ fn rabbitmqctl(args: &[&str]) {
 
 /// Restart RabbitMQ while 1,000 orders are being placed: afterwards every order has
 /// exactly one ORDER_UPDATE, none missing, none twice.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_during_1000_orders_loses_and_duplicates_nothing() {
-    if real_backends().is_none() {
-        return;
-    }
     let app = TestApp::spawn(BackendSet::Real).await;
     let admin = app.admin().await;
     let created = app

@@ -2,10 +2,12 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use herald_test_support::cluster::Cluster;
-use herald_test_support::{ADMIN_EMAIL, ADMIN_PASSWORD, BackendSet, eventually, real_backends};
+use herald_test_support::{ADMIN_EMAIL, ADMIN_PASSWORD, BackendSet, backend_tests, eventually};
 use serde_json::{Value, json};
 
 const ORDERS: usize = 300;
+
+backend_tests!(a_killed_consumer_leaves_no_duplicates);
 
 /// Kill the process consuming notifications (SIGKILL, mid-stream: some effects are
 /// committed and not yet acknowledged), start it again: every order still has exactly one
@@ -107,19 +109,6 @@ async fn a_killed_consumer_leaves_no_duplicates(set: BackendSet) {
     assert_eq!(unique.len(), ORDERS);
     assert!(placed.iter().all(|id| unique.contains(id)));
     cluster.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_consumer_leaves_no_duplicates_embedded() {
-    a_killed_consumer_leaves_no_duplicates(BackendSet::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_consumer_leaves_no_duplicates_real() {
-    if real_backends().is_none() {
-        return;
-    }
-    a_killed_consumer_leaves_no_duplicates(BackendSet::Real).await;
 }
 
 async fn login(cluster: &Cluster, email: &str, password: &str) -> String {

@@ -7,3 +7,7 @@
 
 mod broker_restart;
 mod consumer_crash;
+
+fn main() -> std::process::ExitCode {
+    herald_test_support::run(&[broker_restart::CASES, consumer_crash::CASES])
+}

@@ -1,6 +1,8 @@
 //! Tests over real storage and cache, on every backend set: the consumer fed with events,
 //! the API driven through its router with real tokens.
 
+#![allow(clippy::unwrap_used)]
+
 mod api;
 mod campaigns;
 mod caps;
@@ -12,6 +14,21 @@ mod products;
 mod quiet_hours;
 mod service;
 mod unsubscribe;
+
+/// Every module's tests, for the harness.
+pub const CASES: &[&[herald_platform::testing::harness::Case]] = &[
+    api::CASES,
+    campaigns::CASES,
+    caps::CASES,
+    consumer::CASES,
+    email::CASES,
+    inbox::CASES,
+    orders::CASES,
+    products::CASES,
+    quiet_hours::CASES,
+    service::CASES,
+    unsubscribe::CASES,
+];
 
 use std::sync::Arc;
 

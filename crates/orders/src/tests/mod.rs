@@ -2,12 +2,23 @@
 //! real HTTP peer on a loopback port ([`StockRoom`]) that keeps its stock in memory and
 //! answers the two reservation endpoints as the products service does.
 
+#![allow(clippy::unwrap_used)]
+
 mod api;
 mod checks;
 mod lifecycle;
 mod service;
 mod stock_room;
 mod store;
+
+/// Every module's tests, for the harness.
+pub const CASES: &[&[herald_platform::testing::harness::Case]] = &[
+    api::CASES,
+    checks::CASES,
+    lifecycle::CASES,
+    service::CASES,
+    store::CASES,
+];
 
 use axum::Router;
 use axum::http::{Method, StatusCode};

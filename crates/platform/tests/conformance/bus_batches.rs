@@ -8,10 +8,14 @@ use std::time::Duration;
 use anyhow::anyhow;
 use async_trait::async_trait;
 use herald_events::Envelope;
+use herald_platform::backend_tests;
 use herald_platform::bus::{BatchOutcomes, EventHandler, HandlerError, QueueSpec};
+use herald_platform::testing::BackendSet;
 use uuid::Uuid;
 
-use crate::support::{QUIET, TestBus, event, eventually, lock, on_each_bus, options};
+use crate::support::{QUIET, TestBus, event, eventually, lock, on_bus, options};
+
+backend_tests!(events_held_together_are_handled_together_and_settled_one_by_one(threads = 4));
 
 /// Enough time for the deliveries behind a shipment to gather into the next batch.
 const SHIPPING_TIME: Duration = Duration::from_millis(20);
@@ -70,9 +74,8 @@ impl EventHandler for Shipments {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn events_held_together_are_handled_together_and_settled_one_by_one() {
-    on_each_bus(async |bus: &TestBus| {
+async fn events_held_together_are_handled_together_and_settled_one_by_one(set: BackendSet) {
+    on_bus(set, async |bus: &TestBus| {
         bus.declare(&[QueueSpec::new("shipping", &["order.*"])])
             .await;
         let events: Vec<Envelope> = (0..40).map(|_| event("order.confirmed")).collect();

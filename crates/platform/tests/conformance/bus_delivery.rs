@@ -1,12 +1,22 @@
 //! Routing, durability and depth: where published events end up, and that they stay there.
 
+use herald_platform::backend_tests;
 use herald_platform::bus::QueueSpec;
+use herald_platform::testing::BackendSet;
 
-use crate::support::{Recorder, TestBus, event, on_each_bus, options};
+use crate::support::{Recorder, TestBus, event, on_bus, options};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn events_reach_exactly_the_queues_whose_bindings_match() {
-    on_each_bus(async |bus: &TestBus| {
+backend_tests!(
+    events_reach_exactly_the_queues_whose_bindings_match(threads = 4),
+    events_published_before_the_consumer_runs_are_delivered_when_it_starts(threads = 4),
+    events_and_bindings_survive_a_restart(threads = 4),
+    depth_counts_the_messages_waiting_in_a_queue(threads = 4),
+    publishers_on_many_tasks_at_once_lose_nothing(threads = 4),
+    a_requeued_event_reaches_its_queue_alone(threads = 4)
+);
+
+async fn events_reach_exactly_the_queues_whose_bindings_match(set: BackendSet) {
+    on_bus(set, async |bus: &TestBus| {
         bus.declare(&[
             QueueSpec::new("exact", &["order.placed"]),
             QueueSpec::new("one_word", &["order.*"]),
@@ -43,9 +53,8 @@ async fn events_reach_exactly_the_queues_whose_bindings_match() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn events_published_before_the_consumer_runs_are_delivered_when_it_starts() {
-    on_each_bus(async |bus: &TestBus| {
+async fn events_published_before_the_consumer_runs_are_delivered_when_it_starts(set: BackendSet) {
+    on_bus(set, async |bus: &TestBus| {
         bus.declare(&[QueueSpec::new("late", &["order.*"])]).await;
         let events = ["order.placed", "order.paid", "order.shipped"].map(event);
         bus.publish(&events).await;
@@ -66,9 +75,8 @@ async fn events_published_before_the_consumer_runs_are_delivered_when_it_starts(
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn events_and_bindings_survive_a_restart() {
-    on_each_bus(async |bus: &TestBus| {
+async fn events_and_bindings_survive_a_restart(set: BackendSet) {
+    on_bus(set, async |bus: &TestBus| {
         bus.declare(&[
             QueueSpec::new("durable", &["order.*"]),
             QueueSpec::new("other", &["order.placed"]),
@@ -95,9 +103,8 @@ async fn events_and_bindings_survive_a_restart() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn depth_counts_the_messages_waiting_in_a_queue() {
-    on_each_bus(async |bus: &TestBus| {
+async fn depth_counts_the_messages_waiting_in_a_queue(set: BackendSet) {
+    on_bus(set, async |bus: &TestBus| {
         bus.declare(&[
             QueueSpec::new("orders", &["order.*"]),
             QueueSpec::new("users", &["user.*"]),
@@ -132,9 +139,8 @@ async fn depth_counts_the_messages_waiting_in_a_queue() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn publishers_on_many_tasks_at_once_lose_nothing() {
-    on_each_bus(async |bus: &TestBus| {
+async fn publishers_on_many_tasks_at_once_lose_nothing(set: BackendSet) {
+    on_bus(set, async |bus: &TestBus| {
         bus.declare(&[QueueSpec::new("busy", &["order.*"])]).await;
         let backend = bus.backend();
         let publishers: Vec<_> = (0..20)
@@ -167,9 +173,8 @@ async fn publishers_on_many_tasks_at_once_lose_nothing() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_requeued_event_reaches_its_queue_alone() {
-    on_each_bus(async |bus: &TestBus| {
+async fn a_requeued_event_reaches_its_queue_alone(set: BackendSet) {
+    on_bus(set, async |bus: &TestBus| {
         bus.declare(&[
             QueueSpec::new("left", &["order.placed"]),
             QueueSpec::new("right", &["order.*"]),

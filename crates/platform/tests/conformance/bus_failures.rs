@@ -9,15 +9,26 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use async_trait::async_trait;
 use herald_events::Envelope;
+use herald_platform::backend_tests;
 use herald_platform::bus::{ConsumerOptions, EventHandler, HandlerError, QueueSpec};
 use herald_platform::db::Database;
 use herald_platform::outbox::first_delivery;
+use herald_platform::testing::BackendSet;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::support::{
-    QUIET, Recorder, TestBus, WAIT, dead_lettered, event, eventually, lock, on_each_bus, options,
+    QUIET, Recorder, TestBus, WAIT, dead_lettered, event, eventually, lock, on_bus, options,
 };
+
+backend_tests!(
+    a_retried_event_takes_effect_once_without_holding_back_the_others(threads = 4),
+    a_long_backoff_does_not_hold_back_a_shorter_one(threads = 4),
+    a_duplicate_event_is_delivered_twice_and_takes_effect_once(threads = 4),
+    shutdown_waits_for_the_running_handler_and_acknowledges_its_message(threads = 4),
+    a_rejected_event_is_dead_lettered_at_once_and_never_delivered_again(threads = 4),
+    an_early_event_is_handled_again_soon_without_spending_an_attempt(threads = 4)
+);
 
 /// Fails the first delivery of one event and records when each effect happened.
 struct FailsOnce {
@@ -48,9 +59,8 @@ impl EventHandler for FailsOnce {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_retried_event_takes_effect_once_without_holding_back_the_others() {
-    on_each_bus(async |bus: &TestBus| {
+async fn a_retried_event_takes_effect_once_without_holding_back_the_others(set: BackendSet) {
+    on_bus(set, async |bus: &TestBus| {
         bus.declare(&[QueueSpec::new("payments", &["order.*"])])
             .await;
         let failing = event("order.placed");
@@ -130,9 +140,8 @@ impl EventHandler for FailsTimes {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_long_backoff_does_not_hold_back_a_shorter_one() {
-    on_each_bus(async |bus: &TestBus| {
+async fn a_long_backoff_does_not_hold_back_a_shorter_one(set: BackendSet) {
+    on_bus(set, async |bus: &TestBus| {
         bus.declare(&[QueueSpec::new("backoff", &["order.*"])])
             .await;
         // Delays of about 100 ms after the first failure and 1 s after the second.
@@ -200,9 +209,8 @@ impl EventHandler for RecordsEffects {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_duplicate_event_is_delivered_twice_and_takes_effect_once() {
-    on_each_bus(async |bus: &TestBus| {
+async fn a_duplicate_event_is_delivered_twice_and_takes_effect_once(set: BackendSet) {
+    on_bus(set, async |bus: &TestBus| {
         let db = bus.database().await;
         sqlx::query("CREATE TABLE conformance_effects (event_id TEXT NOT NULL)")
             .execute(db.pool())
@@ -264,9 +272,8 @@ impl EventHandler for Slow {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn shutdown_waits_for_the_running_handler_and_acknowledges_its_message() {
-    on_each_bus(async |bus: &TestBus| {
+async fn shutdown_waits_for_the_running_handler_and_acknowledges_its_message(set: BackendSet) {
+    on_bus(set, async |bus: &TestBus| {
         bus.declare(&[QueueSpec::new("slow", &["order.*"])]).await;
         bus.publish(&[event("order.placed")]).await;
         let slow = Arc::new(Slow::default());
@@ -314,9 +321,8 @@ impl EventHandler for RejectsGarbled {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_rejected_event_is_dead_lettered_at_once_and_never_delivered_again() {
-    on_each_bus(async |bus: &TestBus| {
+async fn a_rejected_event_is_dead_lettered_at_once_and_never_delivered_again(set: BackendSet) {
+    on_bus(set, async |bus: &TestBus| {
         bus.declare(&[QueueSpec::new("strict", &["order.*"])]).await;
         let store = bus.dead_letters().await;
         let garbled = event("order.garbled");
@@ -367,9 +373,8 @@ impl EventHandler for EarlyUntilReady {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_early_event_is_handled_again_soon_without_spending_an_attempt() {
-    on_each_bus(async |bus: &TestBus| {
+async fn an_early_event_is_handled_again_soon_without_spending_an_attempt(set: BackendSet) {
+    on_bus(set, async |bus: &TestBus| {
         bus.declare(&[QueueSpec::new("orders-early", &["order.*"])])
             .await;
         let early = event("order.confirmed");

@@ -3,32 +3,40 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use herald_platform::backend_tests;
 use herald_platform::cache::{Cache, MemoryCache, RedisCache};
-use herald_platform::testing::{BackendSet, backend_sets, real_backends, unique_prefix};
+use herald_platform::testing::{BackendSet, real_backends, unique_prefix};
 
-/// Runs `scenario` on the in-process cache and, when reachable, on Redis; keys are unique
-/// to the test, and short-lived.
-async fn on_each_cache(scenario: impl AsyncFn(&Cache)) {
-    for set in backend_sets() {
-        let cache = match set {
-            BackendSet::Embedded => Cache::new(Arc::new(MemoryCache::new(1_000)), &unique_prefix()),
-            BackendSet::Real => {
-                let real = real_backends().expect("real backends");
-                let redis = RedisCache::connect(&real.redis_url)
-                    .await
-                    .expect("connecting to Redis");
-                Cache::new(Arc::new(redis), &unique_prefix())
-            }
-        };
-        eprintln!("cache scenario on the {set:?} backends");
-        assert!(cache.ping().await, "the cache answers");
-        scenario(&cache).await;
-    }
+backend_tests!(
+    a_stored_value_is_read_back_until_deleted,
+    a_value_expires_after_its_time_to_live,
+    a_counter_counts_within_a_window_fixed_at_its_creation,
+    counters_and_values_are_changed_several_at_once,
+    a_published_message_reaches_every_listener_of_its_channel_and_no_other,
+    attempts_pass_freely_then_wait_longer_each_time,
+    attempts_are_forgotten_after_their_window
+);
+
+/// Runs `scenario` on the in-process cache or on Redis; keys are unique to the test, and
+/// short-lived.
+async fn on_cache(set: BackendSet, scenario: impl AsyncFn(&Cache)) {
+    let cache = match set {
+        BackendSet::Embedded => Cache::new(Arc::new(MemoryCache::new(1_000)), &unique_prefix()),
+        BackendSet::Real => {
+            let real = real_backends().expect("real backends");
+            let redis = RedisCache::connect(&real.redis_url)
+                .await
+                .expect("connecting to Redis");
+            Cache::new(Arc::new(redis), &unique_prefix())
+        }
+    };
+    eprintln!("cache scenario on the {set:?} backends");
+    assert!(cache.ping().await, "the cache answers");
+    scenario(&cache).await;
 }
 
-#[tokio::test]
-async fn a_stored_value_is_read_back_until_deleted() {
-    on_each_cache(async |cache: &Cache| {
+async fn a_stored_value_is_read_back_until_deleted(set: BackendSet) {
+    on_cache(set, async |cache: &Cache| {
         let ttl = Duration::from_secs(60);
         assert_eq!(cache.get_json::<Vec<String>>("prefs:ada").await, None);
         cache
@@ -49,9 +57,8 @@ async fn a_stored_value_is_read_back_until_deleted() {
     .await;
 }
 
-#[tokio::test]
-async fn a_value_expires_after_its_time_to_live() {
-    on_each_cache(async |cache: &Cache| {
+async fn a_value_expires_after_its_time_to_live(set: BackendSet) {
+    on_cache(set, async |cache: &Cache| {
         cache
             .set_json("recs:ada", &42, Duration::from_millis(300))
             .await;
@@ -67,9 +74,8 @@ async fn a_value_expires_after_its_time_to_live() {
     .await;
 }
 
-#[tokio::test]
-async fn a_counter_counts_within_a_window_fixed_at_its_creation() {
-    on_each_cache(async |cache: &Cache| {
+async fn a_counter_counts_within_a_window_fixed_at_its_creation(set: BackendSet) {
+    on_cache(set, async |cache: &Cache| {
         let window = Duration::from_millis(600);
         assert_eq!(cache.incr("rate:ada", window).await, Some(1));
         assert_eq!(cache.incr("rate:ada", window).await, Some(2));
@@ -84,9 +90,8 @@ async fn a_counter_counts_within_a_window_fixed_at_its_creation() {
     .await;
 }
 
-#[tokio::test]
-async fn counters_and_values_are_changed_several_at_once() {
-    on_each_cache(async |cache: &Cache| {
+async fn counters_and_values_are_changed_several_at_once(set: BackendSet) {
+    on_cache(set, async |cache: &Cache| {
         let ttl = Duration::from_secs(60);
         assert_eq!(cache.incr("seen:ada", ttl).await, Some(1));
         assert_eq!(cache.incr("seen:bob", ttl).await, Some(1));
@@ -111,9 +116,8 @@ async fn counters_and_values_are_changed_several_at_once() {
     .await;
 }
 
-#[tokio::test]
-async fn a_published_message_reaches_every_listener_of_its_channel_and_no_other() {
-    on_each_cache(async |cache: &Cache| {
+async fn a_published_message_reaches_every_listener_of_its_channel_and_no_other(set: BackendSet) {
+    on_cache(set, async |cache: &Cache| {
         use futures::StreamExt;
         let wait = Duration::from_secs(5);
         assert!(!cache.has_listeners("live").await, "nobody listens yet");
@@ -150,10 +154,9 @@ async fn a_published_message_reaches_every_listener_of_its_channel_and_no_other(
     .await;
 }
 
-#[tokio::test]
-async fn attempts_pass_freely_then_wait_longer_each_time() {
+async fn attempts_pass_freely_then_wait_longer_each_time(set: BackendSet) {
     use herald_platform::cache::Backoff;
-    on_each_cache(async |cache: &Cache| {
+    on_cache(set, async |cache: &Cache| {
         let backoff = Backoff {
             free: 3,
             window: Duration::from_secs(60),
@@ -188,10 +191,9 @@ async fn attempts_pass_freely_then_wait_longer_each_time() {
     .await;
 }
 
-#[tokio::test]
-async fn attempts_are_forgotten_after_their_window() {
+async fn attempts_are_forgotten_after_their_window(set: BackendSet) {
     use herald_platform::cache::Backoff;
-    on_each_cache(async |cache: &Cache| {
+    on_cache(set, async |cache: &Cache| {
         let backoff = Backoff {
             free: 1,
             window: Duration::from_millis(400),

@@ -11,18 +11,29 @@ use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use herald_events::{Envelope, Role};
+use herald_platform::backend_tests;
 use herald_platform::bus::{DeadLetterSink, DeadMessage, EventHandler, HandlerError, QueueSpec};
 use herald_platform::db::Database;
 use herald_platform::deadletters::{self, DeadLetters, ReplayError};
 use herald_platform::outbox::first_delivery;
+use herald_platform::testing::BackendSet;
 use herald_platform::testing::TestKey;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use uuid::Uuid;
 
 use crate::support::{
-    QUIET, TestBus, dead_lettered, event, eventually, lock, on_each_bus, quick_retries,
+    QUIET, TestBus, dead_lettered, event, eventually, lock, on_bus, quick_retries,
 };
+
+backend_tests!(
+    a_message_failing_every_attempt_is_dead_lettered_once_and_holds_back_nothing(threads = 4),
+    replayed_dead_letters_are_handled_once_more_without_a_second_effect(threads = 4),
+    a_message_that_is_no_event_is_dead_lettered_as_it_came(threads = 4),
+    nothing_is_lost_while_the_dead_letter_store_fails(threads = 4),
+    admins_list_replay_and_discard_dead_letters_over_http(threads = 4),
+    a_copy_failing_again_replaces_its_dead_letter(threads = 4)
+);
 
 /// Fails one event on every delivery; accepts and records the others.
 struct FailsAlways {
@@ -45,9 +56,10 @@ impl EventHandler for FailsAlways {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_message_failing_every_attempt_is_dead_lettered_once_and_holds_back_nothing() {
-    on_each_bus(async |bus: &TestBus| {
+async fn a_message_failing_every_attempt_is_dead_lettered_once_and_holds_back_nothing(
+    set: BackendSet,
+) {
+    on_bus(set, async |bus: &TestBus| {
         bus.declare(&[QueueSpec::new("payments", &["order.*"])])
             .await;
         let store = bus.dead_letters().await;
@@ -146,9 +158,8 @@ async fn shipments(db: &Database) -> Vec<(String, String)> {
     rows
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn replayed_dead_letters_are_handled_once_more_without_a_second_effect() {
-    on_each_bus(async |bus: &TestBus| {
+async fn replayed_dead_letters_are_handled_once_more_without_a_second_effect(set: BackendSet) {
+    on_bus(set, async |bus: &TestBus| {
         let db = bus.database().await;
         sqlx::query(
             "CREATE TABLE conformance_shipments (consumer TEXT NOT NULL, event_id TEXT NOT NULL)",
@@ -293,9 +304,8 @@ impl EventHandler for Counts {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_message_that_is_no_event_is_dead_lettered_as_it_came() {
-    on_each_bus(async |bus: &TestBus| {
+async fn a_message_that_is_no_event_is_dead_lettered_as_it_came(set: BackendSet) {
+    on_bus(set, async |bus: &TestBus| {
         bus.declare(&[QueueSpec::new("raw", &["order.*"])]).await;
         let store = bus.dead_letters().await;
         bus.publish_raw("raw", "this is not an event").await;
@@ -388,9 +398,8 @@ impl EventHandler for NeverHandles {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn nothing_is_lost_while_the_dead_letter_store_fails() {
-    on_each_bus(async |bus: &TestBus| {
+async fn nothing_is_lost_while_the_dead_letter_store_fails(set: BackendSet) {
+    on_bus(set, async |bus: &TestBus| {
         bus.declare(&[QueueSpec::new("fragile", &["order.*"])])
             .await;
         let sink = Arc::new(MendableStore {
@@ -456,9 +465,8 @@ async fn call(
     (status, body)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn admins_list_replay_and_discard_dead_letters_over_http() {
-    on_each_bus(async |bus: &TestBus| {
+async fn admins_list_replay_and_discard_dead_letters_over_http(set: BackendSet) {
+    on_bus(set, async |bus: &TestBus| {
         bus.declare(&[QueueSpec::new("orders", &["order.*"])]).await;
         let store = bus.dead_letters().await;
         let events: Vec<Envelope> = (0..3).map(|_| event("order.placed")).collect();
@@ -624,9 +632,8 @@ async fn admins_list_replay_and_discard_dead_letters_over_http() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_copy_failing_again_replaces_its_dead_letter() {
-    on_each_bus(async |bus: &TestBus| {
+async fn a_copy_failing_again_replaces_its_dead_letter(set: BackendSet) {
+    on_bus(set, async |bus: &TestBus| {
         let store = bus.dead_letters().await;
         let placed = event("order.placed");
         for (error, attempts) in [("first failure", 5), ("second failure", 2)] {

@@ -2,11 +2,22 @@
 
 use std::time::{Duration, Instant};
 
+use herald_platform::backend_tests;
 use herald_platform::bus::{QueueSpec, RabbitBus};
 use herald_platform::cache::RedisCache;
 use herald_platform::testing::BackendSet;
+use herald_platform::testing::harness::RABBITMQCTL;
 
-use crate::support::{Recorder, TestBus, event, on_each_bus, options};
+use crate::support::{Recorder, TestBus, event, on_bus, options};
+
+backend_tests!(
+    real only: publisher_and_consumer_recover_when_the_broker_drops_their_connections(
+        threads = 4,
+        needs = &[RABBITMQCTL]
+    );
+    no backend: connecting_the_bus_to_a_server_that_never_answers_fails_in_bounded_time,
+    connecting_the_cache_to_a_server_that_never_answers_fails_in_bounded_time
+);
 
 /// A port that accepts connections and never says a word, like a wrong service behind a URL.
 async fn silent_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
@@ -23,7 +34,6 @@ async fn silent_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) 
     (addr, task)
 }
 
-#[tokio::test]
 async fn connecting_the_bus_to_a_server_that_never_answers_fails_in_bounded_time() {
     let (addr, server) = silent_server().await;
     let started = Instant::now();
@@ -39,7 +49,6 @@ async fn connecting_the_bus_to_a_server_that_never_answers_fails_in_bounded_time
     server.abort();
 }
 
-#[tokio::test]
 async fn connecting_the_cache_to_a_server_that_never_answers_fails_in_bounded_time() {
     let (addr, server) = silent_server().await;
     let started = Instant::now();
@@ -56,8 +65,8 @@ async fn connecting_the_cache_to_a_server_that_never_answers_fails_in_bounded_ti
 }
 
 /// Closes, from the broker's side, every connection whose name mentions `prefix`; returns how
-/// many, or `None` when `rabbitmqctl` is not available here.
-fn close_connections_named(prefix: &str) -> Option<usize> {
+/// many.
+fn close_connections_named(prefix: &str) -> usize {
     let listed = std::process::Command::new("rabbitmqctl")
         .args([
             "-q",
@@ -67,8 +76,12 @@ fn close_connections_named(prefix: &str) -> Option<usize> {
             "client_properties",
         ])
         .output()
-        .ok()
-        .filter(|out| out.status.success())?;
+        .expect("running rabbitmqctl");
+    assert!(
+        listed.status.success(),
+        "rabbitmqctl list_connections: {}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
     let listing = String::from_utf8_lossy(&listed.stdout);
     let pids: Vec<&str> = listing
         .lines()
@@ -87,15 +100,11 @@ fn close_connections_named(prefix: &str) -> Option<usize> {
             .expect("running rabbitmqctl");
         assert!(closed.success(), "closing connection {pid}");
     }
-    Some(pids.len())
+    pids.len()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn publisher_and_consumer_recover_when_the_broker_drops_their_connections() {
-    on_each_bus(async |bus: &TestBus| {
-        if bus.set == BackendSet::Embedded {
-            return;
-        }
+    on_bus(BackendSet::Real, async |bus: &TestBus| {
         bus.declare(&[QueueSpec::new("resilient", &["order.*"])])
             .await;
         let recorder = Recorder::new();
@@ -103,11 +112,7 @@ async fn publisher_and_consumer_recover_when_the_broker_drops_their_connections(
         bus.publish(&[event("order.placed")]).await;
         recorder.exactly(1).await;
 
-        let Some(closed) = close_connections_named(bus.prefix()) else {
-            eprintln!("skipping: rabbitmqctl is not available to drop connections");
-            consumer.stop().await;
-            return;
-        };
+        let closed = close_connections_named(bus.prefix());
         assert_eq!(closed, 2, "the publisher's and the consumer's connections");
         // Like the outbox relay: a publish on the dropped connection fails, the next reconnects.
         let backend = bus.backend();

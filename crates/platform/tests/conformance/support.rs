@@ -13,7 +13,7 @@ use herald_platform::bus::{
 };
 use herald_platform::db::{Database, Migrations};
 use herald_platform::deadletters::{DeadLetter, DeadLetters};
-use herald_platform::testing::{BackendSet, backend_sets, real_backends, unique_prefix};
+use herald_platform::testing::{BackendSet, real_backends, unique_prefix};
 use sqlx::migrate::Migrator;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -27,16 +27,13 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Runs `scenario` on every backend set, cleaning up after it even when it fails.
-pub async fn on_each_bus(scenario: impl AsyncFn(&TestBus)) {
-    for set in backend_sets() {
-        let bus = TestBus::open(set).await;
-        let outcome = AssertUnwindSafe(scenario(&bus)).catch_unwind().await;
-        bus.cleanup().await;
-        if let Err(panic) = outcome {
-            eprintln!("the scenario failed on the {set:?} backends");
-            resume_unwind(panic);
-        }
+/// Runs `scenario` on `set`'s bus, cleaning up after it even when it fails.
+pub async fn on_bus(set: BackendSet, scenario: impl AsyncFn(&TestBus)) {
+    let bus = TestBus::open(set).await;
+    let outcome = AssertUnwindSafe(scenario(&bus)).catch_unwind().await;
+    bus.cleanup().await;
+    if let Err(panic) = outcome {
+        resume_unwind(panic);
     }
 }
 

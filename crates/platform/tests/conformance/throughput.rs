@@ -8,9 +8,16 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use herald_events::Envelope;
+use herald_platform::backend_tests;
 use herald_platform::bus::{EventHandler, HandlerError, QueueSpec};
+use herald_platform::testing::BackendSet;
 
-use crate::support::{TestBus, event, on_each_bus, options};
+use crate::support::{TestBus, event, on_bus, options};
+
+backend_tests!(throughput_of_a_consumer_draining_its_queue(
+    threads = 4,
+    ignore = "a measurement: run by hand with --ignored --nocapture"
+));
 
 const MESSAGES: usize = 50_000;
 
@@ -25,10 +32,8 @@ impl EventHandler for Counts {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "a measurement: run by hand with --ignored --nocapture"]
-async fn throughput_of_a_consumer_draining_its_queue() {
-    on_each_bus(async |bus: &TestBus| {
+async fn throughput_of_a_consumer_draining_its_queue(set: BackendSet) {
+    on_bus(set, async |bus: &TestBus| {
         for concurrency in [32, 256] {
             let queue = format!("bench{concurrency}");
             bus.declare(&[QueueSpec::new(&queue, &[&format!("{queue}.*")])])

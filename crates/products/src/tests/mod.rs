@@ -2,12 +2,24 @@
 //! directly, the consumer fed with events, the API driven through its router with real
 //! tokens.
 
+#![allow(clippy::unwrap_used)]
+
 mod api;
 mod api_buyers;
 mod catalog;
 mod consumer;
 mod reservations;
 mod service;
+
+/// Every module's tests, for the harness.
+pub const CASES: &[&[herald_platform::testing::harness::Case]] = &[
+    api::CASES,
+    api_buyers::CASES,
+    catalog::CASES,
+    consumer::CASES,
+    reservations::CASES,
+    service::CASES,
+];
 
 use axum::Router;
 use axum::http::{Method, StatusCode};

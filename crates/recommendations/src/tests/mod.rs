@@ -1,10 +1,20 @@
 //! Tests over real storage, on every backend set: the consumer fed with events, the API
 //! driven through its router with real tokens, and the whole service on the bus.
 
+#![allow(clippy::unwrap_used)]
+
 mod api;
 mod consumer;
 mod recommendations;
 mod service;
+
+/// Every module's tests, for the harness.
+pub const CASES: &[&[herald_platform::testing::harness::Case]] = &[
+    api::CASES,
+    consumer::CASES,
+    recommendations::CASES,
+    service::CASES,
+];
 
 use axum::Router;
 use axum::http::{Method, StatusCode};

@@ -4,8 +4,8 @@
 //! the embedded one (always) and the real servers (PostgreSQL, RabbitMQ, Redis). The real
 //! servers' URLs come from `HERALD_TEST_DATABASE_URL`, `HERALD_TEST_AMQP_URL` and
 //! `HERALD_TEST_REDIS_URL`, defaulting to the standard local ports. When they are not
-//! reachable the real-backend run is skipped with a message, except when `CI=true`: then
-//! the test fails loudly.
+//! reachable the real-backend tests are reported as skipped ([`harness`]), except under a
+//! truthy `CI` ([`ci`]): then they fail loudly.
 //!
 //! Beside that, what every service's tests do alike: keys and tokens, a migrated database
 //! and its cleanup, the outbox read back, the bus, and requests sent through a router.
@@ -27,6 +27,8 @@ use crate::auth::{ServiceKey, SigningKey, TokenVerifier};
 use crate::bus::{Bus, BusBackend, QueueSpec, RabbitBus};
 use crate::config::Settings;
 use crate::db::{Database, Migrations};
+
+pub mod harness;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendSet {
@@ -70,9 +72,22 @@ fn reachable(url: &str) -> bool {
     addrs.any(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
 }
 
-/// The real servers, or `None` (skip) when they are down outside CI. Panics in CI.
-pub fn real_backends() -> Option<RealBackends> {
-    let backends = RealBackends {
+/// The value of `CI` when it is truthy: set, and not empty, `0`, `false`, `no` or `off`
+/// (in any case). In CI every test must run: what it needs missing fails it.
+pub fn ci() -> Option<String> {
+    std::env::var("CI").ok().filter(|value| truthy(value))
+}
+
+fn truthy(value: &str) -> bool {
+    !matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "" | "0" | "false" | "no" | "off"
+    )
+}
+
+/// The real servers' URLs, as the environment says.
+fn configured_backends() -> RealBackends {
+    RealBackends {
         database_url: env_or(
             "HERALD_TEST_DATABASE_URL",
             "postgres://postgres@127.0.0.1:5432/test",
@@ -82,7 +97,12 @@ pub fn real_backends() -> Option<RealBackends> {
             "amqp://guest:guest@127.0.0.1:5672/%2f",
         ),
         redis_url: env_or("HERALD_TEST_REDIS_URL", "redis://127.0.0.1:6379"),
-    };
+    }
+}
+
+/// Which real servers are missing (say which are not reachable), or `None`.
+fn servers_missing() -> Option<String> {
+    let backends = configured_backends();
     let down: Vec<&str> = [
         ("PostgreSQL", &backends.database_url),
         ("RabbitMQ", &backends.amqp_url),
@@ -92,29 +112,19 @@ pub fn real_backends() -> Option<RealBackends> {
     .filter(|(_, url)| !reachable(url))
     .map(|(name, _)| name)
     .collect();
-    if down.is_empty() {
-        return Some(backends);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "CI=true but {} not reachable: the real-backend tests must run in CI",
-            down.join(", ")
-        );
-    }
-    eprintln!(
-        "skipping the real-backend run: {} not reachable",
-        down.join(", ")
-    );
-    None
+    (!down.is_empty()).then(|| format!("{} not reachable", down.join(", ")))
 }
 
-/// The backend sets this test runs on: always embedded, and real when reachable.
-pub fn backend_sets() -> Vec<BackendSet> {
-    let mut sets = vec![BackendSet::Embedded];
-    if real_backends().is_some() {
-        sets.push(BackendSet::Real);
+/// The real servers, or `None` when they are down; panics when they are down in CI.
+pub fn real_backends() -> Option<RealBackends> {
+    let Some(missing) = servers_missing() else {
+        return Some(configured_backends());
+    };
+    if let Some(ci) = ci() {
+        panic!("CI={ci} but {missing}: the real-backend tests must run in CI");
     }
-    sets
+    eprintln!("the real servers are missing: {missing}");
+    None
 }
 
 /// A name unique to this test, usable in schema, queue and key names.
@@ -351,4 +361,19 @@ pub async fn call(
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
     (status, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truthy;
+
+    #[test]
+    fn any_ci_value_but_an_empty_or_false_one_is_ci() {
+        for value in ["true", "TRUE", "1", "yes", "Yes", "on", "woodpecker"] {
+            assert!(truthy(value), "{value}");
+        }
+        for value in ["", " ", "0", "false", "False", "no", "NO", "off"] {
+            assert!(!truthy(value), "{value:?}");
+        }
+    }
 }
