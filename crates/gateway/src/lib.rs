@@ -82,7 +82,9 @@ pub fn schema(services: Option<(Services, LiveHub)>, settings: &Settings) -> Her
     )
     .limit_recursive_depth(limits::MAX_HEIGHT)
     .limit_directives(limits::MAX_DIRECTIVES)
-    .limit_complexity(limits::QueryLimits::new(settings).budget());
+    // What a query could return, list sizes multiplied ([`limits::QueryLimits`] explains
+    // the refusal).
+    .limit_complexity(settings.max_query_complexity);
     if let Some((services, live)) = services {
         builder = builder
             .data(loaders::ProductLoader::new(services.products.clone()))

@@ -1,12 +1,16 @@
 //! The read path, as a client feels it: Herald's inbox queries through the gateway beside
 //! their raw baselines, measured in one run on this machine. A benchmark, not a test: it
-//! prints rates, ratios, latencies and the process's memory (docs/benchmarks.md).
+//! prints rates, ratios, latencies, the CPU each call costs (this process: Herald and the
+//! load generator; and PostgreSQL's processes) and the process's memory
+//! (docs/benchmarks.md).
 //!
 //! Herald runs all in one process (`herald serve`'s wiring) with a user holding 61
-//! notifications. Baselines, at the same concurrency:
-//! - the inbox's two statements straight to PostgreSQL (real backends only);
-//! - Herald's own trivial query `{ __typename }`;
-//! - a bare axum + async-graphql schema answering `{ __typename }`.
+//! notifications. Baselines:
+//! - the inbox's two statements straight to PostgreSQL (real backends only): by pgbench
+//!   (prepared, 8 clients, one transaction per page; the goal's baseline), and by an sqlx
+//!   pool of 8 connections in this process (which pings each connection it takes back);
+//! - Herald's own trivial query `{ __typename }`, at the same concurrency;
+//! - a bare axum + async-graphql schema answering `{ __typename }`, likewise.
 //!
 //! `cargo bench -p herald --bench read_path -- [--backend embedded|real|both]
 //! [--connections N] [--seconds S] [--only NAME]`
@@ -46,7 +50,8 @@ struct Args {
     bench: bool,
 }
 
-const RAW: &str = "inbox statements, raw (PostgreSQL)";
+const PGBENCH: &str = "inbox statements, pgbench (8 clients, prepared)";
+const RAW: &str = "inbox statements, raw (sqlx pool, 8 connections)";
 const BARE: &str = "bare axum + async-graphql { __typename }";
 const TRIVIAL: &str = "Herald { __typename }";
 const UNREAD: &str = "getUnreadNotificationsCount";
@@ -222,6 +227,68 @@ async fn fill_inbox(app: &TestApp, user: Uuid) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The inbox's two statements run by pgbench (prepared, 8 clients), as one transaction
+/// per page; None when pgbench is not installed.
+async fn pgbench(app: &TestApp, user: Uuid, seconds: u64) -> anyhow::Result<Option<Rate>> {
+    let url = app
+        .settings
+        .database_url
+        .clone()
+        .expect("real backends have a database URL");
+    let schema = herald_notifications::DESCRIPTOR
+        .schema(&app.settings)
+        .expect("notifications keeps storage");
+    let script = app.settings.data_dir.join("inbox.pgbench");
+    std::fs::write(
+        &script,
+        "SELECT id, user_id, type, priority, title, body, data, deliver_at, read_at \
+         FROM notifications WHERE user_id = :uid AND deliver_at <= :now \
+         ORDER BY deliver_at DESC, id DESC LIMIT 21;\n\
+         SELECT COUNT(*) FROM notifications WHERE user_id = :uid AND deliver_at <= :now;\n",
+    )?;
+    let now = chrono::Utc::now().timestamp_micros();
+    let output = tokio::process::Command::new("pgbench")
+        .args(["-n", "-M", "prepared", "-c", "8", "-j", "2", "-T"])
+        .arg(seconds.to_string())
+        .arg("-D")
+        .arg(format!("uid='{user}'"))
+        .arg("-D")
+        .arg(format!("now={now}"))
+        .arg("-f")
+        .arg(&script)
+        .arg(&url)
+        .env("PGOPTIONS", format!("-c search_path={schema}"))
+        .output()
+        .await;
+    let Ok(output) = output else {
+        eprintln!("pgbench is not installed: its row is left out");
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(&output.stdout);
+    anyhow::ensure!(
+        output.status.success(),
+        "pgbench failed: {text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let value = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+    };
+    let tps = value("tps = ").ok_or_else(|| anyhow::anyhow!("no tps in {text}"))?;
+    let latency = Duration::from_secs_f64(value("latency average = ").unwrap_or(0.0) / 1e3);
+    Ok(Some(Rate {
+        name: PGBENCH.to_owned(),
+        per_second: tps,
+        // pgbench reports the average only; it stands in the p50 column.
+        p50: latency,
+        p99: Duration::ZERO,
+        // pgbench's own process and PostgreSQL's backends for it are gone by now.
+        cpu_here: Duration::ZERO,
+        cpu_postgres: Duration::ZERO,
+    }))
+}
+
 /// The inbox's two statements, straight to PostgreSQL with prepared statements.
 async fn raw_statements(
     app: &TestApp,
@@ -280,6 +347,15 @@ async fn raw_statements(
     Ok(rate)
 }
 
+/// A CPU time per call, or "–" where none was measured.
+fn micros(cpu: Duration) -> String {
+    if cpu.is_zero() {
+        "–".to_owned()
+    } else {
+        format!("{} µs", cpu.as_micros())
+    }
+}
+
 fn rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -319,6 +395,9 @@ async fn run(set: BackendSet, args: &Args) -> anyhow::Result<()> {
         })
     };
     let mut rates = Vec::new();
+    if set == BackendSet::Real && chosen(PGBENCH) {
+        rates.extend(pgbench(&app, user, s).await?);
+    }
     if set == BackendSet::Real && chosen(RAW) {
         rates.push(raw_statements(&app, user, n, s).await?);
     }
@@ -354,13 +433,13 @@ async fn run(set: BackendSet, args: &Args) -> anyhow::Result<()> {
     );
     for rate in &rates {
         println!(
-            "| {} | {:.0} | {:.2} ms | {:.2} ms | {} µs | {} µs |",
+            "| {} | {:.0} | {:.2} ms | {:.2} ms | {} | {} |",
             rate.name,
             rate.per_second,
             rate.p50.as_secs_f64() * 1e3,
             rate.p99.as_secs_f64() * 1e3,
-            rate.cpu_here.as_micros(),
-            rate.cpu_postgres.as_micros(),
+            micros(rate.cpu_here),
+            micros(rate.cpu_postgres),
         );
     }
     let ratio = |a: &str, b: &str| match (rate_of(a), rate_of(b)) {
@@ -368,7 +447,8 @@ async fn run(set: BackendSet, args: &Args) -> anyhow::Result<()> {
         _ => "n/a".to_owned(),
     };
     println!(
-        "ratios: getNotifications / raw statements {} (goal ≥ 0.7); unread count / Herald's trivial {} (goal ≥ 0.5); Herald's trivial / bare {} (goal ≥ 0.5)",
+        "ratios: getNotifications / pgbench {} (goal ≥ 0.7), / sqlx raw {}; unread count / Herald's trivial {} (goal ≥ 0.5); Herald's trivial / bare {} (goal ≥ 0.5)",
+        ratio(LIST, PGBENCH),
         ratio(LIST, RAW),
         ratio(UNREAD, TRIVIAL),
         ratio(TRIVIAL, BARE),

@@ -7,6 +7,9 @@ mod nesting;
 mod shape;
 mod strings;
 
+use std::sync::Arc;
+
+use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, Response, ServerError, ServerResult};
 use herald_platform::Settings;
 
@@ -50,13 +53,22 @@ pub fn list_cost(items: i32, child_complexity: usize) -> usize {
 /// The message async-graphql refuses a query over the schema's complexity limit with.
 const TOO_COMPLEX: &str = "Query is too complex.";
 
+/// Query texts up to this long are kept parsed once they passed the checks.
+const KEPT_QUERY: usize = 8 * 1024;
+/// Parsed queries kept: clients send the same few queries again and again.
+const KEPT_QUERIES: u64 = 1_024;
+
 /// The gateway's request limits, applied to every operation over HTTP and WebSocket alike
 /// ([`crate::operations`]); what a query could return is limited by the schema itself
 /// (`limit_complexity` with [`QueryLimits::budget`]), and its refusal explained here.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct QueryLimits {
     shape: ShapeLimits,
     budget: usize,
+    /// Query texts that passed the checks of their text and shape, parsed: parsing is a
+    /// tenth of a small query's cost. Strings are checked again with each request's
+    /// variables.
+    parsed: moka::sync::Cache<Arc<str>, Arc<ExecutableDocument>>,
 }
 
 impl QueryLimits {
@@ -70,26 +82,32 @@ impl QueryLimits {
                 max_root_fields: MAX_ROOT_FIELDS,
             },
             budget: settings.max_query_complexity,
+            parsed: moka::sync::Cache::new(KEPT_QUERIES),
         }
-    }
-
-    /// The nodes a query may return (list sizes multiplied).
-    pub fn budget(&self) -> usize {
-        self.budget
     }
 
     /// Checks a request before the schema sees it; the parsed document stays on it.
     pub fn check(&self, request: &mut Request) -> ServerResult<()> {
+        if let Some(doc) = self.parsed.get(request.query.as_str()) {
+            request.set_parsed_query(doc.as_ref().clone());
+            return check_strings(request);
+        }
         // Parsing a large document takes milliseconds of one core: off the async workers,
         // so that other requests (health checks among them) keep being served meanwhile.
         let big = request.query.len() >= BIG_QUERY;
         let multi_thread = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
         if big && multi_thread {
-            tokio::task::block_in_place(|| check(request, &self.shape))
+            tokio::task::block_in_place(|| check_shape(request, &self.shape))?;
         } else {
-            check(request, &self.shape)
+            check_shape(request, &self.shape)?;
         }
+        if request.query.len() <= KEPT_QUERY {
+            let doc = request.parsed_query()?.clone();
+            self.parsed
+                .insert(Arc::from(request.query.as_str()), Arc::new(doc));
+        }
+        check_strings(request)
     }
 
     /// Names the limit in the schema's own refusal, and clips every error message.
@@ -107,17 +125,52 @@ impl QueryLimits {
     }
 }
 
-/// Nesting before parsing, then the parsed document's shape and its strings; the parsed
-/// document stays on the request so it is parsed once.
-fn check(request: &mut Request, shape: &ShapeLimits) -> ServerResult<()> {
+/// Nesting before parsing, then the parsed document's shape; the parsed document stays
+/// on the request so it is parsed once.
+fn check_shape(request: &mut Request, shape: &ShapeLimits) -> ServerResult<()> {
     if nesting::check(&request.query, MAX_NESTING).is_err() {
         return Err(ServerError::new(
             format!("the query nests brackets more than {MAX_NESTING} levels deep"),
             None,
         ));
     }
+    let doc = request.parsed_query()?;
+    shape::check(doc, shape).map_err(|refusal| ServerError::new(refusal.to_string(), None))
+}
+
+/// The strings of the parsed document and of the request's variables.
+fn check_strings(request: &mut Request) -> ServerResult<()> {
     let variables = request.variables.clone();
     let doc = request.parsed_query()?;
-    shape::check(doc, shape).map_err(|refusal| ServerError::new(refusal.to_string(), None))?;
     strings::check(doc, &variables).map_err(|overlong| ServerError::new(overlong.to_string(), None))
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::Variables;
+
+    use super::*;
+
+    fn request(query: &str, search: &str) -> Request {
+        Request::new(query).variables(Variables::from_json(serde_json::json!({ "s": search })))
+    }
+
+    #[test]
+    fn a_kept_query_still_has_each_request_s_strings_checked() {
+        let limits = QueryLimits::new(&Settings::default());
+        let query = "query($s: String) { products(search: $s) { totalCount } }";
+        assert!(limits.check(&mut request(query, "moka")).is_ok());
+        assert!(limits.parsed.get(query).is_some(), "kept once it passed");
+        let long = "x".repeat(strings::MAX_STRING_CHARS + 1);
+        let refused = limits.check(&mut request(query, &long)).unwrap_err();
+        assert!(
+            refused.message.contains("characters"),
+            "{}",
+            refused.message
+        );
+        // A query refused for its shape is not kept.
+        let deep = format!("{{ {}x{} }}", "a { ".repeat(40), " }".repeat(40));
+        assert!(limits.check(&mut Request::new(deep.as_str())).is_err());
+        assert!(limits.parsed.get(deep.as_str()).is_none());
+    }
 }
