@@ -13,7 +13,7 @@
 //! - a bare axum + async-graphql schema answering `{ __typename }`, likewise.
 //!
 //! `cargo bench -p herald --bench read_path -- [--backend embedded|real|both]
-//! [--connections N] [--seconds S] [--only NAME]`
+//! [--connections N] [--seconds S] [--only NAME] [--separate]`
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +26,10 @@ use herald_notifications::domain::{Draft, NotificationType};
 use herald_notifications::email::EmailQueue;
 use herald_notifications::unread::UnreadCounts;
 use herald_platform::cache::Cache;
-use herald_test_support::{BackendSet, TestApp, real_backends};
+use herald_test_support::cluster::Cluster;
+use herald_test_support::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, BackendSet, TestApp, eventually, real_backends,
+};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -41,6 +44,10 @@ struct Args {
     /// How long each workload runs.
     #[arg(long, default_value_t = 8)]
     seconds: u64,
+    /// Also run with the gateway, the notifications service and the others as three
+    /// processes (real backends).
+    #[arg(long)]
+    separate: bool,
     /// Run only the workloads whose names contain this (to profile one), e.g.
     /// `getNotifications`.
     #[arg(long)]
@@ -70,8 +77,10 @@ struct Rate {
     per_second: f64,
     p50: Duration,
     p99: Duration,
-    /// CPU per call: this process (Herald and the load generator), and PostgreSQL's.
+    /// CPU per call: this process (Herald in process, and the load generator), Herald's
+    /// own processes (services apart), and PostgreSQL's.
     cpu_here: Duration,
+    cpu_herald: Duration,
     cpu_postgres: Duration,
 }
 
@@ -98,11 +107,12 @@ fn cpu_ticks(pick: impl Fn(&str, &str) -> bool) -> u64 {
         .sum()
 }
 
-/// (this process, PostgreSQL's processes) CPU ticks so far.
-fn cpu_now() -> (u64, u64) {
+/// (this process, other `herald` processes, PostgreSQL's processes) CPU ticks so far.
+fn cpu_now() -> (u64, u64, u64) {
     let me = std::process::id().to_string();
     (
         cpu_ticks(|pid, _| pid == me),
+        cpu_ticks(|pid, comm| comm == "herald" && pid != me),
         cpu_ticks(|_, comm| comm == "postgres"),
     )
 }
@@ -147,7 +157,8 @@ where
         p50: at(0.50),
         p99: at(0.99),
         cpu_here: per_call(cpu_after.0.saturating_sub(cpu_before.0)),
-        cpu_postgres: per_call(cpu_after.1.saturating_sub(cpu_before.1)),
+        cpu_herald: per_call(cpu_after.1.saturating_sub(cpu_before.1)),
+        cpu_postgres: per_call(cpu_after.2.saturating_sub(cpu_before.2)),
     }
 }
 
@@ -229,16 +240,12 @@ async fn fill_inbox(app: &TestApp, user: Uuid) -> anyhow::Result<()> {
 
 /// The inbox's two statements run by pgbench (prepared, 8 clients), as one transaction
 /// per page; None when pgbench is not installed.
-async fn pgbench(app: &TestApp, user: Uuid, seconds: u64) -> anyhow::Result<Option<Rate>> {
-    let url = app
-        .settings
-        .database_url
-        .clone()
-        .expect("real backends have a database URL");
-    let schema = herald_notifications::DESCRIPTOR
-        .schema(&app.settings)
-        .expect("notifications keeps storage");
-    let script = app.settings.data_dir.join("inbox.pgbench");
+async fn pgbench(target: &Target, seconds: u64) -> anyhow::Result<Option<Rate>> {
+    let Some((url, schema)) = &target.postgres else {
+        return Ok(None);
+    };
+    let user = target.user;
+    let script = target.dir.join("inbox.pgbench");
     std::fs::write(
         &script,
         "SELECT id, user_id, type, priority, title, body, data, deliver_at, read_at \
@@ -256,7 +263,7 @@ async fn pgbench(app: &TestApp, user: Uuid, seconds: u64) -> anyhow::Result<Opti
         .arg(format!("now={now}"))
         .arg("-f")
         .arg(&script)
-        .arg(&url)
+        .arg(url)
         .env("PGOPTIONS", format!("-c search_path={schema}"))
         .output()
         .await;
@@ -285,26 +292,22 @@ async fn pgbench(app: &TestApp, user: Uuid, seconds: u64) -> anyhow::Result<Opti
         p99: Duration::ZERO,
         // pgbench's own process and PostgreSQL's backends for it are gone by now.
         cpu_here: Duration::ZERO,
+        cpu_herald: Duration::ZERO,
         cpu_postgres: Duration::ZERO,
     }))
 }
 
 /// The inbox's two statements, straight to PostgreSQL with prepared statements.
 async fn raw_statements(
-    app: &TestApp,
-    user: Uuid,
+    target: &Target,
     clients: usize,
     seconds: u64,
-) -> anyhow::Result<Rate> {
+) -> anyhow::Result<Option<Rate>> {
     use sqlx::postgres::PgPoolOptions;
-    let url = app
-        .settings
-        .database_url
-        .clone()
-        .expect("real backends have a database URL");
-    let schema = herald_notifications::DESCRIPTOR
-        .schema(&app.settings)
-        .expect("notifications keeps storage");
+    let Some((url, schema)) = target.postgres.clone() else {
+        return Ok(None);
+    };
+    let user = target.user;
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .after_connect(move |conn, _| {
@@ -344,7 +347,7 @@ async fn raw_statements(
         }
     })
     .await;
-    Ok(rate)
+    Ok(Some(rate))
 }
 
 /// A CPU time per call, or "–" where none was measured.
@@ -368,7 +371,20 @@ fn rss_mib() -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-async fn run(set: BackendSet, args: &Args) -> anyhow::Result<()> {
+/// Where the workloads run: a gateway, a user with 61 notifications, and the PostgreSQL
+/// schema of their notifications (for the raw baselines).
+struct Target {
+    label: String,
+    gateway: String,
+    token: String,
+    user: Uuid,
+    /// The database URL and the notifications schema, on PostgreSQL.
+    postgres: Option<(String, String)>,
+    dir: std::path::PathBuf,
+}
+
+/// All in one process, as `herald serve` runs.
+async fn in_process(set: BackendSet, args: &Args) -> anyhow::Result<()> {
     let app = TestApp::spawn_with(set, |s| {
         s.rate_limit_client_per_minute = 0;
         s.rate_limit_user_per_minute = 0;
@@ -378,10 +394,135 @@ async fn run(set: BackendSet, args: &Args) -> anyhow::Result<()> {
     let ada = app.customer("Ada").await;
     let user: Uuid = ada.user_id.parse()?;
     fill_inbox(&app, user).await?;
+    let postgres = app.settings.database_url.clone().and_then(|url| {
+        let schema = herald_notifications::DESCRIPTOR.schema(&app.settings)?;
+        Some((url, schema))
+    });
+    let target = Target {
+        label: format!("{set:?}, all in one process"),
+        gateway: app.gateway.clone(),
+        token: ada.token.clone(),
+        user,
+        postgres,
+        dir: app.settings.data_dir.clone(),
+    };
+    measure(&target, args).await?;
+    app.cleanup().await;
+    Ok(())
+}
+
+/// The gateway, the notifications service and the other services as three processes of
+/// the release binary, on the real backends.
+async fn separate_processes(args: &Args) -> anyhow::Result<()> {
+    let mut cluster = Cluster::new(
+        std::path::Path::new(env!("CARGO_BIN_EXE_herald")),
+        BackendSet::Real,
+    );
+    for key in [
+        "HERALD_RATE_LIMIT_CLIENT_PER_MINUTE",
+        "HERALD_RATE_LIMIT_USER_PER_MINUTE",
+        "HERALD_CONNECTIONS_PER_CLIENT",
+    ] {
+        cluster.set_env(key, "0");
+    }
+    cluster.start("gateway", &["gateway"]);
+    cluster.start("notifications", &["notifications"]);
+    cluster.start(
+        "others",
+        &[
+            "users",
+            "products",
+            "orders",
+            "recommendations",
+            "scheduler",
+        ],
+    );
+    cluster.wait_ready().await;
+    let (token, user) = order_sixty_times(&cluster).await?;
+    let real = real_backends().expect("the real backends are reachable");
+    let target = Target {
+        label: "Real, gateway and notifications in separate processes".to_owned(),
+        gateway: cluster.gateway().to_owned(),
+        token,
+        user,
+        postgres: Some((
+            real.database_url,
+            format!("{}notifications", cluster.schema_prefix()),
+        )),
+        dir: cluster.data_dir().to_owned(),
+    };
+    measure(&target, args).await?;
+    cluster.cleanup().await;
+    Ok(())
+}
+
+/// A customer who placed 60 orders (each brings an order update) besides their welcome:
+/// 61 notifications, through the public API. Their token and id.
+async fn order_sixty_times(cluster: &Cluster) -> anyhow::Result<(String, Uuid)> {
+    let field = |answer: &serde_json::Value, path: &[&str]| -> anyhow::Result<String> {
+        let mut value = &answer["data"];
+        for key in path {
+            value = &value[*key];
+        }
+        value
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("no {path:?} in {answer}"))
+    };
+    let admin = cluster
+        .graphql(
+            None,
+            "mutation($i: LoginInput!) { loginUser(input: $i) { token } }",
+            json!({ "i": { "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD } }),
+        )
+        .await;
+    let admin = field(&admin, &["loginUser", "token"])?;
+    let product = cluster
+        .graphql(
+            Some(&admin),
+            "mutation($i: ProductInput!) { createProduct(input: $i) { id } }",
+            json!({ "i": { "name": "Bench Beans", "category": "coffee", "priceCents": 900, "stock": 1000 } }),
+        )
+        .await;
+    let product = field(&product, &["createProduct", "id"])?;
+    let ada = cluster
+        .graphql(
+            None,
+            "mutation($i: RegisterUserInput!) { registerUser(input: $i) { token user { id } } }",
+            json!({ "i": { "name": "Ada", "email": format!("ada-{}@bench.test", Uuid::now_v7()), "password": "long enough pw" } }),
+        )
+        .await;
+    let token = field(&ada, &["registerUser", "token"])?;
+    let user: Uuid = field(&ada, &["registerUser", "user", "id"])?.parse()?;
+    for _ in 0..60 {
+        let placed = cluster
+            .graphql(
+                Some(&token),
+                "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { id } }",
+                json!({ "i": { "items": [{ "productId": product, "quantity": 1 }] } }),
+            )
+            .await;
+        field(&placed, &["placeOrder", "id"])?;
+    }
+    eventually(Duration::from_secs(60), "61 notifications", || async {
+        let page = cluster
+            .graphql(
+                Some(&token),
+                "{ getNotifications { totalCount } }",
+                json!({}),
+            )
+            .await;
+        (page["data"]["getNotifications"]["totalCount"] == 61).then_some(())
+    })
+    .await;
+    Ok((token, user))
+}
+
+async fn measure(target: &Target, args: &Args) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.connections)
         .build()?;
-    let url = format!("{}/graphql", app.gateway);
+    let url = format!("{}/graphql", target.gateway);
     let bare = bare_graphql().await?;
     let (n, s) = (args.connections, args.seconds);
 
@@ -395,25 +536,26 @@ async fn run(set: BackendSet, args: &Args) -> anyhow::Result<()> {
         })
     };
     let mut rates = Vec::new();
-    if set == BackendSet::Real && chosen(PGBENCH) {
-        rates.extend(pgbench(&app, user, s).await?);
+    if chosen(PGBENCH) {
+        rates.extend(pgbench(target, s).await?);
     }
-    if set == BackendSet::Real && chosen(RAW) {
-        rates.push(raw_statements(&app, user, n, s).await?);
+    if chosen(RAW) {
+        rates.extend(raw_statements(target, n, s).await?);
     }
+    let token = Some(target.token.clone());
     let gateway_workloads = [
         (BARE, bare, None, "{ __typename }"),
         (TRIVIAL, url.clone(), None, "{ __typename }"),
         (
             UNREAD,
             url.clone(),
-            Some(ada.token.clone()),
+            token.clone(),
             "{ getUnreadNotificationsCount }",
         ),
         (
             LIST,
             url.clone(),
-            Some(ada.token.clone()),
+            token,
             "{ getNotifications(first: 20) { nodes { id type title body read createdAt } totalCount } }",
         ),
     ];
@@ -425,20 +567,22 @@ async fn run(set: BackendSet, args: &Args) -> anyhow::Result<()> {
 
     let rate_of = |name: &str| rates.iter().find(|r| r.name == name).map(|r| r.per_second);
     println!(
-        "\n{set:?}: {n} clients, {s} s each, RSS {:.0} MiB",
+        "\n{}: {n} clients, {s} s each, RSS of this process {:.0} MiB",
+        target.label,
         rss_mib()
     );
     println!(
-        "| workload | rate /s | p50 | p99 | CPU/call here | CPU/call PostgreSQL |\n|---|--:|--:|--:|--:|--:|"
+        "| workload | rate /s | p50 | p99 | CPU/call here | CPU/call Herald processes | CPU/call PostgreSQL |\n|---|--:|--:|--:|--:|--:|--:|"
     );
     for rate in &rates {
         println!(
-            "| {} | {:.0} | {:.2} ms | {:.2} ms | {} | {} |",
+            "| {} | {:.0} | {:.2} ms | {:.2} ms | {} | {} | {} |",
             rate.name,
             rate.per_second,
             rate.p50.as_secs_f64() * 1e3,
             rate.p99.as_secs_f64() * 1e3,
             micros(rate.cpu_here),
+            micros(rate.cpu_herald),
             micros(rate.cpu_postgres),
         );
     }
@@ -447,13 +591,12 @@ async fn run(set: BackendSet, args: &Args) -> anyhow::Result<()> {
         _ => "n/a".to_owned(),
     };
     println!(
-        "ratios: getNotifications / pgbench {} (goal ≥ 0.7), / sqlx raw {}; unread count / Herald's trivial {} (goal ≥ 0.5); Herald's trivial / bare {} (goal ≥ 0.5)",
+        "ratios: getNotifications / pgbench {} (goal ≥ 0.7 in one process, ≥ 0.4 apart), / sqlx raw {}; unread count / Herald's trivial {} (goal ≥ 0.5); Herald's trivial / bare {} (goal ≥ 0.5)",
         ratio(LIST, PGBENCH),
         ratio(LIST, RAW),
         ratio(UNREAD, TRIVIAL),
         ratio(TRIVIAL, BARE),
     );
-    app.cleanup().await;
     Ok(())
 }
 
@@ -470,7 +613,14 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("skipping the real backends: not reachable");
             continue;
         }
-        run(set, &args).await?;
+        in_process(set, &args).await?;
+    }
+    if args.separate {
+        if real_backends().is_none() {
+            eprintln!("skipping separate processes: the real backends are not reachable");
+        } else {
+            separate_processes(&args).await?;
+        }
     }
     Ok(())
 }
