@@ -28,28 +28,35 @@ impl RootFields {
     }
 
     /// Counts each root field of an operation that ran, with its outcome: `ok`, or the
-    /// code of the error at that field. An operation refused before running (parse,
-    /// validation: errors without a path) counts nothing. Each field's duration is the
-    /// operation's: its root fields run concurrently.
+    /// code of the first error under it. An operation refused before running (parse,
+    /// validation: errors without a path) counts nothing, nor does a field it skipped
+    /// (`@skip`, `@include`). Each field is counted with the operation's duration (root
+    /// fields of a query run at once, a mutation's one after another).
     pub fn record(&self, response: &Response, took: Duration) {
         if response.errors.iter().any(|e| e.path.is_empty()) {
             return;
         }
+        let answered = |key: &Name| match &response.data {
+            async_graphql::Value::Object(data) => data.contains_key(key),
+            _ => false,
+        };
         for (key, field) in &self.fields {
-            let code = response
-                .errors
-                .iter()
-                .find(
-                    |e| matches!(e.path.first(), Some(PathSegment::Field(f)) if f == key.as_str()),
-                )
-                .map(|e| {
+            let error = response.errors.iter().find(
+                |e| matches!(e.path.first(), Some(PathSegment::Field(f)) if f == key.as_str()),
+            );
+            if error.is_none() && !answered(key) {
+                continue;
+            }
+            let outcome = error.map_or_else(
+                || "ok".to_owned(),
+                |e| {
                     e.extensions
                         .as_ref()
                         .and_then(|ext| ext.get("code"))
                         .map(|code| code.to_string().trim_matches('"').to_owned())
                         .unwrap_or_else(|| "error".to_owned())
-                });
-            let outcome = code.unwrap_or_else(|| "ok".to_owned());
+                },
+            );
             let labels = [
                 ("type", self.kind.to_owned()),
                 ("field", field.to_string()),

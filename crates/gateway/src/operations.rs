@@ -16,7 +16,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use crate::error::ensure_codes;
-use crate::limits::QueryLimits;
+use crate::limits::{Parsed, QueryLimits};
 use crate::metrics::RootFields;
 use crate::ordering::Plan;
 use crate::schema::HeraldSchema;
@@ -33,6 +33,8 @@ pub struct Operations {
 struct Prepared {
     plan: Option<Plan>,
     roots: Option<RootFields>,
+    /// The parsed query, to keep if the schema accepts it.
+    parsed: Option<Parsed>,
 }
 
 impl Operations {
@@ -42,7 +44,7 @@ impl Operations {
 
     /// One query or mutation.
     pub async fn execute(&self, mut request: Request) -> Response {
-        let prepared = match self.prepare(&mut request) {
+        let mut prepared = match self.prepare(&mut request) {
             Ok(prepared) => prepared,
             Err(refused) => return self.refused(refused),
         };
@@ -51,50 +53,66 @@ impl Operations {
         if let Some(roots) = &prepared.roots {
             roots.record(&response, started.elapsed());
         }
-        self.finish(&prepared, &mut response);
+        self.finish(&mut prepared, &mut response);
         response
     }
 
     /// A subscription's answers (or a query's one answer) as a stream.
     pub fn execute_stream(&self, mut request: Request) -> BoxStream<'static, Response> {
-        let prepared = match self.prepare(&mut request) {
+        let mut prepared = match self.prepare(&mut request) {
             Ok(prepared) => prepared,
             Err(refused) => {
                 return futures::stream::once(std::future::ready(self.refused(refused))).boxed();
             }
         };
         let this = self.clone();
+        // Each answer is counted with the time since the one before (for a subscription,
+        // since it started or since its last event).
+        let mut since = Instant::now();
         self.schema
             .execute_stream(request)
             .map(move |mut response| {
-                this.finish(&prepared, &mut response);
+                if let Some(roots) = &prepared.roots {
+                    roots.record(&response, since.elapsed());
+                }
+                since = Instant::now();
+                this.finish(&mut prepared, &mut response);
                 response
             })
             .boxed()
     }
 
     fn prepare(&self, request: &mut Request) -> ServerResult<Prepared> {
-        self.limits.check(request)?;
+        let parsed = self.limits.check(request)?;
         let name = request.operation_name.clone();
         let doc = request.parsed_query()?;
         // An operation that does not exist is reported by the schema.
-        Ok(
-            chosen(doc, name.as_deref()).map_or_else(Prepared::default, |operation| Prepared {
-                plan: Some(Plan::of(doc, &operation.selection_set.node)),
-                roots: Some(RootFields::of(doc, operation)),
-            }),
-        )
+        let Some(operation) = chosen(doc, name.as_deref()) else {
+            return Ok(Prepared::default());
+        };
+        Ok(Prepared {
+            plan: Some(Plan::of(doc, &operation.selection_set.node)),
+            roots: Some(RootFields::of(doc, operation)),
+            parsed,
+        })
     }
 
     fn refused(&self, refused: async_graphql::ServerError) -> Response {
         let mut response = Response::from_errors(vec![refused]);
-        self.finish(&Prepared::default(), &mut response);
+        self.finish(&mut Prepared::default(), &mut response);
         response
     }
 
-    fn finish(&self, prepared: &Prepared, response: &mut Response) {
+    fn finish(&self, prepared: &mut Prepared, response: &mut Response) {
         if let Some(plan) = &prepared.plan {
             plan.apply(&mut response.data);
+        }
+        // Errors without a path: the schema refused the operation before running it.
+        let accepted = response.errors.iter().all(|e| !e.path.is_empty());
+        if let Some(parsed) = prepared.parsed.take()
+            && accepted
+        {
+            self.limits.keep(parsed);
         }
         self.limits.explain(response);
         ensure_codes(response);

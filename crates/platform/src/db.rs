@@ -53,9 +53,12 @@ pub struct Migrations {
 /// A pooled connection idle for longer than this is pinged before it is handed out.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
-/// sqlx pings every connection it hands out by default: one more round trip per statement
-/// (to PostgreSQL, or to SQLite's worker thread), an eighth of an inbox page's CPU. A connection in steady use is known to work; one that
-/// sat idle (across a database restart, say) is pinged first, and dropped if it fails.
+/// sqlx pings every connection it hands out by default, besides the ping it sends on every
+/// connection it takes back: a second round trip per statement (to PostgreSQL, or to
+/// SQLite's worker thread) in the request's path. A connection in steady use is known to
+/// work; one that sat idle (across a database restart, say) is pinged first, and closed if
+/// that fails. A connection cut while in steady use fails its next statement instead (as
+/// any statement in flight when the database goes away does), and sqlx drops it then.
 fn checked_when_idle(options: AnyPoolOptions) -> AnyPoolOptions {
     options
         .test_before_acquire(false)
@@ -64,7 +67,7 @@ fn checked_when_idle(options: AnyPoolOptions) -> AnyPoolOptions {
                 if meta.idle_for < PING_AFTER_IDLE {
                     return Ok(true);
                 }
-                Ok(sqlx::Connection::ping(conn).await.is_ok())
+                sqlx::Connection::ping(conn).await.map(|()| true)
             })
         })
 }

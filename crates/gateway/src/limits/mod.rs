@@ -53,10 +53,19 @@ pub fn list_cost(items: i32, child_complexity: usize) -> usize {
 /// The message async-graphql refuses a query over the schema's complexity limit with.
 const TOO_COMPLEX: &str = "Query is too complex.";
 
-/// Query texts up to this long are kept parsed once they passed the checks.
-const KEPT_QUERY: usize = 8 * 1024;
-/// Parsed queries kept: clients send the same few queries again and again.
-const KEPT_QUERIES: u64 = 1_024;
+/// Query texts up to this long are kept parsed once the schema accepted them.
+const KEPT_QUERY: usize = 4 * 1024;
+/// The text of all the queries kept, in bytes. A parsed query takes up to about a hundred
+/// times its text (a field per two characters), so this keeps at most some 16 MiB; the
+/// queries an app sends again and again are a few hundred bytes each.
+const KEPT_TEXT: u64 = 128 * 1024;
+
+/// A query that passed the checks, parsed: keep it ([`QueryLimits::keep`]) once the
+/// schema accepted it too.
+pub struct Parsed {
+    text: Arc<str>,
+    doc: ExecutableDocument,
+}
 
 /// The gateway's request limits, applied to every operation over HTTP and WebSocket alike
 /// ([`crate::operations`]); what a query could return is limited by the schema itself
@@ -65,8 +74,8 @@ const KEPT_QUERIES: u64 = 1_024;
 pub struct QueryLimits {
     shape: ShapeLimits,
     budget: usize,
-    /// Query texts that passed the checks of their text and shape, parsed: parsing is a
-    /// tenth of a small query's cost. Strings are checked again with each request's
+    /// Query texts that passed the checks and that the schema accepted, parsed: parsing
+    /// was a tenth of a small query's cost. Strings are checked again with each request's
     /// variables.
     parsed: moka::sync::Cache<Arc<str>, Arc<ExecutableDocument>>,
 }
@@ -82,15 +91,20 @@ impl QueryLimits {
                 max_root_fields: MAX_ROOT_FIELDS,
             },
             budget: settings.max_query_complexity,
-            parsed: moka::sync::Cache::new(KEPT_QUERIES),
+            parsed: moka::sync::Cache::builder()
+                .weigher(|text: &Arc<str>, _| u32::try_from(text.len()).unwrap_or(u32::MAX))
+                .max_capacity(KEPT_TEXT)
+                .build(),
         }
     }
 
-    /// Checks a request before the schema sees it; the parsed document stays on it.
-    pub fn check(&self, request: &mut Request) -> ServerResult<()> {
+    /// Checks a request before the schema sees it; the parsed document stays on it. A
+    /// query not kept yet and small enough to keep comes back parsed.
+    pub fn check(&self, request: &mut Request) -> ServerResult<Option<Parsed>> {
         if let Some(doc) = self.parsed.get(request.query.as_str()) {
             request.set_parsed_query(doc.as_ref().clone());
-            return check_strings(request);
+            check_strings(request)?;
+            return Ok(None);
         }
         // Parsing a large document takes milliseconds of one core: off the async workers,
         // so that other requests (health checks among them) keep being served meanwhile.
@@ -102,12 +116,19 @@ impl QueryLimits {
         } else {
             check_shape(request, &self.shape)?;
         }
-        if request.query.len() <= KEPT_QUERY {
-            let doc = request.parsed_query()?.clone();
-            self.parsed
-                .insert(Arc::from(request.query.as_str()), Arc::new(doc));
+        check_strings(request)?;
+        if request.query.len() > KEPT_QUERY {
+            return Ok(None);
         }
-        check_strings(request)
+        Ok(Some(Parsed {
+            text: Arc::from(request.query.as_str()),
+            doc: request.parsed_query()?.clone(),
+        }))
+    }
+
+    /// Keeps a parsed query the schema accepted.
+    pub fn keep(&self, parsed: Parsed) {
+        self.parsed.insert(parsed.text, Arc::new(parsed.doc));
     }
 
     /// Names the limit in the schema's own refusal, and clips every error message.
@@ -159,10 +180,17 @@ mod tests {
     fn a_kept_query_still_has_each_request_s_strings_checked() {
         let limits = QueryLimits::new(&Settings::default());
         let query = "query($s: String) { products(search: $s) { totalCount } }";
-        assert!(limits.check(&mut request(query, "moka")).is_ok());
-        assert!(limits.parsed.get(query).is_some(), "kept once it passed");
+        let parsed = limits.check(&mut request(query, "moka")).unwrap();
+        limits.keep(parsed.expect("small enough to keep"));
+        assert!(limits.parsed.get(query).is_some(), "kept");
+        assert!(
+            limits.check(&mut request(query, "moka")).unwrap().is_none(),
+            "a kept query is not parsed again"
+        );
         let long = "x".repeat(strings::MAX_STRING_CHARS + 1);
-        let refused = limits.check(&mut request(query, &long)).unwrap_err();
+        let Err(refused) = limits.check(&mut request(query, &long)) else {
+            panic!("an overlong variable passed");
+        };
         assert!(
             refused.message.contains("characters"),
             "{}",

@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use herald::ServiceName;
 use herald_test_support::{BackendSet, Session, TestApp, backend_tests, eventually};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -240,6 +241,15 @@ async fn a_subscriber_sees_their_own_notifications_and_unread_count_live(set: Ba
 
     let notification = ada_live.next_notification("arrivals", "ORDER_UPDATE").await;
     assert_eq!(notification["priority"], "CRITICAL");
+    // Each event of a subscription counts as an operation of its root field.
+    let events = app
+        .metric(
+            ServiceName::Gateway,
+            "graphql_operations_total",
+            r#"field="notificationReceived""#,
+        )
+        .await;
+    assert!(events >= 1.0, "[{set:?}] {events}");
     assert_eq!(notification["data"]["orderId"], order["id"]);
     assert_eq!(notification["read"], false);
     let unread = unread_count(&app, &ada).await;
