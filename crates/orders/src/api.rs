@@ -8,24 +8,20 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use herald_events::OrderStatus;
 use herald_platform::auth::{Caller, TokenVerifier};
-use herald_platform::db::Database;
 use herald_platform::http::created;
-use herald_platform::outbox::Outbox;
 use herald_platform::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::checkout::place_order;
 use crate::domain::{LineInput, OrderRequest, PageSize, Viewer};
-use crate::inventory::Inventory;
 use crate::lifecycle::change_status;
+use crate::orders::Orders;
 use crate::store::{self, Order};
 
 #[derive(Clone)]
 pub struct OrdersState {
-    pub db: Database,
-    pub outbox: Outbox,
-    pub inventory: Inventory,
+    pub orders: Orders,
     pub verifier: TokenVerifier,
 }
 
@@ -76,7 +72,7 @@ async fn place(
     body: Result<Json<PlaceOrderRequest>, JsonRejection>,
 ) -> ApiResult<Response> {
     let request = OrderRequest::parse(&json_body(body)?.items)?;
-    let order = place_order(&state, &claims, &request).await?;
+    let order = place_order(&state.orders, &claims, &request).await?;
     Ok(created(order))
 }
 
@@ -88,7 +84,7 @@ async fn my_orders(
     let Query(query) = query.map_err(|e| ApiError::bad_input(e.body_text()))?;
     let first = PageSize::parse(query.first)?;
     Ok(Json(
-        store::list_orders(&state.db, claims.sub, first).await?,
+        store::list_orders(&state.orders.db, claims.sub, first).await?,
     ))
 }
 
@@ -98,7 +94,7 @@ async fn order_by_id(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Order>> {
     let id = order_id(&id)?;
-    store::find_order(state.db.pool(), id, Viewer::of(&claims))
+    store::find_order(state.orders.db.pool(), id, Viewer::of(&claims))
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no order {id}")))
@@ -111,7 +107,7 @@ async fn cancel(
 ) -> ApiResult<Json<Order>> {
     let id = order_id(&id)?;
     let viewer = Viewer::of(&claims);
-    let order = change_status(&state, viewer, &claims, id, OrderStatus::Cancelled).await?;
+    let order = change_status(&state.orders, viewer, &claims, id, OrderStatus::Cancelled).await?;
     Ok(Json(order))
 }
 
@@ -130,6 +126,6 @@ async fn update_status(
     let to = OrderStatus::parse(&raw)
         .ok_or_else(|| ApiError::bad_input(format!("'{raw}' is not an order status")))?;
     let id = order_id(&id)?;
-    let order = change_status(&state, Viewer::Admin, &claims, id, to).await?;
+    let order = change_status(&state.orders, Viewer::Admin, &claims, id, to).await?;
     Ok(Json(order))
 }

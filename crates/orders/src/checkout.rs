@@ -18,32 +18,32 @@ use herald_platform::{ApiError, ApiResult, ErrorCode};
 use uuid::Uuid;
 
 use crate::SERVICE;
-use crate::api::OrdersState;
 use crate::domain::{OrderRequest, PricingError, price_order};
+use crate::orders::Orders;
 use crate::store::{self, Order};
 
 /// Places `request` for `buyer`, reserving its stock on their behalf; answers the
 /// CONFIRMED order.
 #[tracing::instrument(skip_all, fields(user_id = %buyer.sub, order_id))]
 pub async fn place_order(
-    state: &OrdersState,
+    orders: &Orders,
     buyer: &Claims,
     request: &OrderRequest,
 ) -> ApiResult<Order> {
     let order_id = Uuid::now_v7();
     tracing::Span::current().record("order_id", tracing::field::display(order_id));
-    let mut tx = state.db.begin().await?;
+    let mut tx = orders.db.begin().await?;
     store::insert_placed_order(&mut tx, order_id, buyer.sub, request.lines()).await?;
     tx.commit().await?;
 
-    let reservation = match state
+    let reservation = match orders
         .inventory
         .reserve_stock(order_id, request.lines(), buyer)
         .await
     {
         Ok(reservation) => reservation,
         Err(refusal) if is_refusal(&refusal) => {
-            store::delete_unpriced_order(&state.db, order_id).await?;
+            store::delete_unpriced_order(&orders.db, order_id).await?;
             metrics::counter!("orders_refused_total", "code" => refusal.code().as_str())
                 .increment(1);
             return Err(refusal);
@@ -57,9 +57,9 @@ pub async fn place_order(
             refused @ (PricingError::MixedCurrencies { .. } | PricingError::TotalTooLarge { .. }),
         ) => {
             // Deleted only once the stock is back; otherwise reconciliation releases it.
-            match state.inventory.release_stock(order_id, buyer).await {
+            match orders.inventory.release_stock(order_id, buyer).await {
                 Ok(_) => {
-                    store::delete_unpriced_order(&state.db, order_id).await?;
+                    store::delete_unpriced_order(&orders.db, order_id).await?;
                 }
                 Err(e) => tracing::warn!(
                     order_id = %order_id,
@@ -74,7 +74,7 @@ pub async fn place_order(
         }
     };
 
-    let mut tx = state.db.begin().await?;
+    let mut tx = orders.db.begin().await?;
     let Some(order) = store::confirm_order(&mut tx, order_id, &priced).await? else {
         return Err(left_placed(
             order_id,
@@ -91,9 +91,9 @@ pub async fn place_order(
         Envelope::new(SERVICE, subject.clone(), &placed),
         Envelope::new(SERVICE, subject, &confirmed),
     ] {
-        state.outbox.add(&mut tx, &event).await?;
+        orders.outbox.add(&mut tx, &event).await?;
     }
-    state.outbox.commit(tx).await?;
+    orders.outbox.commit(tx).await?;
     metrics::counter!("orders_placed_total").increment(1);
     Ok(order)
 }

@@ -8,6 +8,7 @@ pub mod checks;
 pub mod domain;
 pub mod inventory;
 pub mod lifecycle;
+pub mod orders;
 pub mod store;
 
 /// The tests over real storage, each on the embedded backends and on the real servers;
@@ -32,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::OrdersState;
 use crate::checks::OrderChecks;
 use crate::inventory::Inventory;
+use crate::orders::Orders;
 
 pub const SERVICE: &str = "orders";
 
@@ -103,14 +105,16 @@ pub async fn build(
     );
     let relay = outbox.spawn_relay(bus.clone(), shutdown);
     let state = OrdersState {
-        db: db.clone(),
-        outbox,
-        inventory: Inventory::new(
-            verifier
-                .service_credentials()
-                .context("orders calls products with service credentials")?,
-            &settings.products_url(),
-        ),
+        orders: Orders {
+            db: db.clone(),
+            outbox,
+            inventory: Inventory::new(
+                verifier
+                    .service_credentials()
+                    .context("orders calls products with service credentials")?,
+                &settings.products_url(),
+            ),
+        },
         verifier: verifier.clone(),
     };
     let readiness = Readiness::default()

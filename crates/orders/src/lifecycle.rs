@@ -13,8 +13,8 @@ use herald_platform::{ApiError, ApiResult};
 use uuid::Uuid;
 
 use crate::SERVICE;
-use crate::api::OrdersState;
 use crate::domain::{Viewer, statuses_leading_to, transition_refused};
+use crate::orders::Orders;
 use crate::store::{self, Order};
 
 /// How long a cancel waits for the products service to release the stock.
@@ -24,13 +24,13 @@ const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 /// gives the order's stock back.
 #[tracing::instrument(skip_all, fields(order_id = %order_id, to = to.as_str()))]
 pub async fn change_status(
-    state: &OrdersState,
+    orders: &Orders,
     viewer: Viewer,
     acting: &Claims,
     order_id: Uuid,
     to: OrderStatus,
 ) -> ApiResult<Order> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = orders.db.begin().await?;
     let from = statuses_leading_to(to);
     let Some(order) = store::change_status(&mut tx, order_id, &from, to, viewer).await? else {
         let current = store::find_order(&mut *tx, order_id, viewer).await?;
@@ -40,21 +40,21 @@ pub async fn change_status(
             None => ApiError::not_found(format!("no order {order_id}")),
         });
     };
-    state.outbox.add(&mut tx, &order_event(&order)).await?;
-    state.outbox.commit(tx).await?;
+    orders.outbox.add(&mut tx, &order_event(&order)).await?;
+    orders.outbox.commit(tx).await?;
     metrics::counter!("orders_status_changes_total", "status" => to.as_str()).increment(1);
     if to == OrderStatus::Cancelled {
-        release_stock(state, order_id, acting).await;
+        release_stock(orders, order_id, acting).await;
     }
     Ok(order)
 }
 
 /// Best effort: the products service also releases on `order.cancelled`, idempotently, so
 /// a call lost here loses no stock.
-async fn release_stock(state: &OrdersState, order_id: Uuid, acting: &Claims) {
+async fn release_stock(orders: &Orders, order_id: Uuid, acting: &Claims) {
     let released = tokio::time::timeout(
         RELEASE_TIMEOUT,
-        state.inventory.release_stock(order_id, acting),
+        orders.inventory.release_stock(order_id, acting),
     )
     .await;
     let error = match released {

@@ -34,6 +34,7 @@ use uuid::Uuid;
 
 use crate::api::OrdersState;
 use crate::inventory::Inventory;
+use crate::orders::Orders;
 use crate::{SERVICE, migrations};
 
 pub(crate) use stock_room::StockRoom;
@@ -66,9 +67,14 @@ impl TestService {
         let key = TestKey::generate(crate::SERVICE);
         stock_room.trust(&key);
         let state = OrdersState {
-            db: db.clone(),
-            outbox: Outbox::new(db.clone()),
-            inventory: Inventory::new(key.verifier.service_credentials().unwrap(), products_url),
+            orders: Orders {
+                db: db.clone(),
+                outbox: Outbox::new(db.clone()),
+                inventory: Inventory::new(
+                    key.verifier.service_credentials().unwrap(),
+                    products_url,
+                ),
+            },
             verifier: key.verifier.clone(),
         };
         let router = service_router(SERVICE, crate::api::router(state), Readiness::default());
