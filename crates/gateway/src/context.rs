@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use herald_notifications::inbox::InboxApi;
 use herald_platform::auth::Claims;
+use herald_platform::deadletters::DeadLettersApi;
 use herald_platform::http::ServiceClient;
 use herald_platform::{ApiError, ErrorCode};
 
@@ -22,6 +23,8 @@ pub struct Services {
     pub orders: ServiceClient,
     pub recommendations: ServiceClient,
     pub scheduler: ServiceClient,
+    /// Every consuming service's dead letters.
+    pub dead_letters: Vec<Arc<dyn DeadLettersApi>>,
 }
 
 /// The request's credentials as the gateway verified them (once): the services hear the

@@ -22,6 +22,7 @@ use herald_notifications::inbox::{InboxApi, InboxOverHttp};
 use herald_platform::Settings;
 use herald_platform::auth::{ServiceCredentials, TokenVerifier};
 use herald_platform::cache::Cache;
+use herald_platform::deadletters::DeadLetterAdmin;
 use herald_platform::http::{
     BuiltService, ConnectionLimits, ErrorShape, Readiness, ServiceClient, shaped_router,
 };
@@ -104,6 +105,8 @@ pub fn sdl() -> String {
 #[derive(Default, Clone)]
 pub struct InProcess {
     pub inbox: Option<Arc<dyn InboxApi>>,
+    /// The dead letters of the consuming services that run here.
+    pub dead_letters: Vec<DeadLetterAdmin>,
 }
 
 /// Builds the gateway. `readiness` is what the process needs (in all-in-one mode, every
@@ -133,6 +136,11 @@ pub fn build(
             &settings.recommendations_url(),
         ),
         scheduler: ServiceClient::new(&credentials, "scheduler", &settings.scheduler_url()),
+        dead_letters: schema::deadletters::consuming(
+            settings,
+            &credentials,
+            &in_process.dead_letters,
+        ),
     };
     let identity = Identity::new(verifier, services.users.clone());
     let state = GatewayState {
@@ -164,6 +172,7 @@ pub fn build(
             ..ConnectionLimits::default()
         },
         readiness,
+        dead_letters: None,
         tasks: Vec::new(),
     }
 }

@@ -327,8 +327,7 @@ pub struct PlaceOrderInput {
     pub items: Vec<OrderItemInput>,
 }
 
-#[derive(SimpleObject, Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Debug, Clone)]
 pub struct DeadLetter {
     pub id: ID,
     pub queue: String,
@@ -337,6 +336,20 @@ pub struct DeadLetter {
     pub attempts: i32,
     pub failed_at: DateTime<Utc>,
     pub payload: Option<Json<serde_json::Value>>,
+}
+
+impl From<herald_platform::deadletters::DeadLetter> for DeadLetter {
+    fn from(letter: herald_platform::deadletters::DeadLetter) -> Self {
+        DeadLetter {
+            id: ID(letter.id.to_string()),
+            queue: letter.queue,
+            event_type: letter.event_type,
+            error: letter.error,
+            attempts: i32::try_from(letter.attempts).unwrap_or(i32::MAX),
+            failed_at: letter.failed_at,
+            payload: (!letter.payload.is_null()).then_some(Json(letter.payload)),
+        }
+    }
 }
 
 /// A product picked for the caller; its product is looked up in batches.

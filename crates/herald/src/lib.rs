@@ -19,6 +19,7 @@ use herald_platform::Settings;
 use herald_platform::auth::{ServiceKey, TokenVerifier};
 use herald_platform::bus::{Bus, topology};
 use herald_platform::cache::Cache;
+use herald_platform::deadletters::DeadLetterAdmin;
 use herald_platform::http::{BuiltService, Readiness, bind, serve};
 use herald_platform::service::ServiceDescriptor;
 use tokio::net::TcpListener;
@@ -95,6 +96,8 @@ pub struct Application {
     shutdown: CancellationToken,
     servers: Vec<JoinHandle<anyhow::Result<()>>>,
     tasks: Vec<JoinHandle<()>>,
+    /// The dead letters of the services launched so far, for the gateway to manage directly.
+    dead_letters: Vec<DeadLetterAdmin>,
 }
 
 impl Application {
@@ -166,6 +169,7 @@ impl Application {
             shutdown: shutdown.clone(),
             servers: Vec::new(),
             tasks: Vec::new(),
+            dead_letters: Vec::new(),
         };
         match app.start(&settings, listeners).await {
             Ok(()) => Ok(app),
@@ -279,6 +283,7 @@ impl Application {
                 );
             }
             let readiness = readiness.bus(&bus).cache(&cache);
+            in_process.dead_letters = self.dead_letters.clone();
             let built = herald_gateway::build(
                 settings,
                 verifier(herald_gateway::SERVICE),
@@ -309,6 +314,7 @@ impl Application {
             self.shutdown.clone(),
         )));
         self.tasks.extend(built.tasks);
+        self.dead_letters.extend(built.dead_letters);
         Ok(())
     }
 

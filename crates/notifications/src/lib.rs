@@ -37,7 +37,7 @@ use herald_platform::auth::TokenVerifier;
 use herald_platform::bus::{Bus, ConsumerOptions};
 use herald_platform::cache::Cache;
 use herald_platform::db::{Database, Migrations};
-use herald_platform::deadletters::{self, DeadLetters};
+use herald_platform::deadletters::{self, DeadLetterAdmin, DeadLetters};
 use herald_platform::http::{BuiltService, Readiness, service_router};
 use herald_platform::jobs::JobsConsumer;
 use herald_platform::mail::Mailer;
@@ -205,6 +205,7 @@ pub async fn build_with_clock(
         outbox,
         db: db.clone(),
     };
+    let letter_admin = DeadLetterAdmin::new(SERVICE, DeadLetters::new(db.clone()), bus.clone());
     let readiness = Readiness::default()
         .database("notifications_database", &db)
         .bus(bus)
@@ -216,8 +217,7 @@ pub async fn build_with_clock(
             verifier: state.verifier.clone(),
         }))
         .merge(deadletters::router(
-            DeadLetters::new(db.clone()),
-            bus.clone(),
+            letter_admin.clone(),
             state.verifier.clone(),
         ));
     Ok(Started {
@@ -227,6 +227,7 @@ pub async fn build_with_clock(
             error_shape: Default::default(),
             connections: Default::default(),
             readiness,
+            dead_letters: Some(letter_admin),
             tasks,
         },
         inbox,

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use herald_platform::bus::{Bus, ConsumerOptions};
 use herald_platform::db::{Database, Migrations};
-use herald_platform::deadletters::{self, DeadLetters};
+use herald_platform::deadletters::{self, DeadLetterAdmin, DeadLetters};
 use herald_platform::http::{BuiltService, Readiness, service_router};
 use herald_platform::jobs::JobsConsumer;
 use herald_platform::outbox::Outbox;
@@ -117,6 +117,7 @@ pub async fn build(
         },
         verifier: verifier.clone(),
     };
+    let letter_admin = DeadLetterAdmin::new(SERVICE, DeadLetters::new(db.clone()), bus.clone());
     let readiness = Readiness::default()
         .database("orders_database", &db)
         .bus(bus);
@@ -124,16 +125,13 @@ pub async fn build(
         name: SERVICE,
         router: service_router(
             SERVICE,
-            api::router(state).merge(deadletters::router(
-                DeadLetters::new(db.clone()),
-                bus.clone(),
-                verifier,
-            )),
+            api::router(state).merge(deadletters::router(letter_admin.clone(), verifier)),
             readiness.clone(),
         ),
         error_shape: Default::default(),
         connections: Default::default(),
         readiness,
+        dead_letters: Some(letter_admin),
         tasks: vec![relay, jobs],
     })
 }

@@ -21,7 +21,7 @@ use herald_platform::Settings;
 use herald_platform::auth::TokenVerifier;
 use herald_platform::bus::{Bus, ConsumerOptions};
 use herald_platform::db::{Database, Migrations};
-use herald_platform::deadletters::{self, DeadLetters};
+use herald_platform::deadletters::{self, DeadLetterAdmin, DeadLetters};
 use herald_platform::http::{BuiltService, Readiness, service_router};
 use herald_platform::outbox::Outbox;
 use herald_platform::telemetry::MetricDoc;
@@ -87,6 +87,7 @@ pub async fn build(
         catalog,
         verifier: verifier.clone(),
     };
+    let letter_admin = DeadLetterAdmin::new(SERVICE, DeadLetters::new(db.clone()), bus.clone());
     let readiness = Readiness::default()
         .database("products_database", &db)
         .bus(bus);
@@ -94,16 +95,13 @@ pub async fn build(
         name: SERVICE,
         router: service_router(
             SERVICE,
-            api::router(state).merge(deadletters::router(
-                DeadLetters::new(db.clone()),
-                bus.clone(),
-                verifier,
-            )),
+            api::router(state).merge(deadletters::router(letter_admin.clone(), verifier)),
             readiness.clone(),
         ),
         error_shape: Default::default(),
         connections: Default::default(),
         readiness,
+        dead_letters: Some(letter_admin),
         tasks: vec![relay, consuming],
     })
 }

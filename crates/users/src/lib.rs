@@ -30,7 +30,7 @@ use herald_platform::auth::{KeySet, ServiceKey, SigningKey, TokenVerifier};
 use herald_platform::bus::{Bus, ConsumerOptions};
 use herald_platform::cache::Cache;
 use herald_platform::db::{Database, Migrations};
-use herald_platform::deadletters::{self, DeadLetters};
+use herald_platform::deadletters::{self, DeadLetterAdmin, DeadLetters};
 use herald_platform::http::{BuiltService, Readiness, service_router};
 use herald_platform::outbox::Outbox;
 use herald_platform::telemetry::MetricDoc;
@@ -126,6 +126,7 @@ pub async fn build(
         Arc::new(DeadLetters::new(db.clone())),
         shutdown,
     );
+    let letter_admin = DeadLetterAdmin::new(SERVICE, DeadLetters::new(db.clone()), bus.clone());
     let readiness = Readiness::default()
         .database("users_database", &db)
         .bus(bus)
@@ -135,8 +136,7 @@ pub async fn build(
         router: service_router(
             SERVICE,
             api::router(state.clone()).merge(deadletters::router(
-                DeadLetters::new(db.clone()),
-                bus.clone(),
+                letter_admin.clone(),
                 state.verifier.clone(),
             )),
             readiness.clone(),
@@ -144,6 +144,7 @@ pub async fn build(
         error_shape: Default::default(),
         connections: Default::default(),
         readiness,
+        dead_letters: Some(letter_admin),
         tasks: vec![relay, consuming],
     })
 }

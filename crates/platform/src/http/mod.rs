@@ -382,5 +382,8 @@ pub struct BuiltService {
     /// What its connections may hold.
     pub connections: ConnectionLimits,
     pub readiness: Readiness,
+    /// Its dead letters, for an admin in the same process (the gateway) to manage
+    /// directly; None for a service that consumes nothing.
+    pub dead_letters: Option<crate::deadletters::DeadLetterAdmin>,
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
 }

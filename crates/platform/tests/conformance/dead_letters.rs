@@ -11,13 +11,18 @@ use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use herald_events::{Envelope, Role};
+use herald_platform::auth::Claims;
 use herald_platform::backend_tests;
 use herald_platform::bus::{DeadLetterSink, DeadMessage, EventHandler, HandlerError, QueueSpec};
 use herald_platform::db::Database;
-use herald_platform::deadletters::{self, DeadLetters, ReplayError};
+use herald_platform::deadletters::{
+    self, DeadLetterAdmin, DeadLetters, DeadLettersApi, DeadLettersOverHttp, ReplayError,
+};
+use herald_platform::http::ServiceClient;
 use herald_platform::outbox::first_delivery;
 use herald_platform::testing::BackendSet;
 use herald_platform::testing::TestKey;
+use herald_platform::{ApiError, ErrorCode};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -32,6 +37,7 @@ backend_tests!(
     a_message_that_is_no_event_is_dead_lettered_as_it_came(threads = 4),
     nothing_is_lost_while_the_dead_letter_store_fails(threads = 4),
     admins_list_replay_and_discard_dead_letters_over_http(threads = 4),
+    both_implementations_keep_one_contract(threads = 4),
     a_copy_failing_again_replaces_its_dead_letter(threads = 4)
 );
 
@@ -493,7 +499,10 @@ async fn admins_list_replay_and_discard_dead_letters_over_http(set: BackendSet) 
         let key = TestKey::generate("users");
         let admin = key.token(Uuid::now_v7(), Role::Admin);
         let customer = key.token(Uuid::now_v7(), Role::Customer);
-        let router = deadletters::router(store.clone(), bus.bus(), key.verifier.clone());
+        let router = deadletters::router(
+            deadletters::DeadLetterAdmin::new("users", store.clone(), bus.bus()),
+            key.verifier.clone(),
+        );
 
         let (status, _) = call(&router, Method::GET, "/dead-letters", None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -675,4 +684,172 @@ async fn a_copy_failing_again_replaces_its_dead_letter(set: BackendSet) {
         );
     })
     .await;
+}
+
+/// One contract, two implementations: a service's dead letters managed in its process and
+/// over HTTP (with a service credential) answer every operation alike, errors included.
+async fn both_implementations_keep_one_contract(set: BackendSet) {
+    on_bus(set, async |bus: &TestBus| {
+        bus.declare(&[
+            QueueSpec::new("orders", &["order.*"]),
+            QueueSpec::new("orders.audit", &["order.*"]),
+        ])
+        .await;
+        let store = bus.dead_letters().await;
+        let key = TestKey::generate("orders");
+        let admin_here = DeadLetterAdmin::new("orders", store.clone(), bus.bus());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = deadletters::router(admin_here.clone(), key.verifier.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let over_http = DeadLettersOverHttp::new(ServiceClient::new(
+            &key.service_key.credentials("gateway"),
+            "orders",
+            &format!("http://{addr}"),
+        ));
+        let claims = |role| -> Claims {
+            key.verifier
+                .verify(&key.user_token(Uuid::now_v7(), role))
+                .expect("a valid token")
+        };
+        let (admin, customer) = (claims(Role::Admin), claims(Role::Customer));
+        let implementations: [(&str, &dyn DeadLettersApi); 2] =
+            [("in process", &admin_here), ("over HTTP", &over_http)];
+
+        for (name, letters) in implementations {
+            assert_eq!(letters.service(), "orders", "{name}");
+            let placed = event("order.placed");
+            let other = event("order.placed");
+            store
+                .store(
+                    "orders",
+                    DeadMessage::Event(&placed),
+                    "the warehouse is offline",
+                    5,
+                )
+                .await
+                .expect("storing");
+            store
+                .store(
+                    "orders.audit",
+                    DeadMessage::Event(&other),
+                    "audit failed",
+                    1,
+                )
+                .await
+                .expect("storing");
+            store
+                .store(
+                    "orders",
+                    DeadMessage::Unreadable(b"garbage"),
+                    "not an event",
+                    1,
+                )
+                .await
+                .expect("storing");
+
+            assert_eq!(
+                code(letters.list(&customer, None, 50).await),
+                ErrorCode::Forbidden,
+                "{name}"
+            );
+            for first in [0, 501] {
+                assert_eq!(
+                    code(letters.list(&admin, None, first).await),
+                    ErrorCode::BadUserInput,
+                    "{name}: first {first}"
+                );
+            }
+            let listed = letters.list(&admin, Some("orders"), 50).await.expect(name);
+            assert_eq!(listed.len(), 2, "{name}: {listed:?}");
+            let same = |letter: &deadletters::DeadLetter| {
+                (
+                    letter.id,
+                    letter.queue.clone(),
+                    letter.event_type.clone(),
+                    letter.event_id.clone(),
+                    letter.error.clone(),
+                    letter.attempts,
+                    letter.failed_at,
+                    letter.payload.clone(),
+                )
+            };
+            let stored = store.list(Some("orders"), 50).await.expect("listing");
+            assert_eq!(
+                listed.iter().map(same).collect::<Vec<_>>(),
+                stored.iter().map(same).collect::<Vec<_>>(),
+                "{name}: every field as stored"
+            );
+            let event_letter = listed
+                .iter()
+                .find(|l| l.event_id == Some(placed.id.to_string()))
+                .expect("the event's dead letter");
+            let garbage = listed
+                .iter()
+                .find(|l| l.event_id.is_none())
+                .expect("the body that was no event");
+            assert_eq!(garbage.payload, json!("garbage"), "{name}");
+
+            assert_eq!(
+                code(letters.replay(&customer, event_letter.id).await),
+                ErrorCode::Forbidden,
+                "{name}"
+            );
+            assert_eq!(
+                code(letters.replay(&admin, garbage.id).await),
+                ErrorCode::BadUserInput,
+                "{name}: a body that was no event can only be discarded"
+            );
+            let depth = bus.depth("orders").await;
+            letters.replay(&admin, event_letter.id).await.expect(name);
+            assert_eq!(bus.depth("orders").await, depth + 1, "{name}: requeued");
+            assert_eq!(
+                code(letters.replay(&admin, event_letter.id).await),
+                ErrorCode::NotFound,
+                "{name}: replayed once"
+            );
+            assert_eq!(
+                code(letters.discard(&customer, garbage.id).await),
+                ErrorCode::Forbidden,
+                "{name}"
+            );
+            letters.discard(&admin, garbage.id).await.expect(name);
+            assert_eq!(
+                code(letters.discard(&admin, garbage.id).await),
+                ErrorCode::NotFound,
+                "{name}: discarded once"
+            );
+            assert_eq!(
+                code(letters.replay_all(&customer, None).await),
+                ErrorCode::Forbidden,
+                "{name}"
+            );
+            assert_eq!(
+                letters
+                    .replay_all(&admin, Some("orders"))
+                    .await
+                    .expect(name),
+                0,
+                "{name}: nothing left in orders"
+            );
+            assert_eq!(
+                letters
+                    .replay_all(&admin, Some("orders.audit"))
+                    .await
+                    .expect(name),
+                1,
+                "{name}: the named queue's"
+            );
+            assert!(
+                letters.list(&admin, None, 50).await.expect(name).is_empty(),
+                "{name}"
+            );
+        }
+    })
+    .await;
+}
+
+/// The code of an error expected.
+fn code<T: std::fmt::Debug>(result: Result<T, ApiError>) -> ErrorCode {
+    result.expect_err("an error").code()
 }

@@ -6,12 +6,12 @@
 //! handler's inbox ([`crate::outbox::first_delivery`]) keeps an effect that had already
 //! happened from happening twice.
 
+mod admin;
+
+pub use admin::{DeadLetterAdmin, DeadLettersApi, DeadLettersOverHttp, router};
+
 use anyhow::Context;
 use async_trait::async_trait;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRef, Path, Query, State};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use herald_events::Envelope;
 use serde::{Deserialize, Serialize};
@@ -20,10 +20,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use crate::auth::{Caller, TokenVerifier};
 use crate::bus::{Bus, DeadLetterSink, DeadMessage};
 use crate::db::{Database, now_micros, to_datetime};
-use crate::error::{ApiError, ApiResult};
 
 /// Longer handler errors are cut to this many characters.
 const MAX_ERROR_CHARS: usize = 4000;
@@ -57,7 +55,7 @@ pub(crate) async fn create_tables(db: &Database) -> anyhow::Result<()> {
 }
 
 /// A message a consumer gave up on.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetter {
     pub id: Uuid,
@@ -327,131 +325,4 @@ impl DeadLetterSink for DeadLetters {
     ) -> anyhow::Result<()> {
         self.store(queue, message, error, attempts).await
     }
-}
-
-#[derive(Clone)]
-struct AdminState<V> {
-    letters: DeadLetters,
-    bus: Bus,
-    verifier: V,
-}
-
-impl<V> FromRef<AdminState<V>> for TokenVerifier
-where
-    TokenVerifier: FromRef<V>,
-{
-    fn from_ref(state: &AdminState<V>) -> TokenVerifier {
-        TokenVerifier::from_ref(&state.verifier)
-    }
-}
-
-/// The admins' routes over a service's dead letters, to merge into its API router.
-/// `verifier` is a [`TokenVerifier`] or any state that yields one.
-///
-/// - `GET /dead-letters?queue=&first=50` → `[DeadLetter]`, newest first (`first` 1..=500)
-/// - `POST /dead-letters/{id}/replay` → `{"replayed": true}`, or 404
-/// - `POST /dead-letters/replay-all?queue=` → `{"replayed": n}`
-/// - `DELETE /dead-letters/{id}` → `{"discarded": true}`, or 404
-pub fn router<V>(letters: DeadLetters, bus: Bus, verifier: V) -> Router
-where
-    V: Clone + Send + Sync + 'static,
-    TokenVerifier: FromRef<V>,
-{
-    Router::new()
-        .route("/dead-letters", get(list_dead_letters::<V>))
-        .route("/dead-letters/replay-all", post(replay_all::<V>))
-        .route("/dead-letters/{id}/replay", post(replay_one::<V>))
-        .route("/dead-letters/{id}", delete(discard_one::<V>))
-        .with_state(AdminState {
-            letters,
-            bus,
-            verifier,
-        })
-}
-
-fn admin_only(caller: &Caller) -> ApiResult<()> {
-    if caller.0.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden("only admins manage dead letters"))
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct ListQuery {
-    queue: Option<String>,
-    first: Option<i64>,
-}
-
-async fn list_dead_letters<V>(
-    State(state): State<AdminState<V>>,
-    caller: Caller,
-    query: Result<Query<ListQuery>, QueryRejection>,
-) -> ApiResult<Json<Vec<DeadLetter>>> {
-    admin_only(&caller)?;
-    let Query(query) = query.map_err(|e| ApiError::bad_input(e.body_text()))?;
-    let first = query.first.unwrap_or(50);
-    if !(1..=MAX_LISTED).contains(&first) {
-        return Err(ApiError::bad_input(format!(
-            "first must be between 1 and {MAX_LISTED}"
-        )));
-    }
-    let letters = state.letters.list(query.queue.as_deref(), first).await?;
-    Ok(Json(letters))
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct QueueQuery {
-    queue: Option<String>,
-}
-
-async fn replay_all<V>(
-    State(state): State<AdminState<V>>,
-    caller: Caller,
-    query: Result<Query<QueueQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
-    admin_only(&caller)?;
-    let Query(query) = query.map_err(|e| ApiError::bad_input(e.body_text()))?;
-    let replayed = state
-        .letters
-        .replay_all(query.queue.as_deref(), &state.bus)
-        .await?;
-    tracing::info!(admin = %caller.0.sub, queue = query.queue, replayed, "replayed dead letters");
-    Ok(Json(json!({ "replayed": replayed })))
-}
-
-fn no_such_letter() -> ApiError {
-    ApiError::not_found("no such dead letter")
-}
-
-async fn replay_one<V>(
-    State(state): State<AdminState<V>>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    admin_only(&caller)?;
-    let id: Uuid = id.parse().map_err(|_| no_such_letter())?;
-    match state.letters.replay(id, &state.bus).await {
-        Ok(true) => {
-            tracing::info!(admin = %caller.0.sub, %id, "replayed a dead letter");
-            Ok(Json(json!({ "replayed": true })))
-        }
-        Ok(false) => Err(no_such_letter()),
-        Err(e @ ReplayError::NotAnEvent(_)) => Err(ApiError::bad_input(e.to_string())),
-        Err(ReplayError::Unexpected(e)) => Err(e.into()),
-    }
-}
-
-async fn discard_one<V>(
-    State(state): State<AdminState<V>>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    admin_only(&caller)?;
-    let id: Uuid = id.parse().map_err(|_| no_such_letter())?;
-    if !state.letters.discard(id).await? {
-        return Err(no_such_letter());
-    }
-    tracing::info!(admin = %caller.0.sub, %id, "discarded a dead letter");
-    Ok(Json(json!({ "discarded": true })))
 }
