@@ -107,6 +107,9 @@ pub struct InProcess {
     pub inbox: Option<Arc<dyn InboxApi>>,
     /// The dead letters of the consuming services that run here.
     pub dead_letters: Vec<DeadLetterAdmin>,
+    /// The notifications service's unsubscribe pages, served on the gateway's port as they
+    /// are (passed through to the service's port otherwise).
+    pub unsubscribe_pages: Option<axum::Router>,
 }
 
 /// Builds the gateway. `readiness` is what the process needs (in all-in-one mode, every
@@ -153,7 +156,7 @@ pub fn build(
     };
     let mut router = shaped_router(
         SERVICE,
-        edge::routes(state),
+        edge::routes(state, in_process.unsubscribe_pages),
         readiness.clone(),
         ErrorShape::GraphQl,
     );

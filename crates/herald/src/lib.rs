@@ -259,6 +259,7 @@ impl Application {
             .await
             .context("starting notifications")?;
             in_process.inbox = Some(std::sync::Arc::new(started.inbox));
+            in_process.unsubscribe_pages = Some(started.unsubscribe_pages);
             readiness = readiness.merge(started.service.readiness.clone());
             self.launch(ServiceName::Notifications, listener, started.service)?;
         }

@@ -115,6 +115,9 @@ pub async fn build(
 pub struct Started {
     pub service: BuiltService,
     pub inbox: inbox::Inbox,
+    /// The public unsubscribe pages (RFC 8058 links from emails), for the gateway of this
+    /// process to serve on its own port.
+    pub unsubscribe_pages: axum::Router,
 }
 
 /// [`build`] on the given clock.
@@ -210,8 +213,9 @@ pub async fn build_with_clock(
         .database("notifications_database", &db)
         .bus(bus)
         .cache(cache);
+    let unsubscribe_pages = unsubscribe::router(unsubscribe);
     let api = api::router(state.clone())
-        .merge(unsubscribe::router(unsubscribe))
+        .merge(unsubscribe_pages.clone())
         .merge(campaign::router(CampaignsState {
             campaigns,
             verifier: state.verifier.clone(),
@@ -231,5 +235,6 @@ pub async fn build_with_clock(
             tasks,
         },
         inbox,
+        unsubscribe_pages,
     })
 }

@@ -113,18 +113,24 @@ pub struct GatewayState {
     pub notifications: ServiceClient,
 }
 
-/// The public routes.
-pub fn routes(state: GatewayState) -> Router {
-    Router::new()
+/// The public routes. `unsubscribe_pages` are the notifications service's own unsubscribe
+/// routes when it runs in this process; without them `/unsubscribe` is passed through to
+/// the notifications service.
+pub fn routes(state: GatewayState, unsubscribe_pages: Option<Router>) -> Router {
+    let router = Router::new()
         .route("/graphql", get(graphiql_or_socket).post(graphql))
         .route("/graphql/ws", get(graphiql_or_socket))
         .route("/graphql/assets/{file}", get(graphiql::asset))
-        .route("/unsubscribe", get(unsubscribe).post(unsubscribe))
         .route(
             "/",
             get(|| async { axum::response::Redirect::temporary("/graphql") }),
-        )
-        .with_state(state)
+        );
+    match unsubscribe_pages {
+        Some(pages) => router.with_state(state).merge(pages),
+        None => router
+            .route("/unsubscribe", get(unsubscribe).post(unsubscribe))
+            .with_state(state),
+    }
 }
 
 /// The browser origins allowed to call, if any are configured.
@@ -344,8 +350,9 @@ fn bearer(parts: &Parts) -> Option<&str> {
     herald_platform::auth::bearer(parts)
 }
 
-/// One-click unsubscribe links from emails (RFC 8058): the notifications service checks
-/// the signed token and answers; the gateway is only the public address.
+/// One-click unsubscribe links from emails (RFC 8058), for a notifications service in
+/// another process: it checks the signed token and answers; the gateway is only the public
+/// address.
 async fn unsubscribe(
     State(state): State<GatewayState>,
     method: Method,
