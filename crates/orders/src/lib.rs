@@ -72,7 +72,7 @@ pub const DESCRIPTOR: herald_platform::service::ServiceDescriptor =
     };
 
 pub async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
-    Database::connect_migrated(settings, SERVICE, &migrations()).await
+    herald_platform::service::open_storage(settings, SERVICE, &migrations()).await
 }
 
 /// Builds the orders service: storage, the outbox relay, the API (which calls the

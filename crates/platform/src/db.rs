@@ -168,18 +168,7 @@ impl Database {
         })
     }
 
-    /// Connects the storage of `service` and brings its schema up to date.
-    pub async fn connect_migrated(
-        settings: &Settings,
-        service: &str,
-        migrations: &Migrations,
-    ) -> anyhow::Result<Database> {
-        let db = Database::connect(settings, service).await?;
-        db.migrate(migrations).await?;
-        Ok(db)
-    }
-
-    /// Applies the service's migrations and the platform's own tables (outbox, inbox).
+    /// Applies the service's migrations.
     pub async fn migrate(&self, migrations: &Migrations) -> anyhow::Result<()> {
         let migrator = match self.backend {
             Backend::Sqlite => &migrations.sqlite,
@@ -188,9 +177,7 @@ impl Database {
         migrator
             .run(&self.pool)
             .await
-            .context("applying migrations")?;
-        crate::outbox::create_tables(self).await?;
-        Ok(())
+            .context("applying migrations")
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -22,7 +22,7 @@ impl ServiceDescriptor {
     pub async fn open_database(&self, settings: &Settings) -> anyhow::Result<Option<Database>> {
         match self.migrations {
             Some(migrations) => Ok(Some(
-                Database::connect_migrated(settings, self.name, &migrations()).await?,
+                open_storage(settings, self.name, &migrations()).await?,
             )),
             None => Ok(None),
         }
@@ -33,4 +33,24 @@ impl ServiceDescriptor {
         self.migrations
             .map(|_| Database::schema_name(settings, self.name))
     }
+}
+
+/// The storage of service `name` as the settings say: connected, its migrations applied and
+/// the tables every consuming and publishing service keeps (outbox, inbox, dead letters)
+/// in place.
+pub async fn open_storage(
+    settings: &Settings,
+    name: &str,
+    migrations: &Migrations,
+) -> anyhow::Result<Database> {
+    let db = Database::connect(settings, name).await?;
+    prepare_storage(&db, migrations).await?;
+    Ok(db)
+}
+
+/// Brings `db` up to date: `migrations`, then the message tables. Running it again changes
+/// nothing.
+pub async fn prepare_storage(db: &Database, migrations: &Migrations) -> anyhow::Result<()> {
+    db.migrate(migrations).await?;
+    crate::outbox::create_tables(db).await
 }

@@ -236,10 +236,10 @@ pub async fn migrated_database(
     service: &str,
     migrations: &Migrations,
 ) -> Database {
-    let db = Database::connect_migrated(settings, service, migrations)
+    let db = crate::service::open_storage(settings, service, migrations)
         .await
         .expect("connecting and migrating the database");
-    db.migrate(migrations)
+    crate::service::prepare_storage(&db, migrations)
         .await
         .expect("migrating the database a second time");
     db

@@ -231,7 +231,9 @@ impl TestBus {
             sqlite: Migrator::DEFAULT,
             postgres: Migrator::DEFAULT,
         };
-        db.migrate(&none).await.expect("creating the inbox");
+        herald_platform::service::prepare_storage(&db, &none)
+            .await
+            .expect("creating the inbox");
         db
     }
 
