@@ -22,7 +22,7 @@ use herald_notifications::inbox::{InboxApi, InboxOverHttp};
 use herald_platform::Settings;
 use herald_platform::auth::{ServiceCredentials, TokenVerifier};
 use herald_platform::cache::Cache;
-use herald_platform::deadletters::DeadLetterAdmin;
+use herald_platform::deadletters::DeadLettersApi;
 use herald_platform::http::{
     BuiltService, ConnectionLimits, ErrorShape, Readiness, ServiceClient, shaped_router,
 };
@@ -105,8 +105,9 @@ pub fn sdl() -> String {
 #[derive(Default, Clone)]
 pub struct InProcess {
     pub inbox: Option<Arc<dyn InboxApi>>,
-    /// The dead letters of the consuming services that run here.
-    pub dead_letters: Vec<DeadLetterAdmin>,
+    /// Every consuming service's dead letters (directly for those that run here; over HTTP
+    /// for the others: the caller knows which services consume).
+    pub dead_letters: Vec<Arc<dyn DeadLettersApi>>,
     /// The notifications service's unsubscribe pages, served on the gateway's port as they
     /// are (passed through to the service's port otherwise).
     pub unsubscribe_pages: Option<axum::Router>,
@@ -139,11 +140,7 @@ pub fn build(
             &settings.recommendations_url(),
         ),
         scheduler: ServiceClient::new(&credentials, "scheduler", &settings.scheduler_url()),
-        dead_letters: schema::deadletters::consuming(
-            settings,
-            &credentials,
-            &in_process.dead_letters,
-        ),
+        dead_letters: in_process.dead_letters,
     };
     let identity = Identity::new(verifier, services.users.clone());
     let state = GatewayState {

@@ -12,6 +12,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -19,8 +20,8 @@ use herald_platform::Settings;
 use herald_platform::auth::{ServiceKey, TokenVerifier};
 use herald_platform::bus::{Bus, topology};
 use herald_platform::cache::Cache;
-use herald_platform::deadletters::DeadLetterAdmin;
-use herald_platform::http::{BuiltService, Readiness, bind, serve};
+use herald_platform::deadletters::{DeadLetterAdmin, DeadLettersApi, DeadLettersOverHttp};
+use herald_platform::http::{BuiltService, Readiness, ServiceClient, bind, serve};
 use herald_platform::service::ServiceDescriptor;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -72,6 +73,24 @@ impl ServiceName {
             ServiceName::Scheduler => &herald_scheduler::DESCRIPTOR,
             ServiceName::Gateway => &herald_gateway::DESCRIPTOR,
         }
+    }
+
+    /// Where the other processes reach it.
+    fn url(self, settings: &Settings) -> String {
+        match self {
+            ServiceName::Users => settings.users_url(),
+            ServiceName::Products => settings.products_url(),
+            ServiceName::Orders => settings.orders_url(),
+            ServiceName::Recommendations => settings.recommendations_url(),
+            ServiceName::Notifications => settings.notifications_url(),
+            ServiceName::Scheduler => settings.scheduler_url(),
+            ServiceName::Gateway => format!("http://{}", settings.gateway_addr),
+        }
+    }
+
+    /// Whether it consumes events, and so keeps dead letters: every service with storage.
+    fn consumes(self) -> bool {
+        self.descriptor().migrations.is_some()
     }
 
     fn addr_setting(self, settings: &Settings) -> (SocketAddr, &'static str) {
@@ -284,7 +303,7 @@ impl Application {
                 );
             }
             let readiness = readiness.bus(&bus).cache(&cache);
-            in_process.dead_letters = self.dead_letters.clone();
+            in_process.dead_letters = self.dead_letters(settings, &service_key);
             let built = herald_gateway::build(
                 settings,
                 verifier(herald_gateway::SERVICE),
@@ -317,6 +336,34 @@ impl Application {
         self.tasks.extend(built.tasks);
         self.dead_letters.extend(built.dead_letters);
         Ok(())
+    }
+
+    /// Every consuming service's dead letters: directly for those running here, over HTTP
+    /// at their configured address for the others.
+    fn dead_letters(
+        &self,
+        settings: &Settings,
+        service_key: &ServiceKey,
+    ) -> Vec<Arc<dyn DeadLettersApi>> {
+        let credentials = service_key.credentials(herald_gateway::SERVICE);
+        ServiceName::ALL
+            .into_iter()
+            .filter(|service| service.consumes())
+            .map(|service| {
+                let here = self
+                    .dead_letters
+                    .iter()
+                    .find(|admin| admin.service() == service.as_str());
+                match here {
+                    Some(admin) => Arc::new(admin.clone()) as Arc<dyn DeadLettersApi>,
+                    None => Arc::new(DeadLettersOverHttp::new(ServiceClient::new(
+                        &credentials,
+                        service.as_str(),
+                        &service.url(settings),
+                    ))),
+                }
+            })
+            .collect()
     }
 
     /// The address a service listens on, if it runs here.

@@ -1,14 +1,9 @@
 //! Dead letters: messages a consumer gave up on, kept by the service that consumes them.
 //! Admins list, replay and discard them here; the gateway asks every consuming service.
 
-use std::sync::Arc;
-
 use async_graphql::{Context, ID, Object};
 use futures::future::join_all;
-use herald_platform::Settings;
-use herald_platform::auth::ServiceCredentials;
-use herald_platform::deadletters::{DeadLetterAdmin, DeadLettersApi, DeadLettersOverHttp};
-use herald_platform::http::ServiceClient;
+use herald_platform::deadletters::DeadLettersApi;
 use herald_platform::{ApiError, ErrorCode};
 
 use super::parse_uuid;
@@ -16,35 +11,6 @@ use crate::context::ContextExt;
 use crate::error::{GqlResult, IntoGql, to_graphql};
 use crate::limits::list_cost;
 use crate::types::DeadLetter;
-
-/// The dead letters of every service with consumers: directly for those in `here` (the
-/// gateway's own process), over HTTP at their configured address for the others.
-pub(crate) fn consuming(
-    settings: &Settings,
-    credentials: &ServiceCredentials,
-    here: &[DeadLetterAdmin],
-) -> Vec<Arc<dyn DeadLettersApi>> {
-    [
-        ("users", settings.users_url()),
-        ("products", settings.products_url()),
-        ("orders", settings.orders_url()),
-        ("recommendations", settings.recommendations_url()),
-        ("notifications", settings.notifications_url()),
-        ("scheduler", settings.scheduler_url()),
-    ]
-    .into_iter()
-    .map(
-        |(service, url)| match here.iter().find(|admin| admin.service() == service) {
-            Some(admin) => Arc::new(admin.clone()) as Arc<dyn DeadLettersApi>,
-            None => Arc::new(DeadLettersOverHttp::new(ServiceClient::new(
-                credentials,
-                service,
-                &url,
-            ))),
-        },
-    )
-    .collect()
-}
 
 /// The services that may hold dead letters of `queue` (queues are named after their service).
 fn owners<'a>(ctx: &'a Context<'_>, queue: Option<&str>) -> Vec<&'a dyn DeadLettersApi> {

@@ -1,7 +1,7 @@
 //! The GraphQL schema: the contract's operations, each a call to the owning service.
 
 mod catalog;
-pub(crate) mod deadletters;
+mod deadletters;
 mod notifications;
 mod orders;
 mod promotions;
