@@ -206,7 +206,7 @@ impl Application {
         let verifier = TokenVerifier::fetch(&settings.users_url(), Duration::from_secs(60)).await?;
         let verifier = |service: &'static str| verifier.for_service(&service_key, service);
         if let Some(listener) = listeners.remove(&ServiceName::Products) {
-            let built = herald_products::build(
+            let started = herald_products::build(
                 settings,
                 &bus,
                 verifier(herald_products::SERVICE),
@@ -214,8 +214,8 @@ impl Application {
             )
             .await
             .context("starting products")?;
-            readiness = readiness.merge(built.readiness.clone());
-            self.launch(ServiceName::Products, listener, built)?;
+            readiness = readiness.merge(started.service.readiness.clone());
+            self.launch(ServiceName::Products, listener, started.service)?;
         }
         if let Some(listener) = listeners.remove(&ServiceName::Orders) {
             let built = herald_orders::build(
