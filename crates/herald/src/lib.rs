@@ -205,6 +205,8 @@ impl Application {
         }
         let verifier = TokenVerifier::fetch(&settings.users_url(), Duration::from_secs(60)).await?;
         let verifier = |service: &'static str| verifier.for_service(&service_key, service);
+        // The products service in this process, which orders calls directly.
+        let mut catalog: Option<std::sync::Arc<dyn herald_products::client::CatalogApi>> = None;
         if let Some(listener) = listeners.remove(&ServiceName::Products) {
             let started = herald_products::build(
                 settings,
@@ -214,6 +216,7 @@ impl Application {
             )
             .await
             .context("starting products")?;
+            catalog = Some(std::sync::Arc::new(started.catalog));
             readiness = readiness.merge(started.service.readiness.clone());
             self.launch(ServiceName::Products, listener, started.service)?;
         }
@@ -222,6 +225,7 @@ impl Application {
                 settings,
                 &bus,
                 verifier(herald_orders::SERVICE),
+                catalog.clone(),
                 self.shutdown.clone(),
             )
             .await
