@@ -205,7 +205,7 @@ impl Application {
         }
         let verifier = TokenVerifier::fetch(&settings.users_url(), Duration::from_secs(60)).await?;
         let verifier = |service: &'static str| verifier.for_service(&service_key, service);
-        // The products service in this process, which orders calls directly.
+        // The products service in this process, which orders and the gateway call directly.
         let mut catalog: Option<std::sync::Arc<dyn herald_products::client::CatalogApi>> = None;
         if let Some(listener) = listeners.remove(&ServiceName::Products) {
             let started = herald_products::build(
@@ -247,7 +247,10 @@ impl Application {
             self.launch(ServiceName::Recommendations, listener, built)?;
         }
         // Services the gateway calls in process rather than over HTTP.
-        let mut in_process = herald_gateway::InProcess::default();
+        let mut in_process = herald_gateway::InProcess {
+            catalog,
+            ..Default::default()
+        };
         if let Some(listener) = listeners.remove(&ServiceName::Notifications) {
             let started = herald_notifications::build(
                 settings,

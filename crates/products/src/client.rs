@@ -153,6 +153,7 @@ impl CatalogApi for InProcessCatalog {
                 "at most {MAX_BATCH} ids per lookup"
             )));
         }
+        metrics::counter!("product_lookups_total").increment(1);
         let mut ids = ids.to_vec();
         ids.sort_unstable();
         ids.dedup();

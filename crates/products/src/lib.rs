@@ -39,6 +39,10 @@ pub const SERVICE: &str = "products";
 pub const METRICS: &[MetricDoc] = &[
     MetricDoc::counter("products_created_total", "Products added to the catalog."),
     MetricDoc::counter(
+        "product_lookups_total",
+        "Batched lookups of products by id (one answers every product a response needs).",
+    ),
+    MetricDoc::counter(
         "stock_reservations_total",
         "Stock reservations for orders, by outcome.",
     ),
