@@ -9,6 +9,7 @@ use herald_platform::auth::Claims;
 use herald_platform::deadletters::DeadLettersApi;
 use herald_platform::http::ServiceClient;
 use herald_platform::{ApiError, ErrorCode};
+use herald_products::client::CatalogApi;
 
 use crate::error::{GqlResult, gql_error, to_graphql};
 
@@ -17,6 +18,7 @@ use crate::error::{GqlResult, gql_error, to_graphql};
 #[derive(Clone)]
 pub struct Services {
     pub inbox: Arc<dyn InboxApi>,
+    pub catalog: Arc<dyn CatalogApi>,
     pub users: ServiceClient,
     pub notifications: ServiceClient,
     pub products: ServiceClient,

@@ -27,6 +27,7 @@ use herald_platform::http::{
     BuiltService, ConnectionLimits, ErrorShape, Readiness, ServiceClient, shaped_router,
 };
 use herald_platform::telemetry::MetricDoc;
+use herald_products::client::{CatalogApi, CatalogOverHttp};
 
 pub use context::{RequestAuth, Services};
 use edge::{Edge, GatewayState};
@@ -88,7 +89,7 @@ pub fn schema(services: Option<(Services, LiveHub)>, settings: &Settings) -> Her
     .limit_complexity(settings.max_query_complexity);
     if let Some((services, live)) = services {
         builder = builder
-            .data(loaders::ProductLoader::new(services.products.clone()))
+            .data(loaders::ProductLoader::new(services.catalog.clone()))
             .data(services)
             .data(live);
     }
@@ -105,6 +106,7 @@ pub fn sdl() -> String {
 #[derive(Default, Clone)]
 pub struct InProcess {
     pub inbox: Option<Arc<dyn InboxApi>>,
+    pub catalog: Option<Arc<dyn CatalogApi>>,
     /// Every consuming service's dead letters (directly for those that run here; over HTTP
     /// for the others: the caller knows which services consume).
     pub dead_letters: Vec<Arc<dyn DeadLettersApi>>,
@@ -126,13 +128,17 @@ pub fn build(
 ) -> BuiltService {
     let notifications =
         ServiceClient::new(&credentials, "notifications", &settings.notifications_url());
+    let products = ServiceClient::new(&credentials, "products", &settings.products_url());
     let services = Services {
         inbox: in_process.inbox.unwrap_or_else(|| {
             Arc::new(InboxOverHttp::new(notifications.clone())) as Arc<dyn InboxApi>
         }),
+        catalog: in_process.catalog.unwrap_or_else(|| {
+            Arc::new(CatalogOverHttp::new(products.clone())) as Arc<dyn CatalogApi>
+        }),
         users: ServiceClient::new(&credentials, "users", &settings.users_url()),
         notifications,
-        products: ServiceClient::new(&credentials, "products", &settings.products_url()),
+        products,
         orders: ServiceClient::new(&credentials, "orders", &settings.orders_url()),
         recommendations: ServiceClient::new(
             &credentials,

@@ -1,24 +1,24 @@
 //! Batched lookups: all the products a response needs come from one call.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{ComplexObject, Context};
 use herald_platform::ErrorCode;
-use herald_platform::http::ServiceClient;
-use serde_json::json;
+use herald_products::client::CatalogApi;
 use uuid::Uuid;
 
 use crate::error::{GqlResult, gql_error, to_graphql};
 use crate::types::{OrderItem, Product, Recommendation};
 
 pub struct ProductLoader {
-    products: ServiceClient,
+    catalog: Arc<dyn CatalogApi>,
 }
 
 impl ProductLoader {
-    pub fn new(products: ServiceClient) -> DataLoader<ProductLoader> {
-        DataLoader::new(ProductLoader { products }, tokio::spawn)
+    pub fn new(catalog: Arc<dyn CatalogApi>) -> DataLoader<ProductLoader> {
+        DataLoader::new(ProductLoader { catalog }, tokio::spawn)
     }
 }
 
@@ -27,14 +27,10 @@ impl Loader<Uuid> for ProductLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Product>, Self::Error> {
-        let found: Vec<Product> = self
-            .products
-            .post("/products/lookup", &json!({ "ids": ids }), None)
-            .await
-            .map_err(to_graphql)?;
+        let found = self.catalog.lookup(ids).await.map_err(to_graphql)?;
         Ok(found
             .into_iter()
-            .filter_map(|p| p.id.parse::<Uuid>().ok().map(|id| (id, p)))
+            .map(|p| (p.id, Product::from(p)))
             .collect())
     }
 }

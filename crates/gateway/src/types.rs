@@ -232,8 +232,7 @@ impl From<herald_notifications::inbox::NotificationPage> for NotificationConnect
     }
 }
 
-#[derive(SimpleObject, Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Debug, Clone)]
 pub struct Product {
     pub id: ID,
     pub name: String,
@@ -245,39 +244,79 @@ pub struct Product {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(SimpleObject, Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Debug, Clone)]
 pub struct ProductConnection {
     pub nodes: Vec<Product>,
     pub page_info: PageInfo,
     pub total_count: i32,
 }
 
-#[derive(InputObject, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(InputObject, Debug)]
 pub struct ProductInput {
     pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub category: String,
     pub price_cents: i32,
     /// ISO 4217 code; default "USD".
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
     pub stock: i32,
 }
 
-#[derive(InputObject, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(InputObject, Debug)]
 pub struct ProductUpdateInput {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub price_cents: Option<i32>,
+}
+
+impl From<herald_products::store::Product> for Product {
+    fn from(p: herald_products::store::Product) -> Self {
+        Product {
+            id: ID(p.id.to_string()),
+            name: p.name,
+            description: p.description,
+            category: p.category,
+            price_cents: i32::try_from(p.price_cents).unwrap_or(i32::MAX),
+            currency: p.currency,
+            stock: i32::try_from(p.stock).unwrap_or(i32::MAX),
+            created_at: p.created_at,
+        }
+    }
+}
+
+impl From<herald_products::client::ProductPage> for ProductConnection {
+    fn from(page: herald_products::client::ProductPage) -> Self {
+        ProductConnection {
+            nodes: page.nodes.into_iter().map(Product::from).collect(),
+            page_info: page.page_info.into(),
+            total_count: i32::try_from(page.total_count).unwrap_or(i32::MAX),
+        }
+    }
+}
+
+impl From<ProductInput> for herald_products::domain::ProductInput {
+    fn from(input: ProductInput) -> Self {
+        herald_products::domain::ProductInput {
+            name: input.name,
+            description: input.description,
+            category: input.category,
+            price_cents: input.price_cents.into(),
+            currency: input.currency,
+            stock: input.stock.into(),
+        }
+    }
+}
+
+impl From<ProductUpdateInput> for herald_products::domain::ProductPatch {
+    fn from(input: ProductUpdateInput) -> Self {
+        herald_products::domain::ProductPatch {
+            name: input.name,
+            description: input.description,
+            category: input.category,
+            price_cents: input.price_cents.map(i64::from),
+        }
+    }
 }
 
 #[derive(Enum, Copy, Clone, Debug, Eq, PartialEq, Serialize, Deserialize)]

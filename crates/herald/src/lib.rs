@@ -228,8 +228,10 @@ impl Application {
         }
         let verifier = TokenVerifier::fetch(&settings.users_url(), Duration::from_secs(60)).await?;
         let verifier = |service: &'static str| verifier.for_service(&service_key, service);
+        // The products service in this process, which orders and the gateway call directly.
+        let mut catalog: Option<std::sync::Arc<dyn herald_products::client::CatalogApi>> = None;
         if let Some(listener) = listeners.remove(&ServiceName::Products) {
-            let built = herald_products::build(
+            let started = herald_products::build(
                 settings,
                 &bus,
                 verifier(herald_products::SERVICE),
@@ -237,14 +239,16 @@ impl Application {
             )
             .await
             .context("starting products")?;
-            readiness = readiness.merge(built.readiness.clone());
-            self.launch(ServiceName::Products, listener, built)?;
+            catalog = Some(std::sync::Arc::new(started.catalog));
+            readiness = readiness.merge(started.service.readiness.clone());
+            self.launch(ServiceName::Products, listener, started.service)?;
         }
         if let Some(listener) = listeners.remove(&ServiceName::Orders) {
             let built = herald_orders::build(
                 settings,
                 &bus,
                 verifier(herald_orders::SERVICE),
+                catalog.clone(),
                 self.shutdown.clone(),
             )
             .await
@@ -266,7 +270,10 @@ impl Application {
             self.launch(ServiceName::Recommendations, listener, built)?;
         }
         // Services the gateway calls in process rather than over HTTP.
-        let mut in_process = herald_gateway::InProcess::default();
+        let mut in_process = herald_gateway::InProcess {
+            catalog,
+            ..Default::default()
+        };
         if let Some(listener) = listeners.remove(&ServiceName::Notifications) {
             let started = herald_notifications::build(
                 settings,

@@ -1,51 +1,26 @@
 //! The stock of the products service, as orders uses it: reserve an order's lines, release
-//! them again. The one place that knows the products service's reservation API.
+//! them again, through the products service's [`CatalogApi`] (in process when products
+//! runs here, over HTTP otherwise).
 
-use herald_platform::auth::{Claims, ServiceCredentials};
-use herald_platform::http::ServiceClient;
+use std::sync::Arc;
+
+use herald_platform::auth::Claims;
 use herald_platform::{ApiError, ApiResult};
-use serde::{Deserialize, Serialize};
+use herald_products::client::CatalogApi;
+use herald_products::domain::ReservationRequest;
+use herald_products::store::reservations::Reservation;
 use uuid::Uuid;
 
-use crate::domain::{ProductLine, ReservedLine};
+use crate::domain::ProductLine;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Inventory {
-    products: ServiceClient,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ReservationRequest {
-    order_id: Uuid,
-    items: Vec<ReservationItem>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ReservationItem {
-    product_id: Uuid,
-    quantity: i64,
-}
-
-/// The products service's answer to a reservation: every line, priced by the catalog.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Reservation {
-    pub order_id: Uuid,
-    pub items: Vec<ReservedLine>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Released {
-    released: bool,
+    products: Arc<dyn CatalogApi>,
 }
 
 impl Inventory {
-    pub fn new(credentials: &ServiceCredentials, products_url: &str) -> Inventory {
-        Inventory {
-            products: ServiceClient::new(credentials, "products", products_url),
-        }
+    pub fn new(products: Arc<dyn CatalogApi>) -> Inventory {
+        Inventory { products }
     }
 
     /// Reserves every line of the order or none (INSUFFICIENT_STOCK or NOT_FOUND naming
@@ -59,18 +34,12 @@ impl Inventory {
     ) -> ApiResult<Reservation> {
         let request = ReservationRequest {
             order_id,
-            items: lines
+            lines: lines
                 .iter()
-                .map(|line| ReservationItem {
-                    product_id: line.product_id,
-                    quantity: line.quantity.get(),
-                })
+                .map(|line| (line.product_id, line.quantity.get()))
                 .collect(),
         };
-        let reservation: Reservation = self
-            .products
-            .post("/reservations", &request, Some(acting))
-            .await?;
+        let reservation = self.products.reserve_stock(acting, &request).await?;
         if reservation.order_id != order_id {
             return Err(ApiError::Unexpected(anyhow::anyhow!(
                 "products answered the reservation of order {} for order {order_id}",
@@ -83,14 +52,6 @@ impl Inventory {
     /// Gives the order's reserved stock back; false if there was nothing (left) to release.
     #[tracing::instrument(skip_all, fields(order_id = %order_id))]
     pub async fn release_stock(&self, order_id: Uuid, acting: &Claims) -> ApiResult<bool> {
-        let released: Released = self
-            .products
-            .post(
-                &format!("/reservations/{order_id}/release"),
-                &serde_json::json!({}),
-                Some(acting),
-            )
-            .await?;
-        Ok(released.released)
+        self.products.release_stock(acting, order_id).await
     }
 }

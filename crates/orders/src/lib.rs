@@ -25,9 +25,10 @@ use std::sync::Arc;
 use herald_platform::bus::{Bus, ConsumerOptions};
 use herald_platform::db::{Database, Migrations};
 use herald_platform::deadletters::{self, DeadLetterAdmin, DeadLetters};
-use herald_platform::http::{BuiltService, Readiness, service_router};
+use herald_platform::http::{BuiltService, Readiness, ServiceClient, service_router};
 use herald_platform::jobs::JobsConsumer;
 use herald_platform::outbox::Outbox;
+use herald_products::client::{CatalogApi, CatalogOverHttp};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::OrdersState;
@@ -75,12 +76,14 @@ pub async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
     herald_platform::service::open_storage(settings, SERVICE, &migrations()).await
 }
 
-/// Builds the orders service: storage, the outbox relay, the API (which calls the
-/// products service at `settings.products_url()`).
+/// Builds the orders service: storage, the outbox relay, the API. It reserves stock
+/// through `products` when the products service runs in this process, otherwise over HTTP
+/// at `settings.products_url()`.
 pub async fn build(
     settings: &Settings,
     bus: &Bus,
     verifier: TokenVerifier,
+    products: Option<Arc<dyn CatalogApi>>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<BuiltService> {
     let db = connect_database(settings).await?;
@@ -104,16 +107,21 @@ pub async fn build(
         shutdown.clone(),
     );
     let relay = outbox.spawn_relay(bus.clone(), shutdown);
+    let products = match products {
+        Some(products) => products,
+        None => Arc::new(CatalogOverHttp::new(ServiceClient::new(
+            verifier
+                .service_credentials()
+                .context("orders calls products with service credentials")?,
+            herald_products::SERVICE,
+            &settings.products_url(),
+        ))),
+    };
     let state = OrdersState {
         orders: Orders {
             db: db.clone(),
             outbox,
-            inventory: Inventory::new(
-                verifier
-                    .service_credentials()
-                    .context("orders calls products with service credentials")?,
-                &settings.products_url(),
-            ),
+            inventory: Inventory::new(products),
         },
         verifier: verifier.clone(),
     };

@@ -1,7 +1,8 @@
 //! The products service's HTTP API, for Herald's services (each call carries a service
-//! credential). Reading the catalog acts for nobody in particular; changing it acts for an
-//! admin; watching acts for the caller; reserving and releasing stock are the orders
-//! service's alone.
+//! credential), through the same [`InProcessCatalog`] other services in this process call.
+//! Reading the catalog acts for nobody in particular; changing it acts for an admin;
+//! watching acts for the caller; reserving and releasing stock are the orders service's
+//! alone.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRef, Path, Query, State};
@@ -10,19 +11,18 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use herald_platform::auth::{Caller, Claims, ServiceCall, TokenVerifier};
 use herald_platform::http::created;
-use herald_platform::paging::{PageInfo, take_page};
 use herald_platform::{ApiError, ApiResult};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::catalog::{Catalog, begin_snapshot};
+use crate::client::{
+    CatalogApi, InProcessCatalog, ListQuery, LookupRequest, ProductPage, Released, StockInput,
+    Watching, require_admin,
+};
 use crate::domain::{
-    MAX_BATCH, NewProduct, PageRequest, ProductInput, ProductPatch, ReservationInput,
-    ReservationRequest, no_product, product_id,
+    ProductInput, ProductPatch, ReservationInput, ReservationRequest, no_product, product_id,
 };
 use crate::store::Product;
-use crate::store::products;
 use crate::store::reservations::Reservation;
 
 /// The service that reserves and releases stock.
@@ -30,7 +30,7 @@ const ORDERS: &str = "orders";
 
 #[derive(Clone)]
 pub struct ProductsState {
-    pub catalog: Catalog,
+    pub catalog: InProcessCatalog,
     pub verifier: TokenVerifier,
 }
 
@@ -61,54 +61,15 @@ fn body<T: DeserializeOwned>(body: Body<T>) -> ApiResult<T> {
         .map_err(|e| ApiError::bad_input(e.body_text()))
 }
 
-fn require_admin(claims: &Claims) -> ApiResult<()> {
-    if claims.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden("only admins can change the catalog"))
-    }
+/// What an admin's change sends, or why not: a non-admin hears FORBIDDEN before any
+/// fault of the request itself.
+fn for_admin<T>(claims: &Claims, parsed: ApiResult<T>) -> ApiResult<T> {
+    parsed.map_err(|fault| require_admin(claims).err().unwrap_or(fault))
 }
 
 /// A product id from the path; one that is not a UUID names no product.
 fn path_product(raw: &str) -> ApiResult<Uuid> {
     product_id(raw).ok_or_else(|| no_product(raw))
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ListQuery {
-    pub first: Option<i64>,
-    pub after: Option<String>,
-    pub category: Option<String>,
-    pub search: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProductPage {
-    pub nodes: Vec<Product>,
-    pub page_info: PageInfo,
-    pub total_count: i64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct LookupRequest {
-    pub ids: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct StockInput {
-    pub stock: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Watching {
-    pub watching: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Released {
-    pub released: bool,
 }
 
 async fn list_products(
@@ -117,22 +78,7 @@ async fn list_products(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<ProductPage>> {
     let Query(query) = query.map_err(|e| ApiError::bad_input(e.body_text()))?;
-    let page = PageRequest::parse(
-        query.first,
-        query.after.as_deref(),
-        query.category.as_deref(),
-        query.search.as_deref(),
-    )?;
-    let mut tx = begin_snapshot(state.catalog.db()).await?;
-    let rows = products::list_products(&mut tx, &page).await?;
-    let total_count = products::count_products(&mut *tx, &page.filter).await?;
-    tx.commit().await?;
-    let (nodes, page_info) = take_page(rows, page.first, |p| p.id);
-    Ok(Json(ProductPage {
-        nodes,
-        page_info,
-        total_count,
-    }))
+    Ok(Json(state.catalog.list(&query).await?))
 }
 
 async fn product(
@@ -141,10 +87,7 @@ async fn product(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Product>> {
     let id = path_product(&id)?;
-    products::find_product(state.catalog.db().pool(), id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| no_product(id))
+    Ok(Json(state.catalog.product(id).await?))
 }
 
 /// The products among the given ids that exist, for batched lookups; ids that are not
@@ -155,16 +98,8 @@ async fn lookup_products(
     request: Body<LookupRequest>,
 ) -> ApiResult<Json<Vec<Product>>> {
     let request = body(request)?;
-    if request.ids.len() > MAX_BATCH {
-        return Err(ApiError::bad_input(format!(
-            "at most {MAX_BATCH} ids per lookup"
-        )));
-    }
-    let mut ids: Vec<Uuid> = request.ids.iter().filter_map(|id| product_id(id)).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let found = products::products_by_ids(state.catalog.db(), &ids).await?;
-    Ok(Json(found))
+    let ids: Vec<Uuid> = request.ids.iter().filter_map(|id| product_id(id)).collect();
+    Ok(Json(state.catalog.lookup(&ids).await?))
 }
 
 async fn create_product(
@@ -172,9 +107,8 @@ async fn create_product(
     Caller(claims): Caller,
     input: Body<ProductInput>,
 ) -> ApiResult<Response> {
-    require_admin(&claims)?;
-    let new = NewProduct::parse(&body(input)?)?;
-    let product = state.catalog.create_product(&new).await?;
+    let input = for_admin(&claims, body(input))?;
+    let product = state.catalog.create_product(&claims, &input).await?;
     Ok(created(product))
 }
 
@@ -184,10 +118,11 @@ async fn update_product(
     Path(id): Path<String>,
     patch: Body<ProductPatch>,
 ) -> ApiResult<Json<Product>> {
-    require_admin(&claims)?;
-    let patch = body(patch)?;
-    let id = path_product(&id)?;
-    Ok(Json(state.catalog.update_product(id, &patch).await?))
+    let patch = for_admin(&claims, body(patch))?;
+    let id = for_admin(&claims, path_product(&id))?;
+    Ok(Json(
+        state.catalog.update_product(&claims, id, &patch).await?,
+    ))
 }
 
 async fn set_stock(
@@ -196,10 +131,11 @@ async fn set_stock(
     Path(id): Path<String>,
     input: Body<StockInput>,
 ) -> ApiResult<Json<Product>> {
-    require_admin(&claims)?;
-    let input = body(input)?;
-    let id = path_product(&id)?;
-    Ok(Json(state.catalog.set_stock(id, input.stock).await?))
+    let input = for_admin(&claims, body(input))?;
+    let id = for_admin(&claims, path_product(&id))?;
+    Ok(Json(
+        state.catalog.set_stock(&claims, id, input.stock).await?,
+    ))
 }
 
 async fn watch_product(
@@ -208,7 +144,7 @@ async fn watch_product(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Watching>> {
     let id = path_product(&id)?;
-    state.catalog.watch_product(id, claims.sub).await?;
+    state.catalog.watch_product(&claims, id).await?;
     Ok(Json(Watching { watching: true }))
 }
 
@@ -220,7 +156,7 @@ async fn reserve_stock(
     call.only_from(&[ORDERS])?;
     let claims = call.acting_user()?;
     let request = ReservationRequest::parse(&body(input)?)?;
-    Ok(Json(state.catalog.reserve_stock(&request, claims).await?))
+    Ok(Json(state.catalog.reserve_stock(claims, &request).await?))
 }
 
 async fn release_stock(
@@ -234,6 +170,6 @@ async fn release_stock(
         .trim()
         .parse()
         .map_err(|_| ApiError::bad_input(format!("'{order_id}' is not an order id")))?;
-    let released = state.catalog.release_stock(order_id, claims).await?;
+    let released = state.catalog.release_stock(claims, order_id).await?;
     Ok(Json(Released { released }))
 }

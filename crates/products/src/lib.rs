@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod catalog;
+pub mod client;
 pub mod consumer;
 pub mod domain;
 pub mod reservations;
@@ -29,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::ProductsState;
 use crate::catalog::Catalog;
+use crate::client::InProcessCatalog;
 use crate::consumer::{ProductsConsumer, QUEUE};
 
 pub const SERVICE: &str = "products";
@@ -36,6 +38,10 @@ pub const SERVICE: &str = "products";
 /// The products service's metrics.
 pub const METRICS: &[MetricDoc] = &[
     MetricDoc::counter("products_created_total", "Products added to the catalog."),
+    MetricDoc::counter(
+        "product_lookups_total",
+        "Batched lookups of products by id (one answers every product a response needs).",
+    ),
     MetricDoc::counter(
         "stock_reservations_total",
         "Stock reservations for orders, by outcome.",
@@ -65,13 +71,20 @@ pub async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
     herald_platform::service::open_storage(settings, SERVICE, &migrations()).await
 }
 
+/// The products service, built: what to serve and run, and its catalog for the other
+/// services of this process to call directly.
+pub struct Started {
+    pub service: BuiltService,
+    pub catalog: InProcessCatalog,
+}
+
 /// Builds the products service: storage, the outbox relay, the consumer of its queue, the API.
 pub async fn build(
     settings: &Settings,
     bus: &Bus,
     verifier: TokenVerifier,
     shutdown: CancellationToken,
-) -> anyhow::Result<BuiltService> {
+) -> anyhow::Result<Started> {
     let db = connect_database(settings).await?;
     let outbox = Outbox::new(db.clone());
     let catalog = Catalog::new(db.clone(), outbox.clone(), settings.low_stock_threshold);
@@ -83,15 +96,16 @@ pub async fn build(
         Arc::new(DeadLetters::new(db.clone())),
         shutdown,
     );
+    let in_process = InProcessCatalog::new(catalog);
     let state = ProductsState {
-        catalog,
+        catalog: in_process.clone(),
         verifier: verifier.clone(),
     };
     let letter_admin = DeadLetterAdmin::new(SERVICE, DeadLetters::new(db.clone()), bus.clone());
     let readiness = Readiness::default()
         .database("products_database", &db)
         .bus(bus);
-    Ok(BuiltService {
+    let service = BuiltService {
         name: SERVICE,
         router: service_router(
             SERVICE,
@@ -103,5 +117,9 @@ pub async fn build(
         readiness,
         dead_letters: Some(letter_admin),
         tasks: vec![relay, consuming],
+    };
+    Ok(Started {
+        service,
+        catalog: in_process,
     })
 }

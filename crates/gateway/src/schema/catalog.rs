@@ -2,8 +2,7 @@
 
 use async_graphql::{Context, ID, Object};
 use herald_platform::ErrorCode;
-use serde::Deserialize;
-use serde_json::json;
+use herald_products::client::ListQuery;
 
 use super::parse_uuid;
 use crate::context::ContextExt;
@@ -26,12 +25,14 @@ impl CatalogQuery {
         category: Option<String>,
         search: Option<String>,
     ) -> GqlResult<ProductConnection> {
-        let mut query = vec![("first", first.unwrap_or(20).to_string())];
-        query.extend(after.map(|v| ("after", v)));
-        query.extend(category.map(|v| ("category", v)));
-        query.extend(search.map(|v| ("search", v)));
-        let path = format!("/products?{}", encode_query(&query));
-        ctx.services().products.get(&path, None).await.gql()
+        let query = ListQuery {
+            first: Some(first.unwrap_or(20).into()),
+            after,
+            category,
+            search,
+        };
+        let page = ctx.services().catalog.list(&query).await.gql()?;
+        Ok(page.into())
     }
 
     /// One product, or null if there is none with this id.
@@ -39,13 +40,8 @@ impl CatalogQuery {
         let Ok(id) = parse_uuid(&id, ErrorCode::NotFound, "product") else {
             return Ok(None);
         };
-        let found = ctx
-            .services()
-            .products
-            .get(&format!("/products/{id}"), None)
-            .await;
-        match found {
-            Ok(product) => Ok(Some(product)),
+        match ctx.services().catalog.product(id).await {
+            Ok(product) => Ok(Some(product.into())),
             Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
             Err(e) => Err(crate::error::to_graphql(e)),
         }
@@ -55,37 +51,29 @@ impl CatalogQuery {
 #[derive(Default)]
 pub struct CatalogMutation;
 
-#[derive(Deserialize)]
-struct Watching {
-    watching: bool,
-}
-
 #[Object]
 impl CatalogMutation {
     /// Hear when the product is back in stock or cheaper.
     async fn watch_product(&self, ctx: &Context<'_>, product_id: ID) -> GqlResult<bool> {
         let caller = ctx.caller()?;
         let id = parse_uuid(&product_id, ErrorCode::NotFound, "product")?;
-        let answer: Watching = ctx
-            .services()
-            .products
-            .post(
-                &format!("/products/{id}/watch"),
-                &json!({}),
-                Some(caller.claims),
-            )
+        ctx.services()
+            .catalog
+            .watch_product(caller.claims, id)
             .await
             .gql()?;
-        Ok(answer.watching)
+        Ok(true)
     }
 
     async fn create_product(&self, ctx: &Context<'_>, input: ProductInput) -> GqlResult<Product> {
         let caller = ctx.admin()?;
-        ctx.services()
-            .products
-            .post("/products", &input, Some(caller.claims))
+        let product = ctx
+            .services()
+            .catalog
+            .create_product(caller.claims, &input.into())
             .await
-            .gql()
+            .gql()?;
+        Ok(product.into())
     }
 
     async fn update_product(
@@ -96,11 +84,13 @@ impl CatalogMutation {
     ) -> GqlResult<Product> {
         let caller = ctx.admin()?;
         let id = parse_uuid(&id, ErrorCode::NotFound, "product")?;
-        ctx.services()
-            .products
-            .patch(&format!("/products/{id}"), &input, Some(caller.claims))
+        let product = ctx
+            .services()
+            .catalog
+            .update_product(caller.claims, id, &input.into())
             .await
-            .gql()
+            .gql()?;
+        Ok(product.into())
     }
 
     async fn set_stock(&self, ctx: &Context<'_>, product_id: ID, stock: i32) -> GqlResult<Product> {
@@ -112,29 +102,12 @@ impl CatalogMutation {
                 "stock must not be negative",
             ));
         }
-        ctx.services()
-            .products
-            .put(
-                &format!("/products/{id}/stock"),
-                &json!({ "stock": stock }),
-                Some(caller.claims),
-            )
+        let product = ctx
+            .services()
+            .catalog
+            .set_stock(caller.claims, id, stock.into())
             .await
-            .gql()
-    }
-}
-
-fn encode_query(pairs: &[(&str, String)]) -> String {
-    let mut url = url::Url::parse("http://query.invalid/").expect("static URL");
-    url.query_pairs_mut().extend_pairs(pairs);
-    url.query().unwrap_or_default().to_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn query_values_are_encoded() {
-        let q = super::encode_query(&[("search", "a&b=c d".to_owned()), ("first", "5".to_owned())]);
-        assert_eq!(q, "search=a%26b%3Dc+d&first=5");
+            .gql()?;
+        Ok(product.into())
     }
 }

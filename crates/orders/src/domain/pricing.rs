@@ -1,21 +1,11 @@
 //! How the catalog's answer to a reservation prices an order.
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::OrderRequest;
 
 /// A line as the catalog reserved and priced it (the products service's answer).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReservedLine {
-    pub product_id: Uuid,
-    pub name: String,
-    pub category: String,
-    pub quantity: i64,
-    pub unit_price_cents: i64,
-    pub currency: String,
-}
+pub use herald_products::store::reservations::ReservedLine;
 
 /// An order's lines with the catalog's names and prices, in the order the buyer gave them.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,11 +24,14 @@ use axum::Router;
 use axum::http::{Method, StatusCode};
 use herald_events::{Envelope, Role};
 use herald_platform::db::Database;
-use herald_platform::http::{Readiness, service_router};
+use std::sync::Arc;
+
+use herald_platform::http::{Readiness, ServiceClient, service_router};
 use herald_platform::outbox::Outbox;
 use herald_platform::testing::{
     BackendSet, TestKey, call, drop_schema, isolated_settings, migrated_database, outbox_events,
 };
+use herald_products::client::CatalogOverHttp;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -70,10 +73,11 @@ impl TestService {
             orders: Orders {
                 db: db.clone(),
                 outbox: Outbox::new(db.clone()),
-                inventory: Inventory::new(
+                inventory: Inventory::new(Arc::new(CatalogOverHttp::new(ServiceClient::new(
                     key.verifier.service_credentials().unwrap(),
+                    "products",
                     products_url,
-                ),
+                )))),
             },
             verifier: key.verifier.clone(),
         };

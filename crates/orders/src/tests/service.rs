@@ -48,9 +48,16 @@ async fn a_placed_order_is_published_on_the_bus(set: BackendSet) {
     let key = TestKey::generate(crate::SERVICE);
     stock_room.trust(&key);
     let shutdown = CancellationToken::new();
-    let service = build(&settings, bus.bus(), key.verifier.clone(), shutdown.clone())
-        .await
-        .unwrap();
+    // Products over HTTP, at `settings.products_url`.
+    let service = build(
+        &settings,
+        bus.bus(),
+        key.verifier.clone(),
+        None,
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
     let listener = Arc::new(Listener::default());
     let listening = bus.bus().spawn_consumer(
         "order-listener",

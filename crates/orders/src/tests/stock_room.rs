@@ -12,11 +12,9 @@ use axum::{Json, Router};
 use herald_platform::auth::ServiceCredentials;
 use herald_platform::testing::TestKey;
 use herald_platform::{ApiError, ErrorCode};
+use herald_products::store::reservations::{Reservation, ReservedLine};
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-use crate::domain::ReservedLine;
-use crate::inventory::Reservation;
 
 #[derive(Debug, Clone)]
 struct Product {

@@ -8,7 +8,7 @@ pub use listing::{PageRequest, ProductFilter, fold};
 pub use reservation::{ReservationInput, ReservationItemInput, ReservationRequest};
 
 use herald_platform::{ApiError, ErrorCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::store::Product;
@@ -106,15 +106,15 @@ pub fn product_id(raw: &str) -> Option<Uuid> {
 }
 
 /// The body of `POST /products`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductInput {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub category: String,
     pub price_cents: i64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
     pub stock: i64,
 }
@@ -144,16 +144,16 @@ impl NewProduct {
 }
 
 /// The body of `PATCH /products/{id}`: absent (or null) fields stay.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductPatch {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price_cents: Option<i64>,
 }
 

@@ -1,20 +1,20 @@
 //! What an order asks the stock for.
 
 use herald_platform::ApiError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{MAX_BATCH, MAX_QUANTITY, no_product, product_id};
 
 /// The body of `POST /reservations`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReservationInput {
     pub order_id: String,
     pub items: Vec<ReservationItemInput>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReservationItemInput {
     pub product_id: String,
@@ -35,29 +35,14 @@ impl ReservationRequest {
         let order_id = input.order_id.trim().parse::<Uuid>().map_err(|_| {
             ApiError::bad_input(format!("orderId must be a UUID, got '{}'", input.order_id))
         })?;
-        if input.items.is_empty() {
-            return Err(ApiError::bad_input("items must name at least one product"));
-        }
-        if input.items.len() > MAX_BATCH {
-            return Err(ApiError::bad_input(format!(
-                "at most {MAX_BATCH} items per reservation"
-            )));
-        }
+        line_count(input.items.len())?;
         let mut seen: Vec<String> = Vec::with_capacity(input.items.len());
         for item in &input.items {
-            if !(1..=MAX_QUANTITY).contains(&item.quantity) {
-                return Err(ApiError::bad_input(format!(
-                    "quantity must be between 1 and {MAX_QUANTITY}, got {}",
-                    item.quantity
-                )));
-            }
+            quantity(item.quantity)?;
             let key = item.product_id.trim().to_ascii_lowercase();
             let key = product_id(&key).map_or(key, |id| id.to_string());
             if seen.contains(&key) {
-                return Err(ApiError::bad_input(format!(
-                    "product {} appears more than once; give it one line with the total quantity",
-                    item.product_id.trim()
-                )));
+                return Err(repeated(item.product_id.trim()));
             }
             seen.push(key);
         }
@@ -72,6 +57,61 @@ impl ReservationRequest {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ReservationRequest { order_id, lines })
     }
+
+    /// The rules [`ReservationRequest::parse`] applies, for a request built in process:
+    /// BAD_USER_INPUT if it breaks one.
+    pub fn check(&self) -> Result<(), ApiError> {
+        line_count(self.lines.len())?;
+        for (i, (product_id, units)) in self.lines.iter().enumerate() {
+            quantity(*units)?;
+            if self.lines[..i].iter().any(|(seen, _)| seen == product_id) {
+                return Err(repeated(product_id));
+            }
+        }
+        Ok(())
+    }
+
+    /// The request as `POST /reservations` takes it.
+    pub fn input(&self) -> ReservationInput {
+        ReservationInput {
+            order_id: self.order_id.to_string(),
+            items: self
+                .lines
+                .iter()
+                .map(|(product_id, quantity)| ReservationItemInput {
+                    product_id: product_id.to_string(),
+                    quantity: *quantity,
+                })
+                .collect(),
+        }
+    }
+}
+
+fn line_count(lines: usize) -> Result<(), ApiError> {
+    if lines == 0 {
+        return Err(ApiError::bad_input("items must name at least one product"));
+    }
+    if lines > MAX_BATCH {
+        return Err(ApiError::bad_input(format!(
+            "at most {MAX_BATCH} items per reservation"
+        )));
+    }
+    Ok(())
+}
+
+fn quantity(units: i64) -> Result<(), ApiError> {
+    if !(1..=MAX_QUANTITY).contains(&units) {
+        return Err(ApiError::bad_input(format!(
+            "quantity must be between 1 and {MAX_QUANTITY}, got {units}"
+        )));
+    }
+    Ok(())
+}
+
+fn repeated(product_id: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_input(format!(
+        "product {product_id} appears more than once; give it one line with the total quantity"
+    ))
 }
 
 #[cfg(test)]
@@ -122,6 +162,20 @@ mod tests {
         let mut bad_order = reservation(&[(&a.to_string(), 1)]);
         bad_order.order_id = "order-1".into();
         rejected(ReservationRequest::parse(&bad_order));
+
+        // A request built in process is held to the same rules, and parses back whole.
+        assert_eq!(ReservationRequest::parse(&ok.input()).unwrap(), ok);
+        ok.check().unwrap();
+        for lines in [vec![], vec![(a, 0)], vec![(a, 1), (b, 1), (a, 2)]] {
+            rejected(
+                ReservationRequest {
+                    order_id: ok.order_id,
+                    lines,
+                }
+                .check()
+                .map(|()| ok.clone()),
+            );
+        }
 
         let unknown = ReservationRequest::parse(&reservation(&[("beans", 1)])).unwrap_err();
         assert_eq!(unknown.code(), ErrorCode::NotFound);

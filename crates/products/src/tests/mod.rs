@@ -7,6 +7,7 @@
 mod api;
 mod api_buyers;
 mod catalog;
+mod client;
 mod consumer;
 mod reservations;
 mod service;
@@ -16,6 +17,7 @@ pub const CASES: &[&[herald_platform::testing::harness::Case]] = &[
     api::CASES,
     api_buyers::CASES,
     catalog::CASES,
+    client::CASES,
     consumer::CASES,
     reservations::CASES,
     service::CASES,
@@ -36,6 +38,7 @@ use uuid::Uuid;
 
 use crate::api::ProductsState;
 use crate::catalog::Catalog;
+use crate::client::InProcessCatalog;
 use crate::consumer::ProductsConsumer;
 use crate::domain::{NewProduct, ReservationRequest};
 use crate::store::Product;
@@ -68,7 +71,7 @@ impl TestService {
         let consumer = ProductsConsumer::new(catalog.clone());
         let key = TestKey::generate(crate::SERVICE);
         let state = ProductsState {
-            catalog: catalog.clone(),
+            catalog: InProcessCatalog::new(catalog.clone()),
             verifier: key.verifier.clone(),
         };
         let router = service_router(SERVICE, crate::api::router(state), Readiness::default());

@@ -26,7 +26,8 @@ async fn a_cancellation_on_the_bus_gives_the_stock_back_and_events_are_relayed(s
     let shutdown = CancellationToken::new();
     let service = build(&settings, bus.bus(), key.verifier.clone(), shutdown.clone())
         .await
-        .unwrap();
+        .unwrap()
+        .service;
     let admin = key.token(Uuid::now_v7(), Role::Admin);
     let ada = Uuid::now_v7();
     let buyer = key.from_service("orders", Some((ada, Role::Customer)));
