@@ -8,6 +8,7 @@ use herald_notifications::inbox::InboxApi;
 use herald_platform::auth::Claims;
 use herald_platform::http::ServiceClient;
 use herald_platform::{ApiError, ErrorCode};
+use herald_users::accounts::AccountsApi;
 
 use crate::error::{GqlResult, gql_error, to_graphql};
 
@@ -16,6 +17,7 @@ use crate::error::{GqlResult, gql_error, to_graphql};
 #[derive(Clone)]
 pub struct Services {
     pub inbox: Arc<dyn InboxApi>,
+    pub accounts: Arc<dyn AccountsApi>,
     pub users: ServiceClient,
     pub notifications: ServiceClient,
     pub products: ServiceClient,

@@ -26,6 +26,7 @@ use herald_platform::http::{
     BuiltService, ConnectionLimits, ErrorShape, Readiness, ServiceClient, shaped_router,
 };
 use herald_platform::telemetry::MetricDoc;
+use herald_users::accounts::{AccountsApi, AccountsOverHttp};
 
 pub use context::{RequestAuth, Services};
 use edge::{Edge, GatewayState};
@@ -104,6 +105,7 @@ pub fn sdl() -> String {
 #[derive(Default, Clone)]
 pub struct InProcess {
     pub inbox: Option<Arc<dyn InboxApi>>,
+    pub accounts: Option<Arc<dyn AccountsApi>>,
 }
 
 /// Builds the gateway. `readiness` is what the process needs (in all-in-one mode, every
@@ -119,11 +121,15 @@ pub fn build(
 ) -> BuiltService {
     let notifications =
         ServiceClient::new(&credentials, "notifications", &settings.notifications_url());
+    let users = ServiceClient::new(&credentials, "users", &settings.users_url());
     let services = Services {
         inbox: in_process.inbox.unwrap_or_else(|| {
             Arc::new(InboxOverHttp::new(notifications.clone())) as Arc<dyn InboxApi>
         }),
-        users: ServiceClient::new(&credentials, "users", &settings.users_url()),
+        accounts: in_process.accounts.unwrap_or_else(|| {
+            Arc::new(AccountsOverHttp::new(users.clone())) as Arc<dyn AccountsApi>
+        }),
+        users,
         notifications,
         products: ServiceClient::new(&credentials, "products", &settings.products_url()),
         orders: ServiceClient::new(&credentials, "orders", &settings.orders_url()),
@@ -134,7 +140,7 @@ pub fn build(
         ),
         scheduler: ServiceClient::new(&credentials, "scheduler", &settings.scheduler_url()),
     };
-    let identity = Identity::new(verifier, services.users.clone());
+    let identity = Identity::new(verifier, services.accounts.clone());
     let state = GatewayState {
         notifications: services.notifications.clone(),
         operations: Operations::new(
