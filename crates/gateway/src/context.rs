@@ -8,6 +8,7 @@ use herald_notifications::inbox::InboxApi;
 use herald_platform::auth::Claims;
 use herald_platform::http::ServiceClient;
 use herald_platform::{ApiError, ErrorCode};
+use herald_recommendations::recommendations::RecommendationsApi;
 use herald_users::accounts::AccountsApi;
 
 use crate::error::{GqlResult, gql_error, to_graphql};
@@ -18,6 +19,7 @@ use crate::error::{GqlResult, gql_error, to_graphql};
 pub struct Services {
     pub inbox: Arc<dyn InboxApi>,
     pub accounts: Arc<dyn AccountsApi>,
+    pub recommendations_api: Arc<dyn RecommendationsApi>,
     pub users: ServiceClient,
     pub notifications: ServiceClient,
     pub products: ServiceClient,

@@ -26,6 +26,7 @@ use herald_platform::http::{
     BuiltService, ConnectionLimits, ErrorShape, Readiness, ServiceClient, shaped_router,
 };
 use herald_platform::telemetry::MetricDoc;
+use herald_recommendations::recommendations::{RecommendationsApi, RecommendationsOverHttp};
 use herald_users::accounts::{AccountsApi, AccountsOverHttp};
 
 pub use context::{RequestAuth, Services};
@@ -106,6 +107,7 @@ pub fn sdl() -> String {
 pub struct InProcess {
     pub inbox: Option<Arc<dyn InboxApi>>,
     pub accounts: Option<Arc<dyn AccountsApi>>,
+    pub recommendations: Option<Arc<dyn RecommendationsApi>>,
 }
 
 /// Builds the gateway. `readiness` is what the process needs (in all-in-one mode, every
@@ -122,6 +124,11 @@ pub fn build(
     let notifications =
         ServiceClient::new(&credentials, "notifications", &settings.notifications_url());
     let users = ServiceClient::new(&credentials, "users", &settings.users_url());
+    let recommendations = ServiceClient::new(
+        &credentials,
+        "recommendations",
+        &settings.recommendations_url(),
+    );
     let services = Services {
         inbox: in_process.inbox.unwrap_or_else(|| {
             Arc::new(InboxOverHttp::new(notifications.clone())) as Arc<dyn InboxApi>
@@ -133,11 +140,11 @@ pub fn build(
         notifications,
         products: ServiceClient::new(&credentials, "products", &settings.products_url()),
         orders: ServiceClient::new(&credentials, "orders", &settings.orders_url()),
-        recommendations: ServiceClient::new(
-            &credentials,
-            "recommendations",
-            &settings.recommendations_url(),
-        ),
+        recommendations_api: in_process.recommendations.unwrap_or_else(|| {
+            Arc::new(RecommendationsOverHttp::new(recommendations.clone()))
+                as Arc<dyn RecommendationsApi>
+        }),
+        recommendations,
         scheduler: ServiceClient::new(&credentials, "scheduler", &settings.scheduler_url()),
     };
     let identity = Identity::new(verifier, services.accounts.clone());

@@ -395,8 +395,7 @@ pub struct DeadLetter {
 }
 
 /// A product picked for the caller; its product is looked up in batches.
-#[derive(SimpleObject, Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Debug, Clone)]
 #[graphql(complex)]
 pub struct Recommendation {
     #[graphql(skip)]
@@ -405,13 +404,34 @@ pub struct Recommendation {
     pub reason: String,
 }
 
-#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
 pub enum ActivityType {
     View,
     Cart,
     Wishlist,
     Search,
+}
+
+impl From<herald_recommendations::recommender::Recommendation> for Recommendation {
+    fn from(pick: herald_recommendations::recommender::Recommendation) -> Self {
+        Recommendation {
+            product_id: pick.product_id,
+            score: pick.score,
+            reason: pick.reason,
+        }
+    }
+}
+
+impl From<ActivityType> for herald_recommendations::recommender::SignalKind {
+    fn from(kind: ActivityType) -> Self {
+        use herald_recommendations::recommender::SignalKind;
+        match kind {
+            ActivityType::View => SignalKind::View,
+            ActivityType::Cart => SignalKind::Cart,
+            ActivityType::Wishlist => SignalKind::Wishlist,
+            ActivityType::Search => SignalKind::Search,
+        }
+    }
 }
 
 #[derive(InputObject, Debug)]

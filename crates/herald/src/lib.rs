@@ -233,7 +233,7 @@ impl Application {
             self.launch(ServiceName::Orders, listener, built)?;
         }
         if let Some(listener) = listeners.remove(&ServiceName::Recommendations) {
-            let built = herald_recommendations::build(
+            let started = herald_recommendations::build(
                 settings,
                 &bus,
                 &cache,
@@ -242,8 +242,9 @@ impl Application {
             )
             .await
             .context("starting recommendations")?;
-            readiness = readiness.merge(built.readiness.clone());
-            self.launch(ServiceName::Recommendations, listener, built)?;
+            in_process.recommendations = Some(std::sync::Arc::new(started.recommendations));
+            readiness = readiness.merge(started.service.readiness.clone());
+            self.launch(ServiceName::Recommendations, listener, started.service)?;
         }
         if let Some(listener) = listeners.remove(&ServiceName::Notifications) {
             let started = herald_notifications::build(
