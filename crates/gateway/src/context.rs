@@ -10,6 +10,8 @@ use herald_platform::deadletters::DeadLettersApi;
 use herald_platform::http::ServiceClient;
 use herald_platform::{ApiError, ErrorCode};
 use herald_products::client::CatalogApi;
+use herald_recommendations::recommendations::RecommendationsApi;
+use herald_users::accounts::AccountsApi;
 
 use crate::error::{GqlResult, gql_error, to_graphql};
 
@@ -19,6 +21,8 @@ use crate::error::{GqlResult, gql_error, to_graphql};
 pub struct Services {
     pub inbox: Arc<dyn InboxApi>,
     pub catalog: Arc<dyn CatalogApi>,
+    pub accounts: Arc<dyn AccountsApi>,
+    pub recommendations_api: Arc<dyn RecommendationsApi>,
     pub users: ServiceClient,
     pub notifications: ServiceClient,
     pub products: ServiceClient,

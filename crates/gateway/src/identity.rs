@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use herald_platform::auth::{Claims, TokenVerifier};
-use herald_platform::http::ServiceClient;
 use herald_platform::{ApiError, ErrorCode};
+use herald_users::accounts::AccountsApi;
 use uuid::Uuid;
 
 use crate::context::RequestAuth;
@@ -19,12 +19,6 @@ use crate::context::RequestAuth;
 pub const FRESH: Duration = Duration::from_secs(5);
 /// Accounts whose versions are kept at once.
 const KEPT: u64 = 100_000;
-
-/// The version of an account's credentials, as the users service answers it.
-#[derive(Debug, serde::Deserialize)]
-struct TokenVersion {
-    version: i64,
-}
 
 /// What is known of an account: its version (`None`: no such account) and when it was
 /// learnt.
@@ -36,14 +30,14 @@ struct Known {
 
 pub struct Identity {
     verifier: TokenVerifier,
-    users: ServiceClient,
+    users: Arc<dyn AccountsApi>,
     known: moka::sync::Cache<Uuid, Known>,
     /// Tokens whose signature was checked, with their claims.
     verified: moka::sync::Cache<Arc<str>, Claims>,
 }
 
 impl Identity {
-    pub fn new(verifier: TokenVerifier, users: ServiceClient) -> Identity {
+    pub fn new(verifier: TokenVerifier, users: Arc<dyn AccountsApi>) -> Identity {
         Identity {
             verifier,
             users,
@@ -106,11 +100,8 @@ impl Identity {
         {
             return Some(known.version);
         }
-        let path = format!("/users/{}/token-version", claims.sub);
-        let asked: Result<TokenVersion, ApiError> = self.users.get(&path, None).await;
-        let version = match asked {
-            Ok(answer) => Some(answer.version),
-            Err(e) if e.code() == ErrorCode::NotFound => None,
+        let version = match self.users.token_version(claims.sub).await {
+            Ok(version) => version,
             Err(e) => {
                 tracing::warn!(error = %e, "the users service did not say a token's version");
                 metrics::counter!("gateway_token_version_unknown_total").increment(1);

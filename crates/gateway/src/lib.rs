@@ -28,6 +28,8 @@ use herald_platform::http::{
 };
 use herald_platform::telemetry::MetricDoc;
 use herald_products::client::{CatalogApi, CatalogOverHttp};
+use herald_recommendations::recommendations::{RecommendationsApi, RecommendationsOverHttp};
+use herald_users::accounts::{AccountsApi, AccountsOverHttp};
 
 pub use context::{RequestAuth, Services};
 use edge::{Edge, GatewayState};
@@ -106,6 +108,8 @@ pub fn sdl() -> String {
 #[derive(Default, Clone)]
 pub struct InProcess {
     pub inbox: Option<Arc<dyn InboxApi>>,
+    pub accounts: Option<Arc<dyn AccountsApi>>,
+    pub recommendations: Option<Arc<dyn RecommendationsApi>>,
     pub catalog: Option<Arc<dyn CatalogApi>>,
     /// Every consuming service's dead letters (directly for those that run here; over HTTP
     /// for the others: the caller knows which services consume).
@@ -129,6 +133,12 @@ pub fn build(
     let notifications =
         ServiceClient::new(&credentials, "notifications", &settings.notifications_url());
     let products = ServiceClient::new(&credentials, "products", &settings.products_url());
+    let users = ServiceClient::new(&credentials, "users", &settings.users_url());
+    let recommendations = ServiceClient::new(
+        &credentials,
+        "recommendations",
+        &settings.recommendations_url(),
+    );
     let services = Services {
         inbox: in_process.inbox.unwrap_or_else(|| {
             Arc::new(InboxOverHttp::new(notifications.clone())) as Arc<dyn InboxApi>
@@ -136,19 +146,22 @@ pub fn build(
         catalog: in_process.catalog.unwrap_or_else(|| {
             Arc::new(CatalogOverHttp::new(products.clone())) as Arc<dyn CatalogApi>
         }),
-        users: ServiceClient::new(&credentials, "users", &settings.users_url()),
+        accounts: in_process.accounts.unwrap_or_else(|| {
+            Arc::new(AccountsOverHttp::new(users.clone())) as Arc<dyn AccountsApi>
+        }),
+        users,
         notifications,
         products,
         orders: ServiceClient::new(&credentials, "orders", &settings.orders_url()),
-        recommendations: ServiceClient::new(
-            &credentials,
-            "recommendations",
-            &settings.recommendations_url(),
-        ),
+        recommendations_api: in_process.recommendations.unwrap_or_else(|| {
+            Arc::new(RecommendationsOverHttp::new(recommendations.clone()))
+                as Arc<dyn RecommendationsApi>
+        }),
+        recommendations,
         scheduler: ServiceClient::new(&credentials, "scheduler", &settings.scheduler_url()),
         dead_letters: in_process.dead_letters,
     };
-    let identity = Identity::new(verifier, services.users.clone());
+    let identity = Identity::new(verifier, services.accounts.clone());
     let state = GatewayState {
         notifications: services.notifications.clone(),
         operations: Operations::new(

@@ -39,8 +39,7 @@ pub enum Priority {
     Standard,
 }
 
-#[derive(SimpleObject, Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Debug, Clone)]
 pub struct NotificationPreferences {
     pub promotions: bool,
     pub order_updates: bool,
@@ -53,8 +52,7 @@ pub struct NotificationPreferences {
     pub quiet_hours_end: Option<String>,
 }
 
-#[derive(SimpleObject, Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Debug, Clone)]
 pub struct User {
     pub id: ID,
     pub name: String,
@@ -66,38 +64,21 @@ pub struct User {
 
 /// An access token (15 minutes by default) and a refresh token to trade for the next
 /// pair with `refreshToken`; each refresh token is good once.
-#[derive(SimpleObject, Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Debug, Clone)]
 pub struct AuthPayload {
     pub token: String,
     pub user: User,
     pub refresh_token: Option<String>,
 }
 
-/// A refresh token to trade, as the users service takes it.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RefreshRequest<'a> {
-    pub refresh_token: &'a str,
-}
-
-#[derive(InputObject, Debug, Serialize)]
+#[derive(InputObject, Debug)]
 pub struct RegisterUserInput {
     pub name: String,
     pub email: String,
     pub password: String,
 }
 
-/// An input passed on with the address of the client that sent it (the users service
-/// limits registrations and slows failed sign-ins per client).
-#[derive(Debug, Serialize)]
-pub struct FromClient<'a, T> {
-    #[serde(flatten)]
-    pub input: &'a T,
-    pub client: Option<String>,
-}
-
-#[derive(InputObject, Debug, Serialize)]
+#[derive(InputObject, Debug)]
 #[graphql(name = "LoginInput")]
 pub struct LoginInput {
     pub email: String,
@@ -105,27 +86,101 @@ pub struct LoginInput {
 }
 
 /// Absent fields stay as they are; `null` quiet hours clear them.
-#[derive(InputObject, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(InputObject, Debug)]
 pub struct PreferencesInput {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub promotions: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub order_updates: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub recommendations: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub inventory_alerts: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub categories: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub channels: Option<Vec<Channel>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
-    #[serde(skip_serializing_if = "MaybeUndefined::is_undefined")]
     pub quiet_hours_start: MaybeUndefined<String>,
-    #[serde(skip_serializing_if = "MaybeUndefined::is_undefined")]
     pub quiet_hours_end: MaybeUndefined<String>,
+}
+
+impl From<herald_events::Role> for Role {
+    fn from(role: herald_events::Role) -> Self {
+        match role {
+            herald_events::Role::Customer => Role::Customer,
+            herald_events::Role::Admin => Role::Admin,
+        }
+    }
+}
+
+impl From<herald_events::Channel> for Channel {
+    fn from(channel: herald_events::Channel) -> Self {
+        match channel {
+            herald_events::Channel::InApp => Channel::InApp,
+            herald_events::Channel::Email => Channel::Email,
+        }
+    }
+}
+
+impl From<Channel> for herald_events::Channel {
+    fn from(channel: Channel) -> Self {
+        match channel {
+            Channel::InApp => herald_events::Channel::InApp,
+            Channel::Email => herald_events::Channel::Email,
+        }
+    }
+}
+
+impl From<herald_events::Preferences> for NotificationPreferences {
+    fn from(p: herald_events::Preferences) -> Self {
+        NotificationPreferences {
+            promotions: p.promotions,
+            order_updates: p.order_updates,
+            recommendations: p.recommendations,
+            inventory_alerts: p.inventory_alerts,
+            categories: p.categories,
+            channels: p.channels.into_iter().map(Channel::from).collect(),
+            timezone: p.timezone,
+            quiet_hours_start: p.quiet_hours_start,
+            quiet_hours_end: p.quiet_hours_end,
+        }
+    }
+}
+
+impl From<herald_users::store::User> for User {
+    fn from(user: herald_users::store::User) -> Self {
+        User {
+            id: ID(user.id.to_string()),
+            name: user.name,
+            email: user.email,
+            role: user.role.into(),
+            preferences: user.preferences.into(),
+            created_at: user.created_at,
+        }
+    }
+}
+
+impl From<herald_users::sessions::AuthPayload> for AuthPayload {
+    fn from(payload: herald_users::sessions::AuthPayload) -> Self {
+        AuthPayload {
+            token: payload.token,
+            user: payload.user.into(),
+            refresh_token: Some(payload.refresh_token),
+        }
+    }
+}
+
+impl From<PreferencesInput> for herald_users::domain::PreferencesPatch {
+    fn from(input: PreferencesInput) -> Self {
+        herald_users::domain::PreferencesPatch {
+            promotions: input.promotions,
+            order_updates: input.order_updates,
+            recommendations: input.recommendations,
+            inventory_alerts: input.inventory_alerts,
+            categories: input.categories,
+            channels: input
+                .channels
+                .map(|channels| channels.into_iter().map(Into::into).collect()),
+            timezone: input.timezone,
+            quiet_hours_start: input.quiet_hours_start.into(),
+            quiet_hours_end: input.quiet_hours_end.into(),
+        }
+    }
 }
 
 #[derive(SimpleObject, Debug, Clone, Deserialize)]
@@ -392,8 +447,7 @@ impl From<herald_platform::deadletters::DeadLetter> for DeadLetter {
 }
 
 /// A product picked for the caller; its product is looked up in batches.
-#[derive(SimpleObject, Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Debug, Clone)]
 #[graphql(complex)]
 pub struct Recommendation {
     #[graphql(skip)]
@@ -402,13 +456,34 @@ pub struct Recommendation {
     pub reason: String,
 }
 
-#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
 pub enum ActivityType {
     View,
     Cart,
     Wishlist,
     Search,
+}
+
+impl From<herald_recommendations::recommender::Recommendation> for Recommendation {
+    fn from(pick: herald_recommendations::recommender::Recommendation) -> Self {
+        Recommendation {
+            product_id: pick.product_id,
+            score: pick.score,
+            reason: pick.reason,
+        }
+    }
+}
+
+impl From<ActivityType> for herald_recommendations::recommender::SignalKind {
+    fn from(kind: ActivityType) -> Self {
+        use herald_recommendations::recommender::SignalKind;
+        match kind {
+            ActivityType::View => SignalKind::View,
+            ActivityType::Cart => SignalKind::Cart,
+            ActivityType::Wishlist => SignalKind::Wishlist,
+            ActivityType::Search => SignalKind::Search,
+        }
+    }
 }
 
 #[derive(InputObject, Debug)]

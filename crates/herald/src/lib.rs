@@ -215,13 +215,16 @@ impl Application {
             ServiceKey::from_base64(settings.service_key.as_deref().unwrap_or_default())
                 .context("HERALD_SERVICE_KEY")?;
 
+        // Services the gateway calls in process rather than over HTTP.
+        let mut in_process = herald_gateway::InProcess::default();
         if let Some(listener) = listeners.remove(&ServiceName::Users) {
-            let built =
+            let started =
                 herald_users::build(settings, &bus, &cache, &service_key, self.shutdown.clone())
                     .await
                     .context("starting users")?;
-            readiness = readiness.merge(built.readiness.clone());
-            self.launch(ServiceName::Users, listener, built)?;
+            in_process.accounts = Some(std::sync::Arc::new(started.accounts));
+            readiness = readiness.merge(started.service.readiness.clone());
+            self.launch(ServiceName::Users, listener, started.service)?;
         }
         if listeners.is_empty() {
             return Ok(());
@@ -257,7 +260,7 @@ impl Application {
             self.launch(ServiceName::Orders, listener, built)?;
         }
         if let Some(listener) = listeners.remove(&ServiceName::Recommendations) {
-            let built = herald_recommendations::build(
+            let started = herald_recommendations::build(
                 settings,
                 &bus,
                 &cache,
@@ -266,14 +269,11 @@ impl Application {
             )
             .await
             .context("starting recommendations")?;
-            readiness = readiness.merge(built.readiness.clone());
-            self.launch(ServiceName::Recommendations, listener, built)?;
+            in_process.recommendations = Some(std::sync::Arc::new(started.recommendations));
+            readiness = readiness.merge(started.service.readiness.clone());
+            self.launch(ServiceName::Recommendations, listener, started.service)?;
         }
-        // Services the gateway calls in process rather than over HTTP.
-        let mut in_process = herald_gateway::InProcess {
-            catalog,
-            ..Default::default()
-        };
+        in_process.catalog = catalog;
         if let Some(listener) = listeners.remove(&ServiceName::Notifications) {
             let started = herald_notifications::build(
                 settings,

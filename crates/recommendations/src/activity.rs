@@ -2,7 +2,7 @@
 //! a signal names its product or carries a query of the right length.
 
 use herald_platform::{ApiError, ApiResult};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::recommender::SignalKind;
@@ -11,7 +11,7 @@ use crate::recommender::SignalKind;
 pub const MAX_QUERY_CHARS: usize = 200;
 
 /// `POST /activity`'s body: `{"type":"VIEW","productId":"…"}` or `{"type":"SEARCH","query":"…"}`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ActivityInput {
     #[serde(rename = "type")]

@@ -1,4 +1,6 @@
-//! The recommendations service's HTTP API; both routes act for the caller.
+//! The recommendations service's HTTP API, for Herald's services: both routes act for the
+//! user of the service credential, through the same [`Recommendations`] other services in
+//! this process call directly.
 //!
 //! - `POST /activity` `{"type":"VIEW"|"CART"|"WISHLIST","productId":"…"}` or
 //!   `{"type":"SEARCH","query":"…"}` → `{"recorded": true}`
@@ -10,18 +12,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use herald_platform::auth::{Caller, TokenVerifier};
 use herald_platform::{ApiError, ApiResult};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::activity::{Activity, ActivityInput};
-use crate::advisor::{Advisor, MAX_LIMIT};
+use crate::activity::ActivityInput;
+use crate::recommendations::{Recommendations, RecommendationsApi, Recorded, bad_limit};
 use crate::recommender::Recommendation;
-
-/// Recommendations returned when the request does not say how many.
-pub const DEFAULT_LIMIT: usize = 10;
 
 #[derive(Clone)]
 pub struct RecommendationsState {
-    pub advisor: Advisor,
+    pub recommendations: Recommendations,
     pub verifier: TokenVerifier,
 }
 
@@ -38,26 +37,9 @@ pub fn router(state: RecommendationsState) -> Router {
         .with_state(state)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Recorded {
-    pub recorded: bool,
-}
-
 #[derive(Debug, Default, Deserialize)]
 pub struct RecommendationsQuery {
     pub limit: Option<String>,
-}
-
-/// The `limit` parameter: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent.
-pub fn parse_limit(raw: Option<&str>) -> ApiResult<usize> {
-    let Some(raw) = raw else {
-        return Ok(DEFAULT_LIMIT);
-    };
-    raw.trim()
-        .parse::<usize>()
-        .ok()
-        .filter(|n| (1..=MAX_LIMIT).contains(n))
-        .ok_or_else(|| ApiError::bad_input(format!("limit must be 1 to {MAX_LIMIT}")))
 }
 
 async fn record_activity(
@@ -66,8 +48,10 @@ async fn record_activity(
     input: Result<Json<ActivityInput>, JsonRejection>,
 ) -> ApiResult<Json<Recorded>> {
     let Json(input) = input.map_err(|e| ApiError::bad_input(e.body_text()))?;
-    let activity = Activity::parse(&input)?;
-    state.advisor.record_activity(claims.sub, &activity).await?;
+    state
+        .recommendations
+        .record_activity(&claims, &input)
+        .await?;
     Ok(Json(Recorded { recorded: true }))
 }
 
@@ -77,8 +61,14 @@ async fn recommendations(
     query: Result<Query<RecommendationsQuery>, QueryRejection>,
 ) -> ApiResult<Json<Vec<Recommendation>>> {
     let Query(query) = query.map_err(|e| ApiError::bad_input(e.body_text()))?;
-    let limit = parse_limit(query.limit.as_deref())?;
+    let limit = query
+        .limit
+        .map(|raw| raw.trim().parse::<i64>().map_err(|_| bad_limit()))
+        .transpose()?;
     Ok(Json(
-        state.advisor.recommendations(claims.sub, limit).await?,
+        state
+            .recommendations
+            .recommendations(&claims, limit)
+            .await?,
     ))
 }

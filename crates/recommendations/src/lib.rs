@@ -10,6 +10,7 @@ pub mod api;
 pub mod consumer;
 pub mod digest;
 pub mod eval;
+pub mod recommendations;
 pub mod recommender;
 pub mod store;
 
@@ -36,6 +37,7 @@ use crate::consumer::RecommendationsConsumer;
 pub use crate::consumer::{HANDLED_TYPES, QUEUE};
 use crate::digest::DigestJob;
 pub use crate::eval::{EvalConfig, EvalReport, evaluate};
+use crate::recommendations::Recommendations;
 
 pub const SERVICE: &str = "recommendations";
 /// The queue of the service's scheduled jobs (the digest), and its consumer's inbox name.
@@ -67,7 +69,7 @@ pub async fn build(
     cache: &Cache,
     verifier: TokenVerifier,
     shutdown: CancellationToken,
-) -> anyhow::Result<BuiltService> {
+) -> anyhow::Result<Started> {
     let db = connect_database(settings).await?;
     let advisor = Advisor::new(db.clone(), cache.clone(), AdvisorSettings::default());
     let consuming = bus.spawn_consumer(
@@ -98,8 +100,9 @@ pub async fn build(
         shutdown.clone(),
     );
     let relay = outbox.spawn_relay(bus.clone(), shutdown);
+    let recommendations = Recommendations::new(advisor);
     let state = RecommendationsState {
-        advisor,
+        recommendations: recommendations.clone(),
         verifier: verifier.clone(),
     };
     let letter_admin = DeadLetterAdmin::new(SERVICE, DeadLetters::new(db.clone()), bus.clone());
@@ -107,17 +110,27 @@ pub async fn build(
         .database("recommendations_database", &db)
         .bus(bus)
         .cache(cache);
-    Ok(BuiltService {
-        name: SERVICE,
-        router: service_router(
-            SERVICE,
-            api::router(state).merge(deadletters::router(letter_admin.clone(), verifier)),
-            readiness.clone(),
-        ),
-        error_shape: Default::default(),
-        connections: Default::default(),
-        readiness,
-        dead_letters: Some(letter_admin),
-        tasks: vec![consuming, jobs, relay],
+    Ok(Started {
+        service: BuiltService {
+            name: SERVICE,
+            router: service_router(
+                SERVICE,
+                api::router(state).merge(deadletters::router(letter_admin.clone(), verifier)),
+                readiness.clone(),
+            ),
+            error_shape: Default::default(),
+            connections: Default::default(),
+            readiness,
+            dead_letters: Some(letter_admin),
+            tasks: vec![consuming, jobs, relay],
+        },
+        recommendations,
     })
+}
+
+/// The recommendations service, built: what to serve and run, and its recommendations
+/// for the other services of this process to call directly.
+pub struct Started {
+    pub service: BuiltService,
+    pub recommendations: Recommendations,
 }

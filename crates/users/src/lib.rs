@@ -2,9 +2,11 @@
 //! token issuing. It alone holds the signing key; it publishes `user.registered` and
 //! `user.preferences_updated` through its outbox.
 
+pub mod accounts;
 pub mod api;
 pub mod consumer;
 pub mod domain;
+mod passwords;
 pub mod preferences;
 pub mod sessions;
 pub mod store;
@@ -13,10 +15,7 @@ pub mod throttle;
 /// The tests over real storage, each on the embedded backends and on the real servers;
 /// `tests/backends.rs` runs them (the `backend-tests` feature).
 #[cfg(all(feature = "backend-tests", not(test)))]
-pub mod tests {
-    /// Every module's tests, for the harness.
-    pub const CASES: &[&[herald_platform::testing::harness::Case]] = &[crate::store::tests::CASES];
-}
+pub mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +35,7 @@ use herald_platform::outbox::Outbox;
 use herald_platform::telemetry::MetricDoc;
 use tokio_util::sync::CancellationToken;
 
+use crate::accounts::Accounts;
 use crate::api::UsersState;
 use crate::domain::{Email, Password, UserName};
 
@@ -88,7 +88,7 @@ pub async fn build(
     cache: &Cache,
     service_key: &ServiceKey,
     shutdown: CancellationToken,
-) -> anyhow::Result<BuiltService> {
+) -> anyhow::Result<Started> {
     let db = connect_database(settings).await?;
     let signing_key = match &settings.signing_key {
         Some(encoded) => SigningKey::from_base64(encoded).context("HERALD_SIGNING_KEY")?,
@@ -99,22 +99,25 @@ pub async fn build(
     };
     let verifier = TokenVerifier::new(&key_set.keys)?.for_service(service_key, SERVICE);
     let outbox = Outbox::new(db.clone());
-    let state = UsersState {
-        db: db.clone(),
-        outbox: outbox.clone(),
-        sessions: sessions::Sessions::new(
+    let accounts = Accounts::new(
+        db.clone(),
+        outbox.clone(),
+        sessions::Sessions::new(
             db.clone(),
             Arc::new(signing_key),
             Duration::from_secs(settings.token_ttl_secs),
             Duration::from_secs(settings.refresh_token_ttl_secs),
         ),
+        throttle::Throttles::new(settings, cache.clone()),
+    );
+    if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
+        ensure_admin(&db, &accounts, email, password).await?;
+    }
+    let state = UsersState {
+        accounts: accounts.clone(),
         key_set: Arc::new(key_set),
         verifier,
-        throttles: throttle::Throttles::new(settings, cache.clone()),
     };
-    if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
-        ensure_admin(&state, email, password).await?;
-    }
     let relay = outbox.spawn_relay(bus.clone(), shutdown.clone());
     let consuming = bus.spawn_consumer(
         consumer::QUEUE,
@@ -131,22 +134,32 @@ pub async fn build(
         .database("users_database", &db)
         .bus(bus)
         .cache(cache);
-    Ok(BuiltService {
-        name: SERVICE,
-        router: service_router(
-            SERVICE,
-            api::router(state.clone()).merge(deadletters::router(
-                letter_admin.clone(),
-                state.verifier.clone(),
-            )),
-            readiness.clone(),
-        ),
-        error_shape: Default::default(),
-        connections: Default::default(),
-        readiness,
-        dead_letters: Some(letter_admin),
-        tasks: vec![relay, consuming],
+    Ok(Started {
+        service: BuiltService {
+            name: SERVICE,
+            router: service_router(
+                SERVICE,
+                api::router(state.clone()).merge(deadletters::router(
+                    letter_admin.clone(),
+                    state.verifier.clone(),
+                )),
+                readiness.clone(),
+            ),
+            error_shape: Default::default(),
+            connections: Default::default(),
+            readiness,
+            dead_letters: Some(letter_admin),
+            tasks: vec![relay, consuming],
+        },
+        accounts,
     })
+}
+
+/// The users service, built: what to serve and run, and its accounts for the other
+/// services of this process to call directly.
+pub struct Started {
+    pub service: BuiltService,
+    pub accounts: Accounts,
 }
 
 /// The oldest stored key signs; a new one is generated on first start. Replicas starting
@@ -167,7 +180,12 @@ async fn load_or_create_signing_key(db: &Database) -> anyhow::Result<SigningKey>
 }
 
 /// Makes sure the configured admin account exists; never creates a second one.
-async fn ensure_admin(state: &UsersState, email: &str, password: &str) -> anyhow::Result<()> {
+async fn ensure_admin(
+    db: &Database,
+    accounts: &Accounts,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<()> {
     let invalid = |setting: &str, e: herald_platform::ApiError| {
         anyhow::Error::new(herald_platform::config::ConfigError::new(
             setting,
@@ -176,14 +194,14 @@ async fn ensure_admin(state: &UsersState, email: &str, password: &str) -> anyhow
     };
     let email = Email::parse(email).map_err(|e| invalid("admin_email", e))?;
     let password = Password::parse(password).map_err(|e| invalid("admin_password", e))?;
-    if store::find_credentials(&state.db, email.as_str())
-        .await?
-        .is_some()
-    {
+    if store::find_credentials(db, email.as_str()).await?.is_some() {
         return Ok(());
     }
     let name = UserName::parse("Admin").map_err(|e| invalid("admin_email", e))?;
-    match api::create_user(state, &name, &email, &password, Role::Admin).await {
+    match accounts
+        .create_user(&name, &email, &password, Role::Admin)
+        .await
+    {
         Ok(user) => {
             tracing::info!(user_id = %user.id, email = email.as_str(), "created the admin account");
             Ok(())

@@ -3,7 +3,8 @@
 
 use async_graphql::{Context, Object};
 use herald_platform::ErrorCode;
-use serde_json::json;
+use herald_recommendations::activity::ActivityInput;
+use herald_recommendations::recommender::SignalKind;
 
 use super::parse_uuid;
 use crate::context::ContextExt;
@@ -25,14 +26,13 @@ impl RecommendationQuery {
     ) -> GqlResult<Vec<Recommendation>> {
         let caller = ctx.caller()?;
         let limit = limit.unwrap_or(10);
-        ctx.services()
-            .recommendations
-            .get(
-                &format!("/recommendations?limit={limit}"),
-                Some(caller.claims),
-            )
+        let picks = ctx
+            .services()
+            .recommendations_api
+            .recommendations(caller.claims, Some(i64::from(limit)))
             .await
-            .gql()
+            .gql()?;
+        Ok(picks.into_iter().map(Recommendation::from).collect())
     }
 }
 
@@ -48,14 +48,19 @@ impl RecommendationMutation {
         input: UserActivityInput,
     ) -> GqlResult<bool> {
         let caller = ctx.caller()?;
-        let body = match input.kind {
+        let kind = Some(SignalKind::from(input.kind).as_str().to_owned());
+        let activity = match input.kind {
             ActivityType::Search => {
                 let query = input.query.ok_or_else(|| {
                     gql_error(ErrorCode::BadUserInput, "a SEARCH activity needs a query")
                 })?;
-                json!({ "type": input.kind, "query": query })
+                ActivityInput {
+                    kind,
+                    product_id: None,
+                    query: Some(query),
+                }
             }
-            kind => {
+            _ => {
                 let id = input.product_id.ok_or_else(|| {
                     gql_error(
                         ErrorCode::BadUserInput,
@@ -63,15 +68,18 @@ impl RecommendationMutation {
                     )
                 })?;
                 let id = parse_uuid(&id, ErrorCode::NotFound, "product")?;
-                json!({ "type": kind, "productId": id })
+                ActivityInput {
+                    kind,
+                    product_id: Some(id.to_string()),
+                    query: None,
+                }
             }
         };
-        let answer: serde_json::Value = ctx
-            .services()
-            .recommendations
-            .post("/activity", &body, Some(caller.claims))
+        ctx.services()
+            .recommendations_api
+            .record_activity(caller.claims, &activity)
             .await
             .gql()?;
-        Ok(answer["recorded"].as_bool().unwrap_or(true))
+        Ok(true)
     }
 }

@@ -2,10 +2,11 @@
 
 use async_graphql::{Context, ID, Object};
 use herald_platform::ErrorCode;
+use herald_users::accounts::{LoginRequest, RegisterRequest, may_read};
 
 use super::parse_uuid;
 use crate::context::ContextExt;
-use crate::error::{GqlResult, IntoGql, gql_error};
+use crate::error::{GqlResult, IntoGql};
 use crate::types::*;
 
 #[derive(Default)]
@@ -16,24 +17,17 @@ impl UserQuery {
     /// The caller, or (admins only) another user by id.
     async fn get_user(&self, ctx: &Context<'_>, id: Option<ID>) -> GqlResult<User> {
         let caller = ctx.caller()?;
-        let path = match id {
-            None => "/users/me".to_owned(),
+        let accounts = &ctx.services().accounts;
+        let user = match id {
+            None => accounts.me(caller.claims).await,
             Some(id) => {
-                if !caller.claims.is_admin() && id.as_str() != caller.claims.sub.to_string() {
-                    return Err(gql_error(
-                        ErrorCode::Forbidden,
-                        "only admins can read other users",
-                    ));
-                }
+                // Whoever may not read others is refused first, even for an id of no one.
+                may_read(caller.claims, id.as_str()).gql()?;
                 let id = parse_uuid(&id, ErrorCode::NotFound, "user")?;
-                format!("/users/{id}")
+                accounts.user(caller.claims, id).await
             }
         };
-        ctx.services()
-            .users
-            .get(&path, Some(caller.claims))
-            .await
-            .gql()
+        user.map(User::from).gql()
     }
 }
 
@@ -47,39 +41,42 @@ impl UserMutation {
         ctx: &Context<'_>,
         input: RegisterUserInput,
     ) -> GqlResult<AuthPayload> {
-        let input = FromClient {
-            input: &input,
+        let request = RegisterRequest {
+            name: input.name,
+            email: input.email,
+            password: input.password,
             client: ctx.client(),
         };
         ctx.services()
-            .users
-            .post("/users", &input, None)
+            .accounts
+            .register(&request)
             .await
+            .map(AuthPayload::from)
             .gql()
     }
 
     async fn login_user(&self, ctx: &Context<'_>, input: LoginInput) -> GqlResult<AuthPayload> {
-        let input = FromClient {
-            input: &input,
+        let request = LoginRequest {
+            email: input.email,
+            password: input.password,
             client: ctx.client(),
         };
         ctx.services()
-            .users
-            .post("/sessions", &input, None)
+            .accounts
+            .login(&request)
             .await
+            .map(AuthPayload::from)
             .gql()
     }
 
     /// Trades a refresh token for a new pair; UNAUTHENTICATED for a used, revoked or
     /// expired one (and a used one signs its whole family out).
     async fn refresh_token(&self, ctx: &Context<'_>, token: String) -> GqlResult<AuthPayload> {
-        let request = RefreshRequest {
-            refresh_token: &token,
-        };
         ctx.services()
-            .users
-            .post("/sessions/refresh", &request, None)
+            .accounts
+            .refresh(&token)
             .await
+            .map(AuthPayload::from)
             .gql()
     }
 
@@ -90,9 +87,10 @@ impl UserMutation {
     ) -> GqlResult<User> {
         let caller = ctx.caller()?;
         ctx.services()
-            .users
-            .patch("/users/me/preferences", &input, Some(caller.claims))
+            .accounts
+            .update_preferences(caller.claims, &input.into())
             .await
+            .map(User::from)
             .gql()
     }
 }

@@ -5,6 +5,7 @@
 
 mod api;
 mod consumer;
+mod contract;
 mod recommendations;
 mod service;
 
@@ -12,6 +13,7 @@ mod service;
 pub const CASES: &[&[herald_platform::testing::harness::Case]] = &[
     api::CASES,
     consumer::CASES,
+    contract::CASES,
     recommendations::CASES,
     service::CASES,
 ];
@@ -43,7 +45,8 @@ pub(crate) struct TestService {
     pub advisor: Advisor,
     pub consumer: RecommendationsConsumer,
     pub router: Router,
-    key: TestKey,
+    pub recommendations: crate::recommendations::Recommendations,
+    pub key: TestKey,
     _dir: tempfile::TempDir,
 }
 
@@ -64,8 +67,9 @@ impl TestService {
         let advisor = Advisor::new(db.clone(), cache, AdvisorSettings::default());
         let consumer = RecommendationsConsumer::new(advisor.clone());
         let key = TestKey::generate(crate::SERVICE);
+        let recommendations = crate::recommendations::Recommendations::new(advisor.clone());
         let state = RecommendationsState {
-            advisor: advisor.clone(),
+            recommendations: recommendations.clone(),
             verifier: key.verifier.clone(),
         };
         let router = service_router(SERVICE, crate::api::router(state), Readiness::default());
@@ -74,6 +78,7 @@ impl TestService {
             advisor,
             consumer,
             router,
+            recommendations,
             key,
             _dir: dir,
         }

@@ -33,7 +33,8 @@ async fn events_on_the_bus_become_recommendations(set: BackendSet) {
         shutdown.clone(),
     )
     .await
-    .unwrap();
+    .unwrap()
+    .service;
     let beans = TestProduct {
         id: Uuid::now_v7(),
         name: "Espresso Beans".to_owned(),
