@@ -5,6 +5,7 @@
 pub mod api;
 pub mod checkout;
 pub mod checks;
+pub mod client;
 pub mod domain;
 pub mod inventory;
 pub mod lifecycle;
