@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use async_graphql::Schema;
 use herald_notifications::inbox::{InboxApi, InboxOverHttp};
+use herald_orders::client::{OrdersApi, OrdersOverHttp};
 use herald_platform::Settings;
 use herald_platform::auth::{ServiceCredentials, TokenVerifier};
 use herald_platform::cache::Cache;
@@ -104,6 +105,7 @@ pub fn sdl() -> String {
 #[derive(Default, Clone)]
 pub struct InProcess {
     pub inbox: Option<Arc<dyn InboxApi>>,
+    pub orders: Option<Arc<dyn OrdersApi>>,
 }
 
 /// Builds the gateway. `readiness` is what the process needs (in all-in-one mode, every
@@ -119,14 +121,18 @@ pub fn build(
 ) -> BuiltService {
     let notifications =
         ServiceClient::new(&credentials, "notifications", &settings.notifications_url());
+    let orders = ServiceClient::new(&credentials, "orders", &settings.orders_url());
     let services = Services {
         inbox: in_process.inbox.unwrap_or_else(|| {
             Arc::new(InboxOverHttp::new(notifications.clone())) as Arc<dyn InboxApi>
         }),
+        orders_api: in_process
+            .orders
+            .unwrap_or_else(|| Arc::new(OrdersOverHttp::new(orders.clone())) as Arc<dyn OrdersApi>),
         users: ServiceClient::new(&credentials, "users", &settings.users_url()),
         notifications,
         products: ServiceClient::new(&credentials, "products", &settings.products_url()),
-        orders: ServiceClient::new(&credentials, "orders", &settings.orders_url()),
+        orders,
         recommendations: ServiceClient::new(
             &credentials,
             "recommendations",

@@ -280,8 +280,7 @@ pub struct ProductUpdateInput {
     pub price_cents: Option<i32>,
 }
 
-#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
 pub enum OrderStatus {
     Placed,
     Confirmed,
@@ -291,8 +290,7 @@ pub enum OrderStatus {
 }
 
 /// A line of an order; its product is looked up in batches (one call per request level).
-#[derive(SimpleObject, Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Debug, Clone)]
 #[graphql(complex)]
 pub struct OrderItem {
     #[graphql(skip)]
@@ -301,8 +299,7 @@ pub struct OrderItem {
     pub unit_price_cents: i32,
 }
 
-#[derive(SimpleObject, Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Debug, Clone)]
 pub struct Order {
     pub id: ID,
     pub user_id: ID,
@@ -314,6 +311,61 @@ pub struct Order {
     pub status: OrderStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl From<herald_events::OrderStatus> for OrderStatus {
+    fn from(status: herald_events::OrderStatus) -> Self {
+        match status {
+            herald_events::OrderStatus::Placed => OrderStatus::Placed,
+            herald_events::OrderStatus::Confirmed => OrderStatus::Confirmed,
+            herald_events::OrderStatus::Shipped => OrderStatus::Shipped,
+            herald_events::OrderStatus::Delivered => OrderStatus::Delivered,
+            herald_events::OrderStatus::Cancelled => OrderStatus::Cancelled,
+        }
+    }
+}
+
+impl From<OrderStatus> for herald_events::OrderStatus {
+    fn from(status: OrderStatus) -> Self {
+        match status {
+            OrderStatus::Placed => herald_events::OrderStatus::Placed,
+            OrderStatus::Confirmed => herald_events::OrderStatus::Confirmed,
+            OrderStatus::Shipped => herald_events::OrderStatus::Shipped,
+            OrderStatus::Delivered => herald_events::OrderStatus::Delivered,
+            OrderStatus::Cancelled => herald_events::OrderStatus::Cancelled,
+        }
+    }
+}
+
+/// Amounts and quantities the orders service bounds to fit (a total at most
+/// `MAX_TOTAL_CENTS`, a quantity at most 1000).
+fn to_int(value: i64) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+impl From<herald_orders::store::OrderItem> for OrderItem {
+    fn from(item: herald_orders::store::OrderItem) -> Self {
+        OrderItem {
+            product_id: item.product_id,
+            quantity: to_int(item.quantity),
+            unit_price_cents: to_int(item.unit_price_cents),
+        }
+    }
+}
+
+impl From<herald_orders::store::Order> for Order {
+    fn from(order: herald_orders::store::Order) -> Self {
+        Order {
+            id: ID(order.id.to_string()),
+            user_id: ID(order.user_id.to_string()),
+            items: order.items.into_iter().map(OrderItem::from).collect(),
+            total_cents: to_int(order.total_cents),
+            currency: order.currency,
+            status: order.status.into(),
+            created_at: order.created_at,
+            updated_at: order.updated_at,
+        }
+    }
 }
 
 #[derive(InputObject, Debug)]

@@ -205,6 +205,8 @@ impl Application {
         }
         let verifier = TokenVerifier::fetch(&settings.users_url(), Duration::from_secs(60)).await?;
         let verifier = |service: &'static str| verifier.for_service(&service_key, service);
+        // Services the gateway calls in process rather than over HTTP.
+        let mut in_process = herald_gateway::InProcess::default();
         if let Some(listener) = listeners.remove(&ServiceName::Products) {
             let built = herald_products::build(
                 settings,
@@ -218,7 +220,7 @@ impl Application {
             self.launch(ServiceName::Products, listener, built)?;
         }
         if let Some(listener) = listeners.remove(&ServiceName::Orders) {
-            let built = herald_orders::build(
+            let started = herald_orders::build(
                 settings,
                 &bus,
                 verifier(herald_orders::SERVICE),
@@ -226,8 +228,9 @@ impl Application {
             )
             .await
             .context("starting orders")?;
-            readiness = readiness.merge(built.readiness.clone());
-            self.launch(ServiceName::Orders, listener, built)?;
+            in_process.orders = Some(std::sync::Arc::new(started.orders));
+            readiness = readiness.merge(started.service.readiness.clone());
+            self.launch(ServiceName::Orders, listener, started.service)?;
         }
         if let Some(listener) = listeners.remove(&ServiceName::Recommendations) {
             let built = herald_recommendations::build(
@@ -242,8 +245,6 @@ impl Application {
             readiness = readiness.merge(built.readiness.clone());
             self.launch(ServiceName::Recommendations, listener, built)?;
         }
-        // Services the gateway calls in process rather than over HTTP.
-        let mut in_process = herald_gateway::InProcess::default();
         if let Some(listener) = listeners.remove(&ServiceName::Notifications) {
             let started = herald_notifications::build(
                 settings,

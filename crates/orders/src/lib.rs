@@ -76,6 +76,13 @@ pub async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
     Database::connect_migrated(settings, SERVICE, &migrations()).await
 }
 
+/// The orders service, built: what to serve and run, and its orders for the other services
+/// of this process to call directly.
+pub struct Started {
+    pub service: BuiltService,
+    pub orders: Orders,
+}
+
 /// Builds the orders service: storage, the outbox relay, the API (which calls the
 /// products service at `settings.products_url()`).
 pub async fn build(
@@ -83,7 +90,7 @@ pub async fn build(
     bus: &Bus,
     verifier: TokenVerifier,
     shutdown: CancellationToken,
-) -> anyhow::Result<BuiltService> {
+) -> anyhow::Result<Started> {
     let db = connect_database(settings).await?;
     let outbox = Outbox::new(db.clone());
     let checks = OrderChecks {
@@ -118,10 +125,11 @@ pub async fn build(
         },
         verifier: verifier.clone(),
     };
+    let orders = state.orders.clone();
     let readiness = Readiness::default()
         .database("orders_database", &db)
         .bus(bus);
-    Ok(BuiltService {
+    let service = BuiltService {
         name: SERVICE,
         router: service_router(
             SERVICE,
@@ -136,5 +144,6 @@ pub async fn build(
         connections: Default::default(),
         readiness,
         tasks: vec![relay, jobs],
-    })
+    };
+    Ok(Started { service, orders })
 }

@@ -50,7 +50,8 @@ async fn a_placed_order_is_published_on_the_bus(set: BackendSet) {
     let shutdown = CancellationToken::new();
     let service = build(&settings, bus.bus(), key.verifier.clone(), shutdown.clone())
         .await
-        .unwrap();
+        .unwrap()
+        .service;
     let listener = Arc::new(Listener::default());
     let listening = bus.bus().spawn_consumer(
         "order-listener",
