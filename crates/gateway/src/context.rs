@@ -5,6 +5,7 @@ use async_graphql::Context;
 use std::sync::Arc;
 
 use herald_notifications::inbox::InboxApi;
+use herald_notifications::promotions::PromotionsApi;
 use herald_orders::client::OrdersApi;
 use herald_platform::auth::Claims;
 use herald_platform::http::ServiceClient;
@@ -18,6 +19,7 @@ use crate::error::{GqlResult, gql_error, to_graphql};
 pub struct Services {
     pub inbox: Arc<dyn InboxApi>,
     pub orders_api: Arc<dyn OrdersApi>,
+    pub promotions: Arc<dyn PromotionsApi>,
     pub users: ServiceClient,
     pub notifications: ServiceClient,
     pub products: ServiceClient,

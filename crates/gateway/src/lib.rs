@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use async_graphql::Schema;
 use herald_notifications::inbox::{InboxApi, InboxOverHttp};
+use herald_notifications::promotions::{PromotionsApi, PromotionsOverHttp};
 use herald_orders::client::{OrdersApi, OrdersOverHttp};
 use herald_platform::Settings;
 use herald_platform::auth::{ServiceCredentials, TokenVerifier};
@@ -106,6 +107,7 @@ pub fn sdl() -> String {
 pub struct InProcess {
     pub inbox: Option<Arc<dyn InboxApi>>,
     pub orders: Option<Arc<dyn OrdersApi>>,
+    pub promotions: Option<Arc<dyn PromotionsApi>>,
 }
 
 /// Builds the gateway. `readiness` is what the process needs (in all-in-one mode, every
@@ -125,6 +127,9 @@ pub fn build(
     let services = Services {
         inbox: in_process.inbox.unwrap_or_else(|| {
             Arc::new(InboxOverHttp::new(notifications.clone())) as Arc<dyn InboxApi>
+        }),
+        promotions: in_process.promotions.unwrap_or_else(|| {
+            Arc::new(PromotionsOverHttp::new(notifications.clone())) as Arc<dyn PromotionsApi>
         }),
         orders_api: in_process
             .orders

@@ -433,8 +433,7 @@ pub struct ScheduledJob {
 }
 
 /// An admin's campaign and how far it got.
-#[derive(SimpleObject, Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Debug, Clone)]
 pub struct Promotion {
     pub id: ID,
     pub title: String,
@@ -447,8 +446,7 @@ pub struct Promotion {
     pub recipients: i32,
 }
 
-#[derive(InputObject, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(InputObject, Debug)]
 pub struct PromotionInput {
     pub title: String,
     pub body: String,
@@ -457,4 +455,29 @@ pub struct PromotionInput {
     pub category: Option<String>,
     /// Null: now.
     pub send_at: Option<DateTime<Utc>>,
+}
+
+impl From<herald_notifications::campaign::Promotion> for Promotion {
+    fn from(promotion: herald_notifications::campaign::Promotion) -> Self {
+        Promotion {
+            id: ID(promotion.id.to_string()),
+            title: promotion.title,
+            body: promotion.body,
+            category: promotion.category,
+            send_at: promotion.send_at,
+            status: promotion.status,
+            recipients: i32::try_from(promotion.recipients).unwrap_or(i32::MAX),
+        }
+    }
+}
+
+impl From<PromotionInput> for herald_notifications::campaign::PromotionInput {
+    fn from(input: PromotionInput) -> Self {
+        herald_notifications::campaign::PromotionInput {
+            title: input.title,
+            body: input.body,
+            category: input.category,
+            send_at: input.send_at,
+        }
+    }
 }

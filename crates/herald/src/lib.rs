@@ -256,6 +256,7 @@ impl Application {
             .await
             .context("starting notifications")?;
             in_process.inbox = Some(std::sync::Arc::new(started.inbox));
+            in_process.promotions = Some(std::sync::Arc::new(started.promotions));
             readiness = readiness.merge(started.service.readiness.clone());
             self.launch(ServiceName::Notifications, listener, started.service)?;
         }
