@@ -10,6 +10,7 @@ use herald_orders::client::OrdersApi;
 use herald_platform::auth::Claims;
 use herald_platform::http::ServiceClient;
 use herald_platform::{ApiError, ErrorCode};
+use herald_scheduler::client::SchedulerApi;
 
 use crate::error::{GqlResult, gql_error, to_graphql};
 
@@ -20,6 +21,7 @@ pub struct Services {
     pub inbox: Arc<dyn InboxApi>,
     pub orders_api: Arc<dyn OrdersApi>,
     pub promotions: Arc<dyn PromotionsApi>,
+    pub scheduler_api: Arc<dyn SchedulerApi>,
     pub users: ServiceClient,
     pub notifications: ServiceClient,
     pub products: ServiceClient,

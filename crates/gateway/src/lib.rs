@@ -28,6 +28,7 @@ use herald_platform::http::{
     BuiltService, ConnectionLimits, ErrorShape, Readiness, ServiceClient, shaped_router,
 };
 use herald_platform::telemetry::MetricDoc;
+use herald_scheduler::client::{SchedulerApi, SchedulerOverHttp};
 
 pub use context::{RequestAuth, Services};
 use edge::{Edge, GatewayState};
@@ -108,6 +109,7 @@ pub struct InProcess {
     pub inbox: Option<Arc<dyn InboxApi>>,
     pub orders: Option<Arc<dyn OrdersApi>>,
     pub promotions: Option<Arc<dyn PromotionsApi>>,
+    pub scheduler: Option<Arc<dyn SchedulerApi>>,
 }
 
 /// Builds the gateway. `readiness` is what the process needs (in all-in-one mode, every
@@ -124,6 +126,7 @@ pub fn build(
     let notifications =
         ServiceClient::new(&credentials, "notifications", &settings.notifications_url());
     let orders = ServiceClient::new(&credentials, "orders", &settings.orders_url());
+    let scheduler = ServiceClient::new(&credentials, "scheduler", &settings.scheduler_url());
     let services = Services {
         inbox: in_process.inbox.unwrap_or_else(|| {
             Arc::new(InboxOverHttp::new(notifications.clone())) as Arc<dyn InboxApi>
@@ -134,6 +137,9 @@ pub fn build(
         orders_api: in_process
             .orders
             .unwrap_or_else(|| Arc::new(OrdersOverHttp::new(orders.clone())) as Arc<dyn OrdersApi>),
+        scheduler_api: in_process.scheduler.unwrap_or_else(|| {
+            Arc::new(SchedulerOverHttp::new(scheduler.clone())) as Arc<dyn SchedulerApi>
+        }),
         users: ServiceClient::new(&credentials, "users", &settings.users_url()),
         notifications,
         products: ServiceClient::new(&credentials, "products", &settings.products_url()),
@@ -143,7 +149,7 @@ pub fn build(
             "recommendations",
             &settings.recommendations_url(),
         ),
-        scheduler: ServiceClient::new(&credentials, "scheduler", &settings.scheduler_url()),
+        scheduler,
     };
     let identity = Identity::new(verifier, services.users.clone());
     let state = GatewayState {

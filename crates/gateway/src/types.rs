@@ -420,8 +420,7 @@ pub struct UserActivityInput {
 }
 
 /// A scheduled job and how its last run went.
-#[derive(SimpleObject, Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Debug, Clone)]
 pub struct ScheduledJob {
     pub name: String,
     /// The cron expression (UTC); empty when the job is switched off.
@@ -430,6 +429,18 @@ pub struct ScheduledJob {
     pub last_run_at: Option<DateTime<Utc>>,
     /// `running`, `ok: …` or `error: …`.
     pub last_outcome: Option<String>,
+}
+
+impl From<herald_scheduler::store::JobView> for ScheduledJob {
+    fn from(job: herald_scheduler::store::JobView) -> Self {
+        ScheduledJob {
+            name: job.name,
+            schedule: job.schedule,
+            next_run_at: job.next_run_at,
+            last_run_at: job.last_run_at,
+            last_outcome: job.last_outcome,
+        }
+    }
 }
 
 /// An admin's campaign and how far it got.

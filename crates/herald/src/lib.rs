@@ -261,7 +261,7 @@ impl Application {
             self.launch(ServiceName::Notifications, listener, started.service)?;
         }
         if let Some(listener) = listeners.remove(&ServiceName::Scheduler) {
-            let built = herald_scheduler::build(
+            let started = herald_scheduler::build(
                 settings,
                 &bus,
                 verifier(herald_scheduler::SERVICE),
@@ -269,8 +269,9 @@ impl Application {
             )
             .await
             .context("starting the scheduler")?;
-            readiness = readiness.merge(built.readiness.clone());
-            self.launch(ServiceName::Scheduler, listener, built)?;
+            in_process.scheduler = Some(std::sync::Arc::new(started.scheduler));
+            readiness = readiness.merge(started.service.readiness.clone());
+            self.launch(ServiceName::Scheduler, listener, started.service)?;
         }
         if let Some(listener) = listeners.remove(&ServiceName::Gateway) {
             if settings.redis_url.is_none() && !self.addrs.contains_key(&ServiceName::Notifications)
