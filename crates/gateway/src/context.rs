@@ -5,12 +5,15 @@ use async_graphql::Context;
 use std::sync::Arc;
 
 use herald_notifications::inbox::InboxApi;
+use herald_notifications::promotions::PromotionsApi;
+use herald_orders::client::OrdersApi;
 use herald_platform::auth::Claims;
 use herald_platform::deadletters::DeadLettersApi;
 use herald_platform::http::ServiceClient;
 use herald_platform::{ApiError, ErrorCode};
 use herald_products::client::CatalogApi;
 use herald_recommendations::recommendations::RecommendationsApi;
+use herald_scheduler::client::SchedulerApi;
 use herald_users::accounts::AccountsApi;
 
 use crate::error::{GqlResult, gql_error, to_graphql};
@@ -23,6 +26,9 @@ pub struct Services {
     pub catalog: Arc<dyn CatalogApi>,
     pub accounts: Arc<dyn AccountsApi>,
     pub recommendations_api: Arc<dyn RecommendationsApi>,
+    pub orders_api: Arc<dyn OrdersApi>,
+    pub promotions: Arc<dyn PromotionsApi>,
+    pub scheduler_api: Arc<dyn SchedulerApi>,
     pub users: ServiceClient,
     pub notifications: ServiceClient,
     pub products: ServiceClient,

@@ -19,6 +19,8 @@ use std::sync::Arc;
 
 use async_graphql::Schema;
 use herald_notifications::inbox::{InboxApi, InboxOverHttp};
+use herald_notifications::promotions::{PromotionsApi, PromotionsOverHttp};
+use herald_orders::client::{OrdersApi, OrdersOverHttp};
 use herald_platform::Settings;
 use herald_platform::auth::{ServiceCredentials, TokenVerifier};
 use herald_platform::cache::Cache;
@@ -29,6 +31,7 @@ use herald_platform::http::{
 use herald_platform::telemetry::MetricDoc;
 use herald_products::client::{CatalogApi, CatalogOverHttp};
 use herald_recommendations::recommendations::{RecommendationsApi, RecommendationsOverHttp};
+use herald_scheduler::client::{SchedulerApi, SchedulerOverHttp};
 use herald_users::accounts::{AccountsApi, AccountsOverHttp};
 
 pub use context::{RequestAuth, Services};
@@ -117,6 +120,9 @@ pub struct InProcess {
     /// The notifications service's unsubscribe pages, served on the gateway's port as they
     /// are (passed through to the service's port otherwise).
     pub unsubscribe_pages: Option<axum::Router>,
+    pub orders: Option<Arc<dyn OrdersApi>>,
+    pub promotions: Option<Arc<dyn PromotionsApi>>,
+    pub scheduler: Option<Arc<dyn SchedulerApi>>,
 }
 
 /// Builds the gateway. `readiness` is what the process needs (in all-in-one mode, every
@@ -139,6 +145,8 @@ pub fn build(
         "recommendations",
         &settings.recommendations_url(),
     );
+    let orders = ServiceClient::new(&credentials, "orders", &settings.orders_url());
+    let scheduler = ServiceClient::new(&credentials, "scheduler", &settings.scheduler_url());
     let services = Services {
         inbox: in_process.inbox.unwrap_or_else(|| {
             Arc::new(InboxOverHttp::new(notifications.clone())) as Arc<dyn InboxApi>
@@ -149,16 +157,25 @@ pub fn build(
         accounts: in_process.accounts.unwrap_or_else(|| {
             Arc::new(AccountsOverHttp::new(users.clone())) as Arc<dyn AccountsApi>
         }),
-        users,
-        notifications,
-        products,
-        orders: ServiceClient::new(&credentials, "orders", &settings.orders_url()),
         recommendations_api: in_process.recommendations.unwrap_or_else(|| {
             Arc::new(RecommendationsOverHttp::new(recommendations.clone()))
                 as Arc<dyn RecommendationsApi>
         }),
+        promotions: in_process.promotions.unwrap_or_else(|| {
+            Arc::new(PromotionsOverHttp::new(notifications.clone())) as Arc<dyn PromotionsApi>
+        }),
+        orders_api: in_process
+            .orders
+            .unwrap_or_else(|| Arc::new(OrdersOverHttp::new(orders.clone())) as Arc<dyn OrdersApi>),
+        scheduler_api: in_process.scheduler.unwrap_or_else(|| {
+            Arc::new(SchedulerOverHttp::new(scheduler.clone())) as Arc<dyn SchedulerApi>
+        }),
+        users,
+        notifications,
+        products,
+        orders,
         recommendations,
-        scheduler: ServiceClient::new(&credentials, "scheduler", &settings.scheduler_url()),
+        scheduler,
         dead_letters: in_process.dead_letters,
     };
     let identity = Identity::new(verifier, services.accounts.clone());

@@ -374,8 +374,7 @@ impl From<ProductUpdateInput> for herald_products::domain::ProductPatch {
     }
 }
 
-#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
 pub enum OrderStatus {
     Placed,
     Confirmed,
@@ -385,8 +384,7 @@ pub enum OrderStatus {
 }
 
 /// A line of an order; its product is looked up in batches (one call per request level).
-#[derive(SimpleObject, Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Debug, Clone)]
 #[graphql(complex)]
 pub struct OrderItem {
     #[graphql(skip)]
@@ -395,8 +393,7 @@ pub struct OrderItem {
     pub unit_price_cents: i32,
 }
 
-#[derive(SimpleObject, Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Debug, Clone)]
 pub struct Order {
     pub id: ID,
     pub user_id: ID,
@@ -408,6 +405,61 @@ pub struct Order {
     pub status: OrderStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl From<herald_events::OrderStatus> for OrderStatus {
+    fn from(status: herald_events::OrderStatus) -> Self {
+        match status {
+            herald_events::OrderStatus::Placed => OrderStatus::Placed,
+            herald_events::OrderStatus::Confirmed => OrderStatus::Confirmed,
+            herald_events::OrderStatus::Shipped => OrderStatus::Shipped,
+            herald_events::OrderStatus::Delivered => OrderStatus::Delivered,
+            herald_events::OrderStatus::Cancelled => OrderStatus::Cancelled,
+        }
+    }
+}
+
+impl From<OrderStatus> for herald_events::OrderStatus {
+    fn from(status: OrderStatus) -> Self {
+        match status {
+            OrderStatus::Placed => herald_events::OrderStatus::Placed,
+            OrderStatus::Confirmed => herald_events::OrderStatus::Confirmed,
+            OrderStatus::Shipped => herald_events::OrderStatus::Shipped,
+            OrderStatus::Delivered => herald_events::OrderStatus::Delivered,
+            OrderStatus::Cancelled => herald_events::OrderStatus::Cancelled,
+        }
+    }
+}
+
+/// Amounts and quantities the orders service bounds to fit (a total at most
+/// `MAX_TOTAL_CENTS`, a quantity at most 1000).
+fn to_int(value: i64) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+impl From<herald_orders::store::OrderItem> for OrderItem {
+    fn from(item: herald_orders::store::OrderItem) -> Self {
+        OrderItem {
+            product_id: item.product_id,
+            quantity: to_int(item.quantity),
+            unit_price_cents: to_int(item.unit_price_cents),
+        }
+    }
+}
+
+impl From<herald_orders::store::Order> for Order {
+    fn from(order: herald_orders::store::Order) -> Self {
+        Order {
+            id: ID(order.id.to_string()),
+            user_id: ID(order.user_id.to_string()),
+            items: order.items.into_iter().map(OrderItem::from).collect(),
+            total_cents: to_int(order.total_cents),
+            currency: order.currency,
+            status: order.status.into(),
+            created_at: order.created_at,
+            updated_at: order.updated_at,
+        }
+    }
 }
 
 #[derive(InputObject, Debug)]
@@ -495,8 +547,7 @@ pub struct UserActivityInput {
 }
 
 /// A scheduled job and how its last run went.
-#[derive(SimpleObject, Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Debug, Clone)]
 pub struct ScheduledJob {
     pub name: String,
     /// The cron expression (UTC); empty when the job is switched off.
@@ -507,9 +558,20 @@ pub struct ScheduledJob {
     pub last_outcome: Option<String>,
 }
 
+impl From<herald_scheduler::store::JobView> for ScheduledJob {
+    fn from(job: herald_scheduler::store::JobView) -> Self {
+        ScheduledJob {
+            name: job.name,
+            schedule: job.schedule,
+            next_run_at: job.next_run_at,
+            last_run_at: job.last_run_at,
+            last_outcome: job.last_outcome,
+        }
+    }
+}
+
 /// An admin's campaign and how far it got.
-#[derive(SimpleObject, Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Debug, Clone)]
 pub struct Promotion {
     pub id: ID,
     pub title: String,
@@ -522,8 +584,7 @@ pub struct Promotion {
     pub recipients: i32,
 }
 
-#[derive(InputObject, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(InputObject, Debug)]
 pub struct PromotionInput {
     pub title: String,
     pub body: String,
@@ -532,4 +593,29 @@ pub struct PromotionInput {
     pub category: Option<String>,
     /// Null: now.
     pub send_at: Option<DateTime<Utc>>,
+}
+
+impl From<herald_notifications::campaign::Promotion> for Promotion {
+    fn from(promotion: herald_notifications::campaign::Promotion) -> Self {
+        Promotion {
+            id: ID(promotion.id.to_string()),
+            title: promotion.title,
+            body: promotion.body,
+            category: promotion.category,
+            send_at: promotion.send_at,
+            status: promotion.status,
+            recipients: i32::try_from(promotion.recipients).unwrap_or(i32::MAX),
+        }
+    }
+}
+
+impl From<PromotionInput> for herald_notifications::campaign::PromotionInput {
+    fn from(input: PromotionInput) -> Self {
+        herald_notifications::campaign::PromotionInput {
+            title: input.title,
+            body: input.body,
+            category: input.category,
+            send_at: input.send_at,
+        }
+    }
 }

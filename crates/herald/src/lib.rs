@@ -247,7 +247,7 @@ impl Application {
             self.launch(ServiceName::Products, listener, started.service)?;
         }
         if let Some(listener) = listeners.remove(&ServiceName::Orders) {
-            let built = herald_orders::build(
+            let started = herald_orders::build(
                 settings,
                 &bus,
                 verifier(herald_orders::SERVICE),
@@ -256,8 +256,9 @@ impl Application {
             )
             .await
             .context("starting orders")?;
-            readiness = readiness.merge(built.readiness.clone());
-            self.launch(ServiceName::Orders, listener, built)?;
+            in_process.orders = Some(std::sync::Arc::new(started.orders));
+            readiness = readiness.merge(started.service.readiness.clone());
+            self.launch(ServiceName::Orders, listener, started.service)?;
         }
         if let Some(listener) = listeners.remove(&ServiceName::Recommendations) {
             let started = herald_recommendations::build(
@@ -286,11 +287,12 @@ impl Application {
             .context("starting notifications")?;
             in_process.inbox = Some(std::sync::Arc::new(started.inbox));
             in_process.unsubscribe_pages = Some(started.unsubscribe_pages);
+            in_process.promotions = Some(std::sync::Arc::new(started.promotions));
             readiness = readiness.merge(started.service.readiness.clone());
             self.launch(ServiceName::Notifications, listener, started.service)?;
         }
         if let Some(listener) = listeners.remove(&ServiceName::Scheduler) {
-            let built = herald_scheduler::build(
+            let started = herald_scheduler::build(
                 settings,
                 &bus,
                 verifier(herald_scheduler::SERVICE),
@@ -298,8 +300,9 @@ impl Application {
             )
             .await
             .context("starting the scheduler")?;
-            readiness = readiness.merge(built.readiness.clone());
-            self.launch(ServiceName::Scheduler, listener, built)?;
+            in_process.scheduler = Some(std::sync::Arc::new(started.scheduler));
+            readiness = readiness.merge(started.service.readiness.clone());
+            self.launch(ServiceName::Scheduler, listener, started.service)?;
         }
         if let Some(listener) = listeners.remove(&ServiceName::Gateway) {
             if settings.redis_url.is_none() && !self.addrs.contains_key(&ServiceName::Notifications)

@@ -35,6 +35,7 @@ use crate::clock::Clock;
 use crate::decision::Decision;
 use crate::delivery::Notifier;
 use crate::domain::{Draft, NotificationType, Recipient};
+use crate::promotions::{PromotionsApi, PromotionsQuery, may_manage_promotions};
 use crate::recipients::{columns_of, recipient_from_row};
 
 /// How long a fan-out holds its promotion before another may take over; renewed per batch.
@@ -57,7 +58,8 @@ pub struct Promotion {
     pub recipients: i64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// A campaign as an admin writes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PromotionInput {
     pub title: String,
@@ -545,61 +547,32 @@ impl FromRef<CampaignsState> for TokenVerifier {
 ///   due now starts sending at once
 /// - `GET /promotions?first=20` → newest first
 ///
-/// Both for admins only.
+/// Both for admins only, through the same [`PromotionsApi`] other services in this
+/// process call directly.
 pub fn router(state: CampaignsState) -> Router {
     Router::new()
         .route("/promotions", get(list).post(create))
         .with_state(state)
 }
 
-fn admin_only(caller: &Caller) -> ApiResult<()> {
-    if caller.0.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden("only admins manage promotions"))
-    }
-}
-
 async fn create(
     State(state): State<CampaignsState>,
-    caller: Caller,
+    Caller(claims): Caller,
     input: Result<Json<PromotionInput>, JsonRejection>,
 ) -> ApiResult<axum::response::Response> {
-    admin_only(&caller)?;
+    // Before the request is read, so others learn nothing from its mistakes.
+    may_manage_promotions(&claims)?;
     let Json(input) = input.map_err(|e| ApiError::bad_input(e.body_text()))?;
-    let campaigns = &state.campaigns;
-    let promotion = campaigns.create(input, caller.0.sub).await?;
-    if promotion.send_at <= campaigns.clock.now() {
-        // Due now: send it without waiting for the scheduler's next tick. Should this
-        // process stop midway, the `promotions` job takes over when the lease runs out.
-        let campaigns = campaigns.clone();
-        tokio::spawn(async move {
-            if let Err(e) = campaigns.send_due().await {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "sending promotions failed; the scheduler retries"
-                );
-            }
-        });
-    }
+    let promotion = state.campaigns.create_promotion(&claims, &input).await?;
     Ok(created(promotion))
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct ListQuery {
-    first: Option<i64>,
 }
 
 async fn list(
     State(state): State<CampaignsState>,
-    caller: Caller,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    Caller(claims): Caller,
+    query: Result<Query<PromotionsQuery>, QueryRejection>,
 ) -> ApiResult<Json<Vec<Promotion>>> {
-    admin_only(&caller)?;
+    may_manage_promotions(&claims)?;
     let Query(query) = query.map_err(|e| ApiError::bad_input(e.body_text()))?;
-    let first = query.first.unwrap_or(20);
-    if !(1..=100).contains(&first) {
-        return Err(ApiError::bad_input("first must be 1 to 100"));
-    }
-    Ok(Json(state.campaigns.list(first).await?))
+    Ok(Json(state.campaigns.promotions(&claims, &query).await?))
 }

@@ -16,6 +16,7 @@ pub mod email;
 pub mod inbox;
 pub mod live;
 pub mod money;
+pub mod promotions;
 pub mod quiet_hours;
 pub mod recipients;
 pub mod store;
@@ -110,14 +111,15 @@ pub async fn build(
     build_with_clock(settings, bus, cache, verifier, Clock::system(), shutdown).await
 }
 
-/// The notifications service, built: what to serve and run, and its inbox for the other
-/// services of this process to call directly.
+/// The notifications service, built: what to serve and run, and its inbox and promotions
+/// for the other services of this process to call directly.
 pub struct Started {
     pub service: BuiltService,
     pub inbox: inbox::Inbox,
     /// The public unsubscribe pages (RFC 8058 links from emails), for the gateway of this
     /// process to serve on its own port.
     pub unsubscribe_pages: axum::Router,
+    pub promotions: Campaigns,
 }
 
 /// [`build`] on the given clock.
@@ -217,7 +219,7 @@ pub async fn build_with_clock(
     let api = api::router(state.clone())
         .merge(unsubscribe_pages.clone())
         .merge(campaign::router(CampaignsState {
-            campaigns,
+            campaigns: campaigns.clone(),
             verifier: state.verifier.clone(),
         }))
         .merge(deadletters::router(
@@ -236,5 +238,6 @@ pub async fn build_with_clock(
         },
         inbox,
         unsubscribe_pages,
+        promotions: campaigns,
     })
 }

@@ -1,5 +1,6 @@
-//! The orders service's HTTP API. Every route acts for the caller of the token, and the
-//! token travels on to the products service.
+//! The orders service's HTTP API, for Herald's services: every route acts for the user of
+//! the service credential, through the same [`Orders`] other services in this process call
+//! directly.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRef, Path, Query, State};
@@ -10,14 +11,13 @@ use herald_events::OrderStatus;
 use herald_platform::auth::{Caller, TokenVerifier};
 use herald_platform::http::created;
 use herald_platform::{ApiError, ApiResult};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::checkout::place_order;
-use crate::domain::{LineInput, OrderRequest, PageSize, Viewer};
-use crate::lifecycle::change_status;
+use crate::client::{
+    ListQuery, OrdersApi, PlaceOrderRequest, StatusRequest, may_change_status, no_order,
+};
 use crate::orders::Orders;
-use crate::store::{self, Order};
+use crate::store::Order;
 
 #[derive(Clone)]
 pub struct OrdersState {
@@ -40,21 +40,6 @@ pub fn router(state: OrdersState) -> Router {
         .with_state(state)
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct PlaceOrderRequest {
-    pub items: Vec<LineInput>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct ListQuery {
-    pub first: Option<i64>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct StatusRequest {
-    pub status: String,
-}
-
 fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
     body.map(|Json(body)| body)
         .map_err(|e| ApiError::bad_input(e.body_text()))
@@ -62,8 +47,7 @@ fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
 
 /// A malformed id names no order, like an unknown one or another buyer's.
 fn order_id(raw: &str) -> ApiResult<Uuid> {
-    raw.parse()
-        .map_err(|_| ApiError::not_found(format!("no order {raw}")))
+    raw.parse().map_err(|_| no_order(raw))
 }
 
 async fn place(
@@ -71,8 +55,7 @@ async fn place(
     Caller(claims): Caller,
     body: Result<Json<PlaceOrderRequest>, JsonRejection>,
 ) -> ApiResult<Response> {
-    let request = OrderRequest::parse(&json_body(body)?.items)?;
-    let order = place_order(&state.orders, &claims, &request).await?;
+    let order = state.orders.place_order(&claims, &json_body(body)?).await?;
     Ok(created(order))
 }
 
@@ -82,10 +65,7 @@ async fn my_orders(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<Vec<Order>>> {
     let Query(query) = query.map_err(|e| ApiError::bad_input(e.body_text()))?;
-    let first = PageSize::parse(query.first)?;
-    Ok(Json(
-        store::list_orders(&state.orders.db, claims.sub, first).await?,
-    ))
+    Ok(Json(state.orders.my_orders(&claims, &query).await?))
 }
 
 async fn order_by_id(
@@ -93,11 +73,7 @@ async fn order_by_id(
     Caller(claims): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Order>> {
-    let id = order_id(&id)?;
-    store::find_order(state.orders.db.pool(), id, Viewer::of(&claims))
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no order {id}")))
+    Ok(Json(state.orders.order(&claims, order_id(&id)?).await?))
 }
 
 async fn cancel(
@@ -105,10 +81,7 @@ async fn cancel(
     Caller(claims): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Order>> {
-    let id = order_id(&id)?;
-    let viewer = Viewer::of(&claims);
-    let order = change_status(&state.orders, viewer, &claims, id, OrderStatus::Cancelled).await?;
-    Ok(Json(order))
+    Ok(Json(state.orders.cancel(&claims, order_id(&id)?).await?))
 }
 
 async fn update_status(
@@ -117,15 +90,11 @@ async fn update_status(
     Path(id): Path<String>,
     body: Result<Json<StatusRequest>, JsonRejection>,
 ) -> ApiResult<Json<Order>> {
-    if !claims.is_admin() {
-        return Err(ApiError::forbidden(
-            "only admins can change an order's status",
-        ));
-    }
+    // Before the request is read, so a customer learns nothing from its mistakes.
+    may_change_status(&claims)?;
     let raw = json_body(body)?.status;
     let to = OrderStatus::parse(&raw)
         .ok_or_else(|| ApiError::bad_input(format!("'{raw}' is not an order status")))?;
     let id = order_id(&id)?;
-    let order = change_status(&state.orders, Viewer::Admin, &claims, id, to).await?;
-    Ok(Json(order))
+    Ok(Json(state.orders.update_status(&claims, id, to).await?))
 }

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod checkout;
 pub mod checks;
+pub mod client;
 pub mod domain;
 pub mod inventory;
 pub mod lifecycle;
@@ -76,6 +77,13 @@ pub async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
     herald_platform::service::open_storage(settings, SERVICE, &migrations()).await
 }
 
+/// The orders service, built: what to serve and run, and its orders for the other services
+/// of this process to call directly.
+pub struct Started {
+    pub service: BuiltService,
+    pub orders: Orders,
+}
+
 /// Builds the orders service: storage, the outbox relay, the API. It reserves stock
 /// through `products` when the products service runs in this process, otherwise over HTTP
 /// at `settings.products_url()`.
@@ -85,7 +93,7 @@ pub async fn build(
     verifier: TokenVerifier,
     products: Option<Arc<dyn CatalogApi>>,
     shutdown: CancellationToken,
-) -> anyhow::Result<BuiltService> {
+) -> anyhow::Result<Started> {
     let db = connect_database(settings).await?;
     let outbox = Outbox::new(db.clone());
     let checks = OrderChecks {
@@ -126,10 +134,11 @@ pub async fn build(
         verifier: verifier.clone(),
     };
     let letter_admin = DeadLetterAdmin::new(SERVICE, DeadLetters::new(db.clone()), bus.clone());
+    let orders = state.orders.clone();
     let readiness = Readiness::default()
         .database("orders_database", &db)
         .bus(bus);
-    Ok(BuiltService {
+    let service = BuiltService {
         name: SERVICE,
         router: service_router(
             SERVICE,
@@ -141,5 +150,6 @@ pub async fn build(
         readiness,
         dead_letters: Some(letter_admin),
         tasks: vec![relay, jobs],
-    })
+    };
+    Ok(Started { service, orders })
 }

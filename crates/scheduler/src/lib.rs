@@ -5,14 +5,18 @@
 //! recorded as the run's outcome. After downtime a job runs once, not once per missed tick.
 
 pub mod api;
+pub mod client;
 pub mod store;
 
 /// The tests over real storage, each on the embedded backends and on the real servers;
 /// `tests/backends.rs` runs them (the `backend-tests` feature).
 #[cfg(all(feature = "backend-tests", not(test)))]
 pub mod tests {
+    mod client;
+
     /// Every module's tests, for the harness.
-    pub const CASES: &[&[herald_platform::testing::harness::Case]] = &[crate::store::tests::CASES];
+    pub const CASES: &[&[herald_platform::testing::harness::Case]] =
+        &[client::CASES, crate::store::tests::CASES];
 }
 
 use std::sync::Arc;
@@ -203,6 +207,13 @@ impl EventHandler for Outcomes {
     }
 }
 
+/// The scheduler service, built: what to serve and run, and its scheduler for the other
+/// services of this process to call directly.
+pub struct Started {
+    pub service: BuiltService,
+    pub scheduler: Scheduler,
+}
+
 /// Builds the scheduler: its calendar in sync with the settings, the ticker, the consumer
 /// of outcomes, the outbox relay, the admin API.
 pub async fn build(
@@ -210,7 +221,7 @@ pub async fn build(
     bus: &Bus,
     verifier: TokenVerifier,
     shutdown: CancellationToken,
-) -> anyhow::Result<BuiltService> {
+) -> anyhow::Result<Started> {
     let jobs = configured_jobs(settings)?;
     let db = connect_database(settings).await?;
     store::sync_jobs(&db, &jobs, Utc::now())
@@ -242,10 +253,10 @@ pub async fn build(
         .database("scheduler_database", &db)
         .bus(bus);
     let state = api::SchedulerState {
-        scheduler,
+        scheduler: scheduler.clone(),
         verifier: verifier.clone(),
     };
-    Ok(BuiltService {
+    let service = BuiltService {
         name: SERVICE,
         router: service_router(
             SERVICE,
@@ -257,5 +268,6 @@ pub async fn build(
         readiness,
         dead_letters: Some(letter_admin),
         tasks,
-    })
+    };
+    Ok(Started { service, scheduler })
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use herald_events::{Envelope, JobDue, JobFinished};
 use herald_platform::db::{Database, Tx, to_datetime};
 use herald_platform::outbox::Outbox;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
@@ -18,7 +18,7 @@ use crate::SERVICE;
 use herald_platform::cron::Schedule;
 
 /// A job as admins see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobView {
     pub name: String,
@@ -30,7 +30,7 @@ pub struct JobView {
 }
 
 /// One run of a job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunView {
     pub id: Uuid,

@@ -1,8 +1,9 @@
 //! Orders and their lifecycle (the orders service).
 
 use async_graphql::{Context, ID, Object};
+use herald_orders::client::{ListQuery, PlaceOrderRequest};
+use herald_orders::domain::LineInput;
 use herald_platform::ErrorCode;
-use serde_json::json;
 
 use super::parse_uuid;
 use crate::context::ContextExt;
@@ -23,12 +24,16 @@ impl OrderQuery {
         #[graphql(default_with = "Some(20)")] first: Option<i32>,
     ) -> GqlResult<Vec<Order>> {
         let caller = ctx.caller()?;
-        let first = first.unwrap_or(20);
-        ctx.services()
-            .orders
-            .get(&format!("/orders?first={first}"), Some(caller.claims))
+        let query = ListQuery {
+            first: Some(first.unwrap_or(20).into()),
+        };
+        let orders = ctx
+            .services()
+            .orders_api
+            .my_orders(caller.claims, &query)
             .await
-            .gql()
+            .gql()?;
+        Ok(orders.into_iter().map(Order::from).collect())
     }
 
     /// One of the caller's orders (admins: any order), or null.
@@ -37,13 +42,8 @@ impl OrderQuery {
         let Ok(id) = parse_uuid(&id, ErrorCode::NotFound, "order") else {
             return Ok(None);
         };
-        match ctx
-            .services()
-            .orders
-            .get(&format!("/orders/{id}"), Some(caller.claims))
-            .await
-        {
-            Ok(order) => Ok(Some(order)),
+        match ctx.services().orders_api.order(caller.claims, id).await {
+            Ok(order) => Ok(Some(order.into())),
             Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
             Err(e) => Err(crate::error::to_graphql(e)),
         }
@@ -62,12 +62,16 @@ impl OrderMutation {
         let mut items = Vec::with_capacity(input.items.len());
         for item in &input.items {
             let product_id = parse_uuid(&item.product_id, ErrorCode::NotFound, "product")?;
-            items.push(json!({ "productId": product_id, "quantity": item.quantity }));
+            items.push(LineInput {
+                product_id: product_id.to_string(),
+                quantity: item.quantity.into(),
+            });
         }
         ctx.services()
-            .orders
-            .post("/orders", &json!({ "items": items }), Some(caller.claims))
+            .orders_api
+            .place_order(caller.claims, &PlaceOrderRequest { items })
             .await
+            .map(Order::from)
             .gql()
     }
 
@@ -76,13 +80,10 @@ impl OrderMutation {
         let caller = ctx.caller()?;
         let id = parse_uuid(&id, ErrorCode::NotFound, "order")?;
         ctx.services()
-            .orders
-            .post(
-                &format!("/orders/{id}/cancel"),
-                &json!({}),
-                Some(caller.claims),
-            )
+            .orders_api
+            .cancel(caller.claims, id)
             .await
+            .map(Order::from)
             .gql()
     }
 
@@ -95,13 +96,10 @@ impl OrderMutation {
         let caller = ctx.admin()?;
         let id = parse_uuid(&id, ErrorCode::NotFound, "order")?;
         ctx.services()
-            .orders
-            .post(
-                &format!("/orders/{id}/status"),
-                &json!({ "status": status }),
-                Some(caller.claims),
-            )
+            .orders_api
+            .update_status(caller.claims, id, status.into())
             .await
+            .map(Order::from)
             .gql()
     }
 }

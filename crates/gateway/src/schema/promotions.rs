@@ -1,10 +1,10 @@
 //! Promotions: admins' campaigns, kept and sent by the notifications service (ADMIN).
 
 use async_graphql::{Context, Object};
-use herald_platform::ErrorCode;
+use herald_notifications::promotions::PromotionsQuery;
 
 use crate::context::ContextExt;
-use crate::error::{GqlResult, IntoGql, gql_error};
+use crate::error::{GqlResult, IntoGql};
 use crate::limits::list_cost;
 use crate::types::{Promotion, PromotionInput};
 
@@ -21,18 +21,16 @@ impl PromotionQuery {
         #[graphql(default_with = "Some(20)")] first: Option<i32>,
     ) -> GqlResult<Vec<Promotion>> {
         let caller = ctx.admin()?;
-        let first = first.unwrap_or(20);
-        if !(1..=100).contains(&first) {
-            return Err(gql_error(
-                ErrorCode::BadUserInput,
-                "first must be between 1 and 100",
-            ));
-        }
-        ctx.services()
-            .notifications
-            .get(&format!("/promotions?first={first}"), Some(caller.claims))
+        let query = PromotionsQuery {
+            first: Some(first.unwrap_or(20).into()),
+        };
+        let promotions = ctx
+            .services()
+            .promotions
+            .promotions(caller.claims, &query)
             .await
-            .gql()
+            .gql()?;
+        Ok(promotions.into_iter().map(Promotion::from).collect())
     }
 }
 
@@ -51,9 +49,10 @@ impl PromotionMutation {
     ) -> GqlResult<Promotion> {
         let caller = ctx.admin()?;
         ctx.services()
-            .notifications
-            .post("/promotions", &input, Some(caller.claims))
+            .promotions
+            .create_promotion(caller.claims, &input.into())
             .await
+            .map(Promotion::from)
             .gql()
     }
 }

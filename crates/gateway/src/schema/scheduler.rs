@@ -1,7 +1,6 @@
 //! Scheduled jobs, kept by the scheduler service (ADMIN).
 
 use async_graphql::{Context, Object};
-use serde_json::json;
 
 use crate::context::ContextExt;
 use crate::error::{GqlResult, IntoGql};
@@ -15,11 +14,13 @@ impl SchedulerQuery {
     /// Every job with its schedule, next run and last outcome (ADMIN).
     async fn scheduled_jobs(&self, ctx: &Context<'_>) -> GqlResult<Vec<ScheduledJob>> {
         let caller = ctx.admin()?;
-        ctx.services()
-            .scheduler
-            .get("/jobs", Some(caller.claims))
+        let jobs = ctx
+            .services()
+            .scheduler_api
+            .jobs(caller.claims)
             .await
-            .gql()
+            .gql()?;
+        Ok(jobs.into_iter().map(ScheduledJob::from).collect())
     }
 }
 
@@ -31,19 +32,11 @@ impl SchedulerMutation {
     /// Runs a job now, whatever its schedule (ADMIN). NOT_FOUND for an unknown name.
     async fn run_scheduled_job(&self, ctx: &Context<'_>, name: String) -> GqlResult<bool> {
         let caller = ctx.admin()?;
-        let path = format!("/jobs/{}/run", urlencode(&name));
         ctx.services()
-            .scheduler
-            .post::<_, serde_json::Value>(&path, &json!({}), Some(caller.claims))
+            .scheduler_api
+            .run_job(caller.claims, &name)
             .await
             .gql()?;
         Ok(true)
     }
-}
-
-/// A path segment, percent-encoded.
-fn urlencode(segment: &str) -> String {
-    url::form_urlencoded::byte_serialize(segment.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
 }

@@ -11,6 +11,7 @@ mod email;
 mod inbox;
 mod orders;
 mod products;
+mod promotions;
 mod quiet_hours;
 mod service;
 mod unsubscribe;
@@ -25,6 +26,7 @@ pub const CASES: &[&[herald_platform::testing::harness::Case]] = &[
     inbox::CASES,
     orders::CASES,
     products::CASES,
+    promotions::CASES,
     quiet_hours::CASES,
     service::CASES,
     unsubscribe::CASES,
@@ -52,6 +54,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::api::NotificationsState;
+use crate::campaign::{Campaigns, CampaignsState};
 use crate::clock::Clock;
 use crate::consumer::NotificationsConsumer;
 use crate::delivery::{Delivery, DeliveryPolicy, Notifier};
@@ -79,6 +82,7 @@ pub(crate) struct TestService {
     pub notifier: Notifier,
     pub router: Router,
     pub inbox: crate::inbox::Inbox,
+    pub campaigns: Campaigns,
     pub clock: Clock,
     pub emails: EmailWorker,
     pub links: UnsubscribeLinks,
@@ -133,7 +137,14 @@ impl TestService {
             outbox: Outbox::new(db.clone()),
             db: db.clone(),
         };
-        let api = crate::api::router(state).merge(crate::unsubscribe::router(unsubscribe));
+        let campaigns = Campaigns::new(db.clone(), notifier.clone(), clock.clone());
+        let promotions = CampaignsState {
+            campaigns: campaigns.clone(),
+            verifier: key.verifier.clone(),
+        };
+        let api = crate::api::router(state)
+            .merge(crate::unsubscribe::router(unsubscribe))
+            .merge(crate::campaign::router(promotions));
         let router = service_router(SERVICE, api, Readiness::default());
         TestService {
             db,
@@ -141,6 +152,7 @@ impl TestService {
             notifier,
             router,
             inbox,
+            campaigns,
             clock,
             emails,
             links,

@@ -6,6 +6,7 @@
 
 mod api;
 mod checks;
+mod client;
 mod lifecycle;
 mod service;
 mod stock_room;
@@ -15,6 +16,7 @@ mod store;
 pub const CASES: &[&[herald_platform::testing::harness::Case]] = &[
     api::CASES,
     checks::CASES,
+    client::CASES,
     lifecycle::CASES,
     service::CASES,
     store::CASES,
@@ -46,8 +48,9 @@ pub(crate) use stock_room::StockRoom;
 pub(crate) struct TestService {
     pub db: Database,
     pub router: Router,
+    pub orders: Orders,
     pub stock_room: StockRoom,
-    key: TestKey,
+    pub key: TestKey,
     _dir: tempfile::TempDir,
 }
 
@@ -69,22 +72,24 @@ impl TestService {
         let db = migrated_database(&settings, SERVICE, &migrations()).await;
         let key = TestKey::generate(crate::SERVICE);
         stock_room.trust(&key);
+        let orders = Orders {
+            db: db.clone(),
+            outbox: Outbox::new(db.clone()),
+            inventory: Inventory::new(Arc::new(CatalogOverHttp::new(ServiceClient::new(
+                key.verifier.service_credentials().unwrap(),
+                "products",
+                products_url,
+            )))),
+        };
         let state = OrdersState {
-            orders: Orders {
-                db: db.clone(),
-                outbox: Outbox::new(db.clone()),
-                inventory: Inventory::new(Arc::new(CatalogOverHttp::new(ServiceClient::new(
-                    key.verifier.service_credentials().unwrap(),
-                    "products",
-                    products_url,
-                )))),
-            },
+            orders: orders.clone(),
             verifier: key.verifier.clone(),
         };
         let router = service_router(SERVICE, crate::api::router(state), Readiness::default());
         TestService {
             db,
             router,
+            orders,
             stock_room,
             key,
             _dir: dir,

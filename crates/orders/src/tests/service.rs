@@ -57,7 +57,8 @@ async fn a_placed_order_is_published_on_the_bus(set: BackendSet) {
         shutdown.clone(),
     )
     .await
-    .unwrap();
+    .unwrap()
+    .service;
     let listener = Arc::new(Listener::default());
     let listening = bus.bus().spawn_consumer(
         "order-listener",
