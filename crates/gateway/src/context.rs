@@ -9,7 +9,6 @@ use herald_notifications::promotions::PromotionsApi;
 use herald_orders::client::OrdersApi;
 use herald_platform::auth::Claims;
 use herald_platform::deadletters::DeadLettersApi;
-use herald_platform::http::ServiceClient;
 use herald_platform::{ApiError, ErrorCode};
 use herald_products::client::CatalogApi;
 use herald_recommendations::recommendations::RecommendationsApi;
@@ -18,23 +17,17 @@ use herald_users::accounts::AccountsApi;
 
 use crate::error::{GqlResult, gql_error, to_graphql};
 
-/// The services behind the gateway: typed clients (in process when the service runs here,
-/// over HTTP otherwise) and, for the operations not typed yet, HTTP clients.
+/// The services behind the gateway, as typed clients: in process when the service runs
+/// here, over HTTP (with the gateway's service credential) otherwise.
 #[derive(Clone)]
 pub struct Services {
     pub inbox: Arc<dyn InboxApi>,
     pub catalog: Arc<dyn CatalogApi>,
     pub accounts: Arc<dyn AccountsApi>,
-    pub recommendations_api: Arc<dyn RecommendationsApi>,
-    pub orders_api: Arc<dyn OrdersApi>,
+    pub recommendations: Arc<dyn RecommendationsApi>,
+    pub orders: Arc<dyn OrdersApi>,
     pub promotions: Arc<dyn PromotionsApi>,
-    pub scheduler_api: Arc<dyn SchedulerApi>,
-    pub users: ServiceClient,
-    pub notifications: ServiceClient,
-    pub products: ServiceClient,
-    pub orders: ServiceClient,
-    pub recommendations: ServiceClient,
-    pub scheduler: ServiceClient,
+    pub scheduler: Arc<dyn SchedulerApi>,
     /// Every consuming service's dead letters.
     pub dead_letters: Vec<Arc<dyn DeadLettersApi>>,
 }

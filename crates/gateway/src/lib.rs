@@ -157,30 +157,24 @@ pub fn build(
         accounts: in_process.accounts.unwrap_or_else(|| {
             Arc::new(AccountsOverHttp::new(users.clone())) as Arc<dyn AccountsApi>
         }),
-        recommendations_api: in_process.recommendations.unwrap_or_else(|| {
+        recommendations: in_process.recommendations.unwrap_or_else(|| {
             Arc::new(RecommendationsOverHttp::new(recommendations.clone()))
                 as Arc<dyn RecommendationsApi>
         }),
         promotions: in_process.promotions.unwrap_or_else(|| {
             Arc::new(PromotionsOverHttp::new(notifications.clone())) as Arc<dyn PromotionsApi>
         }),
-        orders_api: in_process
+        orders: in_process
             .orders
             .unwrap_or_else(|| Arc::new(OrdersOverHttp::new(orders.clone())) as Arc<dyn OrdersApi>),
-        scheduler_api: in_process.scheduler.unwrap_or_else(|| {
+        scheduler: in_process.scheduler.unwrap_or_else(|| {
             Arc::new(SchedulerOverHttp::new(scheduler.clone())) as Arc<dyn SchedulerApi>
         }),
-        users,
-        notifications,
-        products,
-        orders,
-        recommendations,
-        scheduler,
         dead_letters: in_process.dead_letters,
     };
     let identity = Identity::new(verifier, services.accounts.clone());
     let state = GatewayState {
-        notifications: services.notifications.clone(),
+        notifications,
         operations: Operations::new(
             schema(Some((services, LiveHub::new(cache.clone()))), settings),
             limits::QueryLimits::new(settings),

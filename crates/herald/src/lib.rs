@@ -147,8 +147,15 @@ impl Application {
         }
 
         // Bind first so that services started together find each other on the real ports.
+        // All in one process, only the gateway listens (unless asked): the services call
+        // each other directly.
+        let all_here = wanted.len() == ServiceName::ALL.len();
         let mut listeners = BTreeMap::new();
         for service in &wanted {
+            if all_here && !settings.service_ports && *service != ServiceName::Gateway {
+                listeners.insert(*service, None);
+                continue;
+            }
             let (addr, setting) = service.addr_setting(&settings);
             let listener = bind(addr, setting).await?;
             let local = listener.local_addr()?;
@@ -173,7 +180,7 @@ impl Application {
                 }
                 _ => {}
             }
-            listeners.insert(*service, listener);
+            listeners.insert(*service, Some(listener));
         }
 
         // Metrics recorded before the recorder exists are lost: install it first.
@@ -202,7 +209,7 @@ impl Application {
     async fn start(
         &mut self,
         settings: &Settings,
-        mut listeners: BTreeMap<ServiceName, TcpListener>,
+        mut listeners: BTreeMap<ServiceName, Option<TcpListener>>,
     ) -> anyhow::Result<()> {
         let bus = Bus::connect(settings, &topology())
             .await
@@ -217,19 +224,25 @@ impl Application {
 
         // Services the gateway calls in process rather than over HTTP.
         let mut in_process = herald_gateway::InProcess::default();
+        // Checks users' tokens: from the users service itself when it runs here.
+        let mut tokens = None;
         if let Some(listener) = listeners.remove(&ServiceName::Users) {
             let started =
                 herald_users::build(settings, &bus, &cache, &service_key, self.shutdown.clone())
                     .await
                     .context("starting users")?;
             in_process.accounts = Some(std::sync::Arc::new(started.accounts));
+            tokens = Some(started.tokens.clone());
             readiness = readiness.merge(started.service.readiness.clone());
             self.launch(ServiceName::Users, listener, started.service)?;
         }
         if listeners.is_empty() {
             return Ok(());
         }
-        let verifier = TokenVerifier::fetch(&settings.users_url(), Duration::from_secs(60)).await?;
+        let verifier = match tokens {
+            Some(tokens) => tokens,
+            None => TokenVerifier::fetch(&settings.users_url(), Duration::from_secs(60)).await?,
+        };
         let verifier = |service: &'static str| verifier.for_service(&service_key, service);
         // The products service in this process, which orders and the gateway call directly.
         let mut catalog: Option<std::sync::Arc<dyn herald_products::client::CatalogApi>> = None;
@@ -305,8 +318,7 @@ impl Application {
             self.launch(ServiceName::Scheduler, listener, started.service)?;
         }
         if let Some(listener) = listeners.remove(&ServiceName::Gateway) {
-            if settings.redis_url.is_none() && !self.addrs.contains_key(&ServiceName::Notifications)
-            {
+            if settings.redis_url.is_none() && in_process.inbox.is_none() {
                 tracing::warn!(
                     "without HERALD_REDIS_URL, live subscriptions hear only a notifications \
                      service in this process, and none runs here: they will stay silent"
@@ -327,22 +339,29 @@ impl Application {
         Ok(())
     }
 
+    /// Runs a built service: its tasks, and its API on `listener` if it has a port (a
+    /// service without one is called in process only).
     fn launch(
         &mut self,
         name: ServiceName,
-        listener: TcpListener,
+        listener: Option<TcpListener>,
         built: BuiltService,
     ) -> anyhow::Result<()> {
-        let addr = listener.local_addr()?;
-        tracing::info!(service = name.as_str(), %addr, "listening");
-        self.addrs.insert(name, addr);
-        self.servers.push(tokio::spawn(serve(
-            listener,
-            built.router,
-            built.error_shape,
-            built.connections,
-            self.shutdown.clone(),
-        )));
+        match listener {
+            Some(listener) => {
+                let addr = listener.local_addr()?;
+                tracing::info!(service = name.as_str(), %addr, "listening");
+                self.addrs.insert(name, addr);
+                self.servers.push(tokio::spawn(serve(
+                    listener,
+                    built.router,
+                    built.error_shape,
+                    built.connections,
+                    self.shutdown.clone(),
+                )));
+            }
+            None => tracing::info!(service = name.as_str(), "running, called in process"),
+        }
         self.tasks.extend(built.tasks);
         self.dead_letters.extend(built.dead_letters);
         Ok(())
@@ -376,7 +395,7 @@ impl Application {
             .collect()
     }
 
-    /// The address a service listens on, if it runs here.
+    /// The address a service listens on, if it runs here with a port of its own.
     pub fn addr(&self, service: ServiceName) -> Option<SocketAddr> {
         self.addrs.get(&service).copied()
     }

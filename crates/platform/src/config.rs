@@ -41,6 +41,11 @@ pub struct Settings {
     pub recommendations_url: Option<String>,
     pub scheduler_addr: SocketAddr,
     pub scheduler_url: Option<String>,
+    /// With every service in one process (`herald serve`), also serve each service's own
+    /// API on its `*_addr` (for a service or tool in another process to call). Off: only
+    /// the gateway listens; the services call each other in process. A service started
+    /// apart (`--only`) always listens on its port.
+    pub service_ports: bool,
     /// Unset: one SQLite file per service under `data_dir`. `postgres://…`: one schema per service.
     pub database_url: Option<String>,
     /// Per-service overrides of `database_url` (a service in its own database).
@@ -196,6 +201,7 @@ impl Default for Settings {
             service_key: None,
             token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 30 * 24 * 3600,
+            service_ports: false,
             promotion_daily_cap: 3,
             templates_dir: None,
             unsubscribe_secret: None,

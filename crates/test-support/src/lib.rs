@@ -44,7 +44,8 @@ pub struct TestApp {
     pub set: BackendSet,
     pub settings: Settings,
     pub gateway: String,
-    /// Every service's own address (`http://…`), the gateway's included.
+    /// The address (`http://…`) of every service listening on a port of its own: the
+    /// gateway, and the others when `settings.service_ports` asks for them.
     pub services: Vec<(ServiceName, String)>,
     http: reqwest::Client,
     running: Option<(CancellationToken, JoinHandle<anyhow::Result<()>>)>,
@@ -250,14 +251,16 @@ impl TestApp {
     }
 
     /// The sum of the samples of `metric` on `service`'s `/metrics` whose labels contain
-    /// `label` (`queue="products"`, say).
+    /// `label` (`queue="products"`, say). Without a port of its own (all in one process,
+    /// the default) a service's metrics are on the gateway's `/metrics`, which shows the
+    /// whole process's.
     pub async fn metric(&self, service: ServiceName, metric: &str, label: &str) -> f64 {
         let url = self
             .services
             .iter()
             .find(|(name, _)| *name == service)
-            .map(|(_, url)| format!("{url}/metrics"))
-            .expect("the service runs");
+            .map_or(&self.gateway, |(_, url)| url);
+        let url = format!("{url}/metrics");
         let text = self
             .http
             .get(url)

@@ -97,7 +97,8 @@ pub async fn build(
     let key_set = KeySet {
         keys: vec![signing_key.public_key().clone()],
     };
-    let verifier = TokenVerifier::new(&key_set.keys)?.for_service(service_key, SERVICE);
+    let tokens = TokenVerifier::new(&key_set.keys)?;
+    let verifier = tokens.for_service(service_key, SERVICE);
     let outbox = Outbox::new(db.clone());
     let accounts = Accounts::new(
         db.clone(),
@@ -152,6 +153,7 @@ pub async fn build(
             tasks: vec![relay, consuming],
         },
         accounts,
+        tokens,
     })
 }
 
@@ -160,6 +162,9 @@ pub async fn build(
 pub struct Started {
     pub service: BuiltService,
     pub accounts: Accounts,
+    /// Checks the tokens this service signs, for the other services of this process (what
+    /// a process without the users service fetches from `/keys`).
+    pub tokens: TokenVerifier,
 }
 
 /// The oldest stored key signs; a new one is generated on first start. Replicas starting

@@ -29,7 +29,7 @@ impl OrderQuery {
         };
         let orders = ctx
             .services()
-            .orders_api
+            .orders
             .my_orders(caller.claims, &query)
             .await
             .gql()?;
@@ -42,7 +42,7 @@ impl OrderQuery {
         let Ok(id) = parse_uuid(&id, ErrorCode::NotFound, "order") else {
             return Ok(None);
         };
-        match ctx.services().orders_api.order(caller.claims, id).await {
+        match ctx.services().orders.order(caller.claims, id).await {
             Ok(order) => Ok(Some(order.into())),
             Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
             Err(e) => Err(crate::error::to_graphql(e)),
@@ -68,7 +68,7 @@ impl OrderMutation {
             });
         }
         ctx.services()
-            .orders_api
+            .orders
             .place_order(caller.claims, &PlaceOrderRequest { items })
             .await
             .map(Order::from)
@@ -80,7 +80,7 @@ impl OrderMutation {
         let caller = ctx.caller()?;
         let id = parse_uuid(&id, ErrorCode::NotFound, "order")?;
         ctx.services()
-            .orders_api
+            .orders
             .cancel(caller.claims, id)
             .await
             .map(Order::from)
@@ -96,7 +96,7 @@ impl OrderMutation {
         let caller = ctx.admin()?;
         let id = parse_uuid(&id, ErrorCode::NotFound, "order")?;
         ctx.services()
-            .orders_api
+            .orders
             .update_status(caller.claims, id, status.into())
             .await
             .map(Order::from)

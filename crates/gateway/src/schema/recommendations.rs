@@ -28,7 +28,7 @@ impl RecommendationQuery {
         let limit = limit.unwrap_or(10);
         let picks = ctx
             .services()
-            .recommendations_api
+            .recommendations
             .recommendations(caller.claims, Some(i64::from(limit)))
             .await
             .gql()?;
@@ -76,7 +76,7 @@ impl RecommendationMutation {
             }
         };
         ctx.services()
-            .recommendations_api
+            .recommendations
             .record_activity(caller.claims, &activity)
             .await
             .gql()?;

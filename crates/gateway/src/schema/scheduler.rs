@@ -14,12 +14,7 @@ impl SchedulerQuery {
     /// Every job with its schedule, next run and last outcome (ADMIN).
     async fn scheduled_jobs(&self, ctx: &Context<'_>) -> GqlResult<Vec<ScheduledJob>> {
         let caller = ctx.admin()?;
-        let jobs = ctx
-            .services()
-            .scheduler_api
-            .jobs(caller.claims)
-            .await
-            .gql()?;
+        let jobs = ctx.services().scheduler.jobs(caller.claims).await.gql()?;
         Ok(jobs.into_iter().map(ScheduledJob::from).collect())
     }
 }
@@ -33,7 +28,7 @@ impl SchedulerMutation {
     async fn run_scheduled_job(&self, ctx: &Context<'_>, name: String) -> GqlResult<bool> {
         let caller = ctx.admin()?;
         ctx.services()
-            .scheduler_api
+            .scheduler
             .run_job(caller.claims, &name)
             .await
             .gql()?;

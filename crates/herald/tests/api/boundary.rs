@@ -67,7 +67,8 @@ fn routes(service: ServiceName) -> Vec<(&'static str, String)> {
 }
 
 async fn every_service_route_refuses_users_and_strangers(set: BackendSet) {
-    let app = TestApp::spawn(set).await;
+    // All in one process the services listen on ports of their own only when asked.
+    let app = TestApp::spawn_with(set, |s| s.service_ports = true).await;
     let customer = app.customer("Ada").await;
     let admin = app.admin().await;
     // A well-formed service credential, signed with a key this deployment does not use.

@@ -1,4 +1,5 @@
-//! Each service as its own OS process, talking over HTTP and RabbitMQ.
+//! Herald as OS processes: each service its own, talking over HTTP and RabbitMQ; or all in
+//! one, twice on one machine.
 
 use std::time::Duration;
 
@@ -8,7 +9,10 @@ use herald_test_support::{
 };
 use serde_json::json;
 
-backend_tests!(real only: services_run_as_separate_processes);
+backend_tests!(
+    two_all_in_one_instances_share_a_machine;
+    real only: services_run_as_separate_processes
+);
 
 async fn services_run_as_separate_processes() {
     let mut cluster = Cluster::new(
@@ -28,6 +32,64 @@ async fn services_run_as_separate_processes() {
     }
     cluster.wait_ready().await;
 
+    shop_round_trip(&cluster).await;
+
+    // SIGTERM stops a service gracefully and promptly.
+    let status = cluster
+        .terminate("gateway")
+        .expect("the gateway was running");
+    assert!(status.success(), "{status:?}");
+    cluster.cleanup().await;
+}
+
+/// `herald serve`, all in one process, binds the gateway's port only: two instances run
+/// side by side on one machine with the same (default) service addresses, each whole.
+async fn two_all_in_one_instances_share_a_machine(set: BackendSet) {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_herald"));
+    // Every service address the same port: one bound service would keep the next (and the
+    // other instance) from starting.
+    let shared = format!("127.0.0.1:{}", free_port());
+    let mut instances = Vec::new();
+    for name in ["first", "second"] {
+        let mut cluster = Cluster::new(bin, set);
+        for service in [
+            "USERS",
+            "PRODUCTS",
+            "ORDERS",
+            "RECOMMENDATIONS",
+            "NOTIFICATIONS",
+            "SCHEDULER",
+        ] {
+            cluster.set_env(&format!("HERALD_{service}_ADDR"), &shared);
+        }
+        cluster.start(name, &[]);
+        instances.push(cluster);
+    }
+    for cluster in &instances {
+        cluster.wait_ready().await;
+    }
+    for cluster in &instances {
+        shop_round_trip(cluster).await;
+    }
+    assert!(
+        std::net::TcpListener::bind(&shared).is_ok(),
+        "no instance listens on a service port"
+    );
+    for cluster in instances {
+        cluster.cleanup().await;
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A customer registers and hears the welcome, marks it read, and places an order that
+/// crosses orders, products, the bus and notifications; the order's notification arrives.
+async fn shop_round_trip(cluster: &Cluster) {
     let email = format!("sep-{}@example.com", unique());
     let registered = cluster
         .graphql(
@@ -128,11 +190,4 @@ async fn services_run_as_separate_processes() {
         },
     )
     .await;
-
-    // SIGTERM stops a service gracefully and promptly.
-    let status = cluster
-        .terminate("gateway")
-        .expect("the gateway was running");
-    assert!(status.success(), "{status:?}");
-    cluster.cleanup().await;
 }
