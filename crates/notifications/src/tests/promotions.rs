@@ -9,8 +9,8 @@ use herald_events::{Preferences, Role};
 use herald_platform::ErrorCode;
 use herald_platform::auth::Claims;
 use herald_platform::backend_tests;
-use herald_platform::http::ServiceClient;
 use herald_platform::testing::BackendSet;
+use herald_platform::testing::serve_on_loopback;
 use uuid::Uuid;
 
 use super::TestService;
@@ -21,15 +21,13 @@ backend_tests!(both_implementations_keep_one_contract);
 
 /// The service's campaigns directly, and the same service's routes on a loopback port.
 async fn implementations(s: &TestService) -> Vec<(&'static str, Arc<dyn PromotionsApi>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = s.router.clone();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    let client = ServiceClient::new(
-        &s.key.service_key.credentials("gateway"),
+    let client = serve_on_loopback(
+        s.router.clone(),
+        &s.key.service_key,
+        "gateway",
         "notifications",
-        &format!("http://{addr}"),
-    );
+    )
+    .await;
     vec![
         ("in process", Arc::new(s.campaigns.clone())),
         ("over HTTP", Arc::new(PromotionsOverHttp::new(client))),

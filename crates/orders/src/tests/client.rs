@@ -7,8 +7,8 @@ use herald_events::{OrderStatus, Role};
 use herald_platform::ErrorCode;
 use herald_platform::auth::Claims;
 use herald_platform::backend_tests;
-use herald_platform::http::ServiceClient;
 use herald_platform::testing::BackendSet;
+use herald_platform::testing::serve_on_loopback;
 use uuid::Uuid;
 
 use super::TestService;
@@ -19,15 +19,7 @@ backend_tests!(both_implementations_keep_one_contract);
 
 /// The service's orders directly, and the same service's routes on a loopback port.
 async fn implementations(s: &TestService) -> Vec<(&'static str, Arc<dyn OrdersApi>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = s.router.clone();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    let client = ServiceClient::new(
-        &s.key.service_key.credentials("gateway"),
-        "orders",
-        &format!("http://{addr}"),
-    );
+    let client = serve_on_loopback(s.router.clone(), &s.key.service_key, "gateway", "orders").await;
     vec![
         ("in process", Arc::new(s.orders.clone())),
         ("over HTTP", Arc::new(OrdersOverHttp::new(client))),
@@ -35,10 +27,7 @@ async fn implementations(s: &TestService) -> Vec<(&'static str, Arc<dyn OrdersAp
 }
 
 fn acting(s: &TestService, user: Uuid, role: Role) -> Claims {
-    s.key
-        .verifier
-        .verify(&s.key.user_token(user, role))
-        .unwrap()
+    s.key.claims(user, role)
 }
 
 fn request(lines: &[(&str, i64)]) -> PlaceOrderRequest {

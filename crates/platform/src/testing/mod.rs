@@ -23,10 +23,11 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 use uuid::Uuid;
 
-use crate::auth::{ServiceKey, SigningKey, TokenVerifier};
+use crate::auth::{Claims, ServiceKey, SigningKey, TokenVerifier};
 use crate::bus::{Bus, BusBackend, QueueSpec, RabbitBus};
 use crate::config::Settings;
 use crate::db::{Database, Migrations};
+use crate::http::ServiceClient;
 
 pub mod harness;
 
@@ -227,6 +228,35 @@ impl TestKey {
             .issue(user_id, role, 1, Duration::from_secs(600))
             .expect("issuing a token")
     }
+
+    /// The claims the gateway verified for `user_id` in `role`: whom a typed client's call
+    /// acts for.
+    pub fn claims(&self, user_id: Uuid, role: Role) -> Claims {
+        self.verifier
+            .verify(&self.user_token(user_id, role))
+            .expect("a token of this key")
+    }
+}
+
+/// Serves `router` (a service's routes) on a loopback port; answers a client of it that
+/// signs as `caller` with `service_key`: what an `…OverHttp` implementation wraps in a
+/// contract test.
+pub async fn serve_on_loopback(
+    router: Router,
+    service_key: &ServiceKey,
+    caller: &'static str,
+    service: &'static str,
+) -> ServiceClient {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    ServiceClient::new(
+        &service_key.credentials(caller),
+        service,
+        &format!("http://{addr}"),
+    )
 }
 
 /// The service's storage as the settings say, migrated twice: the second run must change

@@ -11,17 +11,15 @@ use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use herald_events::{Envelope, Role};
-use herald_platform::auth::Claims;
 use herald_platform::backend_tests;
 use herald_platform::bus::{DeadLetterSink, DeadMessage, EventHandler, HandlerError, QueueSpec};
 use herald_platform::db::Database;
 use herald_platform::deadletters::{
     self, DeadLetterAdmin, DeadLetters, DeadLettersApi, DeadLettersOverHttp, ReplayError,
 };
-use herald_platform::http::ServiceClient;
 use herald_platform::outbox::first_delivery;
 use herald_platform::testing::BackendSet;
-use herald_platform::testing::TestKey;
+use herald_platform::testing::{TestKey, serve_on_loopback};
 use herald_platform::{ApiError, ErrorCode};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -698,20 +696,11 @@ async fn both_implementations_keep_one_contract(set: BackendSet) {
         let store = bus.dead_letters().await;
         let key = TestKey::generate("orders");
         let admin_here = DeadLetterAdmin::new("orders", store.clone(), bus.bus());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let router = deadletters::router(admin_here.clone(), key.verifier.clone());
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        let over_http = DeadLettersOverHttp::new(ServiceClient::new(
-            &key.service_key.credentials("gateway"),
-            "orders",
-            &format!("http://{addr}"),
-        ));
-        let claims = |role| -> Claims {
-            key.verifier
-                .verify(&key.user_token(Uuid::now_v7(), role))
-                .expect("a valid token")
-        };
+        let over_http = DeadLettersOverHttp::new(
+            serve_on_loopback(router, &key.service_key, "gateway", "orders").await,
+        );
+        let claims = |role| key.claims(Uuid::now_v7(), role);
         let (admin, customer) = (claims(Role::Admin), claims(Role::Customer));
         let implementations: [(&str, &dyn DeadLettersApi); 2] =
             [("in process", &admin_here), ("over HTTP", &over_http)];

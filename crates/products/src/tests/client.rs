@@ -8,8 +8,8 @@ use herald_events::Role;
 use herald_platform::ErrorCode;
 use herald_platform::auth::Claims;
 use herald_platform::backend_tests;
-use herald_platform::http::ServiceClient;
 use herald_platform::testing::BackendSet;
+use herald_platform::testing::serve_on_loopback;
 use uuid::Uuid;
 
 use super::TestService;
@@ -20,15 +20,8 @@ backend_tests!(both_implementations_keep_one_contract);
 
 /// The service's catalog directly, and the same service's routes on a loopback port.
 async fn implementations(s: &TestService) -> Vec<(&'static str, Arc<dyn CatalogApi>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = s.router.clone();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    let client = ServiceClient::new(
-        &s.key.service_key.credentials("orders"),
-        "products",
-        &format!("http://{addr}"),
-    );
+    let client =
+        serve_on_loopback(s.router.clone(), &s.key.service_key, "orders", "products").await;
     vec![
         (
             "in process",

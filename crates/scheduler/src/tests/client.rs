@@ -11,8 +11,9 @@ use herald_events::Role;
 use herald_platform::ErrorCode;
 use herald_platform::auth::Claims;
 use herald_platform::backend_tests;
-use herald_platform::http::{Readiness, ServiceClient, service_router};
+use herald_platform::http::{Readiness, service_router};
 use herald_platform::outbox::Outbox;
+use herald_platform::testing::serve_on_loopback;
 use herald_platform::testing::{
     BackendSet, TestKey, drop_schema, isolated_settings, migrated_database,
 };
@@ -34,14 +35,7 @@ async fn implementations(
         verifier: key.verifier.clone(),
     };
     let routes = service_router(SERVICE, router(state), Readiness::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, routes).await });
-    let client = ServiceClient::new(
-        &key.service_key.credentials("gateway"),
-        SERVICE,
-        &format!("http://{addr}"),
-    );
+    let client = serve_on_loopback(routes, &key.service_key, "gateway", SERVICE).await;
     vec![
         ("in process", Arc::new(scheduler.clone())),
         ("over HTTP", Arc::new(SchedulerOverHttp::new(client))),

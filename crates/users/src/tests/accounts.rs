@@ -6,7 +6,7 @@ use std::sync::Arc;
 use herald_events::{Event, Role, SignInFailures};
 use herald_platform::ErrorCode;
 use herald_platform::backend_tests;
-use herald_platform::http::ServiceClient;
+use herald_platform::testing::serve_on_loopback;
 use herald_platform::testing::{BackendSet, outbox_events};
 use uuid::Uuid;
 
@@ -29,15 +29,9 @@ async fn implementations(
 }
 
 async fn over_http(s: &TestService, caller: &'static str) -> AccountsOverHttp {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = s.router.clone();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    AccountsOverHttp::new(ServiceClient::new(
-        &s.service_key.credentials(caller),
-        "users",
-        &format!("http://{addr}"),
-    ))
+    AccountsOverHttp::new(
+        serve_on_loopback(s.router.clone(), &s.service_key, caller, "users").await,
+    )
 }
 
 fn registration(name: &str, email: &str, client: &str) -> RegisterRequest {
