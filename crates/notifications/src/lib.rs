@@ -35,14 +35,13 @@ use std::sync::Arc;
 use herald_events::NOTIFICATIONS_JOBS;
 use herald_platform::Settings;
 use herald_platform::auth::TokenVerifier;
-use herald_platform::bus::{Bus, ConsumerOptions};
+use herald_platform::bus::Bus;
 use herald_platform::cache::Cache;
 use herald_platform::db::{Database, Migrations};
-use herald_platform::deadletters::{self, DeadLetterAdmin, DeadLetters};
-use herald_platform::http::{BuiltService, Readiness, service_router};
+use herald_platform::http::BuiltService;
 use herald_platform::jobs::JobsConsumer;
 use herald_platform::mail::Mailer;
-use herald_platform::outbox::Outbox;
+use herald_platform::service::ServiceParts;
 use herald_platform::telemetry::MetricDoc;
 use tokio_util::sync::CancellationToken;
 
@@ -131,7 +130,9 @@ pub async fn build_with_clock(
     clock: Clock,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Started> {
-    let db = connect_database(settings).await?;
+    let mut parts = ServiceParts::open(&DESCRIPTOR, settings, bus, shutdown).await?;
+    parts.needs_cache(cache);
+    let db = parts.db.clone();
     // Everything that can fail comes before the first task is spawned.
     let links = UnsubscribeLinks::load(settings, &db, clock.clone()).await?;
     let mailer = Mailer::from_settings(settings)?;
@@ -144,98 +145,58 @@ pub async fn build_with_clock(
     };
     let notifier = Notifier::new(unread.clone(), emails.clone(), policy);
     let campaigns = Campaigns::new(db.clone(), notifier.clone(), clock.clone());
-    let consumer = NotificationsConsumer::new(db.clone(), notifier);
     // One consumer per lane: the critical one never waits behind the standard backlog.
-    let consumer = Arc::new(consumer);
-    let dead_letters = Arc::new(DeadLetters::new(db.clone()));
-    let mut tasks: Vec<_> = LANES
-        .into_iter()
-        .map(|lane| {
-            bus.spawn_consumer(
-                lane,
-                consumer.clone(),
-                lane_options(lane, settings),
-                dead_letters.clone(),
-                shutdown.clone(),
-            )
-        })
-        .collect();
-
+    let consumer = Arc::new(NotificationsConsumer::new(db.clone(), notifier));
+    for lane in LANES {
+        parts.consume_with(lane, consumer.clone(), lane_options(lane, settings));
+    }
     let worker = EmailWorker {
         db: db.clone(),
         mailer,
         templates: Arc::new(EmailTemplates::new(settings.templates_dir.clone())),
         links: links.clone(),
         clock: clock.clone(),
-        retries: ConsumerOptions::from_settings(settings),
-        dead_letters: DeadLetters::new(db.clone()),
+        retries: parts.retries(),
+        dead_letters: parts.dead_letters(),
         queue: emails.clone(),
         public_url: settings.public_url.clone(),
     };
-    tasks.push(worker.spawn(shutdown.clone()));
-    tasks.push(bus.spawn_consumer(
+    parts.run(worker.spawn(parts.shutdown()));
+    parts.consume(
         EMAIL_QUEUE,
         Arc::new(EmailReplays {
             db: db.clone(),
             clock: clock.clone(),
             queue: emails,
         }),
-        ConsumerOptions::from_settings(settings),
-        dead_letters,
-        shutdown.clone(),
-    ));
-    let outbox = Outbox::new(db.clone());
+    );
     // Scheduled jobs (campaigns) on a queue of their own: a long fan-out holds up no lane.
-    tasks.push(bus.spawn_consumer(
+    let jobs = JobsConsumer::new(
         NOTIFICATIONS_JOBS,
-        Arc::new(JobsConsumer::new(
-            NOTIFICATIONS_JOBS,
-            db.clone(),
-            outbox.clone(),
-            vec![Arc::new(PromotionsJob(campaigns.clone()))],
-        )),
-        ConsumerOptions::from_settings(settings),
-        Arc::new(DeadLetters::new(db.clone())),
-        shutdown.clone(),
-    ));
-    tasks.push(outbox.spawn_relay(bus.clone(), shutdown));
+        db.clone(),
+        parts.outbox.clone(),
+        vec![Arc::new(PromotionsJob(campaigns.clone()))],
+    );
+    parts.consume(NOTIFICATIONS_JOBS, Arc::new(jobs));
 
     let inbox = inbox::Inbox::new(db.clone(), unread, clock);
     let state = NotificationsState {
         inbox: inbox.clone(),
-        verifier,
+        verifier: verifier.clone(),
     };
-    let unsubscribe = UnsubscribeState {
+    let unsubscribe_pages = unsubscribe::router(UnsubscribeState {
         links,
-        outbox,
-        db: db.clone(),
-    };
-    let letter_admin = DeadLetterAdmin::new(SERVICE, DeadLetters::new(db.clone()), bus.clone());
-    let readiness = Readiness::default()
-        .database("notifications_database", &db)
-        .bus(bus)
-        .cache(cache);
-    let unsubscribe_pages = unsubscribe::router(unsubscribe);
-    let api = api::router(state.clone())
+        outbox: parts.outbox.clone(),
+        db,
+    });
+    let api = api::router(state)
         .merge(unsubscribe_pages.clone())
         .merge(campaign::router(CampaignsState {
             campaigns: campaigns.clone(),
-            verifier: state.verifier.clone(),
-        }))
-        .merge(deadletters::router(
-            letter_admin.clone(),
-            state.verifier.clone(),
-        ));
+            verifier: verifier.clone(),
+        }));
     Ok(Started {
-        service: BuiltService {
-            name: SERVICE,
-            router: service_router(SERVICE, api, readiness.clone()),
-            error_shape: Default::default(),
-            connections: Default::default(),
-            readiness,
-            dead_letters: Some(letter_admin),
-            tasks,
-        },
+        service: parts.finish(api, verifier),
         inbox,
         unsubscribe_pages,
         promotions: campaigns,

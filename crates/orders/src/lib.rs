@@ -20,15 +20,14 @@ pub mod tests;
 use anyhow::Context;
 use herald_platform::Settings;
 use herald_platform::auth::TokenVerifier;
+use herald_platform::service::ServiceParts;
 use herald_platform::telemetry::MetricDoc;
 use std::sync::Arc;
 
-use herald_platform::bus::{Bus, ConsumerOptions};
+use herald_platform::bus::Bus;
 use herald_platform::db::{Database, Migrations};
-use herald_platform::deadletters::{self, DeadLetterAdmin, DeadLetters};
-use herald_platform::http::{BuiltService, Readiness, ServiceClient, service_router};
+use herald_platform::http::{BuiltService, ServiceClient};
 use herald_platform::jobs::JobsConsumer;
-use herald_platform::outbox::Outbox;
 use herald_products::client::{CatalogApi, CatalogOverHttp};
 use tokio_util::sync::CancellationToken;
 
@@ -94,27 +93,20 @@ pub async fn build(
     products: Option<Arc<dyn CatalogApi>>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Started> {
-    let db = connect_database(settings).await?;
-    let outbox = Outbox::new(db.clone());
+    let mut parts = ServiceParts::open(&DESCRIPTOR, settings, bus, shutdown).await?;
     let checks = OrderChecks {
-        db: db.clone(),
-        outbox: outbox.clone(),
+        db: parts.db.clone(),
+        outbox: parts.outbox.clone(),
         stuck_after: chrono::Duration::hours(settings.order_stuck_after_hours),
         delivery_window: chrono::Duration::hours(settings.order_delivery_window_hours),
     };
-    let jobs = bus.spawn_consumer(
+    let jobs = JobsConsumer::new(
         QUEUE,
-        Arc::new(JobsConsumer::new(
-            QUEUE,
-            db.clone(),
-            outbox.clone(),
-            vec![Arc::new(checks)],
-        )),
-        ConsumerOptions::from_settings(settings),
-        Arc::new(DeadLetters::new(db.clone())),
-        shutdown.clone(),
+        parts.db.clone(),
+        parts.outbox.clone(),
+        vec![Arc::new(checks)],
     );
-    let relay = outbox.spawn_relay(bus.clone(), shutdown);
+    parts.consume(QUEUE, Arc::new(jobs));
     let products = match products {
         Some(products) => products,
         None => Arc::new(CatalogOverHttp::new(ServiceClient::new(
@@ -125,31 +117,17 @@ pub async fn build(
             &settings.products_url(),
         ))),
     };
+    let orders = Orders {
+        db: parts.db.clone(),
+        outbox: parts.outbox.clone(),
+        inventory: Inventory::new(products),
+    };
     let state = OrdersState {
-        orders: Orders {
-            db: db.clone(),
-            outbox,
-            inventory: Inventory::new(products),
-        },
+        orders: orders.clone(),
         verifier: verifier.clone(),
     };
-    let letter_admin = DeadLetterAdmin::new(SERVICE, DeadLetters::new(db.clone()), bus.clone());
-    let orders = state.orders.clone();
-    let readiness = Readiness::default()
-        .database("orders_database", &db)
-        .bus(bus);
-    let service = BuiltService {
-        name: SERVICE,
-        router: service_router(
-            SERVICE,
-            api::router(state).merge(deadletters::router(letter_admin.clone(), verifier)),
-            readiness.clone(),
-        ),
-        error_shape: Default::default(),
-        connections: Default::default(),
-        readiness,
-        dead_letters: Some(letter_admin),
-        tasks: vec![relay, jobs],
-    };
-    Ok(Started { service, orders })
+    Ok(Started {
+        service: parts.finish(api::router(state), verifier),
+        orders,
+    })
 }

@@ -3,8 +3,22 @@
 //! service crate describes itself once (`DESCRIPTOR`); the list of them lives in one place
 //! (`herald::ServiceName`).
 
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::FromRef;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
 use crate::Settings;
+use crate::auth::TokenVerifier;
+use crate::bus::{Bus, ConsumerOptions, EventHandler};
+use crate::cache::Cache;
 use crate::db::{Database, Migrations};
+use crate::deadletters::{self, DeadLetterAdmin, DeadLetters};
+use crate::http::{BuiltService, ConnectionLimits, ErrorShape, Readiness, service_router};
+use crate::outbox::Outbox;
 use crate::telemetry::MetricDoc;
 
 #[derive(Debug)]
@@ -53,4 +67,122 @@ pub async fn open_storage(
 pub async fn prepare_storage(db: &Database, migrations: &Migrations) -> anyhow::Result<()> {
     db.migrate(migrations).await?;
     crate::outbox::create_tables(db).await
+}
+
+/// What every service with storage is made of, put together in one place: its database
+/// (migrated, with the message tables), its outbox and the relay that publishes it, its
+/// consumers (a message they give up on becomes a dead letter in that database), its
+/// readiness, and the admins' dead-letter routes next to its API. A service's `build`
+/// opens its parts, adds its consumers and tasks, and finishes them with its API.
+pub struct ServiceParts {
+    name: &'static str,
+    pub db: Database,
+    pub outbox: Outbox,
+    bus: Bus,
+    retries: ConsumerOptions,
+    shutdown: CancellationToken,
+    readiness: Readiness,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ServiceParts {
+    /// Opens the storage of `service` (which must keep some) on `bus`; its tasks stop
+    /// with `shutdown`.
+    pub async fn open(
+        service: &ServiceDescriptor,
+        settings: &Settings,
+        bus: &Bus,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<ServiceParts> {
+        let db = service
+            .open_database(settings)
+            .await?
+            .with_context(|| format!("the {} service keeps no storage", service.name))?;
+        Ok(ServiceParts {
+            name: service.name,
+            outbox: Outbox::new(db.clone()),
+            readiness: Readiness::default()
+                .database(&format!("{}_database", service.name), &db)
+                .bus(bus),
+            db,
+            bus: bus.clone(),
+            retries: ConsumerOptions::from_settings(settings),
+            shutdown,
+            tasks: Vec::new(),
+        })
+    }
+
+    /// The service's dead letters (where its consumers put what they give up on).
+    pub fn dead_letters(&self) -> DeadLetters {
+        DeadLetters::new(self.db.clone())
+    }
+
+    /// Cancelled when the service is to stop: for tasks of its own.
+    pub fn shutdown(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// The retries of the settings (`HERALD_BUS_*`).
+    pub fn retries(&self) -> ConsumerOptions {
+        self.retries.clone()
+    }
+
+    /// Consumes `queue` with `handler`, retrying as the settings say.
+    pub fn consume(&mut self, queue: &str, handler: Arc<dyn EventHandler>) {
+        self.consume_with(queue, handler, self.retries.clone());
+    }
+
+    /// Consumes `queue` with `handler` on `options` of its own.
+    pub fn consume_with(
+        &mut self,
+        queue: &str,
+        handler: Arc<dyn EventHandler>,
+        options: ConsumerOptions,
+    ) {
+        let consuming = self.bus.spawn_consumer(
+            queue,
+            handler,
+            options,
+            Arc::new(self.dead_letters()),
+            self.shutdown.clone(),
+        );
+        self.tasks.push(consuming);
+    }
+
+    /// A task of the service's own, run until the shutdown.
+    pub fn run(&mut self, task: JoinHandle<()>) {
+        self.tasks.push(task);
+    }
+
+    /// The service is ready only while `cache` answers too.
+    pub fn needs_cache(&mut self, cache: &Cache) {
+        self.readiness = self.readiness.clone().cache(cache);
+    }
+
+    /// The service: `api` with the dead-letter routes (checked by `verifier`), its health,
+    /// readiness and metrics, and its tasks with the outbox relay.
+    pub fn finish<V>(mut self, api: Router, verifier: V) -> BuiltService
+    where
+        V: Clone + Send + Sync + 'static,
+        TokenVerifier: FromRef<V>,
+    {
+        self.tasks.push(
+            self.outbox
+                .spawn_relay(self.bus.clone(), self.shutdown.clone()),
+        );
+        let letters = DeadLetterAdmin::new(self.name, self.dead_letters(), self.bus.clone());
+        BuiltService {
+            name: self.name,
+            router: service_router(
+                self.name,
+                api.merge(deadletters::router(letters.clone(), verifier)),
+                self.readiness.clone(),
+            ),
+            error_shape: ErrorShape::default(),
+            connections: ConnectionLimits::default(),
+            readiness: self.readiness,
+            dead_letters: Some(letters),
+            tasks: self.tasks,
+        }
+    }
 }

@@ -20,11 +20,10 @@ use std::sync::Arc;
 
 use herald_platform::Settings;
 use herald_platform::auth::TokenVerifier;
-use herald_platform::bus::{Bus, ConsumerOptions};
+use herald_platform::bus::Bus;
 use herald_platform::db::{Database, Migrations};
-use herald_platform::deadletters::{self, DeadLetterAdmin, DeadLetters};
-use herald_platform::http::{BuiltService, Readiness, service_router};
-use herald_platform::outbox::Outbox;
+use herald_platform::http::BuiltService;
+use herald_platform::service::ServiceParts;
 use herald_platform::telemetry::MetricDoc;
 use tokio_util::sync::CancellationToken;
 
@@ -85,41 +84,20 @@ pub async fn build(
     verifier: TokenVerifier,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Started> {
-    let db = connect_database(settings).await?;
-    let outbox = Outbox::new(db.clone());
-    let catalog = Catalog::new(db.clone(), outbox.clone(), settings.low_stock_threshold);
-    let relay = outbox.spawn_relay(bus.clone(), shutdown.clone());
-    let consuming = bus.spawn_consumer(
-        QUEUE,
-        Arc::new(ProductsConsumer::new(catalog.clone())),
-        ConsumerOptions::from_settings(settings),
-        Arc::new(DeadLetters::new(db.clone())),
-        shutdown,
+    let mut parts = ServiceParts::open(&DESCRIPTOR, settings, bus, shutdown).await?;
+    let catalog = Catalog::new(
+        parts.db.clone(),
+        parts.outbox.clone(),
+        settings.low_stock_threshold,
     );
+    parts.consume(QUEUE, Arc::new(ProductsConsumer::new(catalog.clone())));
     let in_process = InProcessCatalog::new(catalog);
     let state = ProductsState {
         catalog: in_process.clone(),
         verifier: verifier.clone(),
     };
-    let letter_admin = DeadLetterAdmin::new(SERVICE, DeadLetters::new(db.clone()), bus.clone());
-    let readiness = Readiness::default()
-        .database("products_database", &db)
-        .bus(bus);
-    let service = BuiltService {
-        name: SERVICE,
-        router: service_router(
-            SERVICE,
-            api::router(state).merge(deadletters::router(letter_admin.clone(), verifier)),
-            readiness.clone(),
-        ),
-        error_shape: Default::default(),
-        connections: Default::default(),
-        readiness,
-        dead_letters: Some(letter_admin),
-        tasks: vec![relay, consuming],
-    };
     Ok(Started {
-        service,
+        service: parts.finish(api::router(state), verifier),
         catalog: in_process,
     })
 }

@@ -26,9 +26,9 @@ use herald_platform::auth::TokenVerifier;
 use herald_platform::bus::{Bus, ConsumerOptions};
 use herald_platform::cache::Cache;
 use herald_platform::db::{Database, Migrations};
-use herald_platform::deadletters::{self, DeadLetterAdmin, DeadLetters};
-use herald_platform::http::{BuiltService, Readiness, service_router};
+use herald_platform::http::BuiltService;
 use herald_platform::jobs::JobsConsumer;
+use herald_platform::service::ServiceParts;
 use tokio_util::sync::CancellationToken;
 
 use crate::advisor::{Advisor, AdvisorSettings};
@@ -70,60 +70,35 @@ pub async fn build(
     verifier: TokenVerifier,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Started> {
-    let db = connect_database(settings).await?;
-    let advisor = Advisor::new(db.clone(), cache.clone(), AdvisorSettings::default());
-    let consuming = bus.spawn_consumer(
+    let mut parts = ServiceParts::open(&DESCRIPTOR, settings, bus, shutdown).await?;
+    parts.needs_cache(cache);
+    let advisor = Advisor::new(parts.db.clone(), cache.clone(), AdvisorSettings::default());
+    parts.consume_with(
         QUEUE,
         Arc::new(RecommendationsConsumer::new(advisor.clone())),
         // Confirmed orders, the bulk of its events, are handled in batches.
         ConsumerOptions::batched_from_settings(settings),
-        Arc::new(DeadLetters::new(db.clone())),
-        shutdown.clone(),
     );
-    let outbox = advisor.outbox().clone();
     let digest = DigestJob {
         advisor: advisor.clone(),
-        outbox: outbox.clone(),
+        outbox: parts.outbox.clone(),
         period: chrono::Duration::hours(settings.digest_period_hours),
         picks: 3,
     };
-    let jobs = bus.spawn_consumer(
+    let jobs = JobsConsumer::new(
         JOBS_QUEUE,
-        Arc::new(JobsConsumer::new(
-            JOBS_QUEUE,
-            db.clone(),
-            outbox.clone(),
-            vec![Arc::new(digest)],
-        )),
-        ConsumerOptions::from_settings(settings),
-        Arc::new(DeadLetters::new(db.clone())),
-        shutdown.clone(),
+        parts.db.clone(),
+        parts.outbox.clone(),
+        vec![Arc::new(digest)],
     );
-    let relay = outbox.spawn_relay(bus.clone(), shutdown);
+    parts.consume(JOBS_QUEUE, Arc::new(jobs));
     let recommendations = Recommendations::new(advisor);
     let state = RecommendationsState {
         recommendations: recommendations.clone(),
         verifier: verifier.clone(),
     };
-    let letter_admin = DeadLetterAdmin::new(SERVICE, DeadLetters::new(db.clone()), bus.clone());
-    let readiness = Readiness::default()
-        .database("recommendations_database", &db)
-        .bus(bus)
-        .cache(cache);
     Ok(Started {
-        service: BuiltService {
-            name: SERVICE,
-            router: service_router(
-                SERVICE,
-                api::router(state).merge(deadletters::router(letter_admin.clone(), verifier)),
-                readiness.clone(),
-            ),
-            error_shape: Default::default(),
-            connections: Default::default(),
-            readiness,
-            dead_letters: Some(letter_admin),
-            tasks: vec![consuming, jobs, relay],
-        },
+        service: parts.finish(api::router(state), verifier),
         recommendations,
     })
 }

@@ -30,11 +30,11 @@ use herald_events::{
 };
 use herald_platform::Settings;
 use herald_platform::auth::TokenVerifier;
-use herald_platform::bus::{Bus, ConsumerOptions, EventHandler, HandlerError};
+use herald_platform::bus::{Bus, EventHandler, HandlerError};
 use herald_platform::db::{Database, Migrations};
-use herald_platform::deadletters::{self, DeadLetterAdmin, DeadLetters};
-use herald_platform::http::{BuiltService, Readiness, service_router};
+use herald_platform::http::BuiltService;
 use herald_platform::outbox::{Outbox, first_delivery};
+use herald_platform::service::ServiceParts;
 use herald_platform::telemetry::MetricDoc;
 use tokio_util::sync::CancellationToken;
 
@@ -223,51 +223,32 @@ pub async fn build(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Started> {
     let jobs = configured_jobs(settings)?;
-    let db = connect_database(settings).await?;
-    store::sync_jobs(&db, &jobs, Utc::now())
+    let mut parts = ServiceParts::open(&DESCRIPTOR, settings, bus, shutdown).await?;
+    store::sync_jobs(&parts.db, &jobs, Utc::now())
         .await
         .context("updating the calendar")?;
-    let outbox = Outbox::new(db.clone());
     let scheduler = Scheduler {
-        db: db.clone(),
-        outbox: outbox.clone(),
+        db: parts.db.clone(),
+        outbox: parts.outbox.clone(),
         runner: runner_name(),
     };
-    let dead_letters = Arc::new(DeadLetters::new(db.clone()));
-    let tasks = vec![
-        scheduler.clone().spawn_ticker(
-            Duration::from_millis(settings.scheduler_tick_ms),
-            shutdown.clone(),
-        ),
-        bus.spawn_consumer(
-            QUEUE,
-            Arc::new(Outcomes { db: db.clone() }),
-            ConsumerOptions::from_settings(settings),
-            dead_letters,
-            shutdown.clone(),
-        ),
-        outbox.spawn_relay(bus.clone(), shutdown),
-    ];
-    let letter_admin = DeadLetterAdmin::new(SERVICE, DeadLetters::new(db.clone()), bus.clone());
-    let readiness = Readiness::default()
-        .database("scheduler_database", &db)
-        .bus(bus);
+    let ticker = scheduler.clone().spawn_ticker(
+        Duration::from_millis(settings.scheduler_tick_ms),
+        parts.shutdown(),
+    );
+    parts.run(ticker);
+    parts.consume(
+        QUEUE,
+        Arc::new(Outcomes {
+            db: parts.db.clone(),
+        }),
+    );
     let state = api::SchedulerState {
         scheduler: scheduler.clone(),
         verifier: verifier.clone(),
     };
-    let service = BuiltService {
-        name: SERVICE,
-        router: service_router(
-            SERVICE,
-            api::router(state).merge(deadletters::router(letter_admin.clone(), verifier)),
-            readiness.clone(),
-        ),
-        error_shape: Default::default(),
-        connections: Default::default(),
-        readiness,
-        dead_letters: Some(letter_admin),
-        tasks,
-    };
-    Ok(Started { service, scheduler })
+    Ok(Started {
+        service: parts.finish(api::router(state), verifier),
+        scheduler,
+    })
 }

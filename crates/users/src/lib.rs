@@ -26,12 +26,11 @@ use base64::engine::general_purpose::STANDARD;
 use herald_events::Role;
 use herald_platform::Settings;
 use herald_platform::auth::{KeySet, ServiceKey, SigningKey, TokenVerifier};
-use herald_platform::bus::{Bus, ConsumerOptions};
+use herald_platform::bus::Bus;
 use herald_platform::cache::Cache;
 use herald_platform::db::{Database, Migrations};
-use herald_platform::deadletters::{self, DeadLetterAdmin, DeadLetters};
-use herald_platform::http::{BuiltService, Readiness, service_router};
-use herald_platform::outbox::Outbox;
+use herald_platform::http::BuiltService;
+use herald_platform::service::ServiceParts;
 use herald_platform::telemetry::MetricDoc;
 use tokio_util::sync::CancellationToken;
 
@@ -89,7 +88,9 @@ pub async fn build(
     service_key: &ServiceKey,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Started> {
-    let db = connect_database(settings).await?;
+    let mut parts = ServiceParts::open(&DESCRIPTOR, settings, bus, shutdown).await?;
+    parts.needs_cache(cache);
+    let db = parts.db.clone();
     let signing_key = match &settings.signing_key {
         Some(encoded) => SigningKey::from_base64(encoded).context("HERALD_SIGNING_KEY")?,
         None => load_or_create_signing_key(&db).await?,
@@ -99,10 +100,9 @@ pub async fn build(
     };
     let tokens = TokenVerifier::new(&key_set.keys)?;
     let verifier = tokens.for_service(service_key, SERVICE);
-    let outbox = Outbox::new(db.clone());
     let accounts = Accounts::new(
         db.clone(),
-        outbox.clone(),
+        parts.outbox.clone(),
         sessions::Sessions::new(
             db.clone(),
             Arc::new(signing_key),
@@ -114,44 +114,20 @@ pub async fn build(
     if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
         ensure_admin(&db, &accounts, email, password).await?;
     }
+    parts.consume(
+        consumer::QUEUE,
+        Arc::new(consumer::UsersConsumer {
+            db,
+            outbox: parts.outbox.clone(),
+        }),
+    );
     let state = UsersState {
         accounts: accounts.clone(),
         key_set: Arc::new(key_set),
         verifier,
     };
-    let relay = outbox.spawn_relay(bus.clone(), shutdown.clone());
-    let consuming = bus.spawn_consumer(
-        consumer::QUEUE,
-        Arc::new(consumer::UsersConsumer {
-            db: db.clone(),
-            outbox: outbox.clone(),
-        }),
-        ConsumerOptions::from_settings(settings),
-        Arc::new(DeadLetters::new(db.clone())),
-        shutdown,
-    );
-    let letter_admin = DeadLetterAdmin::new(SERVICE, DeadLetters::new(db.clone()), bus.clone());
-    let readiness = Readiness::default()
-        .database("users_database", &db)
-        .bus(bus)
-        .cache(cache);
     Ok(Started {
-        service: BuiltService {
-            name: SERVICE,
-            router: service_router(
-                SERVICE,
-                api::router(state.clone()).merge(deadletters::router(
-                    letter_admin.clone(),
-                    state.verifier.clone(),
-                )),
-                readiness.clone(),
-            ),
-            error_shape: Default::default(),
-            connections: Default::default(),
-            readiness,
-            dead_letters: Some(letter_admin),
-            tasks: vec![relay, consuming],
-        },
+        service: parts.finish(api::router(state.clone()), state.verifier.clone()),
         accounts,
         tokens,
     })

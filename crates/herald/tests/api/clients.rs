@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use herald_test_support::clients::{CHROMIUM, NODE, Script, chromium};
+use herald_test_support::clients::{CHROMIUM, NODE, Script, chromium, scripts};
 use herald_test_support::{BackendSet, Session, TestApp, backend_tests, eventually};
 use serde_json::{Value, json};
 
@@ -117,6 +117,8 @@ async fn the_graphql_ws_client_subscribes_and_hears_refusals(set: BackendSet) {
 }
 
 async fn a_subscription_ends_when_its_token_expires(set: BackendSet) {
+    // The scripts' packages first: installing them must not spend the token's 3 s.
+    scripts();
     let app = TestApp::spawn_with(set, |s| s.token_ttl_secs = 3).await;
     let ada = app.customer("Ada").await;
     let mut live = Script::start(
