@@ -23,6 +23,7 @@ use herald_platform::cache::Cache;
 use herald_platform::deadletters::{DeadLetterAdmin, DeadLettersApi, DeadLettersOverHttp};
 use herald_platform::http::{BuiltService, Readiness, ServiceClient, bind, serve};
 use herald_platform::service::ServiceDescriptor;
+use herald_products::client::CatalogApi;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -106,6 +107,158 @@ impl ServiceName {
     }
 }
 
+/// What the services started so far in this process hand the next ones: the connections
+/// they share, and their in-process clients.
+struct Starting<'a> {
+    settings: &'a Settings,
+    bus: Bus,
+    cache: Cache,
+    service_key: ServiceKey,
+    shutdown: CancellationToken,
+    /// Checks users' tokens: the users service's own when it runs here, else fetched from
+    /// its `/keys` when first needed.
+    tokens: Option<TokenVerifier>,
+    /// Products, for orders to reserve stock with.
+    catalog: Option<Arc<dyn CatalogApi>>,
+    /// What the gateway calls directly.
+    gateway: herald_gateway::InProcess,
+    /// What the services started need.
+    readiness: Readiness,
+    /// Their dead letters.
+    dead_letters: Vec<DeadLetterAdmin>,
+}
+
+impl Starting<'_> {
+    /// The token verifier `service` checks its callers with.
+    async fn verifier(&mut self, service: &'static str) -> anyhow::Result<TokenVerifier> {
+        let tokens = match self.tokens.take() {
+            Some(tokens) => tokens,
+            None => TokenVerifier::fetch(&self.settings.users_url(), Duration::from_secs(60))
+                .await
+                .context("fetching the users service's keys")?,
+        };
+        let verifier = tokens.for_service(&self.service_key, service);
+        self.tokens = Some(tokens);
+        Ok(verifier)
+    }
+
+    /// Every consuming service's dead letters: directly for those running here, over HTTP
+    /// at their configured address for the others.
+    fn all_dead_letters(&self) -> Vec<Arc<dyn DeadLettersApi>> {
+        let credentials = self.service_key.credentials(herald_gateway::SERVICE);
+        ServiceName::ALL
+            .into_iter()
+            .filter(|service| service.consumes())
+            .map(|service| {
+                let here = self
+                    .dead_letters
+                    .iter()
+                    .find(|admin| admin.service() == service.as_str());
+                match here {
+                    Some(admin) => Arc::new(admin.clone()) as Arc<dyn DeadLettersApi>,
+                    None => Arc::new(DeadLettersOverHttp::new(ServiceClient::new(
+                        &credentials,
+                        service.as_str(),
+                        &service.url(self.settings),
+                    ))),
+                }
+            })
+            .collect()
+    }
+}
+
+impl ServiceName {
+    /// Builds the service in a process where `starting` holds what the services started
+    /// before it offer, and adds its own in-process clients to it.
+    async fn build(self, starting: &mut Starting<'_>) -> anyhow::Result<BuiltService> {
+        let settings = starting.settings;
+        let shutdown = starting.shutdown.clone();
+        Ok(match self {
+            ServiceName::Users => {
+                let started = herald_users::build(
+                    settings,
+                    &starting.bus,
+                    &starting.cache,
+                    &starting.service_key,
+                    shutdown,
+                )
+                .await?;
+                starting.gateway.accounts = Some(Arc::new(started.accounts));
+                starting.tokens = Some(started.tokens);
+                started.service
+            }
+            ServiceName::Products => {
+                let verifier = starting.verifier(herald_products::SERVICE).await?;
+                let started =
+                    herald_products::build(settings, &starting.bus, verifier, shutdown).await?;
+                let catalog: Arc<dyn CatalogApi> = Arc::new(started.catalog);
+                starting.catalog = Some(catalog.clone());
+                starting.gateway.catalog = Some(catalog);
+                started.service
+            }
+            ServiceName::Orders => {
+                let verifier = starting.verifier(herald_orders::SERVICE).await?;
+                let products = starting.catalog.clone();
+                let started =
+                    herald_orders::build(settings, &starting.bus, verifier, products, shutdown)
+                        .await?;
+                starting.gateway.orders = Some(Arc::new(started.orders));
+                started.service
+            }
+            ServiceName::Recommendations => {
+                let verifier = starting.verifier(herald_recommendations::SERVICE).await?;
+                let (bus, cache) = (&starting.bus, &starting.cache);
+                let started =
+                    herald_recommendations::build(settings, bus, cache, verifier, shutdown).await?;
+                starting.gateway.recommendations = Some(Arc::new(started.recommendations));
+                started.service
+            }
+            ServiceName::Notifications => {
+                let verifier = starting.verifier(herald_notifications::SERVICE).await?;
+                let (bus, cache) = (&starting.bus, &starting.cache);
+                let started =
+                    herald_notifications::build(settings, bus, cache, verifier, shutdown).await?;
+                starting.gateway.inbox = Some(Arc::new(started.inbox));
+                starting.gateway.promotions = Some(Arc::new(started.promotions));
+                starting.gateway.unsubscribe_pages = Some(started.unsubscribe_pages);
+                started.service
+            }
+            ServiceName::Scheduler => {
+                let verifier = starting.verifier(herald_scheduler::SERVICE).await?;
+                let started =
+                    herald_scheduler::build(settings, &starting.bus, verifier, shutdown).await?;
+                starting.gateway.scheduler = Some(Arc::new(started.scheduler));
+                started.service
+            }
+            ServiceName::Gateway => {
+                let verifier = starting.verifier(herald_gateway::SERVICE).await?;
+                if settings.redis_url.is_none() && starting.gateway.inbox.is_none() {
+                    tracing::warn!(
+                        "without HERALD_REDIS_URL, live subscriptions hear only a \
+                         notifications service in this process, and none runs here: they \
+                         will stay silent"
+                    );
+                }
+                let mut in_process = std::mem::take(&mut starting.gateway);
+                in_process.dead_letters = starting.all_dead_letters();
+                let readiness = starting
+                    .readiness
+                    .clone()
+                    .bus(&starting.bus)
+                    .cache(&starting.cache);
+                herald_gateway::build(
+                    settings,
+                    verifier,
+                    starting.service_key.credentials(herald_gateway::SERVICE),
+                    in_process,
+                    readiness,
+                    &starting.cache,
+                )
+            }
+        })
+    }
+}
+
 /// How long in-flight work may take to finish after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
@@ -115,8 +268,6 @@ pub struct Application {
     shutdown: CancellationToken,
     servers: Vec<JoinHandle<anyhow::Result<()>>>,
     tasks: Vec<JoinHandle<()>>,
-    /// The dead letters of the services launched so far, for the gateway to manage directly.
-    dead_letters: Vec<DeadLetterAdmin>,
 }
 
 impl Application {
@@ -195,7 +346,6 @@ impl Application {
             shutdown: shutdown.clone(),
             servers: Vec::new(),
             tasks: Vec::new(),
-            dead_letters: Vec::new(),
         };
         match app.start(&settings, listeners).await {
             Ok(()) => Ok(app),
@@ -209,132 +359,36 @@ impl Application {
     async fn start(
         &mut self,
         settings: &Settings,
-        mut listeners: BTreeMap<ServiceName, Option<TcpListener>>,
+        listeners: BTreeMap<ServiceName, Option<TcpListener>>,
     ) -> anyhow::Result<()> {
-        let bus = Bus::connect(settings, &topology())
-            .await
-            .context("connecting the event bus")?;
-        let cache = Cache::connect(settings)
-            .await
-            .context("connecting the cache")?;
-        let mut readiness = Readiness::default();
-        let service_key =
-            ServiceKey::from_base64(settings.service_key.as_deref().unwrap_or_default())
-                .context("HERALD_SERVICE_KEY")?;
-
-        // Services the gateway calls in process rather than over HTTP.
-        let mut in_process = herald_gateway::InProcess::default();
-        // Checks users' tokens: from the users service itself when it runs here.
-        let mut tokens = None;
-        if let Some(listener) = listeners.remove(&ServiceName::Users) {
-            let started =
-                herald_users::build(settings, &bus, &cache, &service_key, self.shutdown.clone())
-                    .await
-                    .context("starting users")?;
-            in_process.accounts = Some(std::sync::Arc::new(started.accounts));
-            tokens = Some(started.tokens.clone());
-            readiness = readiness.merge(started.service.readiness.clone());
-            self.launch(ServiceName::Users, listener, started.service)?;
-        }
-        if listeners.is_empty() {
-            return Ok(());
-        }
-        let verifier = match tokens {
-            Some(tokens) => tokens,
-            None => TokenVerifier::fetch(&settings.users_url(), Duration::from_secs(60)).await?,
+        let mut starting = Starting {
+            settings,
+            bus: Bus::connect(settings, &topology())
+                .await
+                .context("connecting the event bus")?,
+            cache: Cache::connect(settings)
+                .await
+                .context("connecting the cache")?,
+            service_key: ServiceKey::from_base64(
+                settings.service_key.as_deref().unwrap_or_default(),
+            )
+            .context("HERALD_SERVICE_KEY")?,
+            shutdown: self.shutdown.clone(),
+            tokens: None,
+            catalog: None,
+            gateway: herald_gateway::InProcess::default(),
+            readiness: Readiness::default(),
+            dead_letters: Vec::new(),
         };
-        let verifier = |service: &'static str| verifier.for_service(&service_key, service);
-        // The products service in this process, which orders and the gateway call directly.
-        let mut catalog: Option<std::sync::Arc<dyn herald_products::client::CatalogApi>> = None;
-        if let Some(listener) = listeners.remove(&ServiceName::Products) {
-            let started = herald_products::build(
-                settings,
-                &bus,
-                verifier(herald_products::SERVICE),
-                self.shutdown.clone(),
-            )
-            .await
-            .context("starting products")?;
-            catalog = Some(std::sync::Arc::new(started.catalog));
-            readiness = readiness.merge(started.service.readiness.clone());
-            self.launch(ServiceName::Products, listener, started.service)?;
-        }
-        if let Some(listener) = listeners.remove(&ServiceName::Orders) {
-            let started = herald_orders::build(
-                settings,
-                &bus,
-                verifier(herald_orders::SERVICE),
-                catalog.clone(),
-                self.shutdown.clone(),
-            )
-            .await
-            .context("starting orders")?;
-            in_process.orders = Some(std::sync::Arc::new(started.orders));
-            readiness = readiness.merge(started.service.readiness.clone());
-            self.launch(ServiceName::Orders, listener, started.service)?;
-        }
-        if let Some(listener) = listeners.remove(&ServiceName::Recommendations) {
-            let started = herald_recommendations::build(
-                settings,
-                &bus,
-                &cache,
-                verifier(herald_recommendations::SERVICE),
-                self.shutdown.clone(),
-            )
-            .await
-            .context("starting recommendations")?;
-            in_process.recommendations = Some(std::sync::Arc::new(started.recommendations));
-            readiness = readiness.merge(started.service.readiness.clone());
-            self.launch(ServiceName::Recommendations, listener, started.service)?;
-        }
-        in_process.catalog = catalog;
-        if let Some(listener) = listeners.remove(&ServiceName::Notifications) {
-            let started = herald_notifications::build(
-                settings,
-                &bus,
-                &cache,
-                verifier(herald_notifications::SERVICE),
-                self.shutdown.clone(),
-            )
-            .await
-            .context("starting notifications")?;
-            in_process.inbox = Some(std::sync::Arc::new(started.inbox));
-            in_process.unsubscribe_pages = Some(started.unsubscribe_pages);
-            in_process.promotions = Some(std::sync::Arc::new(started.promotions));
-            readiness = readiness.merge(started.service.readiness.clone());
-            self.launch(ServiceName::Notifications, listener, started.service)?;
-        }
-        if let Some(listener) = listeners.remove(&ServiceName::Scheduler) {
-            let started = herald_scheduler::build(
-                settings,
-                &bus,
-                verifier(herald_scheduler::SERVICE),
-                self.shutdown.clone(),
-            )
-            .await
-            .context("starting the scheduler")?;
-            in_process.scheduler = Some(std::sync::Arc::new(started.scheduler));
-            readiness = readiness.merge(started.service.readiness.clone());
-            self.launch(ServiceName::Scheduler, listener, started.service)?;
-        }
-        if let Some(listener) = listeners.remove(&ServiceName::Gateway) {
-            if settings.redis_url.is_none() && in_process.inbox.is_none() {
-                tracing::warn!(
-                    "without HERALD_REDIS_URL, live subscriptions hear only a notifications \
-                     service in this process, and none runs here: they will stay silent"
-                );
-            }
-            let readiness = readiness.bus(&bus).cache(&cache);
-            in_process.dead_letters = self.dead_letters(settings, &service_key);
-            let built = herald_gateway::build(
-                settings,
-                verifier(herald_gateway::SERVICE),
-                service_key.credentials(herald_gateway::SERVICE),
-                in_process,
-                readiness,
-                &cache,
-            );
-            self.launch(ServiceName::Gateway, listener, built)?;
+        // In the list's order: a service finds the ones it calls already started.
+        for (service, listener) in listeners {
+            let built = service
+                .build(&mut starting)
+                .await
+                .with_context(|| format!("starting {}", service.as_str()))?;
+            starting.readiness = starting.readiness.merge(built.readiness.clone());
+            starting.dead_letters.extend(built.dead_letters.clone());
+            self.launch(service, listener, built)?;
         }
         Ok(())
     }
@@ -363,36 +417,7 @@ impl Application {
             None => tracing::info!(service = name.as_str(), "running, called in process"),
         }
         self.tasks.extend(built.tasks);
-        self.dead_letters.extend(built.dead_letters);
         Ok(())
-    }
-
-    /// Every consuming service's dead letters: directly for those running here, over HTTP
-    /// at their configured address for the others.
-    fn dead_letters(
-        &self,
-        settings: &Settings,
-        service_key: &ServiceKey,
-    ) -> Vec<Arc<dyn DeadLettersApi>> {
-        let credentials = service_key.credentials(herald_gateway::SERVICE);
-        ServiceName::ALL
-            .into_iter()
-            .filter(|service| service.consumes())
-            .map(|service| {
-                let here = self
-                    .dead_letters
-                    .iter()
-                    .find(|admin| admin.service() == service.as_str());
-                match here {
-                    Some(admin) => Arc::new(admin.clone()) as Arc<dyn DeadLettersApi>,
-                    None => Arc::new(DeadLettersOverHttp::new(ServiceClient::new(
-                        &credentials,
-                        service.as_str(),
-                        &service.url(settings),
-                    ))),
-                }
-            })
-            .collect()
     }
 
     /// The address a service listens on, if it runs here with a port of its own.
