@@ -78,32 +78,12 @@ impl ServiceName {
 
     /// Where the other processes reach it.
     fn url(self, settings: &Settings) -> String {
-        match self {
-            ServiceName::Users => settings.users_url(),
-            ServiceName::Products => settings.products_url(),
-            ServiceName::Orders => settings.orders_url(),
-            ServiceName::Recommendations => settings.recommendations_url(),
-            ServiceName::Notifications => settings.notifications_url(),
-            ServiceName::Scheduler => settings.scheduler_url(),
-            ServiceName::Gateway => format!("http://{}", settings.gateway_addr),
-        }
+        settings.service_url(self.as_str())
     }
 
     /// Whether it consumes events, and so keeps dead letters: every service with storage.
     fn consumes(self) -> bool {
         self.descriptor().migrations.is_some()
-    }
-
-    fn addr_setting(self, settings: &Settings) -> (SocketAddr, &'static str) {
-        match self {
-            ServiceName::Users => (settings.users_addr, "users_addr"),
-            ServiceName::Products => (settings.products_addr, "products_addr"),
-            ServiceName::Orders => (settings.orders_addr, "orders_addr"),
-            ServiceName::Recommendations => (settings.recommendations_addr, "recommendations_addr"),
-            ServiceName::Notifications => (settings.notifications_addr, "notifications_addr"),
-            ServiceName::Scheduler => (settings.scheduler_addr, "scheduler_addr"),
-            ServiceName::Gateway => (settings.gateway_addr, "gateway_addr"),
-        }
     }
 }
 
@@ -307,30 +287,9 @@ impl Application {
                 listeners.insert(*service, None);
                 continue;
             }
-            let (addr, setting) = service.addr_setting(&settings);
-            let listener = bind(addr, setting).await?;
-            let local = listener.local_addr()?;
-            match service {
-                ServiceName::Users if settings.users_url.is_none() => {
-                    settings.users_url = Some(format!("http://{local}"));
-                }
-                ServiceName::Notifications if settings.notifications_url.is_none() => {
-                    settings.notifications_url = Some(format!("http://{local}"));
-                }
-                ServiceName::Products if settings.products_url.is_none() => {
-                    settings.products_url = Some(format!("http://{local}"));
-                }
-                ServiceName::Orders if settings.orders_url.is_none() => {
-                    settings.orders_url = Some(format!("http://{local}"));
-                }
-                ServiceName::Recommendations if settings.recommendations_url.is_none() => {
-                    settings.recommendations_url = Some(format!("http://{local}"));
-                }
-                ServiceName::Scheduler if settings.scheduler_url.is_none() => {
-                    settings.scheduler_url = Some(format!("http://{local}"));
-                }
-                _ => {}
-            }
+            let (addr, setting) = settings.service_addr(service.as_str());
+            let listener = bind(addr, &setting).await?;
+            settings.listening(service.as_str(), listener.local_addr()?);
             listeners.insert(*service, Some(listener));
         }
 

@@ -19,6 +19,47 @@ pub enum LogFormat {
     Json,
 }
 
+/// The settings of the service named `$service` (`users`, …, `scheduler`), borrowed as
+/// `$ref` (`&` or `&mut`): its address, its URL and its own database URL; None for the
+/// gateway and unknown names. The one place that maps a service to its fields.
+macro_rules! service_fields {
+    ($settings:expr, $service:expr, $($ref:tt)+) => {
+        match $service {
+            "users" => Some((
+                $($ref)+ $settings.users_addr,
+                $($ref)+ $settings.users_url,
+                $($ref)+ $settings.users_database_url,
+            )),
+            "products" => Some((
+                $($ref)+ $settings.products_addr,
+                $($ref)+ $settings.products_url,
+                $($ref)+ $settings.products_database_url,
+            )),
+            "orders" => Some((
+                $($ref)+ $settings.orders_addr,
+                $($ref)+ $settings.orders_url,
+                $($ref)+ $settings.orders_database_url,
+            )),
+            "recommendations" => Some((
+                $($ref)+ $settings.recommendations_addr,
+                $($ref)+ $settings.recommendations_url,
+                $($ref)+ $settings.recommendations_database_url,
+            )),
+            "notifications" => Some((
+                $($ref)+ $settings.notifications_addr,
+                $($ref)+ $settings.notifications_url,
+                $($ref)+ $settings.notifications_database_url,
+            )),
+            "scheduler" => Some((
+                $($ref)+ $settings.scheduler_addr,
+                $($ref)+ $settings.scheduler_url,
+                $($ref)+ $settings.scheduler_database_url,
+            )),
+            _ => None,
+        }
+    };
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
@@ -307,23 +348,16 @@ impl Settings {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for (key, url) in [
-            ("database_url", &self.database_url),
-            ("users_database_url", &self.users_database_url),
-            (
-                "notifications_database_url",
-                &self.notifications_database_url,
-            ),
-            ("products_database_url", &self.products_database_url),
-            ("orders_database_url", &self.orders_database_url),
-            (
-                "recommendations_database_url",
-                &self.recommendations_database_url,
-            ),
-            ("scheduler_database_url", &self.scheduler_database_url),
-        ] {
-            if let Some(url) = url {
-                check_url(key, url, &["postgres", "postgresql"])?;
+        if let Some(url) = &self.database_url {
+            check_url("database_url", url, &["postgres", "postgresql"])?;
+        }
+        for service in Self::SERVICES {
+            if let Some((_, _, Some(url))) = service_fields!(self, service, &) {
+                check_url(
+                    &format!("{service}_database_url"),
+                    url,
+                    &["postgres", "postgresql"],
+                )?;
             }
         }
         if let Some(url) = &self.amqp_url {
@@ -335,16 +369,9 @@ impl Settings {
         if let Some(url) = &self.redis_url {
             check_url("redis_url", url, &["redis"])?;
         }
-        for (key, url) in [
-            ("users_url", &self.users_url),
-            ("notifications_url", &self.notifications_url),
-            ("products_url", &self.products_url),
-            ("orders_url", &self.orders_url),
-            ("recommendations_url", &self.recommendations_url),
-            ("scheduler_url", &self.scheduler_url),
-        ] {
-            if let Some(url) = url {
-                check_url(key, url, &["http", "https"])?;
+        for service in Self::SERVICES {
+            if let Some((_, Some(url), _)) = service_fields!(self, service, &) {
+                check_url(&format!("{service}_url"), url, &["http", "https"])?;
             }
         }
         check_url("public_url", &self.public_url, &["http", "https"])?;
@@ -481,54 +508,69 @@ impl Settings {
             .filter(|o| !o.is_empty())
     }
 
+    /// The services with settings of their own (`HERALD_{SERVICE}_ADDR`, `_URL`,
+    /// `_DATABASE_URL`), for the checks that go over all of them.
+    const SERVICES: [&'static str; 6] = [
+        "users",
+        "products",
+        "orders",
+        "recommendations",
+        "notifications",
+        "scheduler",
+    ];
+
     /// The database URL of one service: its override, else the shared one, else SQLite.
     pub fn database_url_for(&self, service: &str) -> Option<&str> {
-        let specific = match service {
-            "users" => &self.users_database_url,
-            "notifications" => &self.notifications_database_url,
-            "products" => &self.products_database_url,
-            "orders" => &self.orders_database_url,
-            "recommendations" => &self.recommendations_database_url,
-            "scheduler" => &self.scheduler_database_url,
-            _ => &None,
-        };
-        specific.as_deref().or(self.database_url.as_deref())
+        service_fields!(self, service, &)
+            .and_then(|(_, _, own)| own.as_deref())
+            .or(self.database_url.as_deref())
+    }
+
+    /// Where `service` listens (`gateway` included) and the setting that says so.
+    pub fn service_addr(&self, service: &str) -> (SocketAddr, String) {
+        let addr =
+            service_fields!(self, service, &).map_or(self.gateway_addr, |(addr, _, _)| *addr);
+        (addr, format!("{service}_addr"))
+    }
+
+    /// Where other processes reach `service`: its `*_url`, else `http://` + its address.
+    pub fn service_url(&self, service: &str) -> String {
+        match service_fields!(self, service, &) {
+            Some((_, Some(url), _)) => url.clone(),
+            _ => format!("http://{}", self.service_addr(service).0),
+        }
+    }
+
+    /// `service` listens at `addr` now: other services of this process reach it there
+    /// unless its `*_url` says otherwise.
+    pub fn listening(&mut self, service: &str, addr: SocketAddr) {
+        if let Some((_, url, _)) = service_fields!(self, service, &mut) {
+            url.get_or_insert_with(|| format!("http://{addr}"));
+        }
     }
 
     pub fn users_url(&self) -> String {
-        self.users_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.users_addr))
+        self.service_url("users")
     }
 
     pub fn notifications_url(&self) -> String {
-        self.notifications_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.notifications_addr))
+        self.service_url("notifications")
     }
 
     pub fn products_url(&self) -> String {
-        self.products_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.products_addr))
+        self.service_url("products")
     }
 
     pub fn orders_url(&self) -> String {
-        self.orders_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.orders_addr))
+        self.service_url("orders")
     }
 
     pub fn recommendations_url(&self) -> String {
-        self.recommendations_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.recommendations_addr))
+        self.service_url("recommendations")
     }
 
     pub fn scheduler_url(&self) -> String {
-        self.scheduler_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.scheduler_addr))
+        self.service_url("scheduler")
     }
 
     pub fn log_format(&self) -> LogFormat {
@@ -563,6 +605,35 @@ mod tests {
 
     #[derive(Serialize, Default)]
     struct NoOverrides {}
+
+    #[test]
+    fn each_service_has_its_address_url_and_database() {
+        let mut s = Settings {
+            database_url: Some("postgres://shared/db".into()),
+            orders_database_url: Some("postgres://orders/db".into()),
+            products_url: Some("http://products.internal:80".into()),
+            ..Settings::default()
+        };
+        assert_eq!(s.database_url_for("orders"), Some("postgres://orders/db"));
+        assert_eq!(s.database_url_for("users"), Some("postgres://shared/db"));
+        let (addr, setting) = s.service_addr("scheduler");
+        assert_eq!((addr.port(), setting.as_str()), (4106, "scheduler_addr"));
+        assert_eq!(s.service_addr("gateway").1, "gateway_addr");
+        assert_eq!(s.service_url("users"), "http://127.0.0.1:4101");
+        // Bound on another port: reached there, unless a URL was set.
+        s.listening("users", "127.0.0.1:5555".parse().unwrap());
+        s.listening("products", "127.0.0.1:5556".parse().unwrap());
+        assert_eq!(s.users_url(), "http://127.0.0.1:5555");
+        assert_eq!(s.products_url(), "http://products.internal:80");
+        s.recommendations_database_url = Some("mysql://nope".into());
+        assert_eq!(
+            s.validate().unwrap_err().setting,
+            "HERALD_RECOMMENDATIONS_DATABASE_URL"
+        );
+        s.recommendations_database_url = None;
+        s.scheduler_url = Some("ftp://nope".into());
+        assert_eq!(s.validate().unwrap_err().setting, "HERALD_SCHEDULER_URL");
+    }
 
     #[test]
     fn defaults_are_valid() {
