@@ -23,7 +23,7 @@ use herald_platform::cache::Cache;
 use herald_platform::deadletters::{DeadLetterAdmin, DeadLettersApi, DeadLettersOverHttp};
 use herald_platform::http::{BuiltService, Readiness, ServiceClient, bind, serve};
 use herald_platform::service::ServiceDescriptor;
-use herald_products::client::CatalogApi;
+use herald_products::client::StockApi;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -98,8 +98,8 @@ struct Starting<'a> {
     /// Checks users' tokens: the users service's own when it runs here, else fetched from
     /// its `/keys` when first needed.
     tokens: Option<TokenVerifier>,
-    /// Products, for orders to reserve stock with.
-    catalog: Option<Arc<dyn CatalogApi>>,
+    /// Products' stock, for orders to reserve with.
+    stock: Option<Arc<dyn StockApi>>,
     /// What the gateway calls directly.
     gateway: herald_gateway::InProcess,
     /// What the services started need.
@@ -171,14 +171,13 @@ impl ServiceName {
                 let verifier = starting.verifier(herald_products::SERVICE).await?;
                 let started =
                     herald_products::build(settings, &starting.bus, verifier, shutdown).await?;
-                let catalog: Arc<dyn CatalogApi> = Arc::new(started.catalog);
-                starting.catalog = Some(catalog.clone());
-                starting.gateway.catalog = Some(catalog);
+                starting.stock = Some(Arc::new(started.catalog.clone()));
+                starting.gateway.catalog = Some(Arc::new(started.catalog));
                 started.service
             }
             ServiceName::Orders => {
                 let verifier = starting.verifier(herald_orders::SERVICE).await?;
-                let products = starting.catalog.clone();
+                let products = starting.stock.clone();
                 let started =
                     herald_orders::build(settings, &starting.bus, verifier, products, shutdown)
                         .await?;
@@ -334,7 +333,7 @@ impl Application {
             .context("HERALD_SERVICE_KEY")?,
             shutdown: self.shutdown.clone(),
             tokens: None,
-            catalog: None,
+            stock: None,
             gateway: herald_gateway::InProcess::default(),
             readiness: Readiness::default(),
             dead_letters: Vec::new(),

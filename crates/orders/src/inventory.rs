@@ -1,12 +1,12 @@
 //! The stock of the products service, as orders uses it: reserve an order's lines, release
-//! them again, through the products service's [`CatalogApi`] (in process when products
+//! them again, through the products service's [`StockApi`] (in process when products
 //! runs here, over HTTP otherwise).
 
 use std::sync::Arc;
 
 use herald_platform::auth::Claims;
 use herald_platform::{ApiError, ApiResult};
-use herald_products::client::CatalogApi;
+use herald_products::client::StockApi;
 use herald_products::domain::ReservationRequest;
 use herald_products::store::reservations::Reservation;
 use uuid::Uuid;
@@ -15,11 +15,11 @@ use crate::domain::ProductLine;
 
 #[derive(Clone)]
 pub struct Inventory {
-    products: Arc<dyn CatalogApi>,
+    products: Arc<dyn StockApi>,
 }
 
 impl Inventory {
-    pub fn new(products: Arc<dyn CatalogApi>) -> Inventory {
+    pub fn new(products: Arc<dyn StockApi>) -> Inventory {
         Inventory { products }
     }
 

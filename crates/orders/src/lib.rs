@@ -28,7 +28,7 @@ use herald_platform::bus::Bus;
 use herald_platform::db::{Database, Migrations};
 use herald_platform::http::{BuiltService, ServiceClient};
 use herald_platform::jobs::JobsConsumer;
-use herald_products::client::{CatalogApi, CatalogOverHttp};
+use herald_products::client::{CatalogOverHttp, StockApi};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::OrdersState;
@@ -90,7 +90,7 @@ pub async fn build(
     settings: &Settings,
     bus: &Bus,
     verifier: TokenVerifier,
-    products: Option<Arc<dyn CatalogApi>>,
+    products: Option<Arc<dyn StockApi>>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Started> {
     let mut parts = ServiceParts::open(&DESCRIPTOR, settings, bus, shutdown).await?;

@@ -16,8 +16,8 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::client::{
-    CatalogApi, InProcessCatalog, ListQuery, LookupRequest, ProductPage, Released, StockInput,
-    Watching, require_admin,
+    CatalogApi, InProcessCatalog, ListQuery, LookupRequest, ProductPage, Released, StockApi,
+    StockInput, Watching, require_admin,
 };
 use crate::domain::{
     ProductInput, ProductPatch, ReservationInput, ReservationRequest, no_product, product_id,

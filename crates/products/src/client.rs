@@ -59,10 +59,9 @@ pub struct Released {
     pub released: bool,
 }
 
-/// The products service's operations. Reading the catalog acts for nobody in particular;
-/// changing it acts for an admin (FORBIDDEN otherwise); watching acts for the user.
-/// Reserving and releasing stock are the orders service's: over HTTP the routes refuse
-/// any other caller; in process only orders is handed them to call.
+/// The products service's operations for the gateway. Reading the catalog acts for nobody
+/// in particular; changing it acts for an admin (FORBIDDEN otherwise); watching acts for
+/// the user. Stock for orders is [`StockApi`]'s.
 #[async_trait::async_trait]
 pub trait CatalogApi: Send + Sync + 'static {
     /// The catalog in the order products were added, a page at a time; BAD_USER_INPUT
@@ -86,6 +85,12 @@ pub trait CatalogApi: Send + Sync + 'static {
     /// Lets the acting user hear of the product's return to stock and price drops
     /// (idempotent); NOT_FOUND if there is no such product.
     async fn watch_product(&self, acting: &Claims, id: Uuid) -> ApiResult<()>;
+}
+
+/// The products service's stock, as the orders service alone uses it: over HTTP the
+/// routes refuse any other caller; in process only orders is handed a `StockApi`.
+#[async_trait::async_trait]
+pub trait StockApi: Send + Sync + 'static {
     /// Reserves every line for the order of the acting buyer, or none (INSUFFICIENT_STOCK
     /// or NOT_FOUND naming the product). Idempotent by order id; CONFLICT for an order of
     /// another buyer's or one already released.
@@ -185,7 +190,10 @@ impl CatalogApi for InProcessCatalog {
         self.catalog.watch_product(id, acting.sub).await?;
         Ok(())
     }
+}
 
+#[async_trait::async_trait]
+impl StockApi for InProcessCatalog {
     async fn reserve_stock(
         &self,
         acting: &Claims,
@@ -280,7 +288,10 @@ impl CatalogApi for CatalogOverHttp {
             .await?;
         Ok(())
     }
+}
 
+#[async_trait::async_trait]
+impl StockApi for CatalogOverHttp {
     async fn reserve_stock(
         &self,
         acting: &Claims,

@@ -86,10 +86,10 @@ pub trait AccountsApi: Send + Sync + 'static {
     async fn token_version(&self, user: Uuid) -> ApiResult<Option<i64>>;
 }
 
-/// Who may read the account `id` (its text as the caller named it): its owner and
-/// admins; FORBIDDEN for anyone else.
+/// Who may read the account `id` (its text as the caller named it, in any of a UUID's
+/// spellings): its owner and admins; FORBIDDEN for anyone else.
 pub fn may_read(acting: &Claims, id: &str) -> ApiResult<()> {
-    if acting.is_admin() || id == acting.sub.to_string() {
+    if acting.is_admin() || id.parse::<Uuid>().is_ok_and(|id| id == acting.sub) {
         Ok(())
     } else {
         Err(ApiError::forbidden("only admins can read other users"))
@@ -337,5 +337,38 @@ impl AccountsApi for AccountsOverHttp {
             Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use herald_platform::testing::TestKey;
+
+    use super::*;
+
+    #[test]
+    fn owners_read_their_account_however_they_spell_its_id() {
+        let key = TestKey::generate("users");
+        let own = Uuid::now_v7();
+        let ada = key.claims(own, Role::Customer);
+        let upper = own.to_string().to_uppercase();
+        for spelling in [
+            own.to_string(),
+            upper,
+            format!("{{{own}}}"),
+            own.simple().to_string(),
+        ] {
+            assert!(may_read(&ada, &spelling).is_ok(), "{spelling}");
+        }
+        for other in [
+            Uuid::now_v7().to_string(),
+            "not an id".to_owned(),
+            String::new(),
+        ] {
+            let refused = may_read(&ada, &other).unwrap_err();
+            assert_eq!(refused.code(), ErrorCode::Forbidden, "{other}");
+        }
+        let admin = key.claims(Uuid::now_v7(), Role::Admin);
+        assert!(may_read(&admin, "anything").is_ok());
     }
 }

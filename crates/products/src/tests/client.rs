@@ -13,13 +13,17 @@ use herald_platform::testing::serve_on_loopback;
 use uuid::Uuid;
 
 use super::TestService;
-use crate::client::{CatalogApi, CatalogOverHttp, InProcessCatalog, ListQuery};
+use crate::client::{CatalogApi, CatalogOverHttp, InProcessCatalog, ListQuery, StockApi};
 use crate::domain::{MAX_BATCH, ProductInput, ProductPatch, ReservationRequest};
 
 backend_tests!(both_implementations_keep_one_contract);
 
 /// The service's catalog directly, and the same service's routes on a loopback port.
-async fn implementations(s: &TestService) -> Vec<(&'static str, Arc<dyn CatalogApi>)> {
+/// Both of the service's traits, as one implementation serves them.
+trait Products: CatalogApi + StockApi {}
+impl<T: CatalogApi + StockApi> Products for T {}
+
+async fn implementations(s: &TestService) -> Vec<(&'static str, Arc<dyn Products>)> {
     let client =
         serve_on_loopback(s.router.clone(), &s.key.service_key, "orders", "products").await;
     vec![
