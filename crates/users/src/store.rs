@@ -16,10 +16,8 @@ pub struct User {
     pub email: String,
     pub role: Role,
     pub preferences: Preferences,
-    #[serde(skip)]
     pub preferences_version: i64,
     /// The version of this account's credentials that its tokens carry.
-    #[serde(skip)]
     pub token_version: i64,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }

@@ -214,7 +214,11 @@ async fn both_implementations_keep_one_contract(set: BackendSet) {
         users.refresh(&ada.refresh_token).await.unwrap();
 
         // Reading accounts: one's own, any for an admin, nobody else's.
-        assert_eq!(users.me(&ada_claims).await.unwrap().email, email("ada"));
+        let me = users.me(&ada_claims).await.unwrap();
+        assert_eq!(me.email, email("ada"));
+        // Every field as the service keeps it, versions included, whichever way it came.
+        assert_eq!(me, s.accounts.me(&ada_claims).await.unwrap(), "{how}");
+        assert!(me.token_version >= 1, "{how}: {me:?}");
         let gone = s.claims(Uuid::now_v7(), Role::Customer);
         assert_code(users.me(&gone).await, ErrorCode::Unauthenticated, how);
         let bob = users
