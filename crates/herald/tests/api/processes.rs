@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use herald_test_support::clients::{NODE, Script};
 use herald_test_support::cluster::Cluster;
 use herald_test_support::{
     ADMIN_EMAIL, ADMIN_PASSWORD, BackendSet, backend_tests, eventually, unique,
@@ -11,7 +12,7 @@ use serde_json::json;
 
 backend_tests!(
     two_all_in_one_instances_share_a_machine;
-    real only: services_run_as_separate_processes
+    real only: services_run_as_separate_processes(needs = &[NODE])
 );
 
 async fn services_run_as_separate_processes() {
@@ -32,7 +33,8 @@ async fn services_run_as_separate_processes() {
     }
     cluster.wait_ready().await;
 
-    shop_round_trip(&cluster).await;
+    let product = shop_round_trip(&cluster).await;
+    live_pushes_reach_the_gateway(&cluster, &product).await;
 
     // SIGTERM stops a service gracefully and promptly.
     let status = cluster
@@ -89,7 +91,8 @@ fn free_port() -> u16 {
 
 /// A customer registers and hears the welcome, marks it read, and places an order that
 /// crosses orders, products, the bus and notifications; the order's notification arrives.
-async fn shop_round_trip(cluster: &Cluster) {
+/// Answers the id of the product, still in stock.
+async fn shop_round_trip(cluster: &Cluster) -> String {
     let email = format!("sep-{}@example.com", unique());
     let registered = cluster
         .graphql(
@@ -150,7 +153,7 @@ async fn shop_round_trip(cluster: &Cluster) {
     let product = cluster
         .graphql(
             Some(&admin),
-            "mutation { createProduct(input: { name: \"Beans\", category: \"coffee\", priceCents: 900, stock: 3 }) { id } }",
+            "mutation { createProduct(input: { name: \"Beans\", category: \"coffee\", priceCents: 900, stock: 30 }) { id } }",
             json!({}),
         )
         .await;
@@ -190,4 +193,54 @@ async fn shop_round_trip(cluster: &Cluster) {
         },
     )
     .await;
+    product
+}
+
+/// A subscription at the gateway hears a count change made in the notifications service's
+/// process (over Redis), with the npm `graphql-ws` client.
+async fn live_pushes_reach_the_gateway(cluster: &Cluster, product: &str) {
+    let email = format!("live-{}@example.com", unique());
+    let registered = cluster
+        .graphql(
+            None,
+            "mutation($i: RegisterUserInput!) { registerUser(input: $i) { token } }",
+            json!({ "i": { "name": "Live", "email": email, "password": "long enough pw" } }),
+        )
+        .await;
+    let token = registered["data"]["registerUser"]["token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    eventually(Duration::from_secs(10), "the welcome", || async {
+        let count = cluster
+            .graphql(Some(&token), "{ getUnreadNotificationsCount }", json!({}))
+            .await;
+        (count["data"]["getUnreadNotificationsCount"] == 1).then_some(())
+    })
+    .await;
+    let ws = format!("{}/graphql", cluster.gateway().replacen("http", "ws", 1));
+    let mut live = Script::start(
+        "graphql-ws.mjs",
+        &json!({ "url": ws, "token": token, "query": "subscription { unreadCountChanged }", "take": 2 }),
+    );
+    let wait = Duration::from_secs(20);
+    assert_eq!(live.next_event(wait).await["event"], "connected");
+    let first = live.next_event(wait).await;
+    assert_eq!(first["result"]["data"]["unreadCountChanged"], 1, "{first}");
+    let order = cluster
+        .graphql(
+            Some(&token),
+            "mutation($p: ID!) { placeOrder(input: { items: [{ productId: $p, quantity: 1 }] }) { status } }",
+            json!({ "p": product }),
+        )
+        .await;
+    assert_eq!(
+        order["data"]["placeOrder"]["status"], "CONFIRMED",
+        "{order}"
+    );
+    let pushed = live.next_event(wait).await;
+    let count = pushed["result"]["data"]["unreadCountChanged"]
+        .as_i64()
+        .unwrap_or_default();
+    assert!(count > 1, "{pushed}");
 }
