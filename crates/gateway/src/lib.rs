@@ -35,7 +35,7 @@ use herald_scheduler::client::{SchedulerApi, SchedulerOverHttp};
 use herald_users::accounts::{AccountsApi, AccountsOverHttp};
 
 pub use context::{RequestAuth, Services};
-use edge::{Edge, GatewayState};
+use edge::{Edge, GatewayState, UnsubscribePages};
 use identity::Identity;
 use live::LiveHub;
 use operations::Operations;
@@ -136,45 +136,41 @@ pub fn build(
     readiness: Readiness,
     cache: &Cache,
 ) -> BuiltService {
-    let notifications =
-        ServiceClient::new(&credentials, "notifications", &settings.notifications_url());
-    let products = ServiceClient::new(&credentials, "products", &settings.products_url());
-    let users = ServiceClient::new(&credentials, "users", &settings.users_url());
-    let recommendations = ServiceClient::new(
-        &credentials,
-        "recommendations",
-        &settings.recommendations_url(),
-    );
-    let orders = ServiceClient::new(&credentials, "orders", &settings.orders_url());
-    let scheduler = ServiceClient::new(&credentials, "scheduler", &settings.scheduler_url());
+    // A service that does not run here is called at its URL.
+    let apart = |service: &'static str| {
+        ServiceClient::new(&credentials, service, &settings.service_url(service))
+    };
     let services = Services {
         inbox: in_process.inbox.unwrap_or_else(|| {
-            Arc::new(InboxOverHttp::new(notifications.clone())) as Arc<dyn InboxApi>
+            Arc::new(InboxOverHttp::new(apart("notifications"))) as Arc<dyn InboxApi>
         }),
         catalog: in_process.catalog.unwrap_or_else(|| {
-            Arc::new(CatalogOverHttp::new(products.clone())) as Arc<dyn CatalogApi>
+            Arc::new(CatalogOverHttp::new(apart("products"))) as Arc<dyn CatalogApi>
         }),
         accounts: in_process.accounts.unwrap_or_else(|| {
-            Arc::new(AccountsOverHttp::new(users.clone())) as Arc<dyn AccountsApi>
+            Arc::new(AccountsOverHttp::new(apart("users"))) as Arc<dyn AccountsApi>
         }),
         recommendations: in_process.recommendations.unwrap_or_else(|| {
-            Arc::new(RecommendationsOverHttp::new(recommendations.clone()))
+            Arc::new(RecommendationsOverHttp::new(apart("recommendations")))
                 as Arc<dyn RecommendationsApi>
         }),
         promotions: in_process.promotions.unwrap_or_else(|| {
-            Arc::new(PromotionsOverHttp::new(notifications.clone())) as Arc<dyn PromotionsApi>
+            Arc::new(PromotionsOverHttp::new(apart("notifications"))) as Arc<dyn PromotionsApi>
         }),
-        orders: in_process
-            .orders
-            .unwrap_or_else(|| Arc::new(OrdersOverHttp::new(orders.clone())) as Arc<dyn OrdersApi>),
+        orders: in_process.orders.unwrap_or_else(|| {
+            Arc::new(OrdersOverHttp::new(apart("orders"))) as Arc<dyn OrdersApi>
+        }),
         scheduler: in_process.scheduler.unwrap_or_else(|| {
-            Arc::new(SchedulerOverHttp::new(scheduler.clone())) as Arc<dyn SchedulerApi>
+            Arc::new(SchedulerOverHttp::new(apart("scheduler"))) as Arc<dyn SchedulerApi>
         }),
         dead_letters: in_process.dead_letters,
     };
+    let unsubscribe = match in_process.unsubscribe_pages {
+        Some(pages) => UnsubscribePages::Here(pages),
+        None => UnsubscribePages::Apart(apart("notifications")),
+    };
     let identity = Identity::new(verifier, services.accounts.clone());
     let state = GatewayState {
-        notifications,
         operations: Operations::new(
             schema(Some((services, LiveHub::new(cache.clone()))), settings),
             limits::QueryLimits::new(settings),
@@ -183,7 +179,7 @@ pub fn build(
     };
     let mut router = shaped_router(
         SERVICE,
-        edge::routes(state, in_process.unsubscribe_pages),
+        edge::routes(state, unsubscribe),
         readiness.clone(),
         ErrorShape::GraphQl,
     );

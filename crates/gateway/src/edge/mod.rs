@@ -110,27 +110,34 @@ impl Edge {
 pub struct GatewayState {
     pub operations: Operations,
     pub edge: Arc<Edge>,
-    pub notifications: ServiceClient,
 }
 
-/// The public routes. `unsubscribe_pages` are the notifications service's own unsubscribe
-/// routes when it runs in this process; without them `/unsubscribe` is passed through to
-/// the notifications service.
-pub fn routes(state: GatewayState, unsubscribe_pages: Option<Router>) -> Router {
-    let router = Router::new()
+/// Where `/unsubscribe` (the links in emails) is answered.
+pub enum UnsubscribePages {
+    /// The notifications service's own pages, when it runs in this process.
+    Here(Router),
+    /// Passed through to the notifications service in another process.
+    Apart(ServiceClient),
+}
+
+/// The public routes, `/unsubscribe` answered as `unsubscribe` says.
+pub fn routes(state: GatewayState, unsubscribe: UnsubscribePages) -> Router {
+    let unsubscribe = match unsubscribe {
+        UnsubscribePages::Here(pages) => pages,
+        UnsubscribePages::Apart(notifications) => Router::new()
+            .route("/unsubscribe", get(pass_unsubscribe).post(pass_unsubscribe))
+            .with_state(notifications),
+    };
+    Router::new()
         .route("/graphql", get(graphiql_or_socket).post(graphql))
         .route("/graphql/ws", get(graphiql_or_socket))
         .route("/graphql/assets/{file}", get(graphiql::asset))
         .route(
             "/",
             get(|| async { axum::response::Redirect::temporary("/graphql") }),
-        );
-    match unsubscribe_pages {
-        Some(pages) => router.with_state(state).merge(pages),
-        None => router
-            .route("/unsubscribe", get(unsubscribe).post(unsubscribe))
-            .with_state(state),
-    }
+        )
+        .with_state(state)
+        .merge(unsubscribe)
 }
 
 /// The browser origins allowed to call, if any are configured.
@@ -353,8 +360,8 @@ fn bearer(parts: &Parts) -> Option<&str> {
 /// One-click unsubscribe links from emails (RFC 8058), for a notifications service in
 /// another process: it checks the signed token and answers; the gateway is only the public
 /// address.
-async fn unsubscribe(
-    State(state): State<GatewayState>,
+async fn pass_unsubscribe(
+    State(notifications): State<ServiceClient>,
     method: Method,
     uri: axum::http::Uri,
     body: Bytes,
@@ -362,8 +369,7 @@ async fn unsubscribe(
     let path = format!("/unsubscribe?{}", uri.query().unwrap_or_default());
     let method =
         reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(reqwest::Method::GET);
-    match state
-        .notifications
+    match notifications
         .pass_through(method, &path, body.to_vec())
         .await
     {
