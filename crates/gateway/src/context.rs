@@ -4,7 +4,7 @@
 use async_graphql::Context;
 use std::sync::Arc;
 
-use herald_notifications::inbox::InboxApi;
+use herald_notifications::inbox::{InboxApi, InboxVersion};
 use herald_notifications::promotions::PromotionsApi;
 use herald_orders::client::OrdersApi;
 use herald_platform::auth::Claims;
@@ -16,6 +16,7 @@ use herald_scheduler::client::SchedulerApi;
 use herald_users::accounts::AccountsApi;
 
 use crate::error::{GqlResult, gql_error, to_graphql};
+use crate::kept::ReadVersions;
 
 /// The services behind the gateway, as typed clients: in process when the service runs
 /// here, over HTTP (with the gateway's service credential) otherwise.
@@ -68,8 +69,13 @@ impl RequestAuth {
 
     /// The signed-in user, if the token holds.
     pub fn user_id(&self) -> Option<uuid::Uuid> {
+        self.claims().map(|claims| claims.sub)
+    }
+
+    /// The verified claims, if the token holds.
+    pub fn claims(&self) -> Option<&Claims> {
         match &self.claims {
-            Some(Ok(claims)) => Some(claims.sub),
+            Some(Ok(claims)) => Some(claims),
             _ => None,
         }
     }
@@ -100,6 +106,9 @@ pub trait ContextExt {
     fn caller(&self) -> GqlResult<Caller<'_>>;
     /// The caller, who must be an admin (FORBIDDEN otherwise).
     fn admin(&self) -> GqlResult<Caller<'_>>;
+    /// A root field's answer was read from the caller's inbox under `version` (None: it
+    /// must not be kept); see [`crate::kept`].
+    fn read_under(&self, version: Option<InboxVersion>);
 }
 
 impl ContextExt for Context<'_> {
@@ -133,5 +142,11 @@ impl ContextExt for Context<'_> {
             ));
         }
         Ok(caller)
+    }
+
+    fn read_under(&self, version: Option<InboxVersion>) {
+        if let Some(versions) = self.data_opt::<ReadVersions>() {
+            versions.push(version);
+        }
     }
 }

@@ -6,6 +6,7 @@ mod edge;
 mod error;
 mod graphiql;
 mod identity;
+mod kept;
 mod limits;
 mod live;
 mod loaders;
@@ -66,6 +67,10 @@ pub const METRICS: &[MetricDoc] = &[
         "Requests refused because a client's or user's budget was spent, by budget.",
     ),
     MetricDoc::gauge("gateway_websockets_open", "WebSocket connections open."),
+    MetricDoc::counter(
+        "gateway_kept_answers_total",
+        "Answers kept for polls that repeat them, by outcome: kept, served again, or changed since.",
+    ),
     MetricDoc::counter(
         "gateway_token_version_unknown_total",
         "Tokens checked without their account's current version (the users service did not answer).",
@@ -170,10 +175,12 @@ pub fn build(
         None => UnsubscribePages::Apart(apart("notifications")),
     };
     let identity = Identity::new(verifier, services.accounts.clone());
+    let kept = kept::KeptAnswers::new(services.inbox.clone());
     let state = GatewayState {
         operations: Operations::new(
             schema(Some((services, LiveHub::new(cache.clone()))), settings),
             limits::QueryLimits::new(settings),
+            kept,
         ),
         edge: Arc::new(Edge::new(settings, identity)),
     };

@@ -27,19 +27,25 @@ impl RootFields {
         RootFields { kind, fields }
     }
 
-    /// Counts each root field of an operation that ran, with its outcome: `ok`, or the
-    /// code of the first error under it. An operation refused before running (parse,
-    /// validation: errors without a path) counts nothing, nor does a field it skipped
-    /// (`@skip`, `@include`). Each field is counted with the operation's duration (root
-    /// fields of a query run at once, a mutation's one after another).
+    /// Counts each root field of an operation that ran (see [`RootFields::outcomes`]),
+    /// with the operation's duration (root fields of a query run at once, a mutation's one
+    /// after another).
     pub fn record(&self, response: &Response, took: Duration) {
+        record(&self.outcomes(response), took);
+    }
+
+    /// Each root field of an operation that ran, with its outcome: `ok`, or the code of
+    /// the first error under it. An operation refused before running (parse, validation:
+    /// errors without a path) has none, nor does a field it skipped (`@skip`, `@include`).
+    pub fn outcomes(&self, response: &Response) -> Vec<Outcome> {
         if response.errors.iter().any(|e| e.path.is_empty()) {
-            return;
+            return Vec::new();
         }
         let answered = |key: &Name| match &response.data {
             async_graphql::Value::Object(data) => data.contains_key(key),
             _ => false,
         };
+        let mut outcomes = Vec::with_capacity(self.fields.len());
         for (key, field) in &self.fields {
             let error = response.errors.iter().find(
                 |e| matches!(e.path.first(), Some(PathSegment::Field(f)) if f == key.as_str()),
@@ -57,15 +63,30 @@ impl RootFields {
                         .unwrap_or_else(|| "error".to_owned())
                 },
             );
-            let labels = [
-                ("type", self.kind.to_owned()),
-                ("field", field.to_string()),
-                ("outcome", outcome),
-            ];
-            metrics::counter!("graphql_operations_total", &labels).increment(1);
-            metrics::histogram!("graphql_operation_duration_seconds", &labels[..2])
-                .record(took.as_secs_f64());
+            outcomes.push(Outcome {
+                labels: [
+                    ("type", self.kind.to_owned()),
+                    ("field", field.to_string()),
+                    ("outcome", outcome),
+                ],
+            });
         }
+        outcomes
+    }
+}
+
+/// How one root field of an operation ended, as its metrics are labelled.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    labels: [(&'static str, String); 3],
+}
+
+/// Counts each outcome in `graphql_operations_total`, and the operation's duration.
+pub fn record(outcomes: &[Outcome], took: Duration) {
+    for Outcome { labels } in outcomes {
+        metrics::counter!("graphql_operations_total", labels).increment(1);
+        metrics::histogram!("graphql_operation_duration_seconds", &labels[..2])
+            .record(took.as_secs_f64());
     }
 }
 

@@ -1,7 +1,9 @@
 //! Every GraphQL operation, over HTTP or a WebSocket, goes through [`Operations`]: the
 //! request limits before the schema sees it; then the schema (parsing once, validation
 //! with its complexity limit, execution); then the answer put in query order, its errors
-//! explained, coded and clipped, and the operation counted.
+//! explained, coded and clipped, and the operation counted. A signed-in user's query over
+//! HTTP whose answer depends only on their inbox is kept ([`crate::kept`]) and answered
+//! again without running while the inbox is unchanged.
 //!
 //! These steps run around the schema, not as async-graphql extensions: with any extension
 //! installed, every field of every answer (every node of a page) goes through the
@@ -12,12 +14,15 @@ use std::time::Instant;
 
 use async_graphql::parser::types::{ExecutableDocument, OperationDefinition};
 use async_graphql::{Request, Response, ServerResult};
+use axum::body::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
+use crate::context::RequestAuth;
 use crate::error::ensure_codes;
+use crate::kept::{KeptAnswers, ReadVersions};
 use crate::limits::{Parsed, QueryLimits};
-use crate::metrics::RootFields;
+use crate::metrics::{Outcome, RootFields};
 use crate::ordering::Plan;
 use crate::schema::HeraldSchema;
 
@@ -26,6 +31,13 @@ use crate::schema::HeraldSchema;
 pub struct Operations {
     schema: HeraldSchema,
     limits: QueryLimits,
+    kept: KeptAnswers,
+}
+
+/// An operation's answer: as the schema gave it, or already serialized (kept).
+pub enum Answer {
+    Response(Response),
+    Json(Bytes),
 }
 
 /// What is known of an operation before it runs.
@@ -38,23 +50,56 @@ struct Prepared {
 }
 
 impl Operations {
-    pub fn new(schema: HeraldSchema, limits: QueryLimits) -> Operations {
-        Operations { schema, limits }
+    pub fn new(schema: HeraldSchema, limits: QueryLimits, kept: KeptAnswers) -> Operations {
+        Operations {
+            schema,
+            limits,
+            kept,
+        }
+    }
+
+    /// One query or mutation, for a caller with these credentials (also in the request's
+    /// data): from the kept answers when it can be.
+    pub async fn answer(&self, request: Request, auth: &RequestAuth) -> Answer {
+        let Some(claims) = auth.claims() else {
+            return Answer::Response(self.execute(request).await);
+        };
+        let Some(key) = self.kept.key(&request, claims) else {
+            return Answer::Response(self.execute(request).await);
+        };
+        let started = Instant::now();
+        if let Some(kept) = self.kept.get(&key, claims).await {
+            crate::metrics::record(&kept.outcomes, started.elapsed());
+            return Answer::Json(kept.json);
+        }
+        let versions = ReadVersions::default();
+        let (response, outcomes) = self.run(request.data(versions.clone())).await;
+        match self.kept.keep(key, &versions, &response, outcomes) {
+            Some(json) => Answer::Json(json),
+            None => Answer::Response(response),
+        }
     }
 
     /// One query or mutation.
-    pub async fn execute(&self, mut request: Request) -> Response {
+    pub async fn execute(&self, request: Request) -> Response {
+        self.run(request).await.0
+    }
+
+    /// One query or mutation, and how each of its root fields ended (counted already).
+    async fn run(&self, mut request: Request) -> (Response, Vec<Outcome>) {
         let mut prepared = match self.prepare(&mut request) {
             Ok(prepared) => prepared,
-            Err(refused) => return self.refused(refused),
+            Err(refused) => return (self.refused(refused), Vec::new()),
         };
         let started = Instant::now();
         let mut response = self.schema.execute(request).await;
-        if let Some(roots) = &prepared.roots {
-            roots.record(&response, started.elapsed());
-        }
+        let outcomes = match &prepared.roots {
+            Some(roots) => roots.outcomes(&response),
+            None => Vec::new(),
+        };
+        crate::metrics::record(&outcomes, started.elapsed());
         self.finish(&mut prepared, &mut response);
-        response
+        (response, outcomes)
     }
 
     /// A subscription's answers (or a query's one answer) as a stream.

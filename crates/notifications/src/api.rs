@@ -11,7 +11,8 @@ use herald_platform::{ApiError, ApiResult};
 use uuid::Uuid;
 
 use crate::inbox::{
-    Inbox, InboxApi, ListQuery, NotificationPage, ReadAll, UnreadCount, no_notification,
+    Inbox, InboxApi, InboxVersion, ListQuery, NotificationPage, ReadAll, Unchanged, UnreadCount,
+    no_notification,
 };
 use crate::store::Notification;
 
@@ -31,6 +32,7 @@ pub fn router(state: NotificationsState) -> Router {
     Router::new()
         .route("/notifications", get(list_notifications))
         .route("/notifications/unread-count", get(unread_count))
+        .route("/notifications/unchanged-since", post(unchanged_since))
         .route("/notifications/read-all", post(mark_all_read))
         .route("/notifications/{id}/read", post(mark_read))
         .with_state(state)
@@ -49,8 +51,17 @@ async fn unread_count(
     State(state): State<NotificationsState>,
     Caller(claims): Caller,
 ) -> ApiResult<Json<UnreadCount>> {
-    let count = state.inbox.unread_count(&claims).await?;
-    Ok(Json(UnreadCount { count }))
+    Ok(Json(state.inbox.unread_count(&claims).await?))
+}
+
+async fn unchanged_since(
+    State(state): State<NotificationsState>,
+    Caller(claims): Caller,
+    version: Result<Json<InboxVersion>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Unchanged>> {
+    let Json(version) = version.map_err(|e| ApiError::bad_input(e.body_text()))?;
+    let unchanged = state.inbox.unchanged_since(&claims, &version).await?;
+    Ok(Json(Unchanged { unchanged }))
 }
 
 async fn mark_read(

@@ -3,19 +3,30 @@
 //! process (no HTTP, no JSON, no second token check), and [`InboxOverHttp`], across
 //! processes with a service credential. The HTTP routes of `api` serve the second with the
 //! first, so both run the same code.
+//!
+//! An open app reads its inbox's first page again and again, and that page changes only
+//! when a notification arrives or is read, or when one waiting for the end of quiet hours
+//! comes due. So [`Inbox`] keeps first pages in the process ([`FirstPages`]), each filed
+//! under the user's inbox generation ([`crate::unread`]) and the time the next waiting
+//! notification comes due: a poll costs one round trip to the cache (the generation, which
+//! every change bumps after its commit) instead of a statement, and on every replica a
+//! page read before a change is never served after it.
 
+use chrono::{DateTime, Utc};
 use herald_platform::auth::Claims;
 use herald_platform::db::Database;
 use herald_platform::http::ServiceClient;
 use herald_platform::paging::{PageInfo, take_page};
 use herald_platform::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::domain::PageRequest;
 use crate::store::{self, Notification};
-use crate::unread::UnreadCounts;
+pub use crate::unread::InboxVersion;
+use crate::unread::{KEPT_FOR, UnreadCounts};
 
 /// Which page of the inbox to list.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -36,11 +47,22 @@ pub struct NotificationPage {
     pub page_info: PageInfo,
     /// How many there are in all; None when the query left it out.
     pub total_count: Option<i64>,
+    /// What the page was read under, for a caller that keeps it (first pages only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<InboxVersion>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnreadCount {
     pub count: i64,
+    /// What it was counted under, for a caller that keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<InboxVersion>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unchanged {
+    pub unchanged: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,7 +75,10 @@ pub struct ReadAll {
 pub trait InboxApi: Send + Sync + 'static {
     /// The user's notifications, newest first, a page at a time.
     async fn list(&self, acting: &Claims, query: &ListQuery) -> ApiResult<NotificationPage>;
-    async fn unread_count(&self, acting: &Claims) -> ApiResult<i64>;
+    async fn unread_count(&self, acting: &Claims) -> ApiResult<UnreadCount>;
+    /// Whether what the user read under `version` (a page's, a count's) still answers as
+    /// a read now would: one round trip to the cache, no statement.
+    async fn unchanged_since(&self, acting: &Claims, version: &InboxVersion) -> ApiResult<bool>;
     /// NOT_FOUND for an id that names no notification of the user's.
     async fn mark_read(&self, acting: &Claims, id: Uuid) -> ApiResult<Notification>;
     /// How many changed.
@@ -66,11 +91,17 @@ pub struct Inbox {
     db: Database,
     unread: UnreadCounts,
     clock: Clock,
+    first_pages: FirstPages,
 }
 
 impl Inbox {
     pub fn new(db: Database, unread: UnreadCounts, clock: Clock) -> Inbox {
-        Inbox { db, unread, clock }
+        Inbox {
+            db,
+            unread,
+            clock,
+            first_pages: FirstPages::new(FIRST_PAGES_KEPT),
+        }
     }
 }
 
@@ -83,19 +114,51 @@ impl InboxApi for Inbox {
             query.unread_only.unwrap_or(false),
         )?;
         let user = acting.sub;
+        let with_total = !query.without_total;
+        // Only first pages are kept; without a generation (the cache is down) none is.
+        let kept = match page.after {
+            None => self.unread.generation(user).await.map(|generation| {
+                let key = PageKey {
+                    user,
+                    first: page.first,
+                    unread_only: page.unread_only,
+                    with_total,
+                };
+                (key, generation)
+            }),
+            Some(_) => None,
+        };
         let now = self.clock.now();
-        let (rows, total_count) =
-            store::list_page(&self.db, user, &page, now, !query.without_total).await?;
-        let (nodes, page_info) = take_page(rows, page.first, |n| n.id);
-        Ok(NotificationPage {
+        if let Some((key, generation)) = &kept
+            && let Some(page) = self.first_pages.get(key, *generation, now)
+        {
+            return Ok(page);
+        }
+        let listed = store::list_page(&self.db, user, &page, now, with_total).await?;
+        let (nodes, page_info) = take_page(listed.rows, page.first, |n| n.id);
+        let mut answer = NotificationPage {
             nodes,
             page_info,
-            total_count,
-        })
+            total_count: listed.total_count,
+            version: None,
+        };
+        if let Some((key, generation)) = kept {
+            answer.version = Some(InboxVersion {
+                generation,
+                until: listed.next_visible,
+            });
+            self.first_pages.keep(key, answer.clone());
+        }
+        Ok(answer)
     }
 
-    async fn unread_count(&self, acting: &Claims) -> ApiResult<i64> {
-        Ok(self.unread.get(&self.db, acting.sub).await?)
+    async fn unread_count(&self, acting: &Claims) -> ApiResult<UnreadCount> {
+        let (count, version) = self.unread.get(&self.db, acting.sub).await?;
+        Ok(UnreadCount { count, version })
+    }
+
+    async fn unchanged_since(&self, acting: &Claims, version: &InboxVersion) -> ApiResult<bool> {
+        Ok(self.unread.unchanged_since(acting.sub, version).await)
     }
 
     async fn mark_read(&self, acting: &Claims, id: Uuid) -> ApiResult<Notification> {
@@ -112,6 +175,66 @@ impl InboxApi for Inbox {
             self.unread.changed(acting.sub).await;
         }
         Ok(changed)
+    }
+}
+
+/// How many first pages a process keeps (a page weighs one, and one more per notification
+/// on it): about 4,000 polling users with full pages of 20.
+const FIRST_PAGES_KEPT: u64 = 100_000;
+
+/// Which first page: the user's, of a size, filtered or not, with its count or without.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct PageKey {
+    user: Uuid,
+    first: i64,
+    unread_only: bool,
+    with_total: bool,
+}
+
+/// First pages of inboxes kept in the process (see the module's notes), each with the
+/// version it was read under, for at most [`KEPT_FOR`].
+#[derive(Clone)]
+struct FirstPages {
+    pages: moka::sync::Cache<PageKey, Arc<NotificationPage>>,
+}
+
+impl FirstPages {
+    fn new(capacity: u64) -> FirstPages {
+        FirstPages {
+            pages: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .weigher(|_, page: &Arc<NotificationPage>| {
+                    u32::try_from(page.nodes.len() + 1).unwrap_or(u32::MAX)
+                })
+                .time_to_live(KEPT_FOR)
+                .build(),
+        }
+    }
+
+    /// The page, if its version holds at `generation` and `now`.
+    fn get(&self, key: &PageKey, generation: i64, now: DateTime<Utc>) -> Option<NotificationPage> {
+        let page = self
+            .pages
+            .get(key)
+            .filter(|page| page.version.is_some_and(|v| v.holds(generation, now)))
+            .map(|page| NotificationPage::clone(&page));
+        let source = if page.is_some() { "kept" } else { "storage" };
+        metrics::counter!("notifications_inbox_pages_total", "source" => source).increment(1);
+        page
+    }
+
+    /// Keeps a page; one read under an older generation than the page kept (a slow reader
+    /// that raced a change) does not replace it.
+    fn keep(&self, key: PageKey, page: NotificationPage) {
+        let generation = |page: &NotificationPage| page.version.map(|v| v.generation);
+        let newer = generation(&page);
+        let page = Arc::new(page);
+        self.pages
+            .entry(key)
+            .and_compute_with(|current| match current {
+                Some(current) if generation(current.value()) > newer => moka::ops::compute::Op::Nop,
+                _ => moka::ops::compute::Op::Put(page),
+            });
     }
 }
 
@@ -156,12 +279,18 @@ impl InboxApi for InboxOverHttp {
         self.service.get(&path, Some(acting)).await
     }
 
-    async fn unread_count(&self, acting: &Claims) -> ApiResult<i64> {
-        let count: UnreadCount = self
-            .service
+    async fn unread_count(&self, acting: &Claims) -> ApiResult<UnreadCount> {
+        self.service
             .get("/notifications/unread-count", Some(acting))
+            .await
+    }
+
+    async fn unchanged_since(&self, acting: &Claims, version: &InboxVersion) -> ApiResult<bool> {
+        let answer: Unchanged = self
+            .service
+            .post("/notifications/unchanged-since", version, Some(acting))
             .await?;
-        Ok(count.count)
+        Ok(answer.unchanged)
     }
 
     async fn mark_read(&self, acting: &Claims, id: Uuid) -> ApiResult<Notification> {

@@ -76,6 +76,10 @@ pub const METRICS: &[MetricDoc] = &[
         "notifications_campaign_notifications_total",
         "Notifications created by promotion campaigns.",
     ),
+    MetricDoc::counter(
+        "notifications_inbox_pages_total",
+        "First pages of inboxes read, by source: kept in the process, or read from storage.",
+    ),
     MetricDoc::gauge("email_queue_depth", "Emails waiting to be sent."),
 ];
 

@@ -162,11 +162,23 @@ fn unread_filter(unread_only: bool) -> &'static str {
     }
 }
 
-/// A page of the user's notifications visible at `now`, newest first (`page.first + 1`
-/// rows, so the caller can tell whether another page follows), with how many there are in
-/// all when `with_total`. One statement, so the page and its count see the same snapshot
-/// and cost one round trip. A cursor that names none of the user's notifications ends the
-/// list.
+/// A page of the user's notifications, as read from storage.
+#[derive(Debug)]
+pub struct ListedPage {
+    /// Newest first, `page.first + 1` of them at most, so the caller can tell whether
+    /// another page follows.
+    pub rows: Vec<Notification>,
+    /// How many there are in all, when asked.
+    pub total_count: Option<i64>,
+    /// On a first page: when the next of the user's notifications that wait for their time
+    /// becomes visible (until then the page stays as it is, unless the inbox changes).
+    pub next_visible: Option<DateTime<Utc>>,
+}
+
+/// A page of the user's notifications visible at `now`, newest first, with how many there
+/// are in all when `with_total`. One statement, so the page and its count see the same
+/// snapshot and cost one round trip. A cursor that names none of the user's notifications
+/// ends the list.
 #[tracing::instrument(skip_all, fields(user_id = %user_id, unread_only = page.unread_only))]
 pub async fn list_page(
     db: &Database,
@@ -174,7 +186,7 @@ pub async fn list_page(
     page: &PageRequest,
     now: DateTime<Utc>,
     with_total: bool,
-) -> Result<(Vec<Notification>, Option<i64>), sqlx::Error> {
+) -> Result<ListedPage, sqlx::Error> {
     let filter = unread_filter(page.unread_only);
     let visible = format!("user_id = $1 AND deliver_at <= $3{filter}");
     let after = if page.after.is_some() {
@@ -183,14 +195,20 @@ pub async fn list_page(
     } else {
         ""
     };
-    // An uncorrelated subquery: both engines count once per statement, not per row.
+    // Uncorrelated subqueries: both engines run them once per statement, not per row.
     let total = if with_total {
         format!(", (SELECT COUNT(*) FROM notifications WHERE {visible}) AS total_count")
     } else {
         String::new()
     };
+    let next = if page.after.is_none() {
+        ", (SELECT MIN(deliver_at) FROM notifications WHERE user_id = $1 AND deliver_at > $3)
+            AS next_visible"
+    } else {
+        ""
+    };
     let sql = format!(
-        "SELECT {COLUMNS}{total} FROM notifications
+        "SELECT {COLUMNS}{total}{next} FROM notifications
          WHERE {visible}{after}
          ORDER BY deliver_at DESC, id DESC LIMIT $2"
     );
@@ -206,7 +224,7 @@ pub async fn list_page(
         .iter()
         .map(notification_from_row)
         .collect::<Result<Vec<_>, _>>()?;
-    let total = match rows.first() {
+    let total_count = match rows.first() {
         _ if !with_total => None,
         Some(row) => Some(row.try_get::<i64, _>("total_count")?),
         // No row carries the count: an empty first page means none; past the last page
@@ -214,7 +232,35 @@ pub async fn list_page(
         None if page.after.is_none() => Some(0),
         None => Some(count_notifications(db.pool(), user_id, page.unread_only, now).await?),
     };
-    Ok((nodes, total))
+    let next_visible = match rows.first() {
+        Some(row) if page.after.is_none() => row
+            .try_get::<Option<i64>, _>("next_visible")?
+            .map(to_datetime),
+        // An empty first page: none is visible, so any waiting one would be the next.
+        None if page.after.is_none() => next_to_come(db, user_id, now).await?,
+        _ => None,
+    };
+    Ok(ListedPage {
+        rows: nodes,
+        total_count,
+        next_visible,
+    })
+}
+
+/// When the first of the user's notifications still waiting at `now` becomes visible.
+async fn next_to_come(
+    db: &Database,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    let next: Option<i64> = sqlx::query_scalar(
+        "SELECT MIN(deliver_at) FROM notifications WHERE user_id = $1 AND deliver_at > $2",
+    )
+    .bind(user_id.to_string())
+    .bind(now.timestamp_micros())
+    .fetch_one(db.pool())
+    .await?;
+    Ok(next.map(to_datetime))
 }
 
 /// How many of the user's notifications are visible at `now`.

@@ -130,15 +130,12 @@ impl Advisor {
     /// back in stock). Sold-out products leave cached lists as they are read.
     pub async fn catalog_changed(&self) {
         self.cache
-            .incr(CATALOG_GENERATION_KEY, GENERATION_TTL)
+            .incr_existing_each(&[CATALOG_GENERATION_KEY.to_owned()])
             .await;
     }
 
     async fn generation(&self, key: &str) -> Option<i64> {
-        match self.cache.get_json::<i64>(key).await {
-            Some(generation) => Some(generation),
-            None => self.cache.incr(key, GENERATION_TTL).await,
-        }
+        self.cache.current_generation(key, GENERATION_TTL).await
     }
 
     /// Forgets the cached recommendations of each user at once. Only generations that

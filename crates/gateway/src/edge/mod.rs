@@ -27,7 +27,7 @@ use self::client::{ClientAddr, ClientAddrs};
 use self::socket::{Connection, OpenSockets, Protocol};
 use crate::graphiql;
 use crate::identity::Identity;
-use crate::operations::Operations;
+use crate::operations::{Answer, Operations};
 
 /// Operations one HTTP request may batch.
 pub const MAX_BATCH: usize = 20;
@@ -255,12 +255,16 @@ async fn graphql(State(state): State<GatewayState>, request: Request) -> Respons
     // The batch started within the budget; its other operations run the schedule ahead.
     edge.charge(&spenders, rest);
     let response = match request {
-        BatchRequest::Single(request) => BatchResponse::Single(
-            state
-                .operations
-                .execute(request.data(auth).data(client))
-                .await,
-        ),
+        BatchRequest::Single(request) => {
+            let request = request.data(auth.clone()).data(client);
+            match state.operations.answer(request, &auth).await {
+                Answer::Response(response) => BatchResponse::Single(response),
+                // Kept answers hold no errors, so no Retry-After either.
+                Answer::Json(json) => {
+                    return ([(header::CONTENT_TYPE, "application/json")], json).into_response();
+                }
+            }
+        }
         BatchRequest::Batch(requests) => {
             let mut responses = Vec::with_capacity(requests.len());
             for request in requests {

@@ -39,18 +39,20 @@ impl NotificationQuery {
             .list(caller.claims, &query)
             .await
             .gql()?;
+        ctx.read_under(page.version);
         Ok(page.into())
     }
 
     async fn get_unread_notifications_count(&self, ctx: &Context<'_>) -> GqlResult<i32> {
         let caller = ctx.caller()?;
-        let count = ctx
+        let unread = ctx
             .services()
             .inbox
             .unread_count(caller.claims)
             .await
             .gql()?;
-        Ok(i32::try_from(count).unwrap_or(i32::MAX))
+        ctx.read_under(unread.version);
+        Ok(i32::try_from(unread.count).unwrap_or(i32::MAX))
     }
 }
 
@@ -124,8 +126,8 @@ impl NotificationSubscription {
         let unread = move || {
             let (inbox, claims) = (inbox.clone(), claims.clone());
             async move {
-                let count = inbox.unread_count(&claims).await.gql()?;
-                Ok(i32::try_from(count).unwrap_or(i32::MAX))
+                let unread = inbox.unread_count(&claims).await.gql()?;
+                Ok(i32::try_from(unread.count).unwrap_or(i32::MAX))
             }
         };
         // The count as it is when the subscription starts: a badge needs it, and a client

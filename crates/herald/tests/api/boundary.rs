@@ -41,6 +41,7 @@ fn routes(service: ServiceName) -> Vec<(&'static str, String)> {
         ServiceName::Notifications => vec![
             ("GET", "/notifications".into()),
             ("GET", "/notifications/unread-count".into()),
+            ("POST", "/notifications/unchanged-since".into()),
             ("POST", "/notifications/read-all".into()),
             ("POST", format!("/notifications/{id}/read")),
             ("GET", "/promotions".into()),

@@ -1,12 +1,14 @@
 use std::time::{Duration, Instant};
 
+use herald::ServiceName;
 use herald_test_support::{BackendSet, Session, TestApp, backend_tests, eventually};
 use serde_json::{Value, json};
 
 backend_tests!(
     welcome_notification_arrives_and_read_state_survives_restart,
     notifications_belong_to_their_owner,
-    the_total_is_counted_however_it_is_asked
+    the_total_is_counted_however_it_is_asked,
+    a_repeated_poll_is_answered_again_until_the_inbox_changes
 );
 
 const NOTIFICATIONS: &str = "query($first: Int, $after: String, $unreadOnly: Boolean) {
@@ -220,4 +222,64 @@ async fn the_total_is_counted_however_it_is_asked(set: BackendSet) {
         );
     }
     app.cleanup().await;
+}
+
+/// The inbox's answers are kept for the polls that repeat them, and a change is seen on the
+/// very next poll (no waiting).
+async fn a_repeated_poll_is_answered_again_until_the_inbox_changes(set: BackendSet) {
+    let app = TestApp::spawn(set).await;
+    let kept = async |outcome: &str| {
+        app.metric(
+            ServiceName::Gateway,
+            "gateway_kept_answers_total",
+            &format!("outcome=\"{outcome}\""),
+        )
+        .await
+    };
+    let ada = app.customer("Ada").await;
+    let bob = app.customer("Bob").await;
+    let note = welcome(&app, &ada).await;
+    welcome(&app, &bob).await;
+
+    let served = kept("served").await;
+    let first = notifications(&app, &ada, false).await;
+    assert_eq!(notifications(&app, &ada, false).await, first);
+    assert_eq!(unread_count(&app, &ada).await, 1);
+    assert_eq!(unread_count(&app, &ada).await, 1);
+    assert!(
+        kept("served").await >= served + 2.0,
+        "repeated polls answered again"
+    );
+    // The same request from someone else is theirs.
+    let bobs = notifications(&app, &bob, false).await;
+    assert_ne!(bobs, first);
+    assert!(
+        bobs["nodes"][0]["title"].as_str().unwrap().contains("Bob"),
+        "{bobs}"
+    );
+
+    // A query that also asks something else is not kept.
+    let kept_before = kept("kept").await;
+    let mixed = "{ getUnreadNotificationsCount getUser { id } }";
+    for _ in 0..2 {
+        app.graphql(Some(&ada.token), mixed, json!({})).await.data();
+    }
+    assert_eq!(kept("kept").await, kept_before, "a query beyond the inbox");
+
+    // Read: the very next polls say so.
+    let changed = kept("changed").await;
+    app.graphql(
+        Some(&ada.token),
+        "mutation($id: ID!) { markNotificationAsRead(id: $id) { id } }",
+        json!({ "id": note["id"] }),
+    )
+    .await
+    .data();
+    assert_eq!(unread_count(&app, &ada).await, 0);
+    let after = notifications(&app, &ada, false).await;
+    assert_eq!(after["nodes"][0]["read"], true, "{after}");
+    assert!(kept("changed").await >= changed + 2.0);
+    assert_eq!(notifications(&app, &ada, false).await, after);
+    // Bob's inbox did not change: his answer still holds.
+    assert_eq!(notifications(&app, &bob, false).await, bobs);
 }

@@ -13,9 +13,12 @@ use uuid::Uuid;
 
 use super::TestService;
 use crate::domain::NotificationType;
-use crate::inbox::{InboxApi, InboxOverHttp, ListQuery};
+use crate::inbox::{Inbox, InboxApi, InboxOverHttp, ListQuery};
 
-backend_tests!(both_implementations_keep_one_contract);
+backend_tests!(
+    both_implementations_keep_one_contract,
+    a_kept_first_page_is_never_served_after_a_change_on_any_replica
+);
 
 /// The service's inbox directly, and the same service's routes on a loopback port.
 async fn implementations(s: &TestService) -> Vec<(&'static str, Arc<dyn InboxApi>)> {
@@ -91,15 +94,35 @@ async fn both_implementations_keep_one_contract(set: BackendSet) {
         assert_eq!(without.nodes, first.nodes, "{how}");
         let all = inbox.list(&me, &page(None, None, false)).await.unwrap();
         assert_eq!(all.total_count, Some(total), "{how}");
-        assert_eq!(inbox.unread_count(&me).await.unwrap(), 3, "{how}");
+        assert_eq!(inbox.unread_count(&me).await.unwrap().count, 3, "{how}");
+
+        // A first page and a count carry what they were read under, which holds until the
+        // inbox changes; a page further on carries none.
+        let version = first.version.expect("a first page's version");
+        assert_eq!(
+            inbox.unread_count(&me).await.unwrap().version,
+            Some(version),
+            "{how}"
+        );
+        assert_eq!(rest.version, None, "{how}");
+        assert!(inbox.unchanged_since(&me, &version).await.unwrap(), "{how}");
+        let other_user = acting(&s, Uuid::now_v7());
+        assert!(
+            !inbox.unchanged_since(&other_user, &version).await.unwrap(),
+            "{how}"
+        );
 
         // Reading one, then all.
         let read = inbox.mark_read(&me, first.nodes[0].id).await.unwrap();
+        assert!(
+            !inbox.unchanged_since(&me, &version).await.unwrap(),
+            "{how}"
+        );
         assert!(read.read && read.read_at.is_some(), "{how}");
-        assert_eq!(inbox.unread_count(&me).await.unwrap(), 2, "{how}");
+        assert_eq!(inbox.unread_count(&me).await.unwrap().count, 2, "{how}");
         assert_eq!(inbox.mark_all_read(&me).await.unwrap(), 2, "{how}");
         assert_eq!(inbox.mark_all_read(&me).await.unwrap(), 0, "{how}");
-        assert_eq!(inbox.unread_count(&me).await.unwrap(), 0, "{how}");
+        assert_eq!(inbox.unread_count(&me).await.unwrap().count, 0, "{how}");
         let unread = inbox.list(&me, &page(None, None, true)).await.unwrap();
         assert_eq!(unread.total_count, Some(0), "{how}");
 
@@ -127,5 +150,70 @@ async fn both_implementations_keep_one_contract(set: BackendSet) {
             assert_eq!(error.code(), ErrorCode::BadUserInput, "{how}: {error}");
         }
     }
+    s.finish().await;
+}
+
+/// Two replicas of the service (their own kept pages, one storage, one cache): whatever one
+/// changes, the other's next read shows.
+async fn a_kept_first_page_is_never_served_after_a_change_on_any_replica(set: BackendSet) {
+    let s = TestService::start(set).await;
+    let replica = Inbox::new(s.db.clone(), s.unread.clone(), s.clock.clone());
+    let (ada, _) = s.register("Ada").await;
+    let me = acting(&s, ada);
+    s.notify(ada, NotificationType::OrderUpdate, "Order shipped")
+        .await;
+    let titles = |page: &crate::inbox::NotificationPage| {
+        page.nodes
+            .iter()
+            .map(|n| (n.title.clone(), n.read))
+            .collect::<Vec<_>>()
+    };
+    let first = replica.list(&me, &page(None, None, false)).await.unwrap();
+    assert_eq!(first.nodes.len(), 2, "{set:?}");
+    assert_eq!(first.nodes[0].title, "Order shipped");
+
+    // A change nobody announced (written straight to storage) is not seen: the page is
+    // kept, and polls cost no statement.
+    sqlx::query("UPDATE notifications SET title = 'Order delivered' WHERE user_id = $1 AND type = 'ORDER_UPDATE'")
+        .bind(ada.to_string())
+        .execute(s.db.pool())
+        .await
+        .unwrap();
+    let again = replica.list(&me, &page(None, None, false)).await.unwrap();
+    assert_eq!(again, first, "{set:?}: kept");
+    // Not for another page, size, filter or user.
+    let other = replica
+        .list(&me, &page(Some(5), None, false))
+        .await
+        .unwrap();
+    assert_eq!(other.nodes[0].title, "Order delivered", "{set:?}");
+
+    // Marking read on the other replica: this one shows it (and the quiet change) at once.
+    s.inbox.mark_read(&me, first.nodes[0].id).await.unwrap();
+    let after_read = replica.list(&me, &page(None, None, false)).await.unwrap();
+    assert_eq!(
+        titles(&after_read),
+        [
+            ("Order delivered".to_owned(), true),
+            (first.nodes[1].title.clone(), false)
+        ],
+        "{set:?}"
+    );
+
+    // A new notification, then all read, each seen on the next poll.
+    let unread_first = replica.list(&me, &page(None, None, true)).await.unwrap();
+    assert_eq!(unread_first.total_count, Some(1), "{set:?}");
+    s.notify(ada, NotificationType::Promotion, "Beans, half price")
+        .await;
+    let arrived = replica.list(&me, &page(None, None, true)).await.unwrap();
+    assert_eq!(arrived.total_count, Some(2), "{set:?}");
+    assert_eq!(arrived.nodes[0].title, "Beans, half price", "{set:?}");
+    s.inbox.mark_all_read(&me).await.unwrap();
+    let none = replica.list(&me, &page(None, None, true)).await.unwrap();
+    assert!(none.nodes.is_empty(), "{set:?}");
+    assert_eq!(none.total_count, Some(0), "{set:?}");
+    let all = replica.list(&me, &page(None, None, false)).await.unwrap();
+    assert!(all.nodes.iter().all(|n| n.read), "{set:?}");
+    assert_eq!(all.total_count, Some(3), "{set:?}");
     s.finish().await;
 }

@@ -82,6 +82,8 @@ pub(crate) struct TestService {
     pub notifier: Notifier,
     pub router: Router,
     pub inbox: crate::inbox::Inbox,
+    /// The inbox generations and counts, shared with whatever replica a test adds.
+    pub unread: UnreadCounts,
     pub campaigns: Campaigns,
     pub clock: Clock,
     pub emails: EmailWorker,
@@ -127,7 +129,7 @@ impl TestService {
             queue,
             public_url: settings.public_url.clone(),
         };
-        let inbox = crate::inbox::Inbox::new(db.clone(), unread, clock.clone());
+        let inbox = crate::inbox::Inbox::new(db.clone(), unread.clone(), clock.clone());
         let state = NotificationsState {
             inbox: inbox.clone(),
             verifier: key.verifier.clone(),
@@ -152,6 +154,7 @@ impl TestService {
             notifier,
             router,
             inbox,
+            unread,
             campaigns,
             clock,
             emails,

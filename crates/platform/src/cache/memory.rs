@@ -67,6 +67,14 @@ fn channels() -> std::sync::MutexGuard<'static, HashMap<String, broadcast::Sende
     CHANNELS.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Microseconds since the Unix epoch, where generation counters start.
+fn micros_now() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
+}
+
 pub struct MemoryCache {
     entries: Moka<String, Entry>,
 }
@@ -126,6 +134,29 @@ impl CacheBackend for MemoryCache {
             }
         }
         Ok(())
+    }
+
+    async fn generation(
+        &self,
+        key: &str,
+        ttl: Duration,
+        beside: Option<&str>,
+    ) -> anyhow::Result<(i64, Option<Vec<u8>>)> {
+        let entry = self
+            .entries
+            .get_with(key.to_owned(), async move {
+                Entry::Counter(Arc::new(AtomicI64::new(micros_now())), ttl)
+            })
+            .await;
+        let Entry::Counter(n, _) = entry else {
+            anyhow::bail!("{key} holds a value, not a counter");
+        };
+        let generation = n.load(Ordering::SeqCst);
+        let value = match beside {
+            Some(beside) => self.get(beside).await?,
+            None => None,
+        };
+        Ok((generation, value))
     }
 
     async fn attempt(&self, key: &str, backoff: &Backoff) -> anyhow::Result<Option<Duration>> {

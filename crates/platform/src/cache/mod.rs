@@ -30,6 +30,17 @@ pub trait CacheBackend: Send + Sync + 'static {
     /// read needs no invalidating, and a reader that creates the counter afterwards reads
     /// what was committed before.
     async fn incr_existing_each(&self, keys: &[String]) -> anyhow::Result<()>;
+    /// The generation counter `key`, and what `beside` holds, in one round trip. A missing
+    /// counter is created (expiring `ttl` later) at the clock in microseconds: above any
+    /// value an earlier counter of the same key reached (it would have needed more than a
+    /// change a microsecond), so a copy kept under an old generation never matches a
+    /// counter lost with a restarted or evicting cache and created again.
+    async fn generation(
+        &self,
+        key: &str,
+        ttl: Duration,
+        beside: Option<&str>,
+    ) -> anyhow::Result<(i64, Option<Vec<u8>>)>;
     /// [`CacheBackend::delete`] of each key, in one round trip where the backend allows.
     async fn delete_each(&self, keys: &[String]) -> anyhow::Result<()> {
         for key in keys {
@@ -149,6 +160,42 @@ impl Cache {
         if let Err(e) = self.backend.delete(&self.key(key)).await {
             tracing::warn!(error = format!("{e:#}"), "cache delete failed");
         }
+    }
+
+    /// The generation counter `key` and the JSON value under `beside`, in one round trip
+    /// (see [`CacheBackend::generation`]); None when the cache is unreachable. A value
+    /// that is absent or unreadable is a miss.
+    pub async fn generation<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        ttl: Duration,
+        beside: Option<&str>,
+    ) -> Option<(i64, Option<T>)> {
+        let beside = beside.map(|key| self.key(key));
+        let result = self
+            .backend
+            .generation(&self.key(key), ttl, beside.as_deref())
+            .await;
+        match result {
+            Ok((generation, value)) => {
+                let found = value.and_then(|bytes| serde_json::from_slice(&bytes).ok());
+                if beside.is_some() {
+                    let outcome = if found.is_some() { "hit" } else { "miss" };
+                    metrics::counter!("cache_requests_total", "outcome" => outcome).increment(1);
+                }
+                Some((generation, found))
+            }
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "cache generation read failed");
+                None
+            }
+        }
+    }
+
+    /// The generation counter `key` alone (see [`Cache::generation`]).
+    pub async fn current_generation(&self, key: &str, ttl: Duration) -> Option<i64> {
+        let (generation, _) = self.generation::<()>(key, ttl, None).await?;
+        Some(generation)
     }
 
     /// A fixed-window counter (rate limits). `None` when the cache is unreachable.

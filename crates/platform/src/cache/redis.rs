@@ -72,6 +72,24 @@ static INCR_EXISTING: LazyLock<redis::Script> = LazyLock::new(|| {
     )
 });
 
+/// [`CacheBackend::generation`]: the counter, created at Redis' clock in microseconds when
+/// missing (TIME's two halves joined as text: Lua's numbers would print it rounded), and
+/// the value beside it when a second key is given. ARGV: the counter's expiry (ms).
+static GENERATION: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local generation = redis.call('GET', KEYS[1])
+        if not generation then
+            local t = redis.call('TIME')
+            generation = t[1] .. string.format('%06d', tonumber(t[2]))
+            redis.call('SET', KEYS[1], generation, 'PX', ARGV[1])
+        end
+        if KEYS[2] then return {generation, redis.call('GET', KEYS[2])} end
+        return {generation}
+        ",
+    )
+});
+
 /// [`CacheBackend::attempt`]: a hash of the count and the earliest next attempt (Redis
 /// milliseconds), forgotten after the window or the last wait. ARGV: free, window,
 /// first delay, longest delay (milliseconds). Returns the wait, 0 when counted.
@@ -167,6 +185,44 @@ impl CacheBackend for RedisCache {
             .invoke_async::<()>(&mut connection)
             .await?;
         Ok(())
+    }
+
+    async fn generation(
+        &self,
+        key: &str,
+        ttl: Duration,
+        beside: Option<&str>,
+    ) -> anyhow::Result<(i64, Option<Vec<u8>>)> {
+        let mut connection = self.connection.clone();
+        // Plain reads while the counter exists (a script costs Redis ten times a GET);
+        // the script only to create it.
+        let mut read = redis::cmd("MGET");
+        read.arg(key);
+        if let Some(beside) = beside {
+            read.arg(beside);
+        }
+        let mut answer: Vec<Option<Vec<u8>>> = read.query_async(&mut connection).await?;
+        if answer.first().is_none_or(Option::is_none) {
+            let mut invocation = GENERATION.key(key);
+            if let Some(beside) = beside {
+                invocation.key(beside);
+            }
+            answer = invocation
+                .arg(millis(ttl))
+                .invoke_async(&mut connection)
+                .await?;
+        }
+        let value = if answer.len() > 1 {
+            answer.pop().flatten()
+        } else {
+            None
+        };
+        let generation = answer
+            .pop()
+            .flatten()
+            .and_then(|text| std::str::from_utf8(&text).ok()?.parse::<i64>().ok())
+            .with_context(|| format!("{key} holds no generation"))?;
+        Ok((generation, value))
     }
 
     async fn delete_each(&self, keys: &[String]) -> anyhow::Result<()> {

@@ -12,6 +12,7 @@ backend_tests!(
     a_value_expires_after_its_time_to_live,
     a_counter_counts_within_a_window_fixed_at_its_creation,
     counters_and_values_are_changed_several_at_once,
+    a_generation_starts_above_any_earlier_one_and_is_read_with_its_value,
     a_published_message_reaches_every_listener_of_its_channel_and_no_other,
     attempts_pass_freely_then_wait_longer_each_time,
     attempts_are_forgotten_after_their_window
@@ -112,6 +113,54 @@ async fn counters_and_values_are_changed_several_at_once(set: BackendSet) {
         assert_eq!(cache.get_json::<i32>("recs:ada").await, None);
         assert_eq!(cache.get_json::<i32>("recs:bob").await, None);
         assert_eq!(cache.get_json::<i32>("recs:cy").await, Some(3));
+    })
+    .await;
+}
+
+async fn a_generation_starts_above_any_earlier_one_and_is_read_with_its_value(set: BackendSet) {
+    on_cache(set, async |cache: &Cache| {
+        let ttl = Duration::from_secs(60);
+        let micros = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64
+        };
+        let before = micros(std::time::SystemTime::now());
+        let first = cache.current_generation("gen:ada", ttl).await.unwrap();
+        // Created at the clock (Redis' own, on this machine), then read as it is.
+        assert!(
+            (before - 1_000_000..before + 60_000_000).contains(&first),
+            "{first} starts at the clock ({before})"
+        );
+        assert_eq!(cache.current_generation("gen:ada", ttl).await, Some(first));
+        cache.incr_existing_each(&["gen:ada".to_owned()]).await;
+        assert_eq!(
+            cache.current_generation("gen:ada", ttl).await,
+            Some(first + 1)
+        );
+
+        // The value beside comes in the same round trip; absent or unreadable is a miss.
+        let read = cache
+            .generation::<(i64, i64)>("gen:ada", ttl, Some("count:ada"))
+            .await;
+        assert_eq!(read, Some((first + 1, None)));
+        cache.set_json("count:ada", &(first + 1, 5), ttl).await;
+        let read = cache
+            .generation::<(i64, i64)>("gen:ada", ttl, Some("count:ada"))
+            .await;
+        assert_eq!(read, Some((first + 1, Some((first + 1, 5)))));
+        cache.set_json("count:ada", &"not a pair", ttl).await;
+        let read = cache
+            .generation::<(i64, i64)>("gen:ada", ttl, Some("count:ada"))
+            .await;
+        assert_eq!(read, Some((first + 1, None)));
+
+        // Lost (a restarted cache, an eviction) and created again: above every value the
+        // lost one held, so nothing kept under an old generation matches.
+        cache.delete("gen:ada").await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let again = cache.current_generation("gen:ada", ttl).await.unwrap();
+        assert!(again > first + 1, "{again} > {}", first + 1);
+        cache.delete("gen:ada").await;
+        cache.delete("count:ada").await;
     })
     .await;
 }
