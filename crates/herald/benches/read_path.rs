@@ -62,6 +62,8 @@ const RAW: &str = "inbox statements, raw (sqlx pool, 8 connections)";
 const BARE: &str = "bare axum + async-graphql { __typename }";
 const TRIVIAL: &str = "Herald { __typename }";
 const UNREAD: &str = "getUnreadNotificationsCount";
+/// The second page: never kept, so it measures the way to storage and back.
+const FURTHER: &str = "getNotifications(first: 20, after: …), a page further on (read from storage)";
 const LIST: &str = "getNotifications(first: 20)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -162,19 +164,29 @@ where
     }
 }
 
-/// A GraphQL POST that must answer 200 without errors.
+/// A GraphQL POST (its body serialized once) that must answer 200 with JSON and no errors.
+/// The answer is read through, not built into values: like pgbench, which does not keep
+/// rows, the load generator spends on checking, not on using.
 async fn graphql(
     http: &reqwest::Client,
     url: &str,
     token: Option<&str>,
-    body: &serde_json::Value,
+    body: &axum::body::Bytes,
 ) -> anyhow::Result<()> {
-    let mut request = http.post(url).json(body);
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        errors: Option<serde::de::IgnoredAny>,
+    }
+    let mut request = http
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body.clone());
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
-    let answer: serde_json::Value = request.send().await?.error_for_status()?.json().await?;
-    anyhow::ensure!(answer.get("errors").is_none(), "{answer}");
+    let bytes = request.send().await?.error_for_status()?.bytes().await?;
+    let answer: Answer = serde_json::from_slice(&bytes)?;
+    anyhow::ensure!(answer.errors.is_none(), "{}", String::from_utf8_lossy(&bytes));
     Ok(())
 }
 
@@ -518,6 +530,23 @@ async fn order_sixty_times(cluster: &Cluster) -> anyhow::Result<(String, Uuid)> 
     Ok((token, user))
 }
 
+/// The end cursor of the user's first page of 20.
+async fn first_cursor(http: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<String> {
+    let page: serde_json::Value = http
+        .post(url)
+        .bearer_auth(token)
+        .json(&json!({ "query": "{ getNotifications(first: 20) { pageInfo { endCursor } } }" }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    page["data"]["getNotifications"]["pageInfo"]["endCursor"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no cursor in {page}"))
+}
+
 async fn measure(target: &Target, args: &Args) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.connections)
@@ -528,7 +557,8 @@ async fn measure(target: &Target, args: &Args) -> anyhow::Result<()> {
 
     let chosen = |name: &str| args.only.as_deref().is_none_or(|only| name.contains(only));
     let workload = |name: &'static str, target: String, token: Option<String>, query: &str| {
-        let (http, body) = (http.clone(), json!({ "query": query }));
+        let http = http.clone();
+        let body = axum::body::Bytes::from(json!({ "query": query }).to_string());
         drive(name, n, s, move || {
             let (http, target, token, body) =
                 (http.clone(), target.clone(), token.clone(), body.clone());
@@ -543,6 +573,10 @@ async fn measure(target: &Target, args: &Args) -> anyhow::Result<()> {
         rates.extend(raw_statements(target, n, s).await?);
     }
     let token = Some(target.token.clone());
+    let further = format!(
+        "{{ getNotifications(first: 20, after: {}) {{ nodes {{ id type title body read createdAt }} totalCount }} }}",
+        json!(first_cursor(&http, &url, &target.token).await?)
+    );
     let gateway_workloads = [
         (BARE, bare, None, "{ __typename }"),
         (TRIVIAL, url.clone(), None, "{ __typename }"),
@@ -555,9 +589,10 @@ async fn measure(target: &Target, args: &Args) -> anyhow::Result<()> {
         (
             LIST,
             url.clone(),
-            token,
+            token.clone(),
             "{ getNotifications(first: 20) { nodes { id type title body read createdAt } totalCount } }",
         ),
+        (FURTHER, url.clone(), token, further.as_str()),
     ];
     for (name, target, token, query) in gateway_workloads {
         if chosen(name) {
