@@ -63,7 +63,8 @@ const BARE: &str = "bare axum + async-graphql { __typename }";
 const TRIVIAL: &str = "Herald { __typename }";
 const UNREAD: &str = "getUnreadNotificationsCount";
 /// The second page: never kept, so it measures the way to storage and back.
-const FURTHER: &str = "getNotifications(first: 20, after: …), a page further on (read from storage)";
+const FURTHER: &str =
+    "getNotifications(first: 20, after: …), a page further on (read from storage)";
 const LIST: &str = "getNotifications(first: 20)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -186,7 +187,11 @@ async fn graphql(
     }
     let bytes = request.send().await?.error_for_status()?.bytes().await?;
     let answer: Answer = serde_json::from_slice(&bytes)?;
-    anyhow::ensure!(answer.errors.is_none(), "{}", String::from_utf8_lossy(&bytes));
+    anyhow::ensure!(
+        answer.errors.is_none(),
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
     Ok(())
 }
 
