@@ -55,6 +55,8 @@ pub const TOPOLOGY: &[(&str, &[&str])] = &[
             OutOfStock::TYPE,
             RecommendationDigest::TYPE,
             CategoryInterest::TYPE,
+            // A customer base imported: large, and nothing in it is urgent.
+            UsersImported::TYPE,
         ],
     ),
     // Products gives back the stock of cancelled orders (idempotent; the orders service
@@ -74,6 +76,7 @@ pub const TOPOLOGY: &[(&str, &[&str])] = &[
             OutOfStock::TYPE,
             BackInStock::TYPE,
             UserRegistered::TYPE,
+            UsersImported::TYPE,
             PreferencesUpdated::TYPE,
         ],
     ),

@@ -87,6 +87,19 @@ impl Event for UserRegistered {
     const TYPE: &'static str = "user.registered";
 }
 
+/// `user.imported`: customers brought in by an admin's import, up to a thousand at once,
+/// each as it would be registered (no password, and no welcome: importing a customer base
+/// must not mail it). Consumers apply the batch in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsersImported {
+    pub users: Vec<UserRegistered>,
+}
+
+impl Event for UsersImported {
+    const TYPE: &'static str = "user.imported";
+}
+
 /// `user.preferences_updated`: the whole new preferences, so consumers can replace theirs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

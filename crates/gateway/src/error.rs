@@ -14,6 +14,24 @@ pub fn to_graphql(err: ApiError) -> async_graphql::Error {
         if let Some(seconds) = body.retry_after {
             ext.set("retryAfter", seconds);
         }
+        if let Some(rows) = &body.rows {
+            let rows: Vec<async_graphql::Value> = rows
+                .iter()
+                .map(|row| {
+                    let mut fields = async_graphql::indexmap::IndexMap::new();
+                    fields.insert(
+                        async_graphql::Name::new("index"),
+                        async_graphql::Value::from(row.index as u64),
+                    );
+                    fields.insert(
+                        async_graphql::Name::new("message"),
+                        async_graphql::Value::from(row.message.clone()),
+                    );
+                    async_graphql::Value::Object(fields)
+                })
+                .collect();
+            ext.set("rows", rows);
+        }
     })
 }
 

@@ -85,6 +85,52 @@ pub struct LoginInput {
     pub password: String,
 }
 
+/// One customer of an import; preferences not given are the defaults.
+#[derive(InputObject, Debug)]
+pub struct ImportedUserInput {
+    pub name: String,
+    pub email: String,
+    pub preferences: Option<PreferencesInput>,
+}
+
+/// At most 1,000 customers a call.
+#[derive(InputObject, Debug)]
+pub struct ImportUsersInput {
+    pub users: Vec<ImportedUserInput>,
+}
+
+#[derive(SimpleObject, Debug, Clone, Copy)]
+pub struct ImportUsersPayload {
+    pub created: i32,
+    pub skipped: i32,
+}
+
+impl From<ImportUsersInput> for herald_users::import::ImportRequest {
+    fn from(input: ImportUsersInput) -> Self {
+        herald_users::import::ImportRequest {
+            users: input
+                .users
+                .into_iter()
+                .map(|user| herald_users::import::ImportRow {
+                    name: user.name,
+                    email: user.email,
+                    preferences: user.preferences.map(Into::into),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<herald_users::import::ImportOutcome> for ImportUsersPayload {
+    fn from(outcome: herald_users::import::ImportOutcome) -> Self {
+        let count = |n: u64| i32::try_from(n).unwrap_or(i32::MAX);
+        ImportUsersPayload {
+            created: count(outcome.created),
+            skipped: count(outcome.skipped),
+        }
+    }
+}
+
 /// Absent fields stay as they are; `null` quiet hours clear them.
 #[derive(InputObject, Debug)]
 pub struct PreferencesInput {

@@ -11,12 +11,8 @@ use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
 
 const NOT_YET_SERVED: &[&str] = &[
     // Customers at scale (issue 13).
-    "ImportedUserInput",
-    "ImportUsersInput",
-    "ImportUsersPayload",
     "ResetPasswordInput",
     "Query.promotionAudience",
-    "Mutation.importUsers",
     "Mutation.requestPasswordReset",
     "Mutation.resetPassword",
 ];

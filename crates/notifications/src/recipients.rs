@@ -6,7 +6,8 @@
 use std::collections::HashMap;
 
 use herald_events::{Channel, Preferences, Role};
-use herald_platform::bulk::{ROWS_PER_STATEMENT, json_list, select_list};
+use herald_platform::bulk::SqlType::{BigInt, Bool, Text};
+use herald_platform::bulk::{JsonRows, ROWS_PER_STATEMENT, json_list, select_list, select_rows};
 use herald_platform::db::{Backend, Tx, now_micros};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -67,14 +68,35 @@ fn json(value: &impl serde::Serialize) -> Result<String, sqlx::Error> {
     serde_json::to_string(value).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
-/// Inserts the recipient, or replaces the stored one if `recipient` is newer.
-/// Returns whether anything was written.
-#[tracing::instrument(skip_all, fields(user_id = %recipient.user_id))]
-pub async fn upsert_recipient(tx: &mut Tx, recipient: &Recipient) -> Result<bool, sqlx::Error> {
-    let p = &recipient.preferences;
-    let written = sqlx::query(&format!(
+/// Inserts each recipient, or replaces the stored preferences where the recipient's are
+/// newer (preferences may have arrived first); who each is (name, email, role) is set from
+/// here whatever the version. Two statements per [`ROWS_PER_STATEMENT`] recipients.
+#[tracing::instrument(skip_all, fields(recipients = recipients.len()))]
+pub async fn upsert_recipients(tx: &mut Tx, recipients: &[Recipient]) -> Result<(), sqlx::Error> {
+    let rows = select_rows(
+        Backend::of(tx),
+        1,
+        &[
+            ("user_id", Text),
+            ("name", Text),
+            ("email", Text),
+            ("role", Text),
+            ("promotions", Bool),
+            ("order_updates", Bool),
+            ("recommendations", Bool),
+            ("inventory_alerts", Bool),
+            ("categories", Text),
+            ("channels", Text),
+            ("timezone", Text),
+            ("quiet_hours_start", Text),
+            ("quiet_hours_end", Text),
+            ("preferences_version", BigInt),
+            ("updated_at", BigInt),
+        ],
+    );
+    let upsert = format!(
         "INSERT INTO recipients ({COLUMNS}, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         {rows}
          ON CONFLICT (user_id) DO UPDATE SET
             name = excluded.name, email = excluded.email, role = excluded.role,
             promotions = excluded.promotions, order_updates = excluded.order_updates,
@@ -84,25 +106,42 @@ pub async fn upsert_recipient(tx: &mut Tx, recipient: &Recipient) -> Result<bool
             quiet_hours_end = excluded.quiet_hours_end,
             preferences_version = excluded.preferences_version, updated_at = excluded.updated_at
          WHERE recipients.preferences_version < excluded.preferences_version"
-    ))
-    .bind(recipient.user_id.to_string())
-    .bind(&recipient.name)
-    .bind(&recipient.email)
-    .bind(recipient.role.as_str())
-    .bind(p.promotions)
-    .bind(p.order_updates)
-    .bind(p.recommendations)
-    .bind(p.inventory_alerts)
-    .bind(json(&p.categories)?)
-    .bind(json(&p.channels)?)
-    .bind(&p.timezone)
-    .bind(p.quiet_hours_start.clone())
-    .bind(p.quiet_hours_end.clone())
-    .bind(recipient.preferences_version)
-    .bind(now_micros())
-    .execute(&mut **tx)
-    .await?;
-    Ok(written.rows_affected() == 1)
+    );
+    let identities = format!(
+        "UPDATE recipients SET name = r.name, email = r.email, role = r.role
+         FROM ({rows}) AS r WHERE recipients.user_id = r.user_id"
+    );
+    let now = now_micros();
+    for chunk in recipients.chunks(ROWS_PER_STATEMENT) {
+        let mut rows = JsonRows::new();
+        for r in chunk {
+            let p = &r.preferences;
+            rows.push(&(
+                r.user_id,
+                &r.name,
+                &r.email,
+                r.role.as_str(),
+                p.promotions,
+                p.order_updates,
+                p.recommendations,
+                p.inventory_alerts,
+                json(&p.categories)?,
+                json(&p.channels)?,
+                &p.timezone,
+                &p.quiet_hours_start,
+                &p.quiet_hours_end,
+                r.preferences_version,
+                now,
+            ))?;
+        }
+        let rows = rows.finish();
+        sqlx::query(&upsert).bind(&rows).execute(&mut **tx).await?;
+        sqlx::query(&identities)
+            .bind(&rows)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Replaces the user's preferences if `version` is newer than the stored one. Preferences
@@ -145,18 +184,6 @@ pub async fn apply_preferences(
     .bind(now_micros())
     .execute(&mut **tx)
     .await?;
-    Ok(())
-}
-
-/// Sets who the recipient is (name, email, role), whatever the preferences' version.
-pub async fn set_identity(tx: &mut Tx, recipient: &Recipient) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE recipients SET name = $1, email = $2, role = $3 WHERE user_id = $4")
-        .bind(&recipient.name)
-        .bind(&recipient.email)
-        .bind(recipient.role.as_str())
-        .bind(recipient.user_id.to_string())
-        .execute(&mut **tx)
-        .await?;
     Ok(())
 }
 

@@ -113,7 +113,9 @@ fn left_placed(order_id: Uuid, e: ApiError) -> ApiError {
     metrics::counter!("orders_left_placed_total").increment(1);
     let cause = match e {
         ApiError::Unexpected(cause) => cause,
-        public @ (ApiError::Public { .. } | ApiError::Throttled { .. }) => {
+        public @ (ApiError::Public { .. }
+        | ApiError::Throttled { .. }
+        | ApiError::InvalidRows { .. }) => {
             anyhow::anyhow!("products answered {}: {public}", public.code().as_str())
         }
     };

@@ -20,6 +20,8 @@ pub const ROWS_PER_STATEMENT: usize = 2_000;
 pub enum SqlType {
     Text,
     BigInt,
+    /// JSON `true`/`false`: BOOLEAN on PostgreSQL, 1/0 on SQLite.
+    Bool,
 }
 
 /// Rows collected as one JSON array, to bind as a single text parameter.
@@ -87,6 +89,7 @@ pub fn select_rows(backend: Backend, param: usize, columns: &[(&str, SqlType)]) 
             let sql_type = match sql_type {
                 SqlType::Text => "TEXT",
                 SqlType::BigInt => "BIGINT",
+                SqlType::Bool => "BOOLEAN",
             };
             format!("CAST(r.value->>{i} AS {sql_type}) AS {name}")
         })

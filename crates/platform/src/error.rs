@@ -72,6 +72,16 @@ pub struct ErrorBody {
         skip_serializing_if = "Option::is_none"
     )]
     pub retry_after: Option<u64>,
+    /// BAD_USER_INPUT for a list: every row that is wrong, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<Vec<RowProblem>>,
+}
+
+/// One row of a list that cannot be taken, by its index in the list.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RowProblem {
+    pub index: usize,
+    pub message: String,
 }
 
 /// A public error: what the client sees. Internal causes are logged, never shown.
@@ -84,6 +94,12 @@ pub enum ApiError {
     Throttled {
         message: String,
         retry_after: std::time::Duration,
+    },
+    /// BAD_USER_INPUT naming each wrong row of a list (nothing of it was taken).
+    #[error("{message}")]
+    InvalidRows {
+        message: String,
+        rows: Vec<RowProblem>,
     },
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -120,8 +136,29 @@ impl ApiError {
         }
     }
 
+    /// BAD_USER_INPUT for the wrong `rows` of `list` (a few named in the message, all in
+    /// the body's `rows`).
+    pub fn invalid_rows(list: &str, rows: Vec<RowProblem>) -> Self {
+        const NAMED: usize = 5;
+        let mut message = match rows.len() {
+            1 => format!("1 row of {list} is invalid: "),
+            n => format!("{n} rows of {list} are invalid: "),
+        };
+        let named: Vec<String> = rows
+            .iter()
+            .take(NAMED)
+            .map(|row| format!("{list}[{}]: {}", row.index, row.message))
+            .collect();
+        message.push_str(&named.join("; "));
+        if rows.len() > NAMED {
+            message.push_str(&format!("; and {} more", rows.len() - NAMED));
+        }
+        ApiError::InvalidRows { message, rows }
+    }
+
     pub fn code(&self) -> ErrorCode {
         match self {
+            ApiError::InvalidRows { .. } => ErrorCode::BadUserInput,
             ApiError::Public { code, .. } => *code,
             ApiError::Throttled { .. } => ErrorCode::RateLimited,
             ApiError::Unexpected(_) => ErrorCode::Internal,
@@ -135,6 +172,13 @@ impl ApiError {
                 code: *code,
                 message: message.clone(),
                 retry_after: None,
+                rows: None,
+            },
+            ApiError::InvalidRows { message, rows } => ErrorBody {
+                code: ErrorCode::BadUserInput,
+                message: message.clone(),
+                retry_after: None,
+                rows: Some(rows.clone()),
             },
             ApiError::Throttled {
                 message,
@@ -146,11 +190,13 @@ impl ApiError {
                 retry_after: Some(
                     retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0),
                 ),
+                rows: None,
             },
             ApiError::Unexpected(_) => ErrorBody {
                 code: ErrorCode::Internal,
                 message: "internal error".to_owned(),
                 retry_after: None,
+                rows: None,
             },
         }
     }
@@ -164,6 +210,12 @@ impl From<sqlx::Error> for ApiError {
 
 impl From<ErrorBody> for ApiError {
     fn from(b: ErrorBody) -> Self {
+        if let (Some(rows), ErrorCode::BadUserInput) = (b.rows, b.code) {
+            return ApiError::InvalidRows {
+                message: b.message,
+                rows,
+            };
+        }
         match b.retry_after {
             Some(seconds) if b.code == ErrorCode::RateLimited => ApiError::Throttled {
                 message: b.message,

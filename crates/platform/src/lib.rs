@@ -24,4 +24,4 @@ pub mod telemetry;
 pub mod testing;
 
 pub use config::Settings;
-pub use error::{ApiError, ApiResult, ErrorCode};
+pub use error::{ApiError, ApiResult, ErrorCode, RowProblem};

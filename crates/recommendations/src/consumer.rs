@@ -8,7 +8,7 @@ use anyhow::anyhow;
 use async_trait::async_trait;
 use herald_events::{
     BackInStock, Envelope, Event, OrderCancelled, OrderConfirmed, OutOfStock, PreferencesUpdated,
-    PriceChanged, ProductCreated, StockChanged, UserRegistered,
+    PriceChanged, ProductCreated, StockChanged, UserRegistered, UsersImported,
 };
 use herald_platform::bus::{BatchOutcomes, EventHandler, HandlerError};
 use herald_platform::db::Tx;
@@ -30,6 +30,7 @@ pub const HANDLED_TYPES: &[&str] = &[
     OutOfStock::TYPE,
     BackInStock::TYPE,
     UserRegistered::TYPE,
+    UsersImported::TYPE,
     PreferencesUpdated::TYPE,
 ];
 
@@ -160,9 +161,35 @@ impl RecommendationsConsumer {
         let Some(mut tx) = self.begin_first(event).await? else {
             return Ok(());
         };
-        store::set_preferred_categories(&mut tx, user_id, categories, version).await?;
+        store::set_preferred_categories(&mut tx, &[(user_id, categories, version)]).await?;
         tx.commit().await?;
         self.advisor.forget(user_id).await;
+        Ok(())
+    }
+
+    /// The preferred categories of imported customers, in one transaction (those who
+    /// stated none have nothing to keep).
+    async fn users_imported(&self, event: &Envelope) -> Result<(), HandlerError> {
+        let imported: UsersImported = payload(event)?;
+        let Some(mut tx) = self.begin_first(event).await? else {
+            return Ok(());
+        };
+        let preferred: Vec<(uuid::Uuid, &[String], i64)> = imported
+            .users
+            .iter()
+            .filter(|user| !user.preferences.categories.is_empty())
+            .map(|user| {
+                (
+                    user.user_id,
+                    user.preferences.categories.as_slice(),
+                    user.preferences_version,
+                )
+            })
+            .collect();
+        store::set_preferred_categories(&mut tx, &preferred).await?;
+        tx.commit().await?;
+        let users: Vec<uuid::Uuid> = preferred.iter().map(|(user, _, _)| *user).collect();
+        self.advisor.forget_all(&users).await;
         Ok(())
     }
 }
@@ -214,6 +241,7 @@ impl EventHandler for RecommendationsConsumer {
                 )
                 .await
             }
+            UsersImported::TYPE => self.users_imported(event).await,
             PreferencesUpdated::TYPE => {
                 let update: PreferencesUpdated = payload(event)?;
                 self.preferred_categories(

@@ -230,25 +230,36 @@ pub async fn record_signal(tx: &mut Tx, user_id: Uuid, signal: &Signal) -> Resul
     Ok(())
 }
 
-#[tracing::instrument(skip_all, fields(%user_id, version))]
+/// Keeps each user's preferred categories, where the given version is newer than the one
+/// kept: (user, categories, preferences version), a statement per [`ROWS_PER_STATEMENT`].
+#[tracing::instrument(skip_all, fields(users = preferred.len()))]
 pub async fn set_preferred_categories(
     tx: &mut Tx,
-    user_id: Uuid,
-    categories: &[String],
-    version: i64,
+    preferred: &[(Uuid, &[String], i64)],
 ) -> Result<(), sqlx::Error> {
-    let encoded = serde_json::to_string(categories).unwrap_or_else(|_| "[]".to_owned());
-    sqlx::query(
-        "INSERT INTO preferred_categories (user_id, categories, version) VALUES ($1, $2, $3)
+    let sql = format!(
+        "INSERT INTO preferred_categories (user_id, categories, version)
+         {}
          ON CONFLICT (user_id) DO UPDATE SET categories = excluded.categories,
              version = excluded.version
          WHERE preferred_categories.version < excluded.version",
-    )
-    .bind(user_id.to_string())
-    .bind(encoded)
-    .bind(version)
-    .execute(&mut **tx)
-    .await?;
+        select_rows(
+            Backend::of(tx),
+            1,
+            &[("user_id", Text), ("categories", Text), ("version", BigInt)],
+        )
+    );
+    for chunk in preferred.chunks(ROWS_PER_STATEMENT) {
+        let mut rows = JsonRows::new();
+        for (user_id, categories, version) in chunk {
+            let encoded = serde_json::to_string(categories).unwrap_or_else(|_| "[]".to_owned());
+            rows.push(&(user_id, encoded, version))?;
+        }
+        sqlx::query(&sql)
+            .bind(rows.finish())
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 //! [`AccountsOverHttp`], across processes with a service credential. The HTTP routes of
 //! `api` serve the second with the first, so both run the same code.
 
-use herald_events::{Envelope, Role, SignInFailures, UserRegistered};
+use herald_events::{Envelope, Role, SignInFailures, UserRegistered, UsersImported};
 use herald_platform::auth::Claims;
 use herald_platform::db::Database;
 use herald_platform::http::ServiceClient;
@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::SERVICE;
 use crate::domain::{Email, Password, PreferencesPatch, UserName};
+use crate::import::{ImportOutcome, ImportRequest};
 use crate::passwords::{dummy_hash, hash_password, verify_password};
 use crate::sessions::{AuthPayload, Sessions};
 use crate::store::{self, InsertError, NewUser, User};
@@ -84,6 +85,28 @@ pub trait AccountsApi: Send + Sync + 'static {
     /// The version of an account's credentials, which its tokens must carry; `None` when
     /// the account does not exist (any more). For the gateway, which checks tokens by it.
     async fn token_version(&self, user: Uuid) -> ApiResult<Option<i64>>;
+    /// Imports customers (ADMIN; FORBIDDEN otherwise), at most [`crate::import::MAX_IMPORT`]:
+    /// all or nothing (BAD_USER_INPUT naming every wrong row), an email already known
+    /// skipped. They have no password (they set one through a password reset) and are
+    /// not welcomed; the other services hear of them in one `user.imported` event.
+    async fn import_users(
+        &self,
+        acting: &Claims,
+        request: &ImportRequest,
+    ) -> ApiResult<ImportOutcome>;
+}
+
+impl From<&User> for UserRegistered {
+    fn from(user: &User) -> UserRegistered {
+        UserRegistered {
+            user_id: user.id,
+            name: user.name.clone(),
+            email: user.email.clone(),
+            role: user.role,
+            preferences: user.preferences.clone(),
+            preferences_version: user.preferences_version,
+        }
+    }
 }
 
 /// Who may read the account `id` (its text as the caller named it, in any of a UUID's
@@ -150,14 +173,7 @@ impl Accounts {
             }
             Err(InsertError::Db(e)) => return Err(e.into()),
         };
-        let event = UserRegistered {
-            user_id: user.id,
-            name: user.name.clone(),
-            email: user.email.clone(),
-            role: user.role,
-            preferences: user.preferences.clone(),
-            preferences_version: user.preferences_version,
-        };
+        let event = UserRegistered::from(&user);
         self.outbox
             .add(
                 &mut tx,
@@ -217,12 +233,15 @@ impl AccountsApi for Accounts {
         let client = request.client.as_deref();
         self.throttles.sign_in_attempt(&email, client).await?;
         let found = store::find_credentials(&self.db, email.as_str()).await?;
-        // Verify against a dummy hash when the account is unknown, so timing does not tell.
+        // Verify against a dummy hash when the account is unknown or has no password yet
+        // (imported), so timing does not tell; neither can sign in.
         let (user, hash) = match found {
-            Some((user, hash)) => (Some(user), hash),
+            Some((user, Some(hash))) => (Some(user), hash),
+            Some((user, None)) => (Some(user), dummy_hash().to_owned()),
             None => (None, dummy_hash().to_owned()),
         };
-        let ok = verify_password(request.password.clone(), hash).await?;
+        let ok_hash = hash.as_str() != dummy_hash();
+        let ok = verify_password(request.password.clone(), hash).await? && ok_hash;
         if !ok {
             metrics::counter!("users_login_failures_total").increment(1);
         }
@@ -275,6 +294,42 @@ impl AccountsApi for Accounts {
     async fn token_version(&self, user: Uuid) -> ApiResult<Option<i64>> {
         Ok(store::token_version(&self.db, user).await?)
     }
+
+    async fn import_users(
+        &self,
+        acting: &Claims,
+        request: &ImportRequest,
+    ) -> ApiResult<ImportOutcome> {
+        if !acting.is_admin() {
+            return Err(ApiError::forbidden("only admins can import users"));
+        }
+        let rows = crate::import::check(request)?;
+        let imported: Vec<store::ImportedUser> = rows
+            .iter()
+            .map(|row| store::ImportedUser {
+                name: row.name.as_str(),
+                email: row.email.as_str(),
+                preferences: &row.preferences,
+            })
+            .collect();
+        let mut tx = self.db.begin().await?;
+        let created = store::insert_imported(&mut tx, &imported).await?;
+        if !created.is_empty() {
+            let event = UsersImported {
+                users: created.iter().map(UserRegistered::from).collect(),
+            };
+            self.outbox
+                .add(&mut tx, &Envelope::new(SERVICE, None, &event))
+                .await?;
+        }
+        self.outbox.commit(tx).await?;
+        let created = created.len() as u64;
+        metrics::counter!("users_imported_total").increment(created);
+        Ok(ImportOutcome {
+            created,
+            skipped: request.users.len() as u64 - created,
+        })
+    }
 }
 
 /// The accounts of a users service in another process.
@@ -324,6 +379,16 @@ impl AccountsApi for AccountsOverHttp {
     ) -> ApiResult<User> {
         self.service
             .patch("/users/me/preferences", patch, Some(acting))
+            .await
+    }
+
+    async fn import_users(
+        &self,
+        acting: &Claims,
+        request: &ImportRequest,
+    ) -> ApiResult<ImportOutcome> {
+        self.service
+            .post("/users/import", request, Some(acting))
             .await
     }
 

@@ -17,6 +17,7 @@ use crate::accounts::{
     Accounts, AccountsApi, LoginRequest, RefreshRequest, RegisterRequest, TokenVersion, no_user,
 };
 use crate::domain::PreferencesPatch;
+use crate::import::{ImportOutcome, ImportRequest};
 use crate::sessions::AuthPayload;
 use crate::store::User;
 
@@ -39,6 +40,7 @@ pub fn router(state: UsersState) -> Router {
         .route("/sessions", post(login))
         .route("/sessions/refresh", post(refresh))
         .route("/users/{id}/token-version", get(token_version))
+        .route("/users/import", post(import_users))
         .route("/users/me", get(me))
         .route("/users/me/preferences", patch(update_preferences))
         .route("/users/{id}", get(user_by_id))
@@ -83,6 +85,16 @@ async fn update_preferences(
     Ok(Json(
         state.accounts.update_preferences(&claims, &patch).await?,
     ))
+}
+
+/// Customers brought in by an admin (the acting user of the service credential).
+async fn import_users(
+    State(state): State<UsersState>,
+    Caller(claims): Caller,
+    body: Result<Json<ImportRequest>, JsonRejection>,
+) -> ApiResult<Json<ImportOutcome>> {
+    let Json(request) = body.map_err(|e| ApiError::bad_input(e.body_text()))?;
+    Ok(Json(state.accounts.import_users(&claims, &request).await?))
 }
 
 /// A refresh token for a new pair (each is good once).

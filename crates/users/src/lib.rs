@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod api;
 pub mod consumer;
 pub mod domain;
+pub mod import;
 mod passwords;
 pub mod preferences;
 pub mod sessions;
@@ -43,6 +44,7 @@ pub const SERVICE: &str = "users";
 /// The users service's metrics.
 pub const METRICS: &[MetricDoc] = &[
     MetricDoc::counter("users_registered_total", "Accounts registered."),
+    MetricDoc::counter("users_imported_total", "Customers created by imports."),
     MetricDoc::counter(
         "users_login_failures_total",
         "Sign-ins with a wrong email or password.",

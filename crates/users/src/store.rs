@@ -1,7 +1,9 @@
 //! The users service's tables.
 
 use herald_events::{Preferences, Role};
-use herald_platform::db::{Database, Tx, is_unique_violation, now_micros, to_datetime};
+use herald_platform::bulk::SqlType::{BigInt, Text};
+use herald_platform::bulk::{JsonRows, ROWS_PER_STATEMENT, select_rows};
+use herald_platform::db::{Backend, Database, Tx, is_unique_violation, now_micros, to_datetime};
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -95,12 +97,15 @@ pub async fn find_user(db: &Database, id: Uuid) -> Result<Option<User>, sqlx::Er
         .transpose()
 }
 
-/// The user and their password hash, for login.
+/// The stored hash of an account that has no password yet (an imported customer).
+const NO_PASSWORD: &str = "";
+
+/// The user and their password hash (None until they set a password), for login.
 #[tracing::instrument(skip_all)]
 pub async fn find_credentials(
     db: &Database,
     email: &str,
-) -> Result<Option<(User, String)>, sqlx::Error> {
+) -> Result<Option<(User, Option<String>)>, sqlx::Error> {
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS}, password_hash FROM users WHERE email = $1"
     ))
@@ -108,9 +113,75 @@ pub async fn find_credentials(
     .fetch_optional(db.pool())
     .await?;
     match row {
-        Some(row) => Ok(Some((user_from_row(&row)?, row.try_get("password_hash")?))),
+        Some(row) => {
+            let hash: String = row.try_get("password_hash")?;
+            let hash = (hash != NO_PASSWORD).then_some(hash);
+            Ok(Some((user_from_row(&row)?, hash)))
+        }
         None => Ok(None),
     }
+}
+
+/// A customer to import: who they are and their preferences.
+pub struct ImportedUser<'a> {
+    pub name: &'a str,
+    pub email: &'a str,
+    pub preferences: &'a Preferences,
+}
+
+/// Inserts the customers whose email is not registered yet, without a password, in one
+/// statement per [`ROWS_PER_STATEMENT`]; returns those created (an email registered
+/// meanwhile by a concurrent import or registration is skipped, never doubled).
+#[tracing::instrument(skip_all, fields(users = users.len()))]
+pub async fn insert_imported(
+    tx: &mut Tx,
+    users: &[ImportedUser<'_>],
+) -> Result<Vec<User>, sqlx::Error> {
+    let now = now_micros();
+    let sql = format!(
+        "INSERT INTO users (id, name, email, password_hash, role, preferences,
+                            preferences_version, created_at, updated_at)
+         SELECT id, name, email, '{NO_PASSWORD}', role, preferences, 1, created_at, created_at
+         FROM ({}) AS imported WHERE true
+         ON CONFLICT (email) DO NOTHING
+         RETURNING {COLUMNS}",
+        select_rows(
+            Backend::of(tx),
+            1,
+            &[
+                ("id", Text),
+                ("name", Text),
+                ("email", Text),
+                ("role", Text),
+                ("preferences", Text),
+                ("created_at", BigInt),
+            ],
+        )
+    );
+    let mut created = Vec::with_capacity(users.len());
+    for chunk in users.chunks(ROWS_PER_STATEMENT) {
+        let mut rows = JsonRows::new();
+        for user in chunk {
+            let preferences = serde_json::to_string(user.preferences)
+                .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            rows.push(&(
+                Uuid::now_v7(),
+                user.name,
+                user.email,
+                Role::Customer.as_str(),
+                preferences,
+                now,
+            ))?;
+        }
+        let inserted = sqlx::query(&sql)
+            .bind(rows.finish())
+            .fetch_all(&mut **tx)
+            .await?;
+        for row in &inserted {
+            created.push(user_from_row(row)?);
+        }
+    }
+    Ok(created)
 }
 
 /// Locks the user's row for a read-modify-write of preferences (PostgreSQL row lock;
@@ -248,7 +319,7 @@ pub(crate) mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!((found.id, hash.as_str()), (new.id, "hash"));
+        assert_eq!((found.id, hash.as_deref()), (new.id, Some("hash")));
         assert!(find_user(&db, Uuid::now_v7()).await.unwrap().is_none());
 
         let mut tx = db.begin().await.unwrap();

@@ -80,6 +80,22 @@ impl UserMutation {
             .gql()
     }
 
+    /// Brings customers in (ADMIN): all or nothing, an email already known skipped; they
+    /// have no password until they reset one, and are not welcomed.
+    async fn import_users(
+        &self,
+        ctx: &Context<'_>,
+        input: ImportUsersInput,
+    ) -> GqlResult<ImportUsersPayload> {
+        let caller = ctx.admin()?;
+        ctx.services()
+            .accounts
+            .import_users(caller.claims, &input.into())
+            .await
+            .map(ImportUsersPayload::from)
+            .gql()
+    }
+
     async fn update_user_preferences(
         &self,
         ctx: &Context<'_>,

@@ -15,6 +15,7 @@ mod edge;
 mod email;
 mod graphql_errors;
 mod hammering;
+mod import;
 mod lanes;
 mod live;
 mod metrics;
@@ -40,6 +41,7 @@ fn main() -> std::process::ExitCode {
         email::CASES,
         graphql_errors::CASES,
         hammering::CASES,
+        import::CASES,
         lanes::CASES,
         live::CASES,
         metrics::CASES,

@@ -43,7 +43,7 @@ pub(crate) async fn unread_count(app: &TestApp, who: &Session) -> i64 {
         .expect("a count")
 }
 
-async fn welcome(app: &TestApp, who: &Session) -> Value {
+pub(crate) async fn welcome(app: &TestApp, who: &Session) -> Value {
     eventually(
         Duration::from_secs(10),
         "the welcome notification",

@@ -14,7 +14,7 @@ use herald_events::{
     BackInStock, CategoryInterest, Envelope, Event, LowStock, NOTIFICATIONS_CRITICAL,
     NOTIFICATIONS_STANDARD, OrderCancelled, OrderConfirmed, OrderDelivered, OrderDeliveryLate,
     OrderShipped, OrdersStuck, OutOfStock, PreferencesUpdated, PriceChanged, ProductWatched,
-    RecommendationDigest, SignInFailures, UserRegistered,
+    RecommendationDigest, SignInFailures, UserRegistered, UsersImported,
 };
 use herald_platform::bus::{BatchOutcomes, ConsumerOptions, EventHandler, HandlerError};
 use herald_platform::config::Settings;
@@ -44,6 +44,7 @@ pub fn lane_options(lane: &str, settings: &Settings) -> ConsumerOptions {
 /// Every event type this consumer acts on: one of the lanes must be bound to each of them.
 pub const HANDLED_TYPES: &[&str] = &[
     UserRegistered::TYPE,
+    UsersImported::TYPE,
     PreferencesUpdated::TYPE,
     SignInFailures::TYPE,
     OrderConfirmed::TYPE,
@@ -109,6 +110,7 @@ impl EventHandler for NotificationsConsumer {
         }
         match event.event_type.as_str() {
             UserRegistered::TYPE => self.user_registered(event).await,
+            UsersImported::TYPE => self.users_imported(event).await,
             PreferencesUpdated::TYPE => self.preferences_updated(event).await,
             SignInFailures::TYPE => self.sign_in_failures(event).await,
             ProductWatched::TYPE => self.product_watched(event).await,

@@ -1,7 +1,7 @@
 //! `user.*`: the replica of recipients and their preferences, the welcome, and warnings of
 //! failed sign-ins.
 
-use herald_events::{Envelope, PreferencesUpdated, SignInFailures, UserRegistered};
+use herald_events::{Envelope, PreferencesUpdated, SignInFailures, UserRegistered, UsersImported};
 use herald_platform::bus::HandlerError;
 
 use super::{NotificationsConsumer, payload};
@@ -15,21 +15,25 @@ impl NotificationsConsumer {
         let Some(mut tx) = self.begin_first(event).await? else {
             return Ok(());
         };
-        let recipient = Recipient {
-            user_id: registered.user_id,
-            name: registered.name.clone(),
-            email: registered.email.clone(),
-            role: registered.role,
-            preferences: registered.preferences.clone(),
-            preferences_version: registered.preferences_version,
-        };
-        recipients::upsert_recipient(&mut tx, &recipient).await?;
-        // Newer preferences may have arrived first; who the user is comes from here.
-        recipients::set_identity(&mut tx, &recipient).await?;
+        let recipient = recipient_of(&registered);
+        recipients::upsert_recipients(&mut tx, std::slice::from_ref(&recipient)).await?;
         let welcome = Draft::welcome(event.id, registered.user_id, &registered.name);
         let delivery = self.notifier.deliver(&mut tx, &welcome).await?;
         tx.commit().await?;
         self.notifier.committed(&delivery).await;
+        Ok(())
+    }
+
+    /// Keeps the imported customers' preferences, all in one transaction, and welcomes
+    /// none of them (importing a customer base must not mail it).
+    pub(super) async fn users_imported(&self, event: &Envelope) -> Result<(), HandlerError> {
+        let imported: UsersImported = payload(event)?;
+        let Some(mut tx) = self.begin_first(event).await? else {
+            return Ok(());
+        };
+        let recipients: Vec<Recipient> = imported.users.iter().map(recipient_of).collect();
+        recipients::upsert_recipients(&mut tx, &recipients).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -60,5 +64,17 @@ impl NotificationsConsumer {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// The recipient a registration (or an import) describes.
+fn recipient_of(registered: &UserRegistered) -> Recipient {
+    Recipient {
+        user_id: registered.user_id,
+        name: registered.name.clone(),
+        email: registered.email.clone(),
+        role: registered.role,
+        preferences: registered.preferences.clone(),
+        preferences_version: registered.preferences_version,
     }
 }

@@ -3,10 +3,11 @@
 #![allow(clippy::unwrap_used)]
 
 mod accounts;
+mod import;
 
 /// Every module's tests, for the harness.
 pub const CASES: &[&[herald_platform::testing::harness::Case]] =
-    &[crate::store::tests::CASES, accounts::CASES];
+    &[crate::store::tests::CASES, accounts::CASES, import::CASES];
 
 use std::sync::Arc;
 use std::time::Duration;
