@@ -1,7 +1,9 @@
 //! Wiring: builds the requested services in one process, on the same library functions
 //! whether it runs one service or all of them.
 
+pub mod client;
 pub mod dlq;
+pub mod import;
 pub mod seed;
 
 /// Herald allocates many small, short-lived values per request (rows, JSON, GraphQL

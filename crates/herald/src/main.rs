@@ -100,6 +100,11 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Bring data into a running Herald through its GraphQL API.
+    Import {
+        #[command(subcommand)]
+        what: ImportWhat,
+    },
     /// Dead letters: messages a consumer gave up on after its retries.
     Dlq {
         #[command(subcommand)]
@@ -118,6 +123,34 @@ enum RecommendAction {
         users: usize,
         #[arg(long, default_value_t = 500)]
         products: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportWhat {
+    /// Import customers from FILE (CSV with a header: name, email and any of promotions,
+    /// orderUpdates, recommendations, inventoryAlerts, categories and channels (both
+    /// separated by ';'), timezone, quietHoursStart, quietHoursEnd; or NDJSON objects
+    /// {"name", "email", "preferences"}), `-` for standard input, through importUsers as
+    /// the admin of HERALD_ADMIN_EMAIL/HERALD_ADMIN_PASSWORD. Known emails are skipped;
+    /// rejected rows are listed by line, and make the exit status 1.
+    Users {
+        file: String,
+        /// [default: from the file's extension, else its first line]
+        #[arg(long, value_enum)]
+        format: Option<herald::import::Format>,
+        /// Rows per importUsers call (1 to 1000).
+        #[arg(long, default_value_t = herald::import::CHUNK_ROWS)]
+        chunk: usize,
+        /// The gateway [default: HERALD_PUBLIC_URL].
+        #[arg(long)]
+        url: Option<String>,
+        /// [default: HERALD_ADMIN_EMAIL]
+        #[arg(long)]
+        admin_email: Option<String>,
+        /// [default: HERALD_ADMIN_PASSWORD]
+        #[arg(long)]
+        admin_password: Option<String>,
     },
 }
 
@@ -189,7 +222,11 @@ fn main() -> ExitCode {
             println!("{}", herald_recommendations::evaluate(config).to_markdown());
             return ExitCode::SUCCESS;
         }
-        Command::Serve { .. } | Command::Migrate | Command::Dlq { .. } | Command::Seed { .. } => {}
+        Command::Serve { .. }
+        | Command::Migrate
+        | Command::Dlq { .. }
+        | Command::Seed { .. }
+        | Command::Import { .. } => {}
     }
     herald_platform::telemetry::init_logging(settings.log_format());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -225,14 +262,8 @@ fn main() -> ExitCode {
                 concurrency,
                 seed,
             } => {
-                let (Some(admin_email), Some(admin_password)) = (
-                    admin_email.or(settings.admin_email.clone()),
-                    admin_password.or(settings.admin_password.clone()),
-                ) else {
-                    anyhow::bail!(
-                        "seeding needs an admin: set HERALD_ADMIN_EMAIL and HERALD_ADMIN_PASSWORD, or pass --admin-email and --admin-password"
-                    );
-                };
+                let (admin_email, admin_password) =
+                    admin(&settings, admin_email, admin_password, "seeding")?;
                 let report = herald::seed::seed(herald::seed::SeedOptions {
                     url: url.unwrap_or_else(|| settings.public_url.clone()),
                     admin_email,
@@ -250,6 +281,34 @@ fn main() -> ExitCode {
                 );
                 Ok(())
             }
+            Command::Import {
+                what:
+                    ImportWhat::Users {
+                        file,
+                        format,
+                        chunk,
+                        url,
+                        admin_email,
+                        admin_password,
+                    },
+            } => {
+                let (admin_email, admin_password) =
+                    admin(&settings, admin_email, admin_password, "importing")?;
+                let report = herald::import::import_users(herald::import::ImportOptions {
+                    url: url.unwrap_or_else(|| settings.public_url.clone()),
+                    admin_email,
+                    admin_password,
+                    file,
+                    format,
+                    chunk,
+                })
+                .await?;
+                println!("{}", herald::import::summary(&report));
+                if !report.rejected.is_empty() {
+                    anyhow::bail!("{} rows were rejected", report.rejected.len());
+                }
+                Ok(())
+            }
             Command::Schema | Command::Keygen { .. } | Command::Recommend { .. } => Ok(()),
         }
     });
@@ -263,6 +322,24 @@ fn main() -> ExitCode {
             };
             fail(&format!("{e:#}"), code)
         }
+    }
+}
+
+/// The admin the CLI acts as: given, or HERALD_ADMIN_EMAIL and HERALD_ADMIN_PASSWORD.
+fn admin(
+    settings: &Settings,
+    email: Option<String>,
+    password: Option<String>,
+    doing: &str,
+) -> anyhow::Result<(String, String)> {
+    match (
+        email.or(settings.admin_email.clone()),
+        password.or(settings.admin_password.clone()),
+    ) {
+        (Some(email), Some(password)) => Ok((email, password)),
+        _ => anyhow::bail!(
+            "{doing} needs an admin: set HERALD_ADMIN_EMAIL and HERALD_ADMIN_PASSWORD, or pass --admin-email and --admin-password"
+        ),
     }
 }
 

@@ -7,11 +7,12 @@
 //! where most of their orders go), some switch promotions off, some accept email, some
 //! keep quiet hours.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use futures::{StreamExt, TryStreamExt, stream};
-use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::client::{Client, GraphqlError, bar};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -111,72 +112,6 @@ pub struct SeedReport {
     pub refused: usize,
 }
 
-struct Client {
-    http: reqwest::Client,
-    endpoint: String,
-}
-
-impl Client {
-    /// The `data` of a GraphQL call; an error names the operation and the server's code.
-    async fn call(
-        &self,
-        token: Option<&str>,
-        query: &str,
-        variables: Value,
-    ) -> anyhow::Result<Value> {
-        let mut request = self
-            .http
-            .post(&self.endpoint)
-            .json(&json!({ "query": query, "variables": variables }));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let body: Value = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {}", self.endpoint))?
-            .json()
-            .await
-            .context("the gateway's answer is not JSON")?;
-        if let Some(error) = body["errors"].get(0) {
-            return Err(GraphqlError {
-                code: error["extensions"]["code"]
-                    .as_str()
-                    .unwrap_or("UNKNOWN")
-                    .to_owned(),
-                message: error["message"].as_str().unwrap_or_default().to_owned(),
-            }
-            .into());
-        }
-        Ok(body["data"].clone())
-    }
-}
-
-#[derive(Debug)]
-struct GraphqlError {
-    code: String,
-    message: String,
-}
-
-impl std::fmt::Display for GraphqlError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", self.message, self.code)
-    }
-}
-
-impl std::error::Error for GraphqlError {}
-
-fn bar(total: usize, what: &'static str) -> ProgressBar {
-    let bar = ProgressBar::new(total as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>9} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(what);
-    bar
-}
-
 struct Shopper {
     token: String,
     tastes: Vec<usize>,
@@ -190,27 +125,10 @@ pub async fn seed(options: SeedOptions) -> anyhow::Result<SeedReport> {
     if options.orders > 0 && (options.users == 0 || options.products == 0) {
         bail!("orders need at least one user and one product");
     }
-    let client = Client {
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()?,
-        endpoint: format!("{}/graphql", options.url.trim_end_matches('/')),
-    };
-    let login = client
-        .call(
-            None,
-            "mutation($i: LoginInput!) { loginUser(input: $i) { token user { role } } }",
-            json!({ "i": { "email": options.admin_email, "password": options.admin_password } }),
-        )
-        .await
-        .context("signing in as the admin")?;
-    if login["loginUser"]["user"]["role"] != "ADMIN" {
-        bail!("{} is not an admin", options.admin_email);
-    }
-    let admin = login["loginUser"]["token"]
-        .as_str()
-        .ok_or_else(|| anyhow!("no token in the login answer"))?
-        .to_owned();
+    let client = Client::new(&options.url)?;
+    let admin = client
+        .sign_in_admin(&options.admin_email, &options.admin_password)
+        .await?;
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(options.seed);
     let run: u32 = rng.r#gen();
