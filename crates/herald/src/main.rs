@@ -80,6 +80,10 @@ enum Command {
     Seed {
         #[arg(long, default_value_t = 100)]
         users: usize,
+        /// Of the users, how many register with a password (and place the orders); the
+        /// rest are imported through importUsers, a thousand a call.
+        #[arg(long, default_value_t = 20)]
+        registered: usize,
         #[arg(long, default_value_t = 40)]
         products: usize,
         #[arg(long, default_value_t = 200)]
@@ -254,6 +258,7 @@ fn main() -> ExitCode {
             },
             Command::Seed {
                 users,
+                registered,
                 products,
                 orders,
                 url,
@@ -269,6 +274,7 @@ fn main() -> ExitCode {
                     admin_email,
                     admin_password,
                     users,
+                    registered,
                     products,
                     orders,
                     concurrency,

@@ -96,6 +96,9 @@ pub struct SeedOptions {
     pub admin_email: String,
     pub admin_password: String,
     pub users: usize,
+    /// Of the users, how many register with a password (and place the orders); the rest
+    /// are imported.
+    pub registered: usize,
     pub products: usize,
     pub orders: usize,
     /// Requests in flight at once.
@@ -122,8 +125,10 @@ pub async fn seed(options: SeedOptions) -> anyhow::Result<SeedReport> {
     if options.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
-    if options.orders > 0 && (options.users == 0 || options.products == 0) {
-        bail!("orders need at least one user and one product");
+    if options.orders > 0
+        && (options.users == 0 || options.registered == 0 || options.products == 0)
+    {
+        bail!("orders need at least one registered user and one product");
     }
     let client = Client::new(&options.url)?;
     let admin = client
@@ -197,17 +202,40 @@ pub async fn seed(options: SeedOptions) -> anyhow::Result<SeedReport> {
             (i, tastes, preferences)
         })
         .collect();
+    // A few register with a password (to sign in by hand, and to place the orders); the
+    // rest are imported a thousand at a time, as a shop brings its customer base in.
+    let mut profiles = profiles;
+    let imported = profiles.split_off(options.registered.min(profiles.len()));
+    let name = |i: usize| format!("Shopper {}", i + 1);
+    let email = |i: usize| format!("seed-{run:08x}-{i}@example.com");
+    for chunk in imported.chunks(crate::import::CHUNK_ROWS) {
+        let users: Vec<Value> = chunk
+            .iter()
+            .map(|(i, _, preferences)| {
+                json!({ "name": name(*i), "email": email(*i), "preferences": preferences })
+            })
+            .collect();
+        client
+            .call(
+                Some(&admin),
+                "mutation($i: ImportUsersInput!) { importUsers(input: $i) { created } }",
+                json!({ "i": { "users": users } }),
+            )
+            .await
+            .context("importing customers")?;
+        progress.inc(chunk.len() as u64);
+    }
     let shoppers: Vec<Shopper> = stream::iter(profiles)
         .map(|(i, tastes, preferences)| {
             let client = &client;
             let progress = &progress;
             async move {
-                let email = format!("seed-{run:08x}-{i}@example.com");
+                let email = email(i);
                 let registered = client
                     .call(
                         None,
                         "mutation($i: RegisterUserInput!) { registerUser(input: $i) { token } }",
-                        json!({ "i": { "name": format!("Shopper {}", i + 1), "email": email,
+                        json!({ "i": { "name": name(i), "email": email,
                                        "password": format!("seeded-{run:08x}") } }),
                     )
                     .await
@@ -291,7 +319,7 @@ pub async fn seed(options: SeedOptions) -> anyhow::Result<SeedReport> {
     progress.finish();
     let refused = refused.iter().filter(|r| **r).count();
     let report = SeedReport {
-        users: shoppers.len(),
+        users: shoppers.len() + imported.len(),
         products: by_category.iter().map(Vec::len).sum(),
         orders: options.orders - refused,
         refused,

@@ -271,7 +271,11 @@ impl TestApp {
             .await
             .expect("metrics");
         text.lines()
-            .filter(|line| line.starts_with(&format!("{metric}{{")) && line.contains(label))
+            .filter(|line| {
+                let labelled = line.starts_with(&format!("{metric}{{"));
+                let bare = line.starts_with(&format!("{metric} "));
+                (labelled || bare) && line.contains(label)
+            })
             .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
             .sum()
     }

@@ -11,7 +11,8 @@ async fn seed(app: &TestApp, password: &str) -> std::process::Output {
     tokio::task::spawn_blocking(move || {
         let dir = tempfile::tempdir().unwrap();
         std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-            .args(["seed", "--users", "6", "--products", "8", "--orders", "10"])
+            .args(["seed", "--users", "30", "--registered", "4"])
+            .args(["--products", "8", "--orders", "10"])
             .args(["--url", &gateway, "--admin-email", ADMIN_EMAIL])
             .args(["--admin-password", &password])
             .env("HERALD_DATA_DIR", dir.path())
@@ -33,7 +34,7 @@ async fn seed_fills_a_running_shop_through_the_api(set: BackendSet) {
     );
     assert_eq!(
         stdout.trim(),
-        "6 users, 8 products, 10 orders (0 refused for want of stock)"
+        "30 users, 8 products, 10 orders (0 refused for want of stock)"
     );
     let products = app
         .graphql(
@@ -55,6 +56,12 @@ async fn seed_fills_a_running_shop_through_the_api(set: BackendSet) {
         (10..=30).contains(&sold),
         "10 orders of 1 to 3 lines: {sold} sold"
     );
+
+    // 4 registered with a password, the other 26 imported in bulk.
+    let imported = app
+        .metric(herald::ServiceName::Users, "users_imported_total", "")
+        .await;
+    assert_eq!(imported, 26.0);
 
     let refused = seed(&app, "wrong password").await;
     assert_eq!(refused.status.code(), Some(1));
