@@ -81,8 +81,9 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         users: usize,
         /// Of the users, how many register with a password (and place the orders); the
-        /// rest are imported through importUsers, a thousand a call.
-        #[arg(long, default_value_t = 20)]
+        /// rest are imported through importUsers, a thousand a call. (A client may
+        /// register 10 accounts an hour by default: HERALD_REGISTRATIONS_PER_CLIENT_PER_HOUR.)
+        #[arg(long, default_value_t = 5)]
         registered: usize,
         #[arg(long, default_value_t = 40)]
         products: usize,

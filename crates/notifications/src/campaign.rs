@@ -35,7 +35,9 @@ use crate::clock::Clock;
 use crate::decision::Decision;
 use crate::delivery::Notifier;
 use crate::domain::{Draft, NotificationType, Recipient};
-use crate::promotions::{PromotionsApi, PromotionsQuery, may_manage_promotions};
+use crate::promotions::{
+    Audience, AudienceQuery, PromotionsApi, PromotionsQuery, may_manage_promotions,
+};
 use crate::recipients::{columns_of, recipient_from_row};
 
 /// How long a fan-out holds its promotion before another may take over; renewed per batch.
@@ -86,19 +88,23 @@ impl PromotionInput {
                 "body must be 1 to {MAX_BODY} characters"
             )));
         }
-        let category = match self.category.map(|c| c.trim().to_owned()) {
-            Some(c) if c.is_empty() || c.chars().count() > MAX_CATEGORY => {
-                return Err(ApiError::bad_input(format!(
-                    "category must be 1 to {MAX_CATEGORY} characters, or null for everyone"
-                )));
-            }
-            category => category,
-        };
+        let category = promotion_category(self.category.as_deref())?;
         let send_at = self.send_at.unwrap_or(now).max(now);
         if send_at > now + Duration::days(366) {
             return Err(ApiError::bad_input("sendAt must be within a year"));
         }
         Ok((title, body, category, send_at))
+    }
+}
+
+/// A promotion's category as an admin gives it: trimmed, 1 to [`MAX_CATEGORY`]
+/// characters, or None for everyone.
+pub(crate) fn promotion_category(category: Option<&str>) -> ApiResult<Option<String>> {
+    match category.map(str::trim) {
+        Some(c) if c.is_empty() || c.chars().count() > MAX_CATEGORY => Err(ApiError::bad_input(
+            format!("category must be 1 to {MAX_CATEGORY} characters, or null for everyone"),
+        )),
+        category => Ok(category.map(str::to_owned)),
     }
 }
 
@@ -202,6 +208,18 @@ impl Campaigns {
         .iter()
         .map(promotion_from_row)
         .collect()
+    }
+
+    /// How many users a promotion of `category` (None: for everyone) created now would
+    /// reach: a row of the audiences the database keeps (see its migration).
+    pub async fn audience(&self, category: Option<&str>) -> Result<i64, sqlx::Error> {
+        let category = category.map(str::to_lowercase).unwrap_or_default();
+        let users: Option<i64> =
+            sqlx::query_scalar("SELECT users FROM promotion_audience WHERE category = $1")
+                .bind(category)
+                .fetch_optional(self.db.pool())
+                .await?;
+        Ok(users.unwrap_or(0))
     }
 
     /// Takes the next promotion to send: a due SCHEDULED one, or a SENDING one whose
@@ -552,6 +570,7 @@ impl FromRef<CampaignsState> for TokenVerifier {
 pub fn router(state: CampaignsState) -> Router {
     Router::new()
         .route("/promotions", get(list).post(create))
+        .route("/promotions/audience", get(audience))
         .with_state(state)
 }
 
@@ -575,4 +594,15 @@ async fn list(
     may_manage_promotions(&claims)?;
     let Query(query) = query.map_err(|e| ApiError::bad_input(e.body_text()))?;
     Ok(Json(state.campaigns.promotions(&claims, &query).await?))
+}
+
+async fn audience(
+    State(state): State<CampaignsState>,
+    Caller(claims): Caller,
+    query: Result<Query<AudienceQuery>, QueryRejection>,
+) -> ApiResult<Json<Audience>> {
+    may_manage_promotions(&claims)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_input(e.body_text()))?;
+    let users = state.campaigns.promotion_audience(&claims, &query).await?;
+    Ok(Json(Audience { users }))
 }

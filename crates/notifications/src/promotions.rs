@@ -17,6 +17,17 @@ pub struct PromotionsQuery {
     pub first: Option<i64>,
 }
 
+/// Whose audience to size: a category's, or (None) everyone's.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct AudienceQuery {
+    pub category: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Audience {
+    pub users: i64,
+}
+
 /// The promotions operations, for admins only (FORBIDDEN for anyone else).
 #[async_trait::async_trait]
 pub trait PromotionsApi: Send + Sync + 'static {
@@ -33,6 +44,10 @@ pub trait PromotionsApi: Send + Sync + 'static {
         acting: &Claims,
         query: &PromotionsQuery,
     ) -> ApiResult<Vec<Promotion>>;
+    /// How many users a promotion created now would reach: those with promotions on (and
+    /// with a category, who prefer it or showed interest in it, as the campaign decides);
+    /// read from a kept count, not counted.
+    async fn promotion_audience(&self, acting: &Claims, query: &AudienceQuery) -> ApiResult<i64>;
 }
 
 /// Only admins manage promotions.
@@ -81,6 +96,12 @@ impl PromotionsApi for Campaigns {
         }
         Ok(self.list(first).await?)
     }
+
+    async fn promotion_audience(&self, acting: &Claims, query: &AudienceQuery) -> ApiResult<i64> {
+        may_manage_promotions(acting)?;
+        let category = crate::campaign::promotion_category(query.category.as_deref())?;
+        Ok(self.audience(category.as_deref()).await?)
+    }
 }
 
 /// The promotions of a notifications service in another process.
@@ -116,5 +137,16 @@ impl PromotionsApi for PromotionsOverHttp {
             None => "/promotions".to_owned(),
         };
         self.service.get(&path, Some(acting)).await
+    }
+
+    async fn promotion_audience(&self, acting: &Claims, query: &AudienceQuery) -> ApiResult<i64> {
+        let mut url = url::Url::parse("http://notifications.invalid/promotions/audience")
+            .map_err(|e| ApiError::Unexpected(e.into()))?;
+        if let Some(category) = &query.category {
+            url.query_pairs_mut().append_pair("category", category);
+        }
+        let path = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+        let audience: Audience = self.service.get(&path, Some(acting)).await?;
+        Ok(audience.users)
     }
 }

@@ -1,7 +1,7 @@
 //! Promotions: admins' campaigns, kept and sent by the notifications service (ADMIN).
 
 use async_graphql::{Context, Object};
-use herald_notifications::promotions::PromotionsQuery;
+use herald_notifications::promotions::{AudienceQuery, PromotionsQuery};
 
 use crate::context::ContextExt;
 use crate::error::{GqlResult, IntoGql};
@@ -13,6 +13,23 @@ pub struct PromotionQuery;
 
 #[Object]
 impl PromotionQuery {
+    /// How many users a promotion created now would reach (ADMIN): those with promotions
+    /// on, and with a category, who prefer it or showed interest in it.
+    async fn promotion_audience(
+        &self,
+        ctx: &Context<'_>,
+        category: Option<String>,
+    ) -> GqlResult<i32> {
+        let caller = ctx.admin()?;
+        let users = ctx
+            .services()
+            .promotions
+            .promotion_audience(caller.claims, &AudienceQuery { category })
+            .await
+            .gql()?;
+        Ok(i32::try_from(users).unwrap_or(i32::MAX))
+    }
+
     /// Newest first, with their status and recipients so far (ADMIN).
     #[graphql(complexity = "list_cost(first.unwrap_or(20), child_complexity)")]
     async fn promotions(

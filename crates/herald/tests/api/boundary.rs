@@ -15,6 +15,7 @@ fn routes(service: ServiceName) -> Vec<(&'static str, String)> {
     let mut routes: Vec<(&str, String)> = match service {
         ServiceName::Users => vec![
             ("POST", "/users".into()),
+            ("POST", "/users/import".into()),
             ("POST", "/sessions".into()),
             ("GET", "/users/me".into()),
             ("PATCH", "/users/me/preferences".into()),
@@ -45,6 +46,7 @@ fn routes(service: ServiceName) -> Vec<(&'static str, String)> {
             ("POST", "/notifications/read-all".into()),
             ("POST", format!("/notifications/{id}/read")),
             ("GET", "/promotions".into()),
+            ("GET", "/promotions/audience".into()),
             ("POST", "/promotions".into()),
         ],
         ServiceName::Recommendations => vec![

@@ -83,8 +83,38 @@ async fn imported_customers_are_reached_but_not_welcomed(set: BackendSet) {
     let login = app.login(&email("one"), "anything at all").await;
     assert_eq!(login.error_code(), Some("UNAUTHENTICATED"));
 
-    // A promotion reaches those who want promotions (the admin, Ada, One and Three),
-    // which shows the notifications service knows them.
+    // The audience, counted before sending: those who want promotions (the admin, Ada,
+    // One and Three), once the notifications service heard of the import; Three prefers tea.
+    let audience = async |category: Value| {
+        app.graphql(
+            Some(&admin.token),
+            "query($c: String) { promotionAudience(category: $c) }",
+            json!({ "c": category }),
+        )
+        .await
+    };
+    eventually(Duration::from_secs(20), "the import counted", || async {
+        (audience(Value::Null).await.data()["promotionAudience"] == 4).then_some(())
+    })
+    .await;
+    assert_eq!(
+        audience(json!(" Tea ")).await.data()["promotionAudience"],
+        1
+    );
+    assert_eq!(
+        audience(json!("garden")).await.data()["promotionAudience"],
+        0
+    );
+    assert_eq!(
+        audience(json!("")).await.error_code(),
+        Some("BAD_USER_INPUT")
+    );
+    let by_customer = app
+        .graphql(Some(&ada.token), "{ promotionAudience }", json!({}))
+        .await;
+    assert_eq!(by_customer.error_code(), Some("FORBIDDEN"));
+
+    // A promotion reaches exactly them, which shows the notifications service knows them.
     let created = app
         .graphql(
             Some(&admin.token),

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod audience;
 mod campaigns;
 mod caps;
 mod consumer;
@@ -19,6 +20,7 @@ mod unsubscribe;
 /// Every module's tests, for the harness.
 pub const CASES: &[&[herald_platform::testing::harness::Case]] = &[
     api::CASES,
+    audience::CASES,
     campaigns::CASES,
     caps::CASES,
     consumer::CASES,
