@@ -37,6 +37,8 @@ pub const TOPOLOGY: &[(&str, &[&str])] = &[
             UserRegistered::TYPE,
             PreferencesUpdated::TYPE,
             SignInFailures::TYPE,
+            PasswordResetRequested::TYPE,
+            PasswordChanged::TYPE,
             OrderConfirmed::TYPE,
             OrderShipped::TYPE,
             OrderDelivered::TYPE,

@@ -100,6 +100,33 @@ impl Event for UsersImported {
     const TYPE: &'static str = "user.imported";
 }
 
+/// `user.password_reset_requested`: the owner of an account asked to set a new password;
+/// they are sent the single-use link (valid until `expires_at`) by email and in-app,
+/// whatever their channel preferences.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordResetRequested {
+    pub user_id: Uuid,
+    pub link: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Event for PasswordResetRequested {
+    const TYPE: &'static str = "user.password_reset_requested";
+}
+
+/// `user.password_changed`: an account's password was set; every earlier token of it
+/// stopped working. Its owner is told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordChanged {
+    pub user_id: Uuid,
+}
+
+impl Event for PasswordChanged {
+    const TYPE: &'static str = "user.password_changed";
+}
+
 /// `user.preferences_updated`: the whole new preferences, so consumers can replace theirs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -79,6 +79,13 @@ pub struct RegisterUserInput {
 }
 
 #[derive(InputObject, Debug)]
+pub struct ResetPasswordInput {
+    /// The token of the reset link.
+    pub token: String,
+    pub password: String,
+}
+
+#[derive(InputObject, Debug)]
 #[graphql(name = "LoginInput")]
 pub struct LoginInput {
     pub email: String,

@@ -420,6 +420,7 @@ impl Campaigns {
                     body: promotion.body.clone(),
                     data: Some(data.clone()),
                     dedupe_key: format!("promotion:{}:{}", promotion.id, r.user_id),
+                    every_channel: false,
                 };
                 (Some(r), draft)
             })

@@ -149,7 +149,7 @@ pub fn decide(
     let channels: Vec<Channel> = IMPLEMENTED_CHANNELS
         .iter()
         .copied()
-        .filter(|c| preferences.channels.contains(c))
+        .filter(|c| draft.every_channel || preferences.channels.contains(c))
         .collect();
     if channels.is_empty() {
         return suppressed(SuppressionReason::NoChannel);
@@ -179,7 +179,10 @@ pub fn still_wanted(
     if !notification_type.enabled_in(&recipient.preferences) {
         return Err(SuppressionReason::PreferenceOff);
     }
-    if !recipient.preferences.channels.contains(&channel) {
+    // Security mail is not optional: a channel switched off since does not hold it back.
+    if notification_type != NotificationType::Security
+        && !recipient.preferences.channels.contains(&channel)
+    {
         return Err(SuppressionReason::NoChannel);
     }
     Ok(())

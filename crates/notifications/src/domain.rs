@@ -107,6 +107,9 @@ pub struct Draft {
     pub body: String,
     pub data: Option<serde_json::Value>,
     pub dedupe_key: String,
+    /// Sent on every channel whatever the recipient's channel preferences: a notice about
+    /// the account's credentials (a reset link, a changed password) must reach its owner.
+    pub every_channel: bool,
 }
 
 impl Draft {
@@ -126,7 +129,51 @@ impl Draft {
             body,
             data,
             dedupe_key: format!("{event_id}:{user_id}:{}", notification_type.as_str()),
+            every_channel: false,
         }
+    }
+
+    /// A password reset link, for its account's owner, by email and in-app.
+    pub fn password_reset(
+        event_id: Uuid,
+        requested: &herald_events::PasswordResetRequested,
+    ) -> Draft {
+        let mut draft = Draft::for_event(
+            event_id,
+            requested.user_id,
+            NotificationType::Security,
+            "Set a new password".to_owned(),
+            format!(
+                "Someone asked to set a new password for your account. If it was you, follow \
+                 this link before {} UTC: {}. It works once. If it was not you, ignore this \
+                 message: your password stays as it is.",
+                requested.expires_at.format("%Y-%m-%d %H:%M"),
+                requested.link
+            ),
+            Some(serde_json::json!({
+                "userId": requested.user_id,
+                "link": requested.link,
+                "expiresAt": requested.expires_at,
+            })),
+        );
+        draft.every_channel = true;
+        draft
+    }
+
+    /// Tells an account's owner that its password was changed, by email and in-app.
+    pub fn password_changed(event_id: Uuid, user_id: Uuid) -> Draft {
+        let mut draft = Draft::for_event(
+            event_id,
+            user_id,
+            NotificationType::Security,
+            "Your password was changed".to_owned(),
+            "The password of your account was just changed, and every device signed in \
+             before was signed out. If it was not you, ask for a password reset at once."
+                .to_owned(),
+            Some(serde_json::json!({ "userId": user_id })),
+        );
+        draft.every_channel = true;
+        draft
     }
 
     /// The welcome a new account receives.

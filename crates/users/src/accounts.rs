@@ -5,7 +5,10 @@
 //! [`AccountsOverHttp`], across processes with a service credential. The HTTP routes of
 //! `api` serve the second with the first, so both run the same code.
 
-use herald_events::{Envelope, Role, SignInFailures, UserRegistered, UsersImported};
+use herald_events::{
+    Envelope, PasswordChanged, PasswordResetRequested, Role, SignInFailures, UserRegistered,
+    UsersImported,
+};
 use herald_platform::auth::Claims;
 use herald_platform::db::Database;
 use herald_platform::http::ServiceClient;
@@ -18,6 +21,7 @@ use crate::SERVICE;
 use crate::domain::{Email, Password, PreferencesPatch, UserName};
 use crate::import::{ImportOutcome, ImportRequest};
 use crate::passwords::{dummy_hash, hash_password, verify_password};
+use crate::resets::{NewPassword, ResetRequest};
 use crate::sessions::{AuthPayload, Sessions};
 use crate::store::{self, InsertError, NewUser, User};
 use crate::throttle::{SIGN_IN_WINDOW, Throttles};
@@ -50,6 +54,12 @@ pub struct LoginRequest {
 #[serde(rename_all = "camelCase")]
 pub struct RefreshRequest {
     pub refresh_token: String,
+}
+
+/// A request taken (its effect comes later, or not at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    pub accepted: bool,
 }
 
 /// The version of an account's credentials.
@@ -94,6 +104,15 @@ pub trait AccountsApi: Send + Sync + 'static {
         acting: &Claims,
         request: &ImportRequest,
     ) -> ApiResult<ImportOutcome>;
+    /// Sends the account of `email`, if there is one, a single-use link to set a new
+    /// password (valid an hour; a newer one supersedes it). Answers the same, as fast,
+    /// whether or not the account exists; BAD_USER_INPUT for a malformed address,
+    /// RATE_LIMITED when this address or client asked too often.
+    async fn request_password_reset(&self, request: &ResetRequest) -> ApiResult<()>;
+    /// Sets the password of a reset link's account and signs in; every earlier token of
+    /// the account stops working. BAD_USER_INPUT for a used, expired, superseded or
+    /// altered link, or a password that is too short.
+    async fn reset_password(&self, request: &NewPassword) -> ApiResult<AuthPayload>;
 }
 
 impl From<&User> for UserRegistered {
@@ -134,16 +153,48 @@ pub struct Accounts {
     outbox: Outbox,
     sessions: Sessions,
     throttles: Throttles,
+    /// Where the shop's pages are (HERALD_PUBLIC_URL), for reset links.
+    public_url: String,
 }
 
 impl Accounts {
-    pub fn new(db: Database, outbox: Outbox, sessions: Sessions, throttles: Throttles) -> Accounts {
+    pub fn new(
+        db: Database,
+        outbox: Outbox,
+        sessions: Sessions,
+        throttles: Throttles,
+        public_url: &str,
+    ) -> Accounts {
         Accounts {
             db,
             outbox,
             sessions,
             throttles,
+            public_url: public_url.trim_end_matches('/').to_owned(),
         }
+    }
+
+    /// Stores a reset link for the account of `email`, if there is one, and announces it
+    /// (`user.password_reset_requested`) in the same transaction.
+    async fn send_reset_link(&self, email: &Email) -> ApiResult<()> {
+        let Some((user, _)) = store::find_credentials(&self.db, email.as_str()).await? else {
+            return Ok(());
+        };
+        let mut tx = self.db.begin().await?;
+        let (token, expires_at) = crate::resets::issue(&mut tx, user.id).await?;
+        let event = PasswordResetRequested {
+            user_id: user.id,
+            link: format!("{}/reset-password?token={token}", self.public_url),
+            expires_at: herald_platform::db::to_datetime(expires_at),
+        };
+        self.outbox
+            .add(
+                &mut tx,
+                &Envelope::new(SERVICE, Some(user.id.to_string()), &event),
+            )
+            .await?;
+        self.outbox.commit(tx).await?;
+        Ok(())
     }
 
     /// Creates an account and its `user.registered` event in one transaction.
@@ -330,6 +381,57 @@ impl AccountsApi for Accounts {
             skipped: request.users.len() as u64 - created,
         })
     }
+
+    async fn request_password_reset(&self, request: &ResetRequest) -> ApiResult<()> {
+        let email = Email::parse(&request.email)?;
+        self.throttles
+            .reset_attempt(Some(&email), request.client.as_deref())
+            .await?;
+        // The answer leaves before the account is even looked up, so its timing tells
+        // nothing; a failure is logged (the owner can ask again).
+        let accounts = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = accounts.send_reset_link(&email).await {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "a password reset link was not sent"
+                );
+            }
+        });
+        Ok(())
+    }
+
+    async fn reset_password(&self, request: &NewPassword) -> ApiResult<AuthPayload> {
+        self.throttles
+            .reset_attempt(None, request.client.as_deref())
+            .await?;
+        let password = Password::parse(&request.password)?;
+        let hash = hash_password(&password).await?;
+        let mut tx = self.db.begin().await?;
+        let Some(user_id) = crate::resets::redeem(&mut tx, &request.token).await? else {
+            return Err(ApiError::bad_input(
+                "this password reset link is used, expired, superseded by a newer one or not valid; ask for a new one",
+            ));
+        };
+        store::set_password(&mut tx, user_id, &hash).await?;
+        crate::sessions::sign_out_everywhere(&mut tx, user_id).await?;
+        self.outbox
+            .add(
+                &mut tx,
+                &Envelope::new(
+                    SERVICE,
+                    Some(user_id.to_string()),
+                    &PasswordChanged { user_id },
+                ),
+            )
+            .await?;
+        self.outbox.commit(tx).await?;
+        metrics::counter!("users_passwords_reset_total").increment(1);
+        let user = store::find_user(&self.db, user_id)
+            .await?
+            .ok_or_else(account_gone)?;
+        self.sessions.start(user).await
+    }
 }
 
 /// The accounts of a users service in another process.
@@ -389,6 +491,17 @@ impl AccountsApi for AccountsOverHttp {
     ) -> ApiResult<ImportOutcome> {
         self.service
             .post("/users/import", request, Some(acting))
+            .await
+    }
+
+    async fn request_password_reset(&self, request: &ResetRequest) -> ApiResult<()> {
+        let _: Accepted = self.service.post("/password-resets", request, None).await?;
+        Ok(())
+    }
+
+    async fn reset_password(&self, request: &NewPassword) -> ApiResult<AuthPayload> {
+        self.service
+            .post("/password-resets/redeem", request, None)
             .await
     }
 

@@ -14,10 +14,12 @@ use herald_platform::{ApiError, ApiResult};
 use uuid::Uuid;
 
 use crate::accounts::{
-    Accounts, AccountsApi, LoginRequest, RefreshRequest, RegisterRequest, TokenVersion, no_user,
+    Accepted, Accounts, AccountsApi, LoginRequest, RefreshRequest, RegisterRequest, TokenVersion,
+    no_user,
 };
 use crate::domain::PreferencesPatch;
 use crate::import::{ImportOutcome, ImportRequest};
+use crate::resets::{NewPassword, ResetRequest};
 use crate::sessions::AuthPayload;
 use crate::store::User;
 
@@ -39,6 +41,8 @@ pub fn router(state: UsersState) -> Router {
         .route("/users", post(register))
         .route("/sessions", post(login))
         .route("/sessions/refresh", post(refresh))
+        .route("/password-resets", post(request_password_reset))
+        .route("/password-resets/redeem", post(reset_password))
         .route("/users/{id}/token-version", get(token_version))
         .route("/users/import", post(import_users))
         .route("/users/me", get(me))
@@ -95,6 +99,27 @@ async fn import_users(
 ) -> ApiResult<Json<ImportOutcome>> {
     let Json(request) = body.map_err(|e| ApiError::bad_input(e.body_text()))?;
     Ok(Json(state.accounts.import_users(&claims, &request).await?))
+}
+
+/// A reset link asked for (accepted whether or not the account exists).
+async fn request_password_reset(
+    State(state): State<UsersState>,
+    _call: ServiceCall,
+    body: Result<Json<ResetRequest>, JsonRejection>,
+) -> ApiResult<Json<Accepted>> {
+    let Json(request) = body.map_err(|e| ApiError::bad_input(e.body_text()))?;
+    state.accounts.request_password_reset(&request).await?;
+    Ok(Json(Accepted { accepted: true }))
+}
+
+/// A reset link used: the new password set, and a new session.
+async fn reset_password(
+    State(state): State<UsersState>,
+    _call: ServiceCall,
+    body: Result<Json<NewPassword>, JsonRejection>,
+) -> ApiResult<Json<AuthPayload>> {
+    let Json(request) = body.map_err(|e| ApiError::bad_input(e.body_text()))?;
+    Ok(Json(state.accounts.reset_password(&request).await?))
 }
 
 /// A refresh token for a new pair (each is good once).

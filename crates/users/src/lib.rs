@@ -9,6 +9,7 @@ pub mod domain;
 pub mod import;
 mod passwords;
 pub mod preferences;
+pub mod resets;
 pub mod sessions;
 pub mod store;
 pub mod throttle;
@@ -45,6 +46,14 @@ pub const SERVICE: &str = "users";
 pub const METRICS: &[MetricDoc] = &[
     MetricDoc::counter("users_registered_total", "Accounts registered."),
     MetricDoc::counter("users_imported_total", "Customers created by imports."),
+    MetricDoc::counter(
+        "users_password_resets_throttled_total",
+        "Password reset requests refused because their email or client asked too often.",
+    ),
+    MetricDoc::counter(
+        "users_passwords_reset_total",
+        "Passwords set through a reset link.",
+    ),
     MetricDoc::counter(
         "users_login_failures_total",
         "Sign-ins with a wrong email or password.",
@@ -112,6 +121,7 @@ pub async fn build(
             Duration::from_secs(settings.refresh_token_ttl_secs),
         ),
         throttle::Throttles::new(settings, cache.clone()),
+        &settings.public_url,
     );
     if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
         ensure_admin(&db, &accounts, email, password).await?;

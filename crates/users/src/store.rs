@@ -235,6 +235,17 @@ pub async fn token_version(db: &Database, id: Uuid) -> Result<Option<i64>, sqlx:
 /// Refuses every token of `id` issued so far (a new password, a new role): bumps the
 /// version they carry. Its refresh tokens are revoked with it (see `sessions`).
 #[tracing::instrument(skip_all, fields(user_id = %id))]
+/// Sets the user's password hash (the caller also refuses their earlier tokens).
+pub async fn set_password(tx: &mut Tx, id: Uuid, hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+        .bind(hash)
+        .bind(now_micros())
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 pub async fn bump_token_version(tx: &mut Tx, id: Uuid) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "UPDATE users SET token_version = token_version + 1, updated_at = $1

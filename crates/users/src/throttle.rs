@@ -15,6 +15,10 @@ use crate::domain::Email;
 /// Failed sign-ins are remembered this long.
 pub const SIGN_IN_WINDOW: Duration = Duration::from_secs(15 * 60);
 const REGISTRATION_WINDOW: Duration = Duration::from_secs(3600);
+/// Password reset requests: a few an hour for one address, more for one client (a
+/// household, an office), each past them waiting twice as long as the one before.
+const RESETS_PER_EMAIL: u32 = 3;
+const RESETS_PER_CLIENT: u32 = 10;
 
 #[derive(Clone)]
 pub struct Throttles {
@@ -99,6 +103,44 @@ impl Throttles {
             .incr(&format!("sign-in-failures:{user_id}"), SIGN_IN_WINDOW)
             .await?;
         (failures == i64::from(self.alert_after)).then_some(self.alert_after)
+    }
+
+    /// Counts a password reset request (or the use of a link) for `email` from `client`;
+    /// RATE_LIMITED when it must wait. Whether the account exists plays no part.
+    pub async fn reset_attempt(
+        &self,
+        email: Option<&Email>,
+        client: Option<&str>,
+    ) -> ApiResult<()> {
+        let backoff = |free| Backoff {
+            free,
+            window: REGISTRATION_WINDOW,
+            first_delay: Duration::from_secs(60),
+            max_delay: REGISTRATION_WINDOW,
+        };
+        let mut keys = vec![(
+            format!("resets:{}", client_name(client)),
+            backoff(RESETS_PER_CLIENT),
+        )];
+        if let Some(email) = email {
+            keys.push((
+                format!("resets:{}", email.as_str()),
+                backoff(RESETS_PER_EMAIL),
+            ));
+        }
+        for (key, backoff) in keys {
+            if let Some(wait) = self.cache.attempt(&key, &backoff).await {
+                metrics::counter!("users_password_resets_throttled_total").increment(1);
+                return Err(ApiError::throttled(
+                    format!(
+                        "too many password resets asked for; try again in {} s",
+                        seconds(wait)
+                    ),
+                    wait,
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Counts a registration of `client`; RATE_LIMITED when it must wait.

@@ -3,6 +3,7 @@
 use async_graphql::{Context, ID, Object};
 use herald_platform::ErrorCode;
 use herald_users::accounts::{LoginRequest, RegisterRequest, may_read};
+use herald_users::resets::{NewPassword, ResetRequest};
 
 use super::parse_uuid;
 use crate::context::ContextExt;
@@ -64,6 +65,42 @@ impl UserMutation {
         ctx.services()
             .accounts
             .login(&request)
+            .await
+            .map(AuthPayload::from)
+            .gql()
+    }
+
+    /// Sends the account of `email`, if there is one, a single-use link (valid an hour) to
+    /// set a new password, by email and in-app. Always true, as fast whether or not the
+    /// account exists.
+    async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> GqlResult<bool> {
+        let request = ResetRequest {
+            email,
+            client: ctx.client(),
+        };
+        ctx.services()
+            .accounts
+            .request_password_reset(&request)
+            .await
+            .gql()?;
+        Ok(true)
+    }
+
+    /// Sets a new password with a reset link's token, and signs in; every earlier session
+    /// of the account ends. BAD_USER_INPUT for a used, expired, superseded or altered link.
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        input: ResetPasswordInput,
+    ) -> GqlResult<AuthPayload> {
+        let request = NewPassword {
+            token: input.token,
+            password: input.password,
+            client: ctx.client(),
+        };
+        ctx.services()
+            .accounts
+            .reset_password(&request)
             .await
             .map(AuthPayload::from)
             .gql()

@@ -17,6 +17,8 @@ fn routes(service: ServiceName) -> Vec<(&'static str, String)> {
             ("POST", "/users".into()),
             ("POST", "/users/import".into()),
             ("POST", "/sessions".into()),
+            ("POST", "/password-resets".into()),
+            ("POST", "/password-resets/redeem".into()),
             ("GET", "/users/me".into()),
             ("PATCH", "/users/me/preferences".into()),
             ("GET", format!("/users/{id}")),

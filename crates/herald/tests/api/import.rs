@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 
 backend_tests!(
     imported_customers_are_reached_but_not_welcomed,
-    the_import_command_reports_every_row_by_line
+    the_import_command_reports_every_row_by_line,
+    an_imported_customer_signs_in_through_a_password_reset
 );
 
 const IMPORT: &str =
@@ -241,4 +242,151 @@ async fn the_import_command_reports_every_row_by_line(set: BackendSet) {
         String::from_utf8_lossy(&output.stderr)
     );
     app.cleanup().await;
+}
+
+/// An imported customer gets in through a password reset: the link arrives by email (in-app
+/// preferences only) and in-app, it works once, and the change is told; a registered
+/// customer's earlier tokens stop working.
+async fn an_imported_customer_signs_in_through_a_password_reset(set: BackendSet) {
+    let app = TestApp::spawn(set).await;
+    let admin = app.admin().await;
+    let tag = uuid::Uuid::now_v7().simple().to_string();
+    let email = format!("ivy-{tag}@shop.example");
+    let imported = app
+        .graphql(
+            Some(&admin.token),
+            IMPORT,
+            json!({ "i": { "users": [{ "name": "Ivy", "email": email }] } }),
+        )
+        .await;
+    assert_eq!(imported.data()["importUsers"]["created"], 1);
+    let ask = async |email: &str| {
+        app.graphql(
+            None,
+            "mutation($e: String!) { requestPasswordReset(email: $e) }",
+            json!({ "e": email }),
+        )
+        .await
+    };
+    // The imported customer must be known to the notifications service first.
+    eventually(Duration::from_secs(20), "the import counted", || async {
+        let asked = app
+            .graphql(Some(&admin.token), "{ promotionAudience }", json!({}))
+            .await;
+        (asked.data()["promotionAudience"].as_i64()? >= 2).then_some(())
+    })
+    .await;
+    assert_eq!(ask(&email).await.data()["requestPasswordReset"], true);
+    assert_eq!(
+        ask(&format!("nobody-{tag}@shop.example")).await.data()["requestPasswordReset"],
+        true,
+        "the same answer for no account"
+    );
+
+    // The link, by email although Ivy's channels are in-app only.
+    let token = reset_token(&app, &email).await;
+    let reset =
+        "mutation($i: ResetPasswordInput!) { resetPassword(input: $i) { token user { id } } }";
+    let signed_in = app
+        .graphql(
+            None,
+            reset,
+            json!({ "i": { "token": token, "password": "a brand new password" } }),
+        )
+        .await;
+    let ivy_token = signed_in.data()["resetPassword"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let used = app
+        .graphql(
+            None,
+            reset,
+            json!({ "i": { "token": token, "password": "another new password" } }),
+        )
+        .await;
+    assert_eq!(used.error_code(), Some("BAD_USER_INPUT"));
+    assert!(
+        app.login(&email, "a brand new password")
+            .await
+            .errors()
+            .is_empty()
+    );
+
+    // In-app too: the link and the change, both SECURITY.
+    let titles = eventually(
+        Duration::from_secs(20),
+        "the notice of the change",
+        || async {
+            let page = app
+                .graphql(
+                    Some(&ivy_token),
+                    "{ getNotifications { nodes { type title } } }",
+                    json!({}),
+                )
+                .await;
+            let nodes = page.data()["getNotifications"]["nodes"].as_array()?.clone();
+            (nodes.len() == 2).then_some(nodes)
+        },
+    )
+    .await;
+    assert_eq!(titles[0]["title"], "Your password was changed");
+    assert_eq!(titles[1]["title"], "Set a new password");
+    assert!(titles.iter().all(|n| n["type"] == "SECURITY"));
+
+    // A registered customer's tokens from before the reset stop working.
+    let ada = app.customer("Ada").await;
+    let ada_email = app
+        .graphql(Some(&ada.token), "{ getUser { email } }", json!({}))
+        .await
+        .data()["getUser"]["email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    welcome(&app, &ada).await;
+    ask(&ada_email).await.data();
+    let token = reset_token(&app, &ada_email).await;
+    app.graphql(
+        None,
+        reset,
+        json!({ "i": { "token": token, "password": "ada's new password" } }),
+    )
+    .await
+    .data();
+    eventually(Duration::from_secs(10), "the old token refused", || async {
+        let me = app
+            .graphql(Some(&ada.token), "{ getUser { id } }", json!({}))
+            .await;
+        (me.error_code() == Some("UNAUTHENTICATED")).then_some(())
+    })
+    .await;
+    app.cleanup().await;
+}
+
+/// The token of the reset link mailed to `email`; security mail has no unsubscribe link.
+async fn reset_token(app: &TestApp, email: &str) -> String {
+    let mailbox = app.data_dir().join("mailbox");
+    let mail = eventually(Duration::from_secs(20), "the reset email", || async {
+        std::fs::read_dir(&mailbox).ok()?.find_map(|entry| {
+            let text = unfold(&std::fs::read_to_string(entry.ok()?.path()).ok()?);
+            (text.contains(email) && text.contains("reset-password?token=")).then_some(text)
+        })
+    })
+    .await;
+    assert!(!mail.contains("List-Unsubscribe"), "{mail}");
+    mail.split("reset-password?token=")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}
+
+/// An email's text with quoted-printable undone where the link needs it (soft line breaks,
+/// `=3D`).
+fn unfold(email: &str) -> String {
+    email
+        .replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=")
 }

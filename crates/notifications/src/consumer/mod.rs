@@ -13,8 +13,9 @@ use async_trait::async_trait;
 use herald_events::{
     BackInStock, CategoryInterest, Envelope, Event, LowStock, NOTIFICATIONS_CRITICAL,
     NOTIFICATIONS_STANDARD, OrderCancelled, OrderConfirmed, OrderDelivered, OrderDeliveryLate,
-    OrderShipped, OrdersStuck, OutOfStock, PreferencesUpdated, PriceChanged, ProductWatched,
-    RecommendationDigest, SignInFailures, UserRegistered, UsersImported,
+    OrderShipped, OrdersStuck, OutOfStock, PasswordChanged, PasswordResetRequested,
+    PreferencesUpdated, PriceChanged, ProductWatched, RecommendationDigest, SignInFailures,
+    UserRegistered, UsersImported,
 };
 use herald_platform::bus::{BatchOutcomes, ConsumerOptions, EventHandler, HandlerError};
 use herald_platform::config::Settings;
@@ -47,6 +48,8 @@ pub const HANDLED_TYPES: &[&str] = &[
     UsersImported::TYPE,
     PreferencesUpdated::TYPE,
     SignInFailures::TYPE,
+    PasswordResetRequested::TYPE,
+    PasswordChanged::TYPE,
     OrderConfirmed::TYPE,
     OrderShipped::TYPE,
     OrderDelivered::TYPE,
@@ -113,6 +116,8 @@ impl EventHandler for NotificationsConsumer {
             UsersImported::TYPE => self.users_imported(event).await,
             PreferencesUpdated::TYPE => self.preferences_updated(event).await,
             SignInFailures::TYPE => self.sign_in_failures(event).await,
+            PasswordResetRequested::TYPE => self.password_reset_requested(event).await,
+            PasswordChanged::TYPE => self.password_changed(event).await,
             ProductWatched::TYPE => self.product_watched(event).await,
             BackInStock::TYPE => self.back_in_stock(event).await,
             PriceChanged::TYPE => self.price_changed(event).await,

@@ -1,7 +1,10 @@
 //! `user.*`: the replica of recipients and their preferences, the welcome, and warnings of
 //! failed sign-ins.
 
-use herald_events::{Envelope, PreferencesUpdated, SignInFailures, UserRegistered, UsersImported};
+use herald_events::{
+    Envelope, PasswordChanged, PasswordResetRequested, PreferencesUpdated, SignInFailures,
+    UserRegistered, UsersImported,
+};
 use herald_platform::bus::HandlerError;
 
 use super::{NotificationsConsumer, payload};
@@ -40,11 +43,46 @@ impl NotificationsConsumer {
     /// Tells an account's owner that sign-ins to it failed repeatedly.
     pub(super) async fn sign_in_failures(&self, event: &Envelope) -> Result<(), HandlerError> {
         let failures: SignInFailures = payload(event)?;
+        self.tell_owner(event, Draft::sign_in_failures(event.id, &failures))
+            .await
+    }
+
+    /// Sends an account's owner the password reset link they asked for.
+    pub(super) async fn password_reset_requested(
+        &self,
+        event: &Envelope,
+    ) -> Result<(), HandlerError> {
+        let requested: PasswordResetRequested = payload(event)?;
+        self.tell_owner(event, Draft::password_reset(event.id, &requested))
+            .await
+    }
+
+    /// Tells an account's owner that its password was changed.
+    pub(super) async fn password_changed(&self, event: &Envelope) -> Result<(), HandlerError> {
+        let changed: PasswordChanged = payload(event)?;
+        self.tell_owner(event, Draft::password_changed(event.id, changed.user_id))
+            .await
+    }
+
+    /// Delivers one notice about the account in the event's transaction. A notice that
+    /// must reach its owner waits for the owner's registration or import (which travel
+    /// other lanes) rather than being dropped as for an unknown recipient.
+    async fn tell_owner(&self, event: &Envelope, draft: Draft) -> Result<(), HandlerError> {
         let Some(mut tx) = self.begin_first(event).await? else {
             return Ok(());
         };
-        let warning = Draft::sign_in_failures(event.id, &failures);
-        let delivery = self.notifier.deliver(&mut tx, &warning).await?;
+        if draft.every_channel
+            && recipients::find_recipient(&mut tx, draft.user_id)
+                .await?
+                .is_none_or(|r| r.email.is_empty())
+        {
+            tx.rollback().await?;
+            return Err(HandlerError::NotYet(anyhow::anyhow!(
+                "user {} is not known here yet",
+                draft.user_id
+            )));
+        }
+        let delivery = self.notifier.deliver(&mut tx, &draft).await?;
         tx.commit().await?;
         self.notifier.committed(&delivery).await;
         Ok(())

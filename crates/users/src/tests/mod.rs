@@ -4,10 +4,15 @@
 
 mod accounts;
 mod import;
+mod resets;
 
 /// Every module's tests, for the harness.
-pub const CASES: &[&[herald_platform::testing::harness::Case]] =
-    &[crate::store::tests::CASES, accounts::CASES, import::CASES];
+pub const CASES: &[&[herald_platform::testing::harness::Case]] = &[
+    crate::store::tests::CASES,
+    accounts::CASES,
+    import::CASES,
+    resets::CASES,
+];
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +43,7 @@ pub(crate) struct TestService {
     pub service_key: ServiceKey,
     signing_key: Arc<SigningKey>,
     verifier: TokenVerifier,
+    public_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -68,6 +74,7 @@ impl TestService {
             Outbox::new(db.clone()),
             sessions,
             Throttles::new(&settings, cache),
+            &settings.public_url,
         );
         let state = UsersState {
             accounts: accounts.clone(),
@@ -82,6 +89,7 @@ impl TestService {
             service_key,
             signing_key,
             verifier,
+            public_url: settings.public_url.trim_end_matches('/').to_owned(),
             _dir: dir,
         }
     }
@@ -100,6 +108,11 @@ impl TestService {
     /// The claims of an access token the service issued.
     pub fn verify(&self, token: &str) -> Claims {
         self.verifier.verify(token).unwrap()
+    }
+
+    /// Where reset links point (HERALD_PUBLIC_URL).
+    pub fn public_url(&self) -> String {
+        self.public_url.clone()
     }
 
     /// Drops the test's PostgreSQL schema.
