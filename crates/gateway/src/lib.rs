@@ -176,6 +176,7 @@ pub fn build(
     };
     let identity = Identity::new(verifier, services.accounts.clone());
     let kept = kept::KeptAnswers::new(services.inbox.clone());
+    let accounts = services.accounts.clone();
     let state = GatewayState {
         operations: Operations::new(
             schema(Some((services, LiveHub::new(cache.clone()))), settings),
@@ -186,7 +187,7 @@ pub fn build(
     };
     let mut router = shaped_router(
         SERVICE,
-        edge::routes(state, unsubscribe),
+        edge::routes(state, unsubscribe, accounts),
         readiness.clone(),
         ErrorShape::GraphQl,
     );

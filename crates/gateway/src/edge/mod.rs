@@ -3,9 +3,12 @@
 
 pub mod budget;
 pub mod client;
+mod reset_page;
 pub mod socket;
 
 use std::sync::Arc;
+
+use herald_users::accounts::AccountsApi;
 use std::time::Duration;
 
 use async_graphql::{BatchRequest, BatchResponse, ServerError};
@@ -120,8 +123,14 @@ pub enum UnsubscribePages {
     Apart(ServiceClient),
 }
 
-/// The public routes, `/unsubscribe` answered as `unsubscribe` says.
-pub fn routes(state: GatewayState, unsubscribe: UnsubscribePages) -> Router {
+/// The public routes, `/unsubscribe` answered as `unsubscribe` says, and the page a
+/// password reset link opens.
+pub fn routes(
+    state: GatewayState,
+    unsubscribe: UnsubscribePages,
+    accounts: Arc<dyn AccountsApi>,
+) -> Router {
+    let reset = reset_page::router(accounts, state.edge.clone());
     let unsubscribe = match unsubscribe {
         UnsubscribePages::Here(pages) => pages,
         UnsubscribePages::Apart(notifications) => Router::new()
@@ -138,6 +147,7 @@ pub fn routes(state: GatewayState, unsubscribe: UnsubscribePages) -> Router {
         )
         .with_state(state)
         .merge(unsubscribe)
+        .merge(reset)
 }
 
 /// The browser origins allowed to call, if any are configured.

@@ -345,14 +345,46 @@ async fn an_imported_customer_signs_in_through_a_password_reset(set: BackendSet)
         .to_owned();
     welcome(&app, &ada).await;
     ask(&ada_email).await.data();
+    // This time through the page the link opens.
     let token = reset_token(&app, &ada_email).await;
-    app.graphql(
-        None,
-        reset,
-        json!({ "i": { "token": token, "password": "ada's new password" } }),
-    )
-    .await
-    .data();
+    let page = format!("{}/reset-password", app.gateway);
+    let opened = app
+        .http()
+        .get(format!("{page}?token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 200);
+    assert_eq!(opened.headers()["cache-control"], "no-store");
+    assert_eq!(opened.headers()["referrer-policy"], "no-referrer");
+    let form = opened.text().await.unwrap();
+    assert!(form.contains(&format!("value=\"{token}\"")), "{form}");
+    assert!(form.contains("<label for=\"password\">"), "{form}");
+    let incomplete = app.http().get(&page).send().await.unwrap();
+    assert_eq!(incomplete.status(), 400);
+    let submit = async || {
+        app.http()
+            .post(&page)
+            .form(&[
+                ("token", token.as_str()),
+                ("password", "ada's new password"),
+            ])
+            .send()
+            .await
+            .unwrap()
+    };
+    let set = submit().await;
+    assert_eq!(set.status(), 200);
+    assert!(set.text().await.unwrap().contains("Your password is set"));
+    let again = submit().await;
+    assert_eq!(again.status(), 422);
+    assert!(again.text().await.unwrap().contains("used, expired"));
+    assert!(
+        app.login(&ada_email, "ada's new password")
+            .await
+            .errors()
+            .is_empty()
+    );
     eventually(Duration::from_secs(10), "the old token refused", || async {
         let me = app
             .graphql(Some(&ada.token), "{ getUser { id } }", json!({}))

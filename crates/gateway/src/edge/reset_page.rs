@@ -1,0 +1,138 @@
+//! `/reset-password`: the page a password reset link opens. It asks for the new password
+//! and sets it through the users service, answering in words either way. The token rides
+//! in the address, so the page is never cached, framed or sent on as a referrer.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use herald_users::accounts::AccountsApi;
+use herald_users::domain::Password;
+use herald_users::resets::NewPassword;
+use serde::Deserialize;
+
+use super::Edge;
+
+#[derive(Clone)]
+struct ResetPages {
+    accounts: Arc<dyn AccountsApi>,
+    edge: Arc<Edge>,
+}
+
+#[derive(Deserialize)]
+struct Link {
+    #[serde(default)]
+    token: String,
+}
+
+#[derive(Deserialize)]
+struct Submitted {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub fn router(accounts: Arc<dyn AccountsApi>, edge: Arc<Edge>) -> Router {
+    Router::new()
+        .route("/reset-password", get(form).post(submit))
+        .with_state(ResetPages { accounts, edge })
+}
+
+async fn form(link: Result<Query<Link>, QueryRejection>) -> Response {
+    let token = link.map(|Query(link)| link.token).unwrap_or_default();
+    if token.is_empty() {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "This link is incomplete",
+            "<p>Open the link from the email exactly as it came, or ask for a new one.</p>",
+        );
+    }
+    page(
+        StatusCode::OK,
+        "Set a new password",
+        &format!(
+            "<form method=\"post\" action=\"/reset-password\">\
+             <input type=\"hidden\" name=\"token\" value=\"{}\">\
+             <p><label for=\"password\">New password (at least {} characters)</label><br>\
+             <input id=\"password\" name=\"password\" type=\"password\" required \
+             minlength=\"{}\" autocomplete=\"new-password\" autofocus></p>\
+             <p><button type=\"submit\">Set password</button></p></form>",
+            escape(&token),
+            Password::MIN_CHARS,
+            Password::MIN_CHARS
+        ),
+    )
+}
+
+async fn submit(State(pages): State<ResetPages>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let client = pages.edge.client(&parts).to_string();
+    let request = Request::from_parts(parts, body);
+    let Ok(Form(submitted)) = Form::<Submitted>::from_request(request, &()).await else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Nothing was sent",
+            "<p>Send the form on the page the link opened.</p>",
+        );
+    };
+    let asked = NewPassword {
+        token: submitted.token,
+        password: submitted.password,
+        client: Some(client),
+    };
+    match pages.accounts.reset_password(&asked).await {
+        Ok(_) => page(
+            StatusCode::OK,
+            "Your password is set",
+            "<p>Every device that was signed in to your account is signed out. Sign in with \
+             your new password.</p>",
+        ),
+        Err(e) => {
+            let body = e.body();
+            page(
+                body.code.status(),
+                "The password was not set",
+                &format!("<p>{}</p>", escape(&body.message)),
+            )
+        }
+    }
+}
+
+/// A small page of Herald's own text (`content` is built here, anything given escaped).
+fn page(status: StatusCode, title: &str, content: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"referrer\" content=\"no-referrer\">\
+         <title>{title} – Herald</title></head>\
+         <body style=\"font-family:Helvetica,Arial,sans-serif;max-width:480px;margin:48px auto;\
+         padding:0 16px;\"><main><h1>{title}</h1>{content}</main></body></html>"
+    );
+    let mut response = (status, axum::response::Html(html)).into_response();
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
