@@ -233,5 +233,19 @@ async fn a_reset_link_works_once_for_its_newest_request_and_signs_out_the_rest(s
     let (attempt, error) = refused.expect("the address is limited");
     assert_eq!(error.code(), ErrorCode::RateLimited);
     assert_eq!(attempt, 2, "1 request before, 2 more pass");
+
+    // And per client (10 an hour), whatever the addresses, known or not.
+    for n in 0..10 {
+        s.accounts
+            .request_password_reset(&request(&format!("who{n}@example.com"), "10.0.6.1"))
+            .await
+            .unwrap();
+    }
+    let refused = s
+        .accounts
+        .request_password_reset(&request("who10@example.com", "10.0.6.1"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::RateLimited);
     s.finish().await;
 }
