@@ -136,3 +136,24 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
         .replace('\'', "&#39;")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_token_from_the_address_cannot_write_into_the_page() {
+        let link = Link {
+            token: "\"><script>alert(1)</script>".to_owned(),
+        };
+        let response = form(Ok(Query(link))).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::X_FRAME_OPTIONS], "DENY");
+        let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .unwrap();
+        let html = String::from_utf8(body.to_vec()).unwrap();
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("value=\"&quot;&gt;&lt;script&gt;"), "{html}");
+    }
+}
