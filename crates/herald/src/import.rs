@@ -134,11 +134,7 @@ pub async fn import_users(options: ImportOptions) -> anyhow::Result<ImportReport
         email: options.admin_email,
         password: options.admin_password,
     };
-    let progress = ProgressBar::new_spinner();
-    progress.set_style(
-        ProgressStyle::with_template("{spinner} {pos} rows {per_sec}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
+    let progress = progress_bar(&options.file, format);
     let mut report = ImportReport::default();
     let mut done = false;
     while !done {
@@ -165,6 +161,47 @@ pub async fn import_users(options: ImportOptions) -> anyhow::Result<ImportReport
     progress.finish_and_clear();
     report.rejected.sort_by_key(|r| r.line);
     Ok(report)
+}
+
+/// A bar over the file's rows (counted first: a quick pass over a file), or a spinner for
+/// standard input, whose length is unknown; on stderr, hidden when it is not a terminal.
+fn progress_bar(file: &str, format: Format) -> ProgressBar {
+    let lines = (file != "-")
+        .then(|| std::fs::File::open(file).ok())
+        .flatten()
+        .map(|f| {
+            BufReader::new(f)
+                .lines()
+                .map_while(Result::ok)
+                .filter(|line| !line.trim().is_empty())
+                .count() as u64
+        });
+    match lines {
+        Some(lines) => {
+            // A CSV file's first line is its header.
+            let rows = match format {
+                Format::Csv => lines.saturating_sub(1),
+                Format::Ndjson => lines,
+            };
+            let bar = ProgressBar::new(rows);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "importing [{bar:40}] {pos}/{len} rows {per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar
+        }
+        None => {
+            let spinner = ProgressBar::new_spinner();
+            spinner.set_style(
+                ProgressStyle::with_template("{spinner} importing: {pos} rows {per_sec}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            spinner
+        }
+    }
 }
 
 /// The admin's session: signed in again when its token expires during a long import.
