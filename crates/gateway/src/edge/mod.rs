@@ -179,6 +179,10 @@ pub fn cors(settings: &Settings) -> Option<CorsLayer> {
 /// before the body is read (one operation, then the rest of a batch once it is known), so
 /// a client over its budget costs no body; the body must arrive within
 /// [`BODY_READ_TIMEOUT`].
+/// The most an admin's GraphQL request may carry (when HERALD_MAX_BODY_BYTES is less): the
+/// services take bodies up to this size too.
+const ADMIN_BODY_BYTES: usize = 1024 * 1024;
+
 async fn graphql(State(state): State<GatewayState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let edge = &state.edge;
@@ -195,13 +199,15 @@ async fn graphql(State(state): State<GatewayState>, request: Request) -> Respons
     if let Err(wait) = edge.spend(&spenders, 1) {
         return rate_limited(wait);
     }
+    // Admins may send more: an import of a thousand customers with their preferences.
+    let limit = match auth.claims() {
+        Some(claims) if claims.is_admin() => edge.max_message.max(ADMIN_BODY_BYTES),
+        _ => edge.max_message,
+    };
     let too_large = || {
         let mut response = client_error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            &format!(
-                "the body is larger than {} bytes (HERALD_MAX_BODY_BYTES)",
-                edge.max_message
-            ),
+            &format!("the body is larger than {limit} bytes (HERALD_MAX_BODY_BYTES)"),
         );
         // The rest of the body is not read: the connection cannot carry another request.
         response
@@ -213,26 +219,25 @@ async fn graphql(State(state): State<GatewayState>, request: Request) -> Respons
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > edge.max_message) {
+    if declared.is_some_and(|length| length > limit) {
         return too_large();
     }
-    let body: Bytes =
-        match tokio::time::timeout(BODY_READ_TIMEOUT, to_bytes(body, edge.max_message)).await {
-            Ok(Ok(body)) => body,
-            Ok(Err(e)) if e.to_string().contains("length limit") => return too_large(),
-            Ok(Err(_)) => {
-                return client_error(StatusCode::BAD_REQUEST, "the body could not be read");
-            }
-            Err(_) => {
-                return client_error(
-                    StatusCode::REQUEST_TIMEOUT,
-                    &format!(
-                        "the body did not arrive within {} s",
-                        BODY_READ_TIMEOUT.as_secs()
-                    ),
-                );
-            }
-        };
+    let body: Bytes = match tokio::time::timeout(BODY_READ_TIMEOUT, to_bytes(body, limit)).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) if e.to_string().contains("length limit") => return too_large(),
+        Ok(Err(_)) => {
+            return client_error(StatusCode::BAD_REQUEST, "the body could not be read");
+        }
+        Err(_) => {
+            return client_error(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "the body did not arrive within {} s",
+                    BODY_READ_TIMEOUT.as_secs()
+                ),
+            );
+        }
+    };
     // An array is a batch; anything else one operation (serde would also read `[]` as an
     // operation whose fields are all absent).
     let parsed = if body.trim_ascii_start().starts_with(b"[") {

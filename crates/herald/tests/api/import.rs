@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 backend_tests!(
     imported_customers_are_reached_but_not_welcomed,
     the_import_command_reports_every_row_by_line,
-    an_imported_customer_signs_in_through_a_password_reset
+    an_imported_customer_signs_in_through_a_password_reset,
+    a_thousand_customers_with_their_preferences_go_in_one_call
 );
 
 const IMPORT: &str =
@@ -421,4 +422,55 @@ fn unfold(email: &str) -> String {
         .replace("=\r\n", "")
         .replace("=\n", "")
         .replace("=3D", "=")
+}
+
+/// The most one call takes, each customer with full preferences: more than the body limit
+/// of anyone but an admin.
+async fn a_thousand_customers_with_their_preferences_go_in_one_call(set: BackendSet) {
+    let app = TestApp::spawn(set).await;
+    let admin = app.admin().await;
+    let ada = app.customer("Ada").await;
+    let tag = uuid::Uuid::now_v7().simple().to_string();
+    let users: Vec<Value> = (0..1000)
+        .map(|i| {
+            json!({
+                "name": format!("Customer number {i} of the old shop"),
+                "email": format!("customer-{i}-{tag}@old-shop.example"),
+                "preferences": {
+                    "promotions": i % 2 == 0, "orderUpdates": true, "recommendations": true,
+                    "inventoryAlerts": false, "categories": ["tea", "coffee", "books"],
+                    "channels": ["IN_APP", "EMAIL"], "timezone": "America/Argentina/Buenos_Aires",
+                    "quietHoursStart": "22:30", "quietHoursEnd": "07:15"
+                }
+            })
+        })
+        .collect();
+    let body = json!({ "query": IMPORT, "variables": { "i": { "users": users } } }).to_string();
+    assert!(
+        body.len() > 256 * 1024,
+        "{} bytes: beyond the default limit",
+        body.len()
+    );
+    let post = async |token: &str| {
+        app.http()
+            .post(format!("{}/graphql", app.gateway))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        post(&ada.token).await.status(),
+        413,
+        "a customer's body stays limited"
+    );
+    let answer: Value = post(&admin.token).await.json().await.unwrap();
+    assert_eq!(
+        answer["data"]["importUsers"],
+        json!({ "created": 1000, "skipped": 0 }),
+        "{answer}"
+    );
+    app.cleanup().await;
 }
