@@ -7,6 +7,15 @@ use anyhow::{Context, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
+/// Who the CLI acts as, and where: a gateway and an admin's credentials.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// The gateway, e.g. `http://localhost:4000`.
+    pub url: String,
+    pub email: String,
+    pub password: String,
+}
+
 pub struct Client {
     http: reqwest::Client,
     endpoint: String,

@@ -20,7 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::client::{Client, GraphqlError};
+use crate::client::{Admin, Client, GraphqlError};
 
 /// The most rows one `importUsers` call takes.
 pub const CHUNK_ROWS: usize = 1_000;
@@ -36,10 +36,7 @@ pub enum Format {
 }
 
 pub struct ImportOptions {
-    /// The gateway, e.g. `http://localhost:4000`.
-    pub url: String,
-    pub admin_email: String,
-    pub admin_password: String,
+    pub admin: Admin,
     /// A path, or `-` for standard input.
     pub file: String,
     /// None: from the file's extension, or from its first line.
@@ -126,13 +123,12 @@ pub async fn import_users(options: ImportOptions) -> anyhow::Result<ImportReport
         Format::Ndjson => Box::new(NdjsonRows { input, line: 0 }),
     };
 
-    let client = Client::new(&options.url)?;
+    let client = Client::new(&options.admin.url)?;
     let mut session = Session {
         token: client
-            .sign_in_admin(&options.admin_email, &options.admin_password)
+            .sign_in_admin(&options.admin.email, &options.admin.password)
             .await?,
-        email: options.admin_email,
-        password: options.admin_password,
+        admin: options.admin,
     };
     let progress = progress_bar(&options.file, format);
     let mut report = ImportReport::default();
@@ -207,8 +203,7 @@ fn progress_bar(file: &str, format: Format) -> ProgressBar {
 /// The admin's session: signed in again when its token expires during a long import.
 struct Session {
     token: String,
-    email: String,
-    password: String,
+    admin: Admin,
 }
 
 /// Sends one chunk: rows the API names as wrong are rejected and the rest sent again;
@@ -260,7 +255,7 @@ async fn send(
             Some(refused) if refused.code == "UNAUTHENTICATED" && tries == 0 => {
                 tries += 1;
                 session.token = client
-                    .sign_in_admin(&session.email, &session.password)
+                    .sign_in_admin(&session.admin.email, &session.admin.password)
                     .await?;
             }
             Some(refused) if !retryable(&refused.code) => {

@@ -89,15 +89,8 @@ enum Command {
         products: usize,
         #[arg(long, default_value_t = 200)]
         orders: usize,
-        /// The gateway [default: HERALD_PUBLIC_URL].
-        #[arg(long)]
-        url: Option<String>,
-        /// [default: HERALD_ADMIN_EMAIL]
-        #[arg(long)]
-        admin_email: Option<String>,
-        /// [default: HERALD_ADMIN_PASSWORD]
-        #[arg(long)]
-        admin_password: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
         /// Requests in flight at once.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
@@ -115,6 +108,39 @@ enum Command {
         #[command(subcommand)]
         action: DlqAction,
     },
+}
+
+/// Where the CLI reaches a running Herald, and the admin it acts as.
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// The gateway [default: HERALD_PUBLIC_URL].
+    #[arg(long)]
+    url: Option<String>,
+    /// [default: HERALD_ADMIN_EMAIL]
+    #[arg(long)]
+    admin_email: Option<String>,
+    /// [default: HERALD_ADMIN_PASSWORD]
+    #[arg(long)]
+    admin_password: Option<String>,
+}
+
+impl AdminArgs {
+    /// The admin, from the arguments or the settings; an error names what `doing` needs.
+    fn resolve(self, settings: &Settings, doing: &str) -> anyhow::Result<herald::client::Admin> {
+        match (
+            self.admin_email.or(settings.admin_email.clone()),
+            self.admin_password.or(settings.admin_password.clone()),
+        ) {
+            (Some(email), Some(password)) => Ok(herald::client::Admin {
+                url: self.url.unwrap_or_else(|| settings.public_url.clone()),
+                email,
+                password,
+            }),
+            _ => anyhow::bail!(
+                "{doing} needs an admin: set HERALD_ADMIN_EMAIL and HERALD_ADMIN_PASSWORD, or pass --admin-email and --admin-password"
+            ),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -147,15 +173,8 @@ enum ImportWhat {
         /// Rows per importUsers call (1 to 1000).
         #[arg(long, default_value_t = herald::import::CHUNK_ROWS)]
         chunk: usize,
-        /// The gateway [default: HERALD_PUBLIC_URL].
-        #[arg(long)]
-        url: Option<String>,
-        /// [default: HERALD_ADMIN_EMAIL]
-        #[arg(long)]
-        admin_email: Option<String>,
-        /// [default: HERALD_ADMIN_PASSWORD]
-        #[arg(long)]
-        admin_password: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
     },
 }
 
@@ -262,18 +281,12 @@ fn main() -> ExitCode {
                 registered,
                 products,
                 orders,
-                url,
-                admin_email,
-                admin_password,
+                admin,
                 concurrency,
                 seed,
             } => {
-                let (admin_email, admin_password) =
-                    admin(&settings, admin_email, admin_password, "seeding")?;
                 let report = herald::seed::seed(herald::seed::SeedOptions {
-                    url: url.unwrap_or_else(|| settings.public_url.clone()),
-                    admin_email,
-                    admin_password,
+                    admin: admin.resolve(&settings, "seeding")?,
                     users,
                     registered,
                     products,
@@ -294,17 +307,11 @@ fn main() -> ExitCode {
                         file,
                         format,
                         chunk,
-                        url,
-                        admin_email,
-                        admin_password,
+                        admin,
                     },
             } => {
-                let (admin_email, admin_password) =
-                    admin(&settings, admin_email, admin_password, "importing")?;
                 let report = herald::import::import_users(herald::import::ImportOptions {
-                    url: url.unwrap_or_else(|| settings.public_url.clone()),
-                    admin_email,
-                    admin_password,
+                    admin: admin.resolve(&settings, "importing")?,
                     file,
                     format,
                     chunk,
@@ -329,24 +336,6 @@ fn main() -> ExitCode {
             };
             fail(&format!("{e:#}"), code)
         }
-    }
-}
-
-/// The admin the CLI acts as: given, or HERALD_ADMIN_EMAIL and HERALD_ADMIN_PASSWORD.
-fn admin(
-    settings: &Settings,
-    email: Option<String>,
-    password: Option<String>,
-    doing: &str,
-) -> anyhow::Result<(String, String)> {
-    match (
-        email.or(settings.admin_email.clone()),
-        password.or(settings.admin_password.clone()),
-    ) {
-        (Some(email), Some(password)) => Ok((email, password)),
-        _ => anyhow::bail!(
-            "{doing} needs an admin: set HERALD_ADMIN_EMAIL and HERALD_ADMIN_PASSWORD, or pass --admin-email and --admin-password"
-        ),
     }
 }
 

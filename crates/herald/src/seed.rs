@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use futures::{StreamExt, TryStreamExt, stream};
 
-use crate::client::{Client, GraphqlError, bar};
+use crate::client::{Admin, Client, GraphqlError, bar};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -91,10 +91,7 @@ const CATEGORIES: [(&str, &[&str]); 8] = [
 const TIMEZONES: [&str; 4] = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo"];
 
 pub struct SeedOptions {
-    /// The gateway, e.g. `http://localhost:4000`.
-    pub url: String,
-    pub admin_email: String,
-    pub admin_password: String,
+    pub admin: Admin,
     pub users: usize,
     /// Of the users, how many register with a password (and place the orders); the rest
     /// are imported.
@@ -130,9 +127,9 @@ pub async fn seed(options: SeedOptions) -> anyhow::Result<SeedReport> {
     {
         bail!("orders need at least one registered user and one product");
     }
-    let client = Client::new(&options.url)?;
+    let client = Client::new(&options.admin.url)?;
     let admin = client
-        .sign_in_admin(&options.admin_email, &options.admin_password)
+        .sign_in_admin(&options.admin.email, &options.admin.password)
         .await?;
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(options.seed);
