@@ -7,11 +7,14 @@
 //! `cargo bench -p herald --bench campaign -- [--users N] [--backend embedded|real|both]
 //! [--batch N] [--update-doc]`
 
+#[path = "common/backends.rs"]
+mod backends;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::{Parser, ValueEnum};
+use backends::Backends;
+use clap::Parser;
 use herald_notifications::campaign::{Campaigns, PromotionInput};
 use herald_notifications::clock::Clock;
 use herald_notifications::delivery::{DeliveryPolicy, Notifier};
@@ -57,13 +60,6 @@ struct Args {
     bench: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Backends {
-    Embedded,
-    Real,
-    Both,
-}
-
 struct Measured {
     backend: &'static str,
     raw_what: &'static str,
@@ -79,11 +75,7 @@ async fn main() -> anyhow::Result<()> {
         args.users > 0 && args.batch > 0,
         "--users and --batch must be positive"
     );
-    let sets = match args.backend {
-        Backends::Embedded => vec![BackendSet::Embedded],
-        Backends::Real => vec![BackendSet::Real],
-        Backends::Both => vec![BackendSet::Embedded, BackendSet::Real],
-    };
+    let sets = args.backend.sets();
     let mut results = Vec::new();
     for set in sets {
         if set == BackendSet::Real && real_backends().is_none() {

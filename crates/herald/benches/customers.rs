@@ -9,12 +9,15 @@
 //! `cargo bench -p herald --bench customers -- [--users N] [--backend embedded|real|both]
 //! [--parallel K]`
 
+#[path = "common/backends.rs"]
+mod backends;
 #[path = "common/raw.rs"]
 mod raw;
 
 use std::time::{Duration, Instant};
 
-use clap::{Parser, ValueEnum};
+use backends::Backends;
+use clap::Parser;
 use futures::{StreamExt, TryStreamExt, stream};
 use herald_test_support::{BackendSet, TestApp};
 use serde_json::{Value, json};
@@ -35,13 +38,6 @@ struct Args {
     bench: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Backends {
-    Embedded,
-    Real,
-    Both,
-}
-
 struct Measured {
     set: BackendSet,
     users: usize,
@@ -57,11 +53,7 @@ struct Measured {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let sets = match args.backend {
-        Backends::Embedded => vec![BackendSet::Embedded],
-        Backends::Real => vec![BackendSet::Real],
-        Backends::Both => vec![BackendSet::Embedded, BackendSet::Real],
-    };
+    let sets = args.backend.sets();
     let mut results = Vec::new();
     for set in sets {
         let users = args.users.unwrap_or(match set {

@@ -15,11 +15,14 @@
 //! `cargo bench -p herald --bench read_path -- [--backend embedded|real|both]
 //! [--connections N] [--seconds S] [--only NAME] [--separate]`
 
+#[path = "common/backends.rs"]
+mod backends;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::{Parser, ValueEnum};
+use backends::Backends;
+use clap::Parser;
 use herald_notifications::clock::Clock;
 use herald_notifications::delivery::{DeliveryPolicy, Notifier};
 use herald_notifications::domain::{Draft, NotificationType};
@@ -66,13 +69,6 @@ const UNREAD: &str = "getUnreadNotificationsCount";
 const FURTHER: &str =
     "getNotifications(first: 20, after: …), a page further on (read from storage)";
 const LIST: &str = "getNotifications(first: 20)";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Backends {
-    Embedded,
-    Real,
-    Both,
-}
 
 /// One workload's outcome.
 struct Rate {
@@ -643,11 +639,7 @@ async fn measure(target: &Target, args: &Args) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let sets = match args.backend {
-        Backends::Embedded => vec![BackendSet::Embedded],
-        Backends::Real => vec![BackendSet::Real],
-        Backends::Both => vec![BackendSet::Embedded, BackendSet::Real],
-    };
+    let sets = args.backend.sets();
     for set in sets {
         if set == BackendSet::Real && real_backends().is_none() {
             eprintln!("skipping the real backends: not reachable");

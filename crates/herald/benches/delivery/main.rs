@@ -6,6 +6,8 @@
 //! `cargo bench -p herald --bench delivery -- [--events N] [--backend embedded|real|both]
 //! [--users N] [--only raw|in-app|email]… [--update-doc]`
 
+#[path = "../common/backends.rs"]
+mod backends;
 mod end_to_end;
 mod raw;
 mod report;
@@ -13,6 +15,7 @@ mod workload;
 
 use std::path::Path;
 
+use backends::Backends;
 use clap::{Parser, ValueEnum};
 use herald_platform::Settings;
 use herald_test_support::{BackendSet, real_backends};
@@ -43,13 +46,6 @@ struct Args {
     bench: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Backends {
-    Embedded,
-    Real,
-    Both,
-}
-
 /// The parts of one backend set's run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Part {
@@ -64,16 +60,6 @@ enum Part {
 impl Args {
     fn measures(&self, part: Part) -> bool {
         self.only.is_empty() || self.only.contains(&part)
-    }
-}
-
-impl Backends {
-    fn sets(self) -> Vec<BackendSet> {
-        match self {
-            Backends::Embedded => vec![BackendSet::Embedded],
-            Backends::Real => vec![BackendSet::Real],
-            Backends::Both => vec![BackendSet::Embedded, BackendSet::Real],
-        }
     }
 }
 
