@@ -6,11 +6,11 @@
 //! `api` serve the second with the first, so both run the same code.
 
 use herald_events::{
-    Envelope, PasswordChanged, PasswordResetRequested, Role, SignInFailures, UserRegistered,
+    Envelope, Event, PasswordChanged, PasswordResetRequested, Role, SignInFailures, UserRegistered,
     UsersImported,
 };
 use herald_platform::auth::Claims;
-use herald_platform::db::Database;
+use herald_platform::db::{Database, Tx};
 use herald_platform::http::ServiceClient;
 use herald_platform::outbox::Outbox;
 use herald_platform::{ApiError, ApiResult, ErrorCode};
@@ -174,6 +174,13 @@ impl Accounts {
         }
     }
 
+    /// Adds `event`, about the user `user_id`, to the outbox in `tx`.
+    async fn announce<E: Event>(&self, tx: &mut Tx, user_id: Uuid, event: &E) -> ApiResult<()> {
+        let envelope = Envelope::new(SERVICE, Some(user_id.to_string()), event);
+        self.outbox.add(tx, &envelope).await?;
+        Ok(())
+    }
+
     /// Stores a reset link for the account of `email`, if there is one, and announces it
     /// (`user.password_reset_requested`) in the same transaction.
     async fn send_reset_link(&self, email: &Email) -> ApiResult<()> {
@@ -187,12 +194,7 @@ impl Accounts {
             link: format!("{}/reset-password?token={token}", self.public_url),
             expires_at: herald_platform::db::to_datetime(expires_at),
         };
-        self.outbox
-            .add(
-                &mut tx,
-                &Envelope::new(SERVICE, Some(user.id.to_string()), &event),
-            )
-            .await?;
+        self.announce(&mut tx, user.id, &event).await?;
         self.outbox.commit(tx).await?;
         Ok(())
     }
@@ -225,12 +227,7 @@ impl Accounts {
             Err(InsertError::Db(e)) => return Err(e.into()),
         };
         let event = UserRegistered::from(&user);
-        self.outbox
-            .add(
-                &mut tx,
-                &Envelope::new(SERVICE, Some(user.id.to_string()), &event),
-            )
-            .await?;
+        self.announce(&mut tx, user.id, &event).await?;
         self.outbox.commit(tx).await?;
         Ok(user)
     }
@@ -249,12 +246,7 @@ impl Accounts {
             client: client.map(str::to_owned),
         };
         let mut tx = self.db.begin().await?;
-        self.outbox
-            .add(
-                &mut tx,
-                &Envelope::new(SERVICE, Some(user_id.to_string()), &event),
-            )
-            .await?;
+        self.announce(&mut tx, user_id, &event).await?;
         self.outbox.commit(tx).await?;
         Ok(())
     }
@@ -415,15 +407,7 @@ impl AccountsApi for Accounts {
         };
         store::set_password(&mut tx, user_id, &hash).await?;
         crate::sessions::sign_out_everywhere(&mut tx, user_id).await?;
-        self.outbox
-            .add(
-                &mut tx,
-                &Envelope::new(
-                    SERVICE,
-                    Some(user_id.to_string()),
-                    &PasswordChanged { user_id },
-                ),
-            )
+        self.announce(&mut tx, user_id, &PasswordChanged { user_id })
             .await?;
         self.outbox.commit(tx).await?;
         metrics::counter!("users_passwords_reset_total").increment(1);
