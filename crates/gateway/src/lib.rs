@@ -15,6 +15,7 @@ mod operations;
 mod ordering;
 mod schema;
 pub mod types;
+mod web;
 
 use std::sync::Arc;
 

@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
@@ -19,6 +19,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::{DateTime, Duration, Utc};
 use herald_events::{Envelope, UnsubscribeRequested};
 use herald_platform::db::{Database, now_micros};
+use herald_platform::http::page::{escape, small_page};
 use herald_platform::outbox::Outbox;
 use herald_platform::{ApiError, Settings};
 use ring::hmac;
@@ -236,15 +237,15 @@ async fn unsubscribe(
         "unsubscribe requested"
     );
     if from_the_page(&body) {
-        return Html(page(
+        return page(
+            StatusCode::OK,
             "Unsubscribed",
             &format!(
                 "You will no longer hear about {}.",
                 label(wanted.notification_type)
             ),
             false,
-        ))
-        .into_response();
+        );
     }
     Json(Unsubscribed {
         unsubscribed: true,
@@ -273,26 +274,22 @@ async fn confirm_page(
     query: Result<Query<TokenQuery>, QueryRejection>,
 ) -> Response {
     match checked(&state.links, query) {
-        Ok(wanted) => Html(page(
+        Ok(wanted) => page(
+            StatusCode::OK,
             "Unsubscribe",
             &format!(
                 "Stop hearing about {}? You can switch them on again in your preferences.",
                 label(wanted.notification_type)
             ),
             true,
-        ))
-        .into_response(),
+        ),
         Err(e) => invalid_page(&e),
     }
 }
 
 fn invalid_page(e: &InvalidToken) -> Response {
     let message = format!("{e}. Change what you hear about in your preferences instead.");
-    (
-        StatusCode::BAD_REQUEST,
-        Html(page("Unsubscribe", &message, false)),
-    )
-        .into_response()
+    page(StatusCode::BAD_REQUEST, "Unsubscribe", &message, false)
 }
 
 fn label(notification_type: NotificationType) -> &'static str {
@@ -305,22 +302,20 @@ fn label(notification_type: NotificationType) -> &'static str {
     }
 }
 
-/// A tiny page; `message` is our own text. The form posts to the page's own address, token
-/// included, so it works behind the gateway as well.
-fn page(title: &str, message: &str, with_button: bool) -> String {
+/// A small page in the app's look; `message` is our own text. The form posts to the page's
+/// own address, token included, so it works behind the gateway as well.
+fn page(status: StatusCode, title: &str, message: &str, with_button: bool) -> Response {
     let button = if with_button {
         "<form method=\"post\"><input type=\"hidden\" name=\"List-Unsubscribe\" \
          value=\"One-Click\"><input type=\"hidden\" name=\"source\" value=\"page\">\
          <button type=\"submit\">Unsubscribe</button></form>"
     } else {
-        ""
+        "<p><a href=\"/#/preferences\">Your preferences</a></p>"
     };
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title} – Herald</title></head>\
-         <body style=\"font-family:Helvetica,Arial,sans-serif;max-width:480px;margin:48px auto;\
-         padding:0 16px;\"><h1>{title}</h1><p>{message}</p>{button}</body></html>"
+    small_page(
+        status,
+        title,
+        &format!("<p>{}</p>{button}", escape(message)),
     )
 }
 

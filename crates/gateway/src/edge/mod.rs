@@ -123,8 +123,8 @@ pub enum UnsubscribePages {
     Apart(ServiceClient),
 }
 
-/// The public routes, `/unsubscribe` answered as `unsubscribe` says, and the page a
-/// password reset link opens.
+/// The public routes: GraphQL, the browser app, `/unsubscribe` answered as `unsubscribe`
+/// says, and the page a password reset link opens.
 pub fn routes(
     state: GatewayState,
     unsubscribe: UnsubscribePages,
@@ -141,11 +141,8 @@ pub fn routes(
         .route("/graphql", get(graphiql_or_socket).post(graphql))
         .route("/graphql/ws", get(graphiql_or_socket))
         .route("/graphql/assets/{file}", get(graphiql::asset))
-        .route(
-            "/",
-            get(|| async { axum::response::Redirect::temporary("/graphql") }),
-        )
         .with_state(state)
+        .merge(crate::web::routes())
         .merge(unsubscribe)
         .merge(reset)
 }

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Form, Router};
+use herald_platform::http::page::{escape, small_page};
 use herald_users::accounts::AccountsApi;
 use herald_users::domain::Password;
 use herald_users::resets::NewPassword;
@@ -46,22 +47,24 @@ pub fn router(accounts: Arc<dyn AccountsApi>, edge: Arc<Edge>) -> Router {
 async fn form(link: Result<Query<Link>, QueryRejection>) -> Response {
     let token = link.map(|Query(link)| link.token).unwrap_or_default();
     if token.is_empty() {
-        return page(
+        return small_page(
             StatusCode::BAD_REQUEST,
             "This link is incomplete",
-            "<p>Open the link from the email exactly as it came, or ask for a new one.</p>",
+            "<p>Open the link from the email exactly as it came, or \
+             <a href=\"/#/forgot-password\">ask for a new one</a>.</p>",
         );
     }
-    page(
+    small_page(
         StatusCode::OK,
         "Set a new password",
         &format!(
             "<form method=\"post\" action=\"/reset-password\">\
              <input type=\"hidden\" name=\"token\" value=\"{}\">\
-             <p><label for=\"password\">New password (at least {} characters)</label><br>\
+             <div class=\"field\"><label for=\"password\">New password</label>\
              <input id=\"password\" name=\"password\" type=\"password\" required \
-             minlength=\"{}\" autocomplete=\"new-password\" autofocus></p>\
-             <p><button type=\"submit\">Set password</button></p></form>",
+             minlength=\"{}\" autocomplete=\"new-password\" aria-describedby=\"password-hint\" \
+             autofocus><p id=\"password-hint\" class=\"muted small\">At least {} characters.</p></div>\
+             <button type=\"submit\">Set password</button></form>",
             escape(&token),
             Password::MIN_CHARS,
             Password::MIN_CHARS
@@ -74,7 +77,7 @@ async fn submit(State(pages): State<ResetPages>, request: Request) -> Response {
     let client = pages.edge.client(&parts).to_string();
     let request = Request::from_parts(parts, body);
     let Ok(Form(submitted)) = Form::<Submitted>::from_request(request, &()).await else {
-        return page(
+        return small_page(
             StatusCode::BAD_REQUEST,
             "Nothing was sent",
             "<p>Send the form on the page the link opened.</p>",
@@ -86,55 +89,24 @@ async fn submit(State(pages): State<ResetPages>, request: Request) -> Response {
         client: Some(client),
     };
     match pages.accounts.reset_password(&asked).await {
-        Ok(_) => page(
+        Ok(_) => small_page(
             StatusCode::OK,
             "Your password is set",
             "<p>Every device that was signed in to your account is signed out. Sign in with \
-             your new password.</p>",
+             your new password.</p><p><a class=\"button\" href=\"/#/sign-in\">Sign in</a></p>",
         ),
         Err(e) => {
             let body = e.body();
-            page(
+            small_page(
                 body.code.status(),
                 "The password was not set",
-                &format!("<p>{}</p>", escape(&body.message)),
+                &format!(
+                    "<p class=\"error\">{}</p><p><a href=\"/#/forgot-password\">Ask for a new link</a></p>",
+                    escape(&body.message)
+                ),
             )
         }
     }
-}
-
-/// A small page of Herald's own text (`content` is built here, anything given escaped).
-fn page(status: StatusCode, title: &str, content: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"referrer\" content=\"no-referrer\">\
-         <title>{title} – Herald</title></head>\
-         <body style=\"font-family:Helvetica,Arial,sans-serif;max-width:480px;margin:48px auto;\
-         padding:0 16px;\"><main><h1>{title}</h1>{content}</main></body></html>"
-    );
-    let mut response = (status, axum::response::Html(html)).into_response();
-    let headers = response.headers_mut();
-    for (name, value) in [
-        (header::CACHE_CONTROL, "no-store"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-        ),
-    ] {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-    response
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 #[cfg(test)]
@@ -148,7 +120,10 @@ mod tests {
         };
         let response = form(Ok(Query(link))).await;
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(response.headers()[header::X_FRAME_OPTIONS], "DENY");
+        assert_eq!(
+            response.headers()[axum::http::header::X_FRAME_OPTIONS],
+            "DENY"
+        );
         let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
             .await
             .unwrap();

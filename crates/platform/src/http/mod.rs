@@ -3,6 +3,7 @@
 
 mod client_errors;
 mod listener;
+pub mod page;
 
 pub use client_errors::{ErrorShape, ParseErrorsAsJson, json_client_errors};
 pub use listener::{ConnectionLimits, PeerAddr, per_subscriber, serve};
