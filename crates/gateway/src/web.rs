@@ -14,6 +14,8 @@ use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use herald_platform::ErrorCode;
+use herald_platform::http::ErrorShape;
 
 /// One file the app is made of.
 struct File {
@@ -77,7 +79,11 @@ pub fn routes() -> Router {
 
 fn serve(name: &str, request: &HeaderMap) -> Response {
     let Some(index) = FILES.iter().position(|file| file.name == name) else {
-        return StatusCode::NOT_FOUND.into_response();
+        return ErrorShape::GraphQl.response(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            &format!("the app has no file {name:?}"),
+        );
     };
     let file = &FILES[index];
     let tag = &TAGS[index];

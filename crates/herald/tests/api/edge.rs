@@ -12,6 +12,7 @@ backend_tests!(
     overlong_arguments_are_refused_before_any_service_call,
     answers_keep_the_query_order,
     every_client_error_is_json_and_cors_follows_its_allow_list,
+    the_pages_come_from_the_binary_under_a_strict_policy,
     connections_are_bounded_in_number_and_time
 );
 
@@ -322,6 +323,7 @@ async fn every_client_error_is_json_and_cors_follows_its_allow_list(set: Backend
     for (method, path, status, expected) in [
         ("PUT", "/graphql", 405, "BAD_USER_INPUT"),
         ("GET", "/nowhere", 404, "NOT_FOUND"),
+        ("GET", "/app/nowhere.js", 404, "NOT_FOUND"),
         ("GET", "/graphql/ws", 400, "BAD_USER_INPUT"),
     ] {
         let response = http
@@ -580,5 +582,64 @@ async fn connections_are_bounded_in_number_and_time(set: BackendSet) {
     }
     assert_eq!(room, Some(200), "a closed connection gives its place back");
 
+    app.cleanup().await;
+}
+
+/// The customer app, the admin console and the pages links open: from the binary, with a
+/// policy that lets them load only their own files and call only their own origin.
+async fn the_pages_come_from_the_binary_under_a_strict_policy(set: BackendSet) {
+    let app = TestApp::spawn(set).await;
+    let http = app.http();
+    for (path, kind, title) in [
+        ("/", "text/html", "<title>Herald</title>"),
+        ("/admin", "text/html", "<title>Herald console</title>"),
+        ("/app/herald.js", "text/javascript", "export class Live"),
+        ("/app/app.css", "text/css", ".badge"),
+    ] {
+        let response = http
+            .get(format!("{}{path}", app.gateway))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let headers = response.headers().clone();
+        assert!(
+            headers["content-type"].to_str().unwrap().starts_with(kind),
+            "{path}: {headers:?}"
+        );
+        let tag = headers["etag"].clone();
+        if kind == "text/html" {
+            let policy = headers["content-security-policy"].to_str().unwrap();
+            for rule in [
+                "script-src 'self'",
+                "connect-src 'self'",
+                "frame-ancestors 'none'",
+            ] {
+                assert!(policy.contains(rule), "{path}: {policy}");
+            }
+        }
+        let body = response.text().await.unwrap();
+        assert!(body.contains(title), "{path}: {body}");
+        let again = http
+            .get(format!("{}{path}", app.gateway))
+            .header("if-none-match", tag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 304, "{path}");
+    }
+    // The pages an email's links open wear the app's stylesheet.
+    let reset = http
+        .get(format!("{}/reset-password?token=x", app.gateway))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        reset.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("style-src 'self'")
+    );
+    assert!(reset.text().await.unwrap().contains("/app/app.css"));
     app.cleanup().await;
 }
