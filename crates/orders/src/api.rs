@@ -14,7 +14,8 @@ use herald_platform::{ApiError, ApiResult};
 use uuid::Uuid;
 
 use crate::client::{
-    ListQuery, OrdersApi, PlaceOrderRequest, StatusRequest, may_change_status, no_order,
+    AllOrdersQuery, ListQuery, OrdersApi, PlaceOrderRequest, StatusRequest, may_change_status,
+    may_list_all, no_order,
 };
 use crate::orders::Orders;
 use crate::store::Order;
@@ -34,6 +35,8 @@ impl FromRef<OrdersState> for TokenVerifier {
 pub fn router(state: OrdersState) -> Router {
     Router::new()
         .route("/orders", post(place).get(my_orders))
+        // A static segment: matched before `/orders/{id}`, and no order's id (a UUID).
+        .route("/orders/all", get(all_orders))
         .route("/orders/{id}", get(order_by_id))
         .route("/orders/{id}/cancel", post(cancel))
         .route("/orders/{id}/status", post(update_status))
@@ -66,6 +69,17 @@ async fn my_orders(
 ) -> ApiResult<Json<Vec<Order>>> {
     let Query(query) = query.map_err(|e| ApiError::bad_input(e.body_text()))?;
     Ok(Json(state.orders.my_orders(&claims, &query).await?))
+}
+
+async fn all_orders(
+    State(state): State<OrdersState>,
+    Caller(claims): Caller,
+    query: Result<Query<AllOrdersQuery>, QueryRejection>,
+) -> ApiResult<Json<Vec<Order>>> {
+    // Before the query is read, so a customer learns nothing from its mistakes.
+    may_list_all(&claims)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_input(e.body_text()))?;
+    Ok(Json(state.orders.all_orders(&claims, &query).await?))
 }
 
 async fn order_by_id(

@@ -1,5 +1,5 @@
 //! Orders, as other services use them: place one, list the caller's, read one, cancel one,
-//! move one along (admins). [`OrdersApi`] is the one way to call them, with two
+//! list everyone's and move one along (admins). [`OrdersApi`] is the one way to call them, with two
 //! implementations: [`Orders`] itself, in the same process (no HTTP, no JSON, no second
 //! token check), and [`OrdersOverHttp`], across processes with a service credential. The
 //! HTTP routes of `api` serve the second with the first, so both run the same code.
@@ -29,6 +29,14 @@ pub struct ListQuery {
     pub first: Option<i64>,
 }
 
+/// Which of every buyer's orders an admin lists: how many (20 when left out), and only
+/// those in `status` when it is given.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct AllOrdersQuery {
+    pub first: Option<i64>,
+    pub status: Option<OrderStatus>,
+}
+
 /// The status an admin moves an order to, as the HTTP route takes it.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct StatusRequest {
@@ -43,6 +51,9 @@ pub trait OrdersApi: Send + Sync + 'static {
     async fn place_order(&self, acting: &Claims, request: &PlaceOrderRequest) -> ApiResult<Order>;
     /// The caller's orders, newest first.
     async fn my_orders(&self, acting: &Claims, query: &ListQuery) -> ApiResult<Vec<Order>>;
+    /// Every buyer's orders, newest first, only those in `query.status` if given; for
+    /// admins only (FORBIDDEN otherwise).
+    async fn all_orders(&self, acting: &Claims, query: &AllOrdersQuery) -> ApiResult<Vec<Order>>;
     /// One of the caller's orders (admins: any); NOT_FOUND otherwise.
     async fn order(&self, acting: &Claims, id: Uuid) -> ApiResult<Order>;
     /// Cancels an order that has not shipped (the caller's own, or any for admins).
@@ -67,6 +78,17 @@ pub(crate) fn may_change_status(acting: &Claims) -> ApiResult<()> {
     }
 }
 
+/// Only admins list every buyer's orders (buyers list theirs).
+pub(crate) fn may_list_all(acting: &Claims) -> ApiResult<()> {
+    if acting.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "only admins can list every customer's orders",
+        ))
+    }
+}
+
 pub(crate) fn no_order(id: impl std::fmt::Display) -> ApiError {
     ApiError::not_found(format!("no order {id}"))
 }
@@ -81,6 +103,12 @@ impl OrdersApi for Orders {
     async fn my_orders(&self, acting: &Claims, query: &ListQuery) -> ApiResult<Vec<Order>> {
         let first = PageSize::parse(query.first)?;
         Ok(store::list_orders(&self.db, acting.sub, first).await?)
+    }
+
+    async fn all_orders(&self, acting: &Claims, query: &AllOrdersQuery) -> ApiResult<Vec<Order>> {
+        may_list_all(acting)?;
+        let first = PageSize::parse(query.first)?;
+        Ok(store::list_all_orders(&self.db, query.status, first).await?)
     }
 
     async fn order(&self, acting: &Claims, id: Uuid) -> ApiResult<Order> {
@@ -127,6 +155,22 @@ impl OrdersApi for OrdersOverHttp {
         let path = match query.first {
             Some(first) => format!("/orders?first={first}"),
             None => "/orders".to_owned(),
+        };
+        self.service.get(&path, Some(acting)).await
+    }
+
+    async fn all_orders(&self, acting: &Claims, query: &AllOrdersQuery) -> ApiResult<Vec<Order>> {
+        let mut params = Vec::new();
+        if let Some(first) = query.first {
+            params.push(format!("first={first}"));
+        }
+        if let Some(status) = query.status {
+            params.push(format!("status={}", status.as_str()));
+        }
+        let path = if params.is_empty() {
+            "/orders/all".to_owned()
+        } else {
+            format!("/orders/all?{}", params.join("&"))
         };
         self.service.get(&path, Some(acting)).await
     }

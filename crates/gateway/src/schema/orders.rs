@@ -1,7 +1,7 @@
 //! Orders and their lifecycle (the orders service).
 
 use async_graphql::{Context, ID, Object};
-use herald_orders::client::{ListQuery, PlaceOrderRequest};
+use herald_orders::client::{AllOrdersQuery, ListQuery, PlaceOrderRequest};
 use herald_orders::domain::LineInput;
 use herald_platform::ErrorCode;
 
@@ -31,6 +31,28 @@ impl OrderQuery {
             .services()
             .orders
             .my_orders(caller.claims, &query)
+            .await
+            .gql()?;
+        Ok(orders.into_iter().map(Order::from).collect())
+    }
+
+    /// Every customer's orders, newest first, only those in `status` if given (ADMIN).
+    #[graphql(complexity = "list_cost(first.unwrap_or(20), child_complexity)")]
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "Some(20)")] first: Option<i32>,
+        status: Option<OrderStatus>,
+    ) -> GqlResult<Vec<Order>> {
+        let caller = ctx.admin()?;
+        let query = AllOrdersQuery {
+            first: Some(first.unwrap_or(20).into()),
+            status: status.map(Into::into),
+        };
+        let orders = ctx
+            .services()
+            .orders
+            .all_orders(caller.claims, &query)
             .await
             .gql()?;
         Ok(orders.into_iter().map(Order::from).collect())

@@ -37,6 +37,7 @@ fn routes(service: ServiceName) -> Vec<(&'static str, String)> {
         ServiceName::Orders => vec![
             ("POST", "/orders".into()),
             ("GET", "/orders".into()),
+            ("GET", "/orders/all".into()),
             ("GET", format!("/orders/{id}")),
             ("POST", format!("/orders/{id}/cancel")),
             ("POST", format!("/orders/{id}/status")),

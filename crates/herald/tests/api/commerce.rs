@@ -16,6 +16,7 @@ backend_tests!(
     bad_commerce_input_gets_clear_errors,
     catalog_lists_filters_and_searches,
     order_items_resolve_their_products_in_one_batch,
+    admins_list_every_customers_orders_newest_first,
 );
 
 const CREATE_PRODUCT: &str = "mutation($input: ProductInput!) { createProduct(input: $input) { id name category priceCents currency stock } }";
@@ -696,4 +697,89 @@ async fn lookup_calls(app: &TestApp) -> f64 {
         .filter(|l| l.starts_with("product_lookups_total"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+const ALL_ORDERS: &str = "query($first: Int, $status: OrderStatus) {
+  orders(first: $first, status: $status) { id userId status items { quantity product { name } } }
+}";
+
+async fn all_orders(app: &TestApp, who: &Session, variables: Value) -> herald_test_support::Gql {
+    app.graphql(Some(&who.token), ALL_ORDERS, variables).await
+}
+
+async fn admins_list_every_customers_orders_newest_first(set: BackendSet) {
+    let app = TestApp::spawn(set).await;
+    let admin = app.admin().await;
+    let beans = create_product(&app, &admin, "Beans", "coffee", 1000, 100).await;
+    let (ada, bob) = (app.customer("Ada").await, app.customer("Bob").await);
+    let mut placed = Vec::new();
+    for (buyer, quantity) in [(&ada, 1), (&bob, 2), (&ada, 3)] {
+        let order = place_order(&app, buyer, &[(&beans, quantity)]).await;
+        placed.push(order.data()["placeOrder"]["id"].clone());
+    }
+    let shipped = app
+        .graphql(
+            Some(&admin.token),
+            UPDATE_STATUS,
+            json!({ "id": placed[1], "status": "SHIPPED" }),
+        )
+        .await;
+    assert_eq!(shipped.data()["updateOrderStatus"]["status"], "SHIPPED");
+
+    let everyone = all_orders(&app, &admin, json!({})).await;
+    let order = |i: usize, user: &Session, status: &str, quantity: i64| {
+        json!({
+            "id": placed[i],
+            "userId": user.user_id,
+            "status": status,
+            "items": [{ "quantity": quantity, "product": { "name": "Beans" } }],
+        })
+    };
+    let newest_first = [
+        order(2, &ada, "CONFIRMED", 3),
+        order(1, &bob, "SHIPPED", 2),
+        order(0, &ada, "CONFIRMED", 1),
+    ];
+    assert_eq!(everyone.data()["orders"], json!(newest_first), "[{set:?}]");
+    let page = all_orders(&app, &admin, json!({ "first": 2 })).await;
+    assert_eq!(page.data()["orders"], json!(newest_first[..2]));
+    let shipped = all_orders(&app, &admin, json!({ "status": "SHIPPED" })).await;
+    assert_eq!(shipped.data()["orders"], json!([newest_first[1]]));
+    let confirmed = all_orders(&app, &admin, json!({ "status": "CONFIRMED", "first": 5 })).await;
+    assert_eq!(
+        confirmed.data()["orders"],
+        json!([newest_first[0], newest_first[2]])
+    );
+    let delivered = all_orders(&app, &admin, json!({ "status": "DELIVERED" })).await;
+    assert_eq!(delivered.data()["orders"], json!([]));
+
+    // Pages of 1 to 100 (101 with its items is over the cost budget too); a list costs
+    // its items, as `myOrders` does.
+    for first in [0, 101] {
+        let bad = all_orders(&app, &admin, json!({ "first": first })).await;
+        assert_eq!(bad.error_code(), Some("BAD_USER_INPUT"), "{:?}", bad.body);
+    }
+    let costly = all_orders(&app, &admin, json!({ "first": 100 })).await;
+    assert_eq!(
+        costly.error_code(),
+        Some("BAD_USER_INPUT"),
+        "{:?}",
+        costly.body
+    );
+    let message = costly.body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("HERALD_MAX_QUERY_COMPLEXITY"), "{message}");
+
+    // Customers keep to `myOrders`.
+    for variables in [json!({}), json!({ "status": "SHIPPED" })] {
+        let refused = all_orders(&app, &ada, variables).await;
+        assert_eq!(
+            refused.error_code(),
+            Some("FORBIDDEN"),
+            "{:?}",
+            refused.body
+        );
+    }
+    let anonymous = app.graphql(None, ALL_ORDERS, json!({})).await;
+    assert_eq!(anonymous.error_code(), Some("UNAUTHENTICATED"));
+    app.cleanup().await;
 }

@@ -14,7 +14,8 @@ backend_tests!(
     invalid_orders_are_bad_user_input_and_reserve_nothing,
     mixed_currencies_give_the_stock_back_and_are_bad_user_input,
     an_unreachable_products_service_leaves_the_order_placed_for_reconciliation,
-    buyers_read_only_their_own_orders_newest_first_and_admins_any
+    buyers_read_only_their_own_orders_newest_first_and_admins_any,
+    admins_list_every_buyers_orders_at_their_own_route
 );
 
 fn keys(value: &Value) -> Vec<&str> {
@@ -304,6 +305,63 @@ async fn buyers_read_only_their_own_orders_newest_first_and_admins_any(set: Back
         assert_eq!(error["code"], "BAD_USER_INPUT");
     }
     let (status, _) = s.call(Method::GET, "/orders", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    s.finish().await;
+}
+
+async fn admins_list_every_buyers_orders_at_their_own_route(set: BackendSet) {
+    let s = TestService::start(set).await;
+    let beans = s.stock_room.add("Espresso Beans", 1_250, "EUR", 100);
+    let (ada, bob) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut placed = Vec::new();
+    for buyer in [ada, bob, ada] {
+        let (status, order) = s.place(buyer, &[(beans, 1)]).await;
+        assert_eq!(status, StatusCode::CREATED, "{set:?}");
+        placed.push(order);
+    }
+    let id = placed[1]["id"].as_str().unwrap();
+    let (status, _) = s
+        .set_status(id, "SHIPPED", (Uuid::now_v7(), Role::Admin))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, shipped) = s.admin_get(&format!("/orders/{id}")).await;
+
+    // `all` is no order's id: `/orders/{id}` still answers for the ids it names.
+    let newest_first = json!([placed[2], shipped, placed[0]]);
+    assert_eq!(
+        s.admin_get("/orders/all").await,
+        (StatusCode::OK, newest_first.clone())
+    );
+    assert_eq!(
+        s.admin_get("/orders/all?first=2").await.1,
+        json!(newest_first.as_array().unwrap()[..2])
+    );
+    assert_eq!(
+        s.admin_get("/orders/all?status=SHIPPED").await.1,
+        json!([shipped])
+    );
+    assert_eq!(
+        s.admin_get("/orders/all?first=1&status=CONFIRMED").await.1,
+        json!([placed[2]])
+    );
+    for query in [
+        "first=0",
+        "first=101",
+        "first=many",
+        "status=LOST",
+        "status=shipped",
+    ] {
+        let (status, error) = s.admin_get(&format!("/orders/all?{query}")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+        assert_eq!(error["code"], "BAD_USER_INPUT", "{query}");
+    }
+    // A customer is refused before the query is read, and sees no one's orders.
+    for query in ["", "?status=LOST"] {
+        let (status, error) = s.get(&format!("/orders/all{query}"), ada).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{query}: {error}");
+        assert_eq!(error["code"], "FORBIDDEN");
+    }
+    let (status, _) = s.call(Method::GET, "/orders/all", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     s.finish().await;
 }

@@ -12,7 +12,7 @@ use herald_platform::testing::serve_on_loopback;
 use uuid::Uuid;
 
 use super::TestService;
-use crate::client::{ListQuery, OrdersApi, OrdersOverHttp, PlaceOrderRequest};
+use crate::client::{AllOrdersQuery, ListQuery, OrdersApi, OrdersOverHttp, PlaceOrderRequest};
 use crate::domain::LineInput;
 
 backend_tests!(both_implementations_keep_one_contract);
@@ -44,6 +44,10 @@ fn request(lines: &[(&str, i64)]) -> PlaceOrderRequest {
 
 fn first(first: Option<i64>) -> ListQuery {
     ListQuery { first }
+}
+
+fn all(first: Option<i64>, status: Option<OrderStatus>) -> AllOrdersQuery {
+    AllOrdersQuery { first, status }
 }
 
 async fn both_implementations_keep_one_contract(set: BackendSet) {
@@ -170,6 +174,66 @@ async fn both_implementations_keep_one_contract(set: BackendSet) {
         assert_eq!(error.code(), ErrorCode::NotFound, "{how}: {error}");
         let error = orders.cancel(&admin, placed.id).await.unwrap_err();
         assert_eq!(error.code(), ErrorCode::BadUserInput, "{how}: {error}");
+
+        // Every buyer's orders, for admins: newest first (those of an earlier round after
+        // this round's), a page at a time, in one status if asked.
+        let bobs = orders
+            .place_order(&bob, &request(&[(&beans_id, 2)]))
+            .await
+            .unwrap();
+        let everyone = orders.all_orders(&admin, &all(None, None)).await.unwrap();
+        assert_eq!(
+            everyone[..3],
+            [bobs.clone(), cancelled.clone(), shipped.clone()],
+            "{how}"
+        );
+        assert!(
+            everyone.is_sorted_by(|a, b| a.created_at >= b.created_at),
+            "{how}: {everyone:?}"
+        );
+        let page = orders
+            .all_orders(&admin, &all(Some(2), None))
+            .await
+            .unwrap();
+        assert_eq!(page, [bobs.clone(), cancelled.clone()], "{how}");
+        for (status, newest) in [
+            (OrderStatus::Confirmed, &bobs),
+            (OrderStatus::Cancelled, &cancelled),
+            (OrderStatus::Shipped, &shipped),
+        ] {
+            let listed = orders
+                .all_orders(&admin, &all(None, Some(status)))
+                .await
+                .unwrap();
+            assert_eq!(listed.first(), Some(newest), "{how}: {status:?}");
+            assert!(
+                listed.iter().all(|order| order.status == status),
+                "{how}: {status:?} {listed:?}"
+            );
+            let one = orders
+                .all_orders(&admin, &all(Some(1), Some(status)))
+                .await
+                .unwrap();
+            assert_eq!(one, std::slice::from_ref(newest), "{how}: {status:?}");
+        }
+        let delivered = orders
+            .all_orders(&admin, &all(None, Some(OrderStatus::Delivered)))
+            .await
+            .unwrap();
+        assert!(delivered.is_empty(), "{how}: {delivered:?}");
+        for bad in [0, -1, 101] {
+            let error = orders
+                .all_orders(&admin, &all(Some(bad), None))
+                .await
+                .unwrap_err();
+            assert_eq!(error.code(), ErrorCode::BadUserInput, "{how}: {error}");
+        }
+        // Customers list only their own, whatever they ask.
+        for query in [all(None, None), all(Some(0), Some(OrderStatus::Shipped))] {
+            let error = orders.all_orders(&ada, &query).await.unwrap_err();
+            assert_eq!(error.code(), ErrorCode::Forbidden, "{how}: {error}");
+            assert!(error.to_string().contains("admins"), "{how}: {error}");
+        }
     }
     s.finish().await;
 }

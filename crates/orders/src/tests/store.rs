@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::domain::{LineInput, OrderRequest, PageSize, PricedLine, PricedOrder, Viewer};
 use crate::store::{
     self, Order, change_status, confirm_order, delete_unpriced_order, find_order,
-    insert_placed_order, list_orders,
+    insert_placed_order, list_all_orders, list_orders,
 };
 
 backend_tests!(
@@ -126,6 +126,32 @@ async fn buyers_see_their_own_priced_orders_newest_first_and_admins_see_all(set:
         .await
         .unwrap();
     assert_eq!(ids(only_bobs), [bobs.id]);
+    // Admins list every buyer's, newest first, in one status if asked; the unpriced never.
+    let everyone = list_all_orders(&db, None, PageSize::parse(None).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(ids(everyone), [third.id, second.id, bobs.id, first.id]);
+    let page = list_all_orders(&db, None, PageSize::parse(Some(2)).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(ids(page), [third.id, second.id]);
+    let confirmed_ones = list_all_orders(
+        &db,
+        Some(OrderStatus::Confirmed),
+        PageSize::parse(Some(3)).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(confirmed_ones[1].items.len(), 2, "{set:?}");
+    assert_eq!(ids(confirmed_ones), [third.id, second.id, bobs.id]);
+    let placed_ones = list_all_orders(
+        &db,
+        Some(OrderStatus::Placed),
+        PageSize::parse(None).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(placed_ones.is_empty(), "{set:?}: {placed_ones:?}");
 
     let pool = db.pool();
     assert_eq!(
