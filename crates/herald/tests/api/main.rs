@@ -7,6 +7,7 @@
 
 mod abuse;
 mod boundary;
+mod browser_admin;
 mod cli;
 mod clients;
 mod commerce;
@@ -33,6 +34,7 @@ fn main() -> std::process::ExitCode {
     herald_test_support::run(&[
         abuse::CASES,
         boundary::CASES,
+        browser_admin::CASES,
         cli::CASES,
         clients::CASES,
         commerce::CASES,
