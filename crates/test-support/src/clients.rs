@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use herald_platform::testing::harness::{Need, program_missing};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 /// Where Debian installs Chromium.
 pub const CHROMIUM_PATH: &str = "/usr/bin/chromium";
@@ -107,9 +107,11 @@ pub fn chromium() -> PathBuf {
     path
 }
 
-/// A running script that prints one JSON event per line.
+/// A running script that prints one JSON event per line (and may wait for a line from the
+/// test, [`Script::say`]).
 pub struct Script {
     child: Child,
+    stdin: Option<ChildStdin>,
     lines: Lines<BufReader<ChildStdout>>,
 }
 
@@ -122,16 +124,29 @@ impl Script {
             .arg(dir.join(name))
             .arg(options.to_string())
             .current_dir(&dir)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("starting node {name}: {e}"));
         let stdout = child.stdout.take().expect("piped stdout");
+        let stdin = child.stdin.take();
         Script {
             child,
+            stdin,
             lines: BufReader::new(stdout).lines(),
         }
+    }
+
+    /// Tells the script `line` (on its stdin): the test did what the script waits for.
+    pub async fn say(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("the script's stdin");
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .expect("writing to the script");
+        stdin.flush().await.expect("writing to the script");
     }
 
     /// The next event, or a panic after `wait`.

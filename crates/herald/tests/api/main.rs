@@ -8,6 +8,7 @@
 mod abuse;
 mod boundary;
 mod browser_admin;
+mod browser_customer;
 mod cli;
 mod clients;
 mod commerce;
@@ -35,6 +36,7 @@ fn main() -> std::process::ExitCode {
         abuse::CASES,
         boundary::CASES,
         browser_admin::CASES,
+        browser_customer::CASES,
         cli::CASES,
         clients::CASES,
         commerce::CASES,

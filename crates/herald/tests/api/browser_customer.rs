@@ -1,0 +1,335 @@
+//! The customer app (`/`) in a real (headless) Chromium, used as a customer would: through
+//! its forms and links, checked from outside (`crates/test-support/js/customer-app.mjs`
+//! prints what the page shows, step by step). The admin's part (a product, shipping the
+//! order) goes through the API; the admin console has tests of its own.
+//!
+//! With `HERALD_SCREENSHOTS=dir` the journey also saves the inbox (desktop and phone) and
+//! the preference centre there; the README shows the ones in `docs/screenshots`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use herald_test_support::clients::{CHROMIUM, NODE, Script, chromium, scripts};
+use herald_test_support::{BackendSet, TestApp, backend_tests, unique};
+use serde_json::{Value, json};
+
+backend_tests!(
+    browser_customer_journey(needs = &[NODE, CHROMIUM]),
+    browser_customer_session_refreshes_then_ends(needs = &[NODE, CHROMIUM])
+);
+
+/// Longer than any of the script's own waits (45 s), so a step that fails says why.
+const WAIT: Duration = Duration::from_secs(90);
+
+fn failure_shot(test: &str, set: BackendSet) -> PathBuf {
+    std::env::temp_dir().join(format!("herald-{test}-{set:?}-{}.png", unique()))
+}
+
+/// The script's next event, which must be `expected` (a failed step says which and why,
+/// with the screenshot it saved).
+async fn expect(page: &mut Script, expected: &str, shot: &Path) -> Value {
+    let event = page.next_event(WAIT).await;
+    assert_eq!(
+        event["event"],
+        expected,
+        "{event:#}\nscreenshot of the page: {}",
+        shot.display()
+    );
+    event
+}
+
+fn titles(items: &Value) -> Vec<String> {
+    items
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| {
+            format!(
+                "{} {}",
+                item["type"].as_str().unwrap(),
+                item["title"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+async fn browser_customer_journey(set: BackendSet) {
+    let chromium = chromium();
+    let app = TestApp::spawn(set).await;
+    let admin = app.admin().await;
+    let product = app
+        .graphql(
+            Some(&admin.token),
+            "mutation { createProduct(input: {name: \"Stovetop Kettle\", description: \"A whistling kettle in brushed steel, 1.7 litres.\", category: \"kitchen\", priceCents: 2500, stock: 5}) { id name } }",
+            json!({}),
+        )
+        .await;
+    let product = product.data()["createProduct"].clone();
+    let email = format!("ada-{}@example.com", unique());
+    let shot = failure_shot("customer-journey", set);
+    let mut page = Script::start(
+        "customer-app.mjs",
+        &json!({
+            "mode": "journey",
+            "url": format!("{}/", app.gateway),
+            "chromium": chromium,
+            "name": "Ada Lovelace",
+            "email": email,
+            "password": "correct horse battery",
+            "product": product,
+            "screenshot": shot,
+            "screenshots": std::env::var_os("HERALD_SCREENSHOTS").map(PathBuf::from),
+        }),
+    );
+
+    // Signed out: the sign-in page, no sections.
+    let event = expect(&mut page, "signed-out", &shot).await;
+    assert_eq!(event["nav"], true, "{event}");
+
+    // Forgot password answers in words, the same whether or not the account exists.
+    let event = expect(&mut page, "forgot", &shot).await;
+    let answer = event["answer"].as_str().unwrap();
+    assert!(
+        answer.contains("If an account exists") && answer.contains("email"),
+        "{event}"
+    );
+
+    // Signing up through the form opens the inbox with the welcome, and the bell says 1.
+    let event = expect(&mut page, "welcome", &shot).await;
+    assert_eq!(event["hash"], "#/inbox", "{event}");
+    assert_eq!(event["badge"]["count"], "1", "{event}");
+    assert_eq!(
+        event["badge"]["label"], "Notifications, 1 unread",
+        "{event}"
+    );
+    let welcome = &event["items"][0];
+    assert_eq!(welcome["type"], "SECURITY", "{event}");
+    assert_eq!(welcome["read"], "false", "{event}");
+    assert!(
+        welcome["title"].as_str().unwrap().contains("Welcome"),
+        "{event}"
+    );
+
+    // Ordering from the product page opens the new order.
+    let event = expect(&mut page, "ordered", &shot).await;
+    let order = &event["order"];
+    assert_eq!(order["status"], "CONFIRMED", "{event}");
+    assert_eq!(order["total"], "$50.00", "{event}");
+    assert_eq!(order["cancel"], true, "{event}");
+    assert_eq!(order["visit"], "", "the visit was recorded: {event}");
+    let order_id = order["id"].as_str().unwrap().to_owned();
+
+    // The ORDER_UPDATE: the bell moved from 1 to 2 and the inbox has it, with no reload.
+    let event = expect(&mut page, "order-update", &shot).await;
+    assert_eq!(event["noReload"], true, "{event}");
+    assert_eq!(event["navigations"], 0, "{event}");
+    assert_eq!(event["badge"]["count"], "2", "{event}");
+    assert_eq!(
+        event["badge"]["label"], "Notifications, 2 unread",
+        "{event}"
+    );
+    let newest = &event["items"][0];
+    assert_eq!(newest["type"], "ORDER_UPDATE", "{event}");
+    assert_eq!(newest["kind"], "Order", "{event}");
+    assert_eq!(
+        newest["link"],
+        format!("#/orders/{order_id}"),
+        "the update links to its order: {event}"
+    );
+
+    // While the inbox is open, the order ships: the update comes in on top, live.
+    expect(&mut page, "inbox-open", &shot).await;
+    let shipped = app
+        .graphql(
+            Some(&admin.token),
+            "mutation($id: ID!) { updateOrderStatus(id: $id, status: SHIPPED) { status } }",
+            json!({ "id": order_id }),
+        )
+        .await;
+    assert_eq!(shipped.data()["updateOrderStatus"]["status"], "SHIPPED");
+    page.say("shipped").await;
+    let event = expect(&mut page, "pushed", &shot).await;
+    assert_eq!(event["noReload"], true, "{event}");
+    assert_eq!(event["navigations"], 0, "{event}");
+    assert_eq!(event["badge"]["count"], "3", "{event}");
+    assert_eq!(event["live"], "open", "{event}");
+    let list = titles(&event["items"]);
+    assert_eq!(list.len(), 3, "{list:?}");
+    assert!(
+        list[0].starts_with("ORDER_UPDATE") && list[0].contains("shipped"),
+        "{list:?}"
+    );
+    assert!(list[2].starts_with("SECURITY"), "{list:?}");
+
+    // At 375 px: no page scrolls sideways.
+    let event = expect(&mut page, "phone", &shot).await;
+    assert_eq!(event["tooWide"], json!([]), "{event}");
+
+    // Mark all read zeroes the bell.
+    let event = expect(&mut page, "all-read", &shot).await;
+    assert_eq!(event["badge"]["count"], "0", "{event}");
+    assert_eq!(
+        event["badge"]["label"], "Notifications, 0 unread",
+        "{event}"
+    );
+    assert_eq!(event["noReload"], true, "{event}");
+    assert!(
+        event["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|item| item["read"] == "true"),
+        "{event}"
+    );
+
+    expect(&mut page, "recommendations", &shot).await;
+
+    // Preferences survive a reload.
+    let event = expect(&mut page, "preferences", &shot).await;
+    assert!(
+        event["saved"].as_str().unwrap().starts_with("Saved"),
+        "{event}"
+    );
+    assert_eq!(event["before"]["noReload"], true, "{event}");
+    assert_eq!(event["before"]["navigations"], 0, "{event}");
+    let after = &event["after"];
+    assert_eq!(after["reloaded"], true, "{event}");
+    assert_eq!(after["timezone"], "Asia/Tokyo", "{event}");
+    assert_eq!(after["promotions"], false, "{event}");
+    assert_eq!(after["orderUpdates"], true, "{event}");
+    assert!(
+        after["security"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be switched off"),
+        "{event}"
+    );
+    let signed_in = app.login(&email, "correct horse battery").await;
+    let token = signed_in.data()["loginUser"]["token"].as_str().unwrap();
+    let stored = app
+        .graphql(
+            Some(token),
+            "{ getUser { preferences { timezone promotions } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        stored.data()["getUser"]["preferences"],
+        json!({ "timezone": "Asia/Tokyo", "promotions": false })
+    );
+
+    // Dates show in the zone of the preferences (the browser's is Europe/Berlin).
+    let event = expect(&mut page, "dates", &shot).await;
+    let dates = event["dates"].as_array().unwrap();
+    assert!(!dates.is_empty(), "{event}");
+    for date in dates {
+        assert_eq!(date["shown"], date["tokyo"], "{event}");
+    }
+
+    // A route change puts focus on the new page's heading.
+    let event = expect(&mut page, "keyboard", &shot).await;
+    assert_eq!(event["focused"], "H1:Your orders", "{event}");
+
+    // Sign out, a wrong password said in words, then in again.
+    let event = expect(&mut page, "signed-in-again", &shot).await;
+    assert_eq!(event["signedOut"], "You have signed out.", "{event}");
+    assert!(
+        event["error"]
+            .as_str()
+            .unwrap()
+            .contains("wrong email or password"),
+        "{event}"
+    );
+
+    // Over the whole journey: every control labelled, no errors, no CSP violation.
+    let event = expect(&mut page, "done", &shot).await;
+    assert_eq!(event["unlabelled"], json!([]), "{event}");
+    assert_eq!(event["tooWide"], json!([]), "{event}");
+    assert_eq!(event["pageErrors"], json!([]), "{event}");
+    assert_eq!(event["violations"], json!([]), "{event}");
+    app.cleanup().await;
+}
+
+/// Five-second tokens: the page refreshes them on its own, an action after the first one
+/// expired works and the live connection still pushes; when a refresh is refused (someone
+/// else used the refresh token) the page says the session ended, on the sign-in page.
+async fn browser_customer_session_refreshes_then_ends(set: BackendSet) {
+    let chromium = chromium();
+    // The scripts' packages first: installing them must not spend the token's seconds.
+    scripts();
+    let app = TestApp::spawn_with(set, |s| s.token_ttl_secs = 5).await;
+    let email = format!("grace-{}@example.com", unique());
+    let password = "correct horse battery";
+    app.register("Grace Hopper", &email, password).await.data();
+    let shot = failure_shot("customer-refresh", set);
+    let mut page = Script::start(
+        "customer-app.mjs",
+        &json!({
+            "mode": "refresh",
+            "url": format!("{}/", app.gateway),
+            "chromium": chromium,
+            "email": email,
+            "password": password,
+            "screenshot": shot,
+        }),
+    );
+
+    let event = expect(&mut page, "signed-in", &shot).await;
+    let lifetime = event["lifetime"].as_i64().unwrap();
+    assert!((1..=5).contains(&lifetime), "{event}");
+    let event = expect(&mut page, "expired", &shot).await;
+    assert_eq!(event["refreshed"], true, "{event}");
+
+    // After the first token's expiry, saving the preferences works.
+    let event = expect(&mut page, "ready-for-push", &shot).await;
+    assert_eq!(event["error"], "", "{event}");
+    assert!(
+        event["saved"].as_str().unwrap().starts_with("Saved"),
+        "{event}"
+    );
+
+    // And the live connection (on a fresh token) delivers an order's update.
+    let buyer = app.login(&email, password).await;
+    let buyer = buyer.data()["loginUser"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let admin = app.admin().await;
+    let product = app
+        .graphql(
+            Some(&admin.token),
+            "mutation { createProduct(input: {name: \"Kettle\", category: \"kitchen\", priceCents: 2500, stock: 5}) { id } }",
+            json!({}),
+        )
+        .await;
+    let id = product.data()["createProduct"]["id"].clone();
+    let placed = app
+        .graphql(
+            Some(&buyer),
+            "mutation($id: ID!) { placeOrder(input: {items: [{productId: $id, quantity: 1}]}) { id } }",
+            json!({ "id": id }),
+        )
+        .await;
+    placed.data();
+    let event = expect(&mut page, "pushed", &shot).await;
+    assert_eq!(event["noReload"], true, "{event}");
+    assert!(
+        titles(&event["items"])
+            .iter()
+            .any(|t| t.starts_with("ORDER_UPDATE")),
+        "{event}"
+    );
+
+    // A refresh refused: the sign-in page, saying so.
+    let event = expect(&mut page, "ended", &shot).await;
+    assert_eq!(
+        event["message"], "Your session has ended. Sign in again.",
+        "{event}"
+    );
+    assert_eq!(event["noReload"], true, "{event}");
+
+    let event = expect(&mut page, "done", &shot).await;
+    assert_eq!(event["pageErrors"], json!([]), "{event}");
+    assert_eq!(event["violations"], json!([]), "{event}");
+    app.cleanup().await;
+}

@@ -1,0 +1,426 @@
+// The customer app (/) as a customer uses it, in Debian's Chromium (headless). Prints one
+// JSON line per step (the Rust test checks each); a step that fails prints
+// {"event":"failed"} and saves a screenshot. Two journeys:
+//
+// - "journey": forgot password, sign up (the welcome, badge 1), order a product from its
+//   page (badge 2 without a reload), the inbox receiving a push live (the caller ships the
+//   order after "inbox-open"), mark all read, preferences surviving a reload, sign out,
+//   a wrong password; labels on every page and no horizontal scroll on a phone.
+// - "refresh": sign in with short-lived tokens; after the first token expired an action
+//   still works and the live connection receives a push (the caller places an order after
+//   "ready-for-push"); then the refresh token is used behind the page's back (as a thief
+//   would), and the page, refused its next refresh, says the session ended.
+//
+// Usage: node customer-app.mjs '{"url": "http://…/", "mode": "journey", …}'
+import { chromium } from 'playwright-core';
+import { createInterface } from 'node:readline';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const options = JSON.parse(process.argv[2]);
+const WAIT = options.timeoutMs ?? 45000;
+const print = (event) => process.stdout.write(JSON.stringify(event) + '\n');
+
+const browser = await chromium.launch({
+  executablePath: options.chromium ?? '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US', timezoneId: 'Europe/Berlin' });
+const page = await context.newPage();
+
+// What must stay empty: errors thrown in the page, CSP violations, controls without a
+// label, pages wider than a phone.
+const pageErrors = [];
+const violations = [];
+const unlabelled = [];
+const tooWide = [];
+page.on('pageerror', (error) => pageErrors.push(String(error)));
+page.on('console', (message) => {
+  if (/Content Security Policy|Refused to (load|execute|apply)/i.test(message.text())) violations.push(message.text());
+});
+await page.addInitScript(() => {
+  document.addEventListener('securitypolicyviolation', (event) => {
+    console.error(`Content Security Policy violation: ${event.violatedDirective} ${event.blockedURI}`);
+  });
+});
+
+const fail = async (step, error) => {
+  print({ event: 'failed', step, error: String(error?.stack ?? error), pageErrors, violations });
+  await page.screenshot({ path: options.screenshot ?? 'customer-app-failure.png', fullPage: true }).catch(() => {});
+  await browser.close();
+  process.exit(1);
+};
+
+/** Runs one step; a failure ends the script with a screenshot. */
+async function step(name, action) {
+  try {
+    return await action();
+  } catch (error) {
+    await fail(name, error);
+  }
+}
+
+/** Waits until the caller prints `line` on our stdin (the Rust test did its part). */
+const input = createInterface({ input: process.stdin });
+const said = [];
+const waiters = [];
+input.on('line', (line) => {
+  said.push(line.trim());
+  for (const waiter of waiters.splice(0)) waiter();
+});
+async function heard(line) {
+  const deadline = Date.now() + WAIT;
+  while (!said.includes(line)) {
+    if (Date.now() > deadline) throw new Error(`the test did not say ${line}`);
+    await new Promise((resolve) => {
+      waiters.push(resolve);
+      setTimeout(resolve, 1000);
+    });
+  }
+}
+
+const screenshots = options.screenshots ?? null;
+if (screenshots) mkdirSync(screenshots, { recursive: true });
+async function keep(name, review = false, whole = false) {
+  if (!screenshots || (review && !options.review)) return;
+  await page.evaluate(() => document.activeElement?.blur());
+  // The whole page in one window as tall as it (its sticky parts where they belong).
+  const size = page.viewportSize();
+  if (whole) await page.setViewportSize({ width: size.width, height: await page.evaluate(() => document.documentElement.scrollHeight) });
+  await page.screenshot({ path: join(screenshots, name) });
+  if (whole) await page.setViewportSize(size);
+}
+
+/** Every visible control without a label, on the page as it is now. */
+async function checkLabels(where) {
+  const missing = await page.evaluate(() =>
+    [...document.querySelectorAll('input, select, textarea')]
+      .filter((el) => el.type !== 'hidden' && el.getClientRects().length > 0)
+      .filter((el) => !(el.labels?.length > 0 || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')))
+      .map((el) => el.outerHTML.slice(0, 160)),
+  );
+  for (const control of missing) unlabelled.push(`${where}: ${control}`);
+}
+
+/** Whether the page scrolls sideways at the current size. */
+async function checkWidth(where) {
+  const { scrollWidth, innerWidth } = await page.evaluate(() => ({
+    scrollWidth: document.documentElement.scrollWidth,
+    innerWidth: window.innerWidth,
+  }));
+  if (scrollWidth > innerWidth) tooWide.push(`${where}: ${scrollWidth} > ${innerWidth}`);
+}
+
+const heading = (text) => page.waitForFunction((t) => document.querySelector('main h1')?.textContent.trim() === t, text, { timeout: WAIT });
+const badge = () => page.$eval('.top .badge', (b) => ({ count: b.dataset.count ?? null, text: b.textContent, label: b.closest('a').getAttribute('aria-label') }));
+const waitBadge = (count) => page.waitForFunction((c) => document.querySelector('.top .badge')?.dataset.count === String(c), count, { timeout: WAIT });
+const navigations = () => page.evaluate(() => performance.getEntriesByType('navigation').length);
+const stillLoaded = () => page.evaluate(() => window.__noReload === true);
+const open = async (section, title) => {
+  await page.click(`#nav a[data-section="${section}"]`);
+  await heading(title);
+};
+const items = () =>
+  page.$$eval('ul.inbox > li', (lis) =>
+    lis.map((li) => ({
+      id: li.dataset.id,
+      type: li.dataset.type,
+      read: li.dataset.read,
+      title: li.querySelector('.title').textContent.replace(/^Unread: /, ''),
+      kind: li.querySelector('.kind').textContent,
+      time: li.querySelector('time').textContent,
+      datetime: li.querySelector('time').getAttribute('datetime'),
+      link: li.querySelector('.link a')?.getAttribute('href') ?? null,
+    })),
+  );
+
+async function signIn(email, password) {
+  await page.fill('form[aria-label="Sign in"] input[name=email]', email);
+  await page.fill('form[aria-label="Sign in"] input[name=password]', password);
+  await page.click('form[aria-label="Sign in"] button[type=submit]');
+}
+
+if (options.mode === 'refresh') {
+  await refreshJourney();
+} else {
+  await journey();
+}
+print({ event: 'done', pageErrors, violations, unlabelled, tooWide });
+input.close();
+await browser.close();
+process.exit(0);
+
+async function journey() {
+  const { name, email, password, product } = options;
+
+  await step('signed out', async () => {
+    await page.goto(options.url);
+    await heading('Sign in');
+    await checkLabels('sign in');
+    print({ event: 'signed-out', nav: await page.$eval('#nav', (n) => n.hidden) });
+  });
+
+  await step('forgot password', async () => {
+    await page.click('a[href="#/forgot-password"]');
+    await heading('Forgot your password?');
+    await checkLabels('forgot password');
+    await page.fill('form input[name=email]', email);
+    await page.click('form button[type=submit]');
+    const answer = await page.waitForSelector('form .notice:not(:empty)', { timeout: WAIT });
+    print({ event: 'forgot', answer: await answer.textContent() });
+  });
+
+  await step('sign up', async () => {
+    await page.goto(`${options.url}#/sign-up`);
+    await heading('Create your account');
+    await checkLabels('sign up');
+    await keep('review-sign-up.png', true);
+    await page.fill('input[name=name]', name);
+    await page.fill('input[name=email]', email);
+    await page.fill('input[name=password]', password);
+    await page.click('form button[type=submit]');
+    await heading('Inbox');
+    await page.waitForSelector('ul.inbox > li[data-type="SECURITY"]', { timeout: WAIT });
+    await waitBadge(1);
+    await checkLabels('inbox');
+    print({ event: 'welcome', hash: await page.evaluate(() => location.hash), items: await items(), badge: await badge() });
+  });
+
+  // From here on, nothing reloads the page until the preferences say so.
+  const loads = await page.evaluate(() => {
+    window.__noReload = true;
+    return performance.getEntriesByType('navigation').length;
+  });
+
+  await step('order', async () => {
+    await open('products', 'Products');
+    await checkLabels('products');
+    await keep('review-products.png', true);
+    const link = `ul.products a[href="#/products/${product.id}"]`;
+    await page.waitForSelector(link, { timeout: WAIT });
+    await page.click(link);
+    await heading(product.name);
+    await checkLabels('product');
+    await keep('review-product.png', true);
+    const stock = await page.textContent('.product-page .stock');
+    await page.fill('input[name=quantity]', '2');
+    await page.click('form[aria-label="Order this product"] button[type=submit]');
+    await page.waitForFunction(() => location.hash.startsWith('#/orders/') && document.querySelector('main .status'), null, { timeout: WAIT });
+    await checkLabels('order');
+    await keep('review-order.png', true);
+    const order = await page.evaluate(() => ({
+      id: decodeURIComponent(location.hash.slice('#/orders/'.length)),
+      status: document.querySelector('main .status').dataset.status,
+      total: document.querySelector('main .amount').textContent,
+      notice: document.querySelector('main .notice')?.textContent ?? null,
+      cancel: Boolean([...document.querySelectorAll('main button')].find((b) => b.textContent === 'Cancel order')),
+      visit: document.querySelector('.visit')?.textContent ?? '',
+    }));
+    print({ event: 'ordered', stock, order });
+  });
+
+  await step('the order update, live', async () => {
+    // The bell moves while the order page shows; the inbox then has the update.
+    await waitBadge(2);
+    await open('inbox', 'Inbox');
+    await page.waitForSelector('ul.inbox > li[data-type="ORDER_UPDATE"]', { timeout: WAIT });
+    print({
+      event: 'order-update',
+      items: await items(),
+      badge: await badge(),
+      noReload: await stillLoaded(),
+      navigations: (await navigations()) - loads,
+    });
+  });
+
+  await step('a push into the open inbox', async () => {
+    const before = (await items()).length;
+    print({ event: 'inbox-open' });
+    await heard('shipped');
+    await page.waitForFunction((n) => document.querySelectorAll('ul.inbox > li').length > n, before, { timeout: WAIT });
+    await waitBadge(3);
+    print({
+      event: 'pushed',
+      items: await items(),
+      badge: await badge(),
+      live: await page.$eval('.live', (l) => l.dataset.state),
+      noReload: await stillLoaded(),
+      navigations: (await navigations()) - loads,
+    });
+    await keep('customer-inbox.png');
+  });
+
+  await step('on a phone', async () => {
+    await page.setViewportSize({ width: 375, height: 740 });
+    await checkWidth('inbox');
+    await keep('customer-inbox-phone.png');
+    for (const [section, title] of [
+      ['products', 'Products'],
+      ['orders', 'Your orders'],
+      ['recommendations', 'Recommended for you'],
+      ['preferences', 'Preferences'],
+    ]) {
+      await open(section, title);
+      await page.waitForSelector('main .loading', { state: 'detached', timeout: WAIT });
+      await checkWidth(section);
+      await keep(`review-phone-${section}.png`, true);
+    }
+    await open('orders', 'Your orders');
+    await page.click('ul.orders a');
+    await page.waitForSelector('main table', { timeout: WAIT });
+    await checkWidth('order');
+    await keep('review-phone-order.png', true);
+    await page.click('main td a');
+    await page.waitForSelector('.product-page', { timeout: WAIT });
+    await checkWidth('product');
+    await keep('review-phone-product.png', true);
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await open('inbox', 'Inbox');
+    print({ event: 'phone', tooWide });
+  });
+
+  await step('mark all read', async () => {
+    await page.waitForSelector('ul.inbox > li', { timeout: WAIT });
+    await page.click('button:has-text("Mark all as read")');
+    await waitBadge(0);
+    await page.waitForFunction(() => document.querySelectorAll('ul.inbox > li[data-read="false"]').length === 0, null, { timeout: WAIT });
+    print({ event: 'all-read', badge: await badge(), items: await items(), noReload: await stillLoaded() });
+  });
+
+  await step('recommendations', async () => {
+    await open('recommendations', 'Recommended for you');
+    await page.waitForSelector('main .loading', { state: 'detached', timeout: WAIT });
+    print({
+      event: 'recommendations',
+      reasons: await page.$$eval('ul.products .reason', (r) => r.map((p) => p.textContent)),
+      empty: await page.$('main .empty').then(Boolean),
+    });
+    await keep('review-recommendations.png', true);
+  });
+
+  await step('preferences', async () => {
+    await open('preferences', 'Preferences');
+    await page.waitForSelector('form.preferences', { timeout: WAIT });
+    await checkLabels('preferences');
+    await page.selectOption('select[name=timezone]', 'Asia/Tokyo');
+    await page.uncheck('input[name=promotions]');
+    await page.click('form.preferences button[type=submit]');
+    await page.waitForFunction(() => /Saved/.test(document.querySelector('form.preferences .notice')?.textContent ?? ''), null, { timeout: WAIT });
+    await keep('customer-preferences.png', false, true);
+    const saved = await page.textContent('form.preferences .notice');
+    const before = { noReload: await stillLoaded(), navigations: (await navigations()) - loads };
+    await page.reload();
+    await page.waitForSelector('form.preferences', { timeout: WAIT });
+    const after = await page.evaluate(() => ({
+      timezone: document.querySelector('select[name=timezone]').value,
+      promotions: document.querySelector('input[name=promotions]').checked,
+      orderUpdates: document.querySelector('input[name=orderUpdates]').checked,
+      security: document.querySelector('label.locked')?.textContent ?? null,
+      reloaded: window.__noReload !== true,
+    }));
+    print({ event: 'preferences', saved, before, after });
+  });
+
+  await step('dates in the user zone', async () => {
+    await open('inbox', 'Inbox');
+    await page.waitForSelector('ul.inbox > li', { timeout: WAIT });
+    const dates = await page.$$eval('ul.inbox time', (times) =>
+      times.map((t) => ({
+        shown: t.textContent,
+        tokyo: new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short', timeZone: 'Asia/Tokyo' }).format(new Date(t.getAttribute('datetime'))),
+      })),
+    );
+    print({ event: 'dates', dates });
+  });
+
+  await step('keyboard', async () => {
+    // A route change puts focus on the page's heading; links and buttons take Tab.
+    await page.focus('#nav a[data-section="orders"]');
+    await page.keyboard.press('Enter');
+    await heading('Your orders');
+    const focused = await page.evaluate(() => document.activeElement?.tagName + ':' + document.activeElement?.textContent);
+    await page.keyboard.press('Tab');
+    const next = await page.evaluate(() => document.activeElement?.tagName);
+    print({ event: 'keyboard', focused, next });
+  });
+
+  await step('sign out and a wrong password', async () => {
+    await page.click('.top button:has-text("Sign out")');
+    await heading('Sign in');
+    const signedOut = await page.textContent('main .notice');
+    await signIn(email, `${password}-wrong`);
+    const error = await page.waitForSelector('form .error:not(:empty)', { timeout: WAIT });
+    const words = await error.textContent();
+    await keep('review-wrong-password.png', true);
+    await signIn(email, password);
+    await heading('Inbox');
+    await page.waitForSelector('ul.inbox > li', { timeout: WAIT });
+    await keep('review-inbox-end.png', true);
+    print({ event: 'signed-in-again', signedOut, error: words, badge: await badge() });
+  });
+}
+
+async function refreshJourney() {
+  const { email, password } = options;
+  const session = () => page.evaluate(() => JSON.parse(localStorage.getItem('herald.session') ?? 'null'));
+  const expiry = (token) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).exp;
+
+  await step('sign in', async () => {
+    await page.goto(options.url);
+    await heading('Sign in');
+    await signIn(email, password);
+    await heading('Inbox');
+    await page.waitForSelector('.live[data-state="open"]', { timeout: WAIT });
+    await page.evaluate(() => {
+      window.__noReload = true;
+    });
+    const first = await session();
+    print({ event: 'signed-in', lifetime: expiry(first.token) - Math.floor(Date.now() / 1000) });
+
+    // No sleep: wait until the first token has expired and the page holds a newer one.
+    const exp = expiry(first.token);
+    await page.waitForFunction(
+      ({ exp, token }) => Date.now() > exp * 1000 + 1000 && JSON.parse(localStorage.getItem('herald.session') ?? 'null')?.token !== token,
+      { exp, token: first.token },
+      { timeout: WAIT, polling: 200 },
+    );
+    print({ event: 'expired', refreshed: (await session())?.token !== first.token });
+  });
+
+  await step('an action after the expiry', async () => {
+    await open('preferences', 'Preferences');
+    await page.waitForSelector('form.preferences', { timeout: WAIT });
+    await page.check('input[name=inventoryAlerts]');
+    await page.click('form.preferences button[type=submit]');
+    await page.waitForFunction(
+      () => /Saved/.test(document.querySelector('form.preferences .notice')?.textContent ?? '') || document.querySelector('form.preferences .error:not(:empty)'),
+      null,
+      { timeout: WAIT },
+    );
+    const saved = await page.textContent('form.preferences .notice');
+    const error = await page.textContent('form.preferences .error');
+    await open('inbox', 'Inbox');
+    await page.waitForSelector('ul.inbox > li', { timeout: WAIT });
+    await page.waitForSelector('.live[data-state="open"]', { timeout: WAIT });
+    print({ event: 'ready-for-push', saved, error });
+  });
+
+  await step('a push after the expiry', async () => {
+    await page.waitForSelector('ul.inbox > li[data-type="ORDER_UPDATE"]', { timeout: WAIT });
+    print({ event: 'pushed', items: await items(), badge: await badge(), noReload: await stillLoaded() });
+  });
+
+  await step('the session ends', async () => {
+    // Someone else trades the page's refresh token first: its next refresh is refused
+    // (a reused token signs the whole family out).
+    const { refreshToken } = await session();
+    const stolen = await fetch(new URL('/graphql', options.url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: 'mutation($t: String!) { refreshToken(token: $t) { token } }', variables: { t: refreshToken } }),
+    }).then((r) => r.json());
+    await heading('Sign in');
+    const message = await page.textContent('main .notice');
+    print({ event: 'ended', message, hash: await page.evaluate(() => location.hash), stolen: Boolean(stolen.data), noReload: await stillLoaded() });
+  });
+}
