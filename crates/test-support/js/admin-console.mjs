@@ -6,7 +6,8 @@
 // and exit 1 when one fails, with a screenshot of the page).
 // Usage: node admin-console.mjs '{"url": "http://…", "admin": {"email", "password"},
 //   "customer": {"email", "password"}, "orderId": "…", "category": "tea", "audience": 3,
-//   "product": "…", "screenshot": "/tmp/…png", "screenshots": "/dir or null"}'
+//   "product": "…", "scheduleAt": "2027-01-01T09:30" (a time on the admin's clock),
+//   "screenshot": "/tmp/…png", "screenshots": "/dir or null"}'
 import { chromium } from 'playwright-core';
 import path from 'node:path';
 
@@ -267,7 +268,17 @@ await step('promotion', async () => {
   );
   const notice = await page.textContent('main .notice');
   const screenshot = await shoot('admin-promotions.png');
-  return { title, audience, seen, reloaded, notice, screenshot };
+  // Later: a time on the admin's clock (their time zone), sent as UTC.
+  const zone = await page.textContent('form.compose input[name="sendAt"] ~ p');
+  await page.fill('form.compose input[name="title"]', 'Autumn teas');
+  await page.fill('form.compose textarea[name="body"]', 'The new harvest is in.');
+  await page.check('form.compose input[name="when"][value="later"]');
+  await page.fill('form.compose input[name="sendAt"]', options.scheduleAt);
+  await page.click('form.compose button[type="submit"]');
+  await page.waitForSelector('table.promotions-table tr[data-status="SCHEDULED"]:has-text("Autumn teas")', WAIT);
+  const scheduled = await page.textContent('main .notice');
+  const polling = await page.getAttribute('main .list', 'data-polling');
+  return { title, audience, seen, reloaded, notice, screenshot, zone, scheduled, polling };
 });
 
 await step('job', async () => {

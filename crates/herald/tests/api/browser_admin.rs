@@ -34,6 +34,18 @@ async fn browser_admin_console_runs_the_shop(set: BackendSet) {
     })
     .await;
     let admin = app.admin().await;
+    // The admin's clock: times are shown, and entered, in it.
+    app.graphql(
+        Some(&admin.token),
+        "mutation { updateUserPreferences(input: { timezone: \"Asia/Kolkata\" }) { id } }",
+        json!({}),
+    )
+    .await
+    .data();
+    let schedule_at = (chrono::Utc::now() + chrono::Duration::days(30))
+        .date_naive()
+        .and_hms_opt(9, 30, 0)
+        .unwrap();
 
     // A customer who orders (and later tries the console).
     let email = format!("buyer-{}@example.com", unique());
@@ -119,6 +131,7 @@ async fn browser_admin_console_runs_the_shop(set: BackendSet) {
             "audience": AUDIENCE,
             "deadLetters": DEAD_LETTERS,
             "product": product_name,
+            "scheduleAt": schedule_at.format("%Y-%m-%dT%H:%M").to_string(),
             "screenshot": failure,
             "screenshots": screenshots,
         }),
@@ -245,13 +258,28 @@ async fn browser_admin_console_runs_the_shop(set: BackendSet) {
     let sent = app
         .graphql(
             Some(&admin.token),
-            "{ promotions { title category status recipients } }",
+            "{ promotions { title category sendAt status recipients } }",
             json!({}),
         )
         .await;
-    assert_eq!(sent.data()["promotions"][0]["title"], promotion["title"]);
-    assert_eq!(sent.data()["promotions"][0]["category"], CATEGORY);
-    assert_eq!(sent.data()["promotions"][0]["recipients"], AUDIENCE);
+    let [later, now] = [&sent.data()["promotions"][0], &sent.data()["promotions"][1]];
+    assert_eq!(now["title"], promotion["title"]);
+    assert_eq!(now["category"], CATEGORY);
+    assert_eq!(now["recipients"], AUDIENCE);
+    // 09:30 in Kolkata (UTC+5:30, no daylight saving) is 04:00 UTC.
+    assert!(
+        promotion["zone"].as_str().unwrap().contains("Asia/Kolkata"),
+        "{promotion}"
+    );
+    assert_eq!(later["title"], "Autumn teas");
+    assert_eq!(later["status"], "SCHEDULED");
+    let send_at = chrono::DateTime::parse_from_rfc3339(later["sendAt"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        send_at.naive_utc(),
+        schedule_at - chrono::Duration::minutes(330),
+        "[{set:?}] {later}"
+    );
+    assert_eq!(promotion["polling"], "true", "{promotion}");
 
     let job = next("job").await;
     assert_eq!(job["before"]["lastRun"], "Never", "{job}");
