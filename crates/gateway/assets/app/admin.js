@@ -600,12 +600,12 @@ function orderRow(order, status, reload) {
 // ---------------------------------------------------------------------------------------
 // Promotions.
 
-/** The instant (UTC) at which the wall time `local` ("2026-05-01T09:30") is in `tz`. */
+/** The instant (UTC) at which the wall time `local` ("2026-05-01T09:30[:15]") is in `tz`. */
 function zonedToUtc(local, tz) {
-  const match = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(local);
+  const match = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?/.exec(local);
   if (!match) return null;
-  const [, y, mo, d, hh, mi] = match.map(Number);
-  const wall = Date.UTC(y, mo - 1, d, hh, mi);
+  const [, y, mo, d, hh, mi, ss] = match.map((part) => Number(part ?? 0));
+  const wall = Date.UTC(y, mo - 1, d, hh, mi, ss);
   const offset = (instant) => {
     const parts = Object.fromEntries(
       new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' })
@@ -629,7 +629,7 @@ function promotionsPage() {
   let audienceAsked = 0;
 
   const category = h('input', { type: 'text', name: 'category', placeholder: 'Every customer', autocomplete: 'off' });
-  const sendAt = h('input', { type: 'datetime-local', name: 'sendAt', disabled: true });
+  const sendAt = h('input', { type: 'datetime-local', name: 'sendAt', step: '1', disabled: true });
   const now = h('input', { type: 'radio', name: 'when', value: 'now', checked: true });
   now.defaultChecked = true;
   const later = h('input', { type: 'radio', name: 'when', value: 'later' });

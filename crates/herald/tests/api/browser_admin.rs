@@ -23,6 +23,8 @@ const WAIT: Duration = Duration::from_secs(30);
 const CATEGORY: &str = "tea";
 const AUDIENCE: i64 = 3;
 const DEAD_LETTERS: usize = 2;
+/// The admin's time zone: UTC+5:30 all year.
+const TIME_ZONE: &str = "Asia/Kolkata";
 
 async fn browser_admin_console_runs_the_shop(set: BackendSet) {
     let chromium = chromium();
@@ -31,21 +33,19 @@ async fn browser_admin_console_runs_the_shop(set: BackendSet) {
     let app = TestApp::spawn_with(set, |s| {
         s.bus_max_attempts = 2;
         s.bus_retry_delay_ms = 50;
+        // A promotion due is sent within a second.
+        s.schedule_promotions = "* * * * * *".to_owned();
     })
     .await;
     let admin = app.admin().await;
     // The admin's clock: times are shown, and entered, in it.
     app.graphql(
         Some(&admin.token),
-        "mutation { updateUserPreferences(input: { timezone: \"Asia/Kolkata\" }) { id } }",
-        json!({}),
+        "mutation($z: String) { updateUserPreferences(input: { timezone: $z }) { id } }",
+        json!({ "z": TIME_ZONE }),
     )
     .await
     .data();
-    let schedule_at = (chrono::Utc::now() + chrono::Duration::days(30))
-        .date_naive()
-        .and_hms_opt(9, 30, 0)
-        .unwrap();
 
     // A customer who orders (and later tries the console).
     let email = format!("buyer-{}@example.com", unique());
@@ -131,7 +131,7 @@ async fn browser_admin_console_runs_the_shop(set: BackendSet) {
             "audience": AUDIENCE,
             "deadLetters": DEAD_LETTERS,
             "product": product_name,
-            "scheduleAt": schedule_at.format("%Y-%m-%dT%H:%M").to_string(),
+            "timeZone": TIME_ZONE,
             "screenshot": failure,
             "screenshots": screenshots,
         }),
@@ -243,6 +243,11 @@ async fn browser_admin_console_runs_the_shop(set: BackendSet) {
             .contains("would reach 3 customers"),
         "{promotion}"
     );
+    assert!(
+        promotion["zone"].as_str().unwrap().contains(TIME_ZONE),
+        "{promotion}"
+    );
+    // The page did not reload, and showed the count climb: scheduled with none, then 3.
     assert_eq!(promotion["reloaded"], false, "{promotion}");
     let seen: Vec<&str> = promotion["seen"]
         .as_array()
@@ -250,7 +255,8 @@ async fn browser_admin_console_runs_the_shop(set: BackendSet) {
         .iter()
         .map(|s| s.as_str().unwrap())
         .collect();
-    assert_eq!(seen.last(), Some(&"SENT 3"), "{promotion}");
+    assert_eq!(seen.first(), Some(&"SCHEDULED 0"), "[{set:?}] {promotion}");
+    assert_eq!(seen.last(), Some(&"SENT 3"), "[{set:?}] {promotion}");
     for shown in &seen {
         let count: i64 = shown.rsplit(' ').next().unwrap().parse().unwrap();
         assert!((0..=AUDIENCE).contains(&count), "{promotion}");
@@ -262,24 +268,25 @@ async fn browser_admin_console_runs_the_shop(set: BackendSet) {
             json!({}),
         )
         .await;
-    let [later, now] = [&sent.data()["promotions"][0], &sent.data()["promotions"][1]];
-    assert_eq!(now["title"], promotion["title"]);
-    assert_eq!(now["category"], CATEGORY);
-    assert_eq!(now["recipients"], AUDIENCE);
-    // 09:30 in Kolkata (UTC+5:30, no daylight saving) is 04:00 UTC.
-    assert!(
-        promotion["zone"].as_str().unwrap().contains("Asia/Kolkata"),
-        "{promotion}"
-    );
-    assert_eq!(later["title"], "Autumn teas");
-    assert_eq!(later["status"], "SCHEDULED");
-    let send_at = chrono::DateTime::parse_from_rfc3339(later["sendAt"].as_str().unwrap()).unwrap();
+    let [everyone, tea] = [&sent.data()["promotions"][0], &sent.data()["promotions"][1]];
+    assert_eq!(tea["title"], promotion["title"]);
+    assert_eq!(tea["category"], CATEGORY);
+    assert_eq!(tea["recipients"], AUDIENCE);
+    // The time typed on the admin's clock, sent as UTC: 5:30 earlier.
+    let typed = chrono::NaiveDateTime::parse_from_str(
+        promotion["sendAt"].as_str().unwrap(),
+        "%Y-%m-%dT%H:%M:%S",
+    )
+    .unwrap();
+    let send_at = chrono::DateTime::parse_from_rfc3339(tea["sendAt"].as_str().unwrap()).unwrap();
     assert_eq!(
         send_at.naive_utc(),
-        schedule_at - chrono::Duration::minutes(330),
-        "[{set:?}] {later}"
+        typed - chrono::Duration::minutes(330),
+        "[{set:?}] {tea} {promotion}"
     );
-    assert_eq!(promotion["polling"], "true", "{promotion}");
+    assert_eq!(everyone["title"], "Autumn teas");
+    assert_eq!(everyone["category"], Value::Null);
+    assert_eq!(everyone["status"], "SENT");
 
     let job = next("job").await;
     assert_eq!(job["before"]["lastRun"], "Never", "{job}");
