@@ -41,6 +41,11 @@ impl JobsConsumer {
         outbox: Outbox,
         jobs: Vec<Arc<dyn Job>>,
     ) -> JobsConsumer {
+        // Errors counted from zero, so an alert sees the first one.
+        for job in &jobs {
+            metrics::counter!("scheduler_job_runs_total", "job" => job.name(), "outcome" => "error")
+                .increment(0);
+        }
         JobsConsumer {
             consumer,
             db,

@@ -23,6 +23,8 @@ use crate::db::{Backend, Database, Tx, now_micros};
 
 const BATCH: i64 = 500;
 const POLL: Duration = Duration::from_millis(500);
+/// How often the relay reports the age of the oldest event it has not published yet.
+const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
 pub(crate) async fn create_tables(db: &Database) -> anyhow::Result<()> {
     let outbox = match db.backend() {
@@ -155,15 +157,31 @@ impl Outbox {
     }
 
     /// Publishes committed events until `shutdown`; what is left is published on next start.
+    /// Every few seconds it reports how old `service`'s oldest unpublished event is
+    /// (`outbox_oldest_event_age_seconds`), whether or not the bus takes events.
     pub fn spawn_relay(
         &self,
         bus: Bus,
         shutdown: CancellationToken,
+        service: &'static str,
     ) -> tokio::task::JoinHandle<()> {
         let outbox = self.clone();
         tokio::spawn(async move {
             let mut backoff = POLL;
+            let mut sampled = tokio::time::Instant::now() - SAMPLE_EVERY;
             while !shutdown.is_cancelled() {
+                if sampled.elapsed() >= SAMPLE_EVERY {
+                    sampled = tokio::time::Instant::now();
+                    match outbox.oldest_age().await {
+                        Ok(age) => {
+                            metrics::gauge!("outbox_oldest_event_age_seconds", "service" => service)
+                                .set(age.as_secs_f64());
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = format!("{e:#}"), "outbox age not sampled");
+                        }
+                    }
+                }
                 match outbox.relay_batch(&bus).await {
                     Ok(n) if n as i64 == BATCH => continue,
                     Ok(_) => {
@@ -185,6 +203,16 @@ impl Outbox {
                 }
             }
         })
+    }
+
+    /// How long the oldest event not yet published has waited (zero when none waits).
+    pub async fn oldest_age(&self) -> Result<Duration, sqlx::Error> {
+        let oldest: Option<i64> =
+            sqlx::query_scalar("SELECT created_at FROM herald_outbox ORDER BY seq LIMIT 1")
+                .fetch_optional(self.db.pool())
+                .await?;
+        let waited = oldest.map_or(0, |created| now_micros().saturating_sub(created).max(0));
+        Ok(Duration::from_micros(waited as u64))
     }
 
     /// Publishes one batch and deletes it; returns how many were published.

@@ -166,10 +166,11 @@ impl ServiceParts {
         V: Clone + Send + Sync + 'static,
         TokenVerifier: FromRef<V>,
     {
-        self.tasks.push(
-            self.outbox
-                .spawn_relay(self.bus.clone(), self.shutdown.clone()),
-        );
+        self.tasks.push(self.outbox.spawn_relay(
+            self.bus.clone(),
+            self.shutdown.clone(),
+            self.name,
+        ));
         let letters = DeadLetterAdmin::new(self.name, self.dead_letters(), self.bus.clone());
         BuiltService {
             name: self.name,

@@ -152,6 +152,10 @@ pub const METRICS: &[MetricDoc] = &[
         "outbox_relayed_total",
         "Events the outbox relay published after their transaction committed.",
     ),
+    MetricDoc::gauge(
+        "outbox_oldest_event_age_seconds",
+        "Age of the oldest committed event a service's outbox has not published yet, by service; sampled every few seconds.",
+    ),
     MetricDoc::counter(
         "cache_requests_total",
         "Cache reads, by outcome (hit, miss).",

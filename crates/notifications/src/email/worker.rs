@@ -57,6 +57,9 @@ pub struct EmailWorker {
 impl EmailWorker {
     /// Sends due emails until `shutdown`; an email leased when it comes is given back.
     pub fn spawn(self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        // Failures counted from zero, so an alert sees the first one.
+        metrics::counter!("notifications_deliveries_total", "channel" => CHANNEL, "status" => "FAILED")
+            .increment(0);
         tokio::spawn(async move {
             let mut backoff = POLL;
             while !shutdown.is_cancelled() {

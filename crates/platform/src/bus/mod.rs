@@ -194,6 +194,8 @@ impl Bus {
     ) -> tokio::task::JoinHandle<()> {
         let backend = self.backend.clone();
         let queue = queue.to_owned();
+        // Dead letters counted from zero, so an alert sees the first one.
+        metrics::counter!("bus_dead_lettered_total", "queue" => queue.clone()).increment(0);
         tokio::spawn(async move {
             let consumed = backend
                 .consume(&queue, handler, options, dead_letters, shutdown)

@@ -10,6 +10,7 @@ mod bus_delivery;
 mod bus_failures;
 mod cache;
 mod dead_letters;
+mod outbox;
 mod supervision;
 mod support;
 mod throughput;
@@ -22,6 +23,7 @@ fn main() -> std::process::ExitCode {
         bus_failures::CASES,
         cache::CASES,
         dead_letters::CASES,
+        outbox::CASES,
         supervision::CASES,
         throughput::CASES,
     ])
