@@ -35,6 +35,10 @@ const violations = [];
 const unlabelled = [];
 const tooWide = [];
 page.on('pageerror', (error) => pageErrors.push(String(error)));
+let refreshes = 0;
+page.on('request', (request) => {
+  if (request.method() === 'POST' && /refreshToken\(token:/.test(request.postData() ?? '')) refreshes += 1;
+});
 page.on('console', (message) => {
   if (/Content Security Policy|Refused to (load|execute|apply)/i.test(message.text())) violations.push(message.text());
 });
@@ -375,6 +379,8 @@ async function refreshJourney() {
       window.__noReload = true;
     });
     const first = await session();
+    const started = Date.now();
+    refreshes = 0;
     print({ event: 'signed-in', lifetime: expiry(first.token) - Math.floor(Date.now() / 1000) });
 
     // No sleep: wait until the first token has expired and the page holds a newer one.
@@ -384,7 +390,7 @@ async function refreshJourney() {
       { exp, token: first.token },
       { timeout: WAIT, polling: 200 },
     );
-    print({ event: 'expired', refreshed: (await session())?.token !== first.token });
+    print({ event: 'expired', refreshed: (await session())?.token !== first.token, refreshes, seconds: (Date.now() - started) / 1000 });
   });
 
   await step('an action after the expiry', async () => {
@@ -412,14 +418,27 @@ async function refreshJourney() {
 
   await step('the session ends', async () => {
     // Someone else trades the page's refresh token first: its next refresh is refused
-    // (a reused token signs the whole family out).
+    // (a reused token signs the whole family out). Just after the page refreshed, so that
+    // the two do not race.
+    const before = (await session()).token;
+    await page.waitForFunction((token) => JSON.parse(localStorage.getItem('herald.session') ?? 'null')?.token !== token, before, {
+      timeout: WAIT,
+      polling: 50,
+    });
     const { refreshToken } = await session();
     const stolen = await fetch(new URL('/graphql', options.url), {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ query: 'mutation($t: String!) { refreshToken(token: $t) { token } }', variables: { t: refreshToken } }),
     }).then((r) => r.json());
-    await heading('Sign in');
+    try {
+      await heading('Sign in');
+    } catch (error) {
+      const now = await session();
+      throw new Error(
+        `${error.message}; the page's refresh token ${now?.refreshToken === refreshToken ? 'is still' : 'is no longer'} the one used behind its back, which answered ${JSON.stringify(stolen).slice(0, 300)}`,
+      );
+    }
     const message = await page.textContent('main .notice');
     print({ event: 'ended', message, hash: await page.evaluate(() => location.hash), stolen: Boolean(stolen.data), noReload: await stillLoaded() });
   });

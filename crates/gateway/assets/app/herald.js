@@ -65,8 +65,9 @@ function schedule() {
   const exp = expiry(current.token);
   if (exp === null) return;
   const left = exp * 1000 - Date.now();
-  // A minute early, or halfway through a short-lived token.
-  const wait = Math.max(0, Math.min(left - 60_000, left / 2));
+  // A minute early, or halfway through a short-lived token (one of under two minutes,
+  // where a minute early would be now, and again at once after each refresh).
+  const wait = Math.max(0, left - 60_000, left / 2);
   refreshTimer = setTimeout(() => session.refresh().catch(() => {}), wait);
 }
 

@@ -279,6 +279,13 @@ async fn browser_customer_session_refreshes_then_ends(set: BackendSet) {
     assert!((1..=5).contains(&lifetime), "{event}");
     let event = expect(&mut page, "expired", &shot).await;
     assert_eq!(event["refreshed"], true, "{event}");
+    // About halfway through each token's life: a few refreshes, not one after the other.
+    let refreshes = event["refreshes"].as_f64().unwrap();
+    let seconds = event["seconds"].as_f64().unwrap();
+    assert!(
+        refreshes >= 1.0 && refreshes <= seconds / 2.0 + 2.0,
+        "{event}"
+    );
 
     // After the first token's expiry, saving the preferences works.
     let event = expect(&mut page, "ready-for-push", &shot).await;
