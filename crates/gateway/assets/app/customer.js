@@ -111,8 +111,12 @@ function bellIcon() {
   return svg;
 }
 
+/** Bumped by every count shown: an answer to an older question does not overwrite it. */
+let countVersion = 0;
+
 function setUnread(count) {
   if (typeof count !== 'number') return;
+  countVersion += 1;
   state.unread = count;
   badge.dataset.count = String(count);
   badge.textContent = count > 99 ? '99+' : String(count);
@@ -175,10 +179,12 @@ async function loadMe() {
   return state.loadingMe;
 }
 
+/** Reads the unread count, unless a newer one (pushed live) arrives meanwhile. */
 async function refreshCount() {
+  const asked = countVersion;
   try {
     const data = await gql('{ getUnreadNotificationsCount }');
-    setUnread(data.getUnreadNotificationsCount);
+    if (asked === countVersion) setUnread(data.getUnreadNotificationsCount);
   } catch (error) {
     console.warn('reading the unread count', describe(error));
   }
@@ -200,7 +206,8 @@ function startSession() {
           // The subscriptions listen now: anything that came before is in a fresh read.
           if (state.catchUpDue) {
             state.catchUpDue = false;
-            state.inbox?.catchUp();
+            if (state.inbox) state.inbox.catchUp();
+            else refreshCount();
           }
         },
       },
@@ -337,7 +344,10 @@ function notFound() {
 // Signing in, up, and asking for a new password --------------------------------------------
 
 function authPage(title, form, ...after) {
-  fill(main, h('div', { class: 'auth' }, h('p', { class: 'auth-brand' }, 'Herald'), heading(title), takeFlash(), form, ...after));
+  const flash = takeFlash();
+  // What the last page said (signed out, session ended) goes once the visitor acts.
+  form.addEventListener('submit', () => flash?.remove());
+  fill(main, h('div', { class: 'auth' }, heading(title), flash, form, ...after));
 }
 
 function signIn() {
@@ -544,6 +554,8 @@ function inbox(alive) {
       const page = await query(null);
       if (disposed || !alive()) return;
       for (const n of page.nodes) place(n);
+      // What came before the subscriptions listened may not be in the count they sent.
+      refreshCount();
       if (items.size === page.nodes.length) {
         cursor = page.pageInfo.endCursor;
         hasNext = page.pageInfo.hasNextPage;
