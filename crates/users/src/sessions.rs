@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use herald_platform::auth::SigningKey;
-use herald_platform::db::{Database, Tx, now_micros};
+use herald_platform::db::{Backend, Database, Tx, now_micros};
 use herald_platform::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -61,8 +61,18 @@ impl Sessions {
     pub async fn refresh(&self, presented: &str) -> ApiResult<AuthPayload> {
         let refused = || ApiError::unauthenticated("this refresh token is not valid: sign in");
         let hash = digest(presented);
-        let now = now_micros();
         let mut tx = self.db.begin().await?;
+        // A user's sessions change one at a time (see [`lock_sessions`]).
+        let owner: Option<String> =
+            sqlx::query_scalar("SELECT user_id FROM refresh_tokens WHERE token_hash = $1")
+                .bind(&hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(owner) = owner else {
+            return Err(refused());
+        };
+        lock_sessions(&self.db, &mut tx, &owner).await?;
+        let now = now_micros();
         let taken: Option<(String, String)> = sqlx::query_as(
             "UPDATE refresh_tokens SET used_at = $1
              WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1
@@ -149,6 +159,23 @@ pub async fn sign_out_everywhere(tx: &mut Tx, user_id: Uuid) -> ApiResult<i64> {
     .execute(&mut **tx)
     .await?;
     Ok(version)
+}
+
+/// Waits until no other transaction changes `user_id`'s sessions, until this one ends. A
+/// refresh holds it from before it takes its token until its next token is stored, and
+/// so does whatever revokes (a reused token's family; every session, which updates the
+/// user's row), so a revocation sees every token issued before it and a refresh that comes
+/// after it finds its token revoked. Without it, on PostgreSQL, a refresh that stored its
+/// next token while a reused one revoked the family kept a live token in it. SQLite runs
+/// one writer at a time already.
+async fn lock_sessions(db: &Database, tx: &mut Tx, user_id: &str) -> ApiResult<()> {
+    if db.backend() == Backend::Postgres {
+        sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+            .bind(user_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn revoke_family(tx: &mut Tx, family: &str, now: i64) -> ApiResult<()> {

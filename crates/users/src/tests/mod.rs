@@ -5,6 +5,7 @@
 mod accounts;
 mod import;
 mod resets;
+mod sessions;
 
 /// Every module's tests, for the harness.
 pub const CASES: &[&[herald_platform::testing::harness::Case]] = &[
@@ -12,6 +13,7 @@ pub const CASES: &[&[herald_platform::testing::harness::Case]] = &[
     accounts::CASES,
     import::CASES,
     resets::CASES,
+    sessions::CASES,
 ];
 
 use std::sync::Arc;
