@@ -28,6 +28,19 @@ const browser = await chromium.launch({
 const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US', timezoneId: 'Europe/Berlin' });
 const page = await context.newPage();
 
+// Every WebSocket of the page passes through here, so the test can drop the connection the
+// way a network does and keep it down for a while ('dropping').
+let dropping = false;
+const sockets = new Set();
+await page.routeWebSocket(/\/graphql$/, (socket) => {
+  if (dropping) {
+    socket.close({ code: 1001, reason: 'the network is down (test)' });
+    return;
+  }
+  socket.connectToServer();
+  sockets.add(socket);
+});
+
 // What must stay empty: errors thrown in the page, CSP violations, controls without a
 // label, pages wider than a phone.
 const pageErrors = [];
@@ -289,6 +302,49 @@ async function journey() {
     await waitBadge(0);
     await page.waitForFunction(() => document.querySelectorAll('ul.inbox > li[data-read="false"]').length === 0, null, { timeout: WAIT });
     print({ event: 'all-read', badge: await badge(), items: await items(), noReload: await stillLoaded() });
+  });
+
+  await step('a dropped connection', async () => {
+    // The connection drops and stays down while a notification arrives; once it is back,
+    // the page catches up from the list without a reload.
+    dropping = true;
+    for (const socket of sockets) socket.close({ code: 1001, reason: 'the network is down (test)' });
+    sockets.clear();
+    await page.waitForFunction(() => document.querySelector('.live')?.dataset.state !== 'open', null, { timeout: WAIT });
+    const before = (await items()).length;
+    print({ event: 'dropped' });
+    await heard('delivered');
+    // The server has it (asked over HTTP, as the signed-in user) …
+    const deadline = Date.now() + WAIT;
+    for (;;) {
+      const unread = await page.evaluate(async () => {
+        const { token } = JSON.parse(localStorage.getItem('herald.session'));
+        const response = await fetch('/graphql', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body: JSON.stringify({ query: '{ getUnreadNotificationsCount }' }),
+        });
+        return (await response.json()).data.getUnreadNotificationsCount;
+      });
+      if (unread > 0) break;
+      if (Date.now() > deadline) throw new Error('the delivered update never reached the server');
+      await page.waitForTimeout(200);
+    }
+    // … the page, without its connection, does not.
+    const whileDown = { items: (await items()).length, badge: await badge() };
+    dropping = false;
+    await page.waitForFunction((n) => document.querySelectorAll('ul.inbox > li').length > n, before, { timeout: WAIT });
+    await waitBadge(1);
+    await page.waitForFunction(() => document.querySelector('.live')?.dataset.state === 'open', null, { timeout: WAIT });
+    print({
+      event: 'caught-up',
+      before,
+      whileDown,
+      items: await items(),
+      badge: await badge(),
+      noReload: await stillLoaded(),
+      navigations: (await navigations()) - loads,
+    });
   });
 
   await step('recommendations', async () => {

@@ -182,6 +182,30 @@ async fn browser_customer_journey(set: BackendSet) {
         "{event}"
     );
 
+    // The connection drops; the order is delivered meanwhile; once the connection is back
+    // the page catches up from the list: the update on top, the bell at 1, no reload.
+    expect(&mut page, "dropped", &shot).await;
+    let delivered = app
+        .graphql(
+            Some(&admin.token),
+            "mutation($id: ID!) { updateOrderStatus(id: $id, status: DELIVERED) { status } }",
+            json!({ "id": order_id }),
+        )
+        .await;
+    assert_eq!(delivered.data()["updateOrderStatus"]["status"], "DELIVERED");
+    page.say("delivered").await;
+    let event = expect(&mut page, "caught-up", &shot).await;
+    assert_eq!(event["whileDown"]["items"], event["before"], "{event}");
+    assert_eq!(event["whileDown"]["badge"]["count"], "0", "{event}");
+    assert_eq!(event["badge"]["count"], "1", "{event}");
+    assert_eq!(event["noReload"], true, "{event}");
+    assert_eq!(event["navigations"], 0, "{event}");
+    let list = titles(&event["items"]);
+    assert!(
+        list[0].starts_with("ORDER_UPDATE") && list[0].contains("delivered"),
+        "{list:?}"
+    );
+
     expect(&mut page, "recommendations", &shot).await;
 
     // Preferences survive a reload.
