@@ -117,6 +117,11 @@ pub struct Envelope {
     pub subject: Option<String>,
     pub datacontenttype: String,
     pub data: serde_json::Value,
+    /// The trace that caused the event (W3C `traceparent`, the CloudEvents distributed
+    /// tracing extension): set when the event enters its service's outbox, continued by
+    /// whoever handles it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// A payload that knows its event type.
@@ -136,6 +141,7 @@ impl Envelope {
             subject,
             datacontenttype: "application/json".to_owned(),
             data: serde_json::to_value(payload).unwrap_or(serde_json::Value::Null),
+            traceparent: None,
         }
     }
 

@@ -22,6 +22,7 @@ pub mod smtp_sink;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod trace;
 
 pub use config::Settings;
 pub use error::{ApiError, ApiResult, ErrorCode, RowProblem};

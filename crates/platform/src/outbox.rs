@@ -139,7 +139,20 @@ impl Outbox {
         }
     }
 
+    /// Adds `event` to the transaction's outbox, carrying the current trace (unless it
+    /// names one already).
     pub async fn add(&self, tx: &mut Tx, event: &Envelope) -> Result<(), sqlx::Error> {
+        let traced;
+        let event = match (&event.traceparent, crate::trace::outgoing()) {
+            (None, Some(traceparent)) => {
+                traced = Envelope {
+                    traceparent: Some(traceparent),
+                    ..event.clone()
+                };
+                &traced
+            }
+            _ => event,
+        };
         let body = serde_json::to_string(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         sqlx::query("INSERT INTO herald_outbox (envelope, created_at) VALUES ($1, $2)")
             .bind(body)

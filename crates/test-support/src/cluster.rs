@@ -21,6 +21,8 @@ pub struct Cluster {
     processes: BTreeMap<String, Child>,
     gateway: String,
     http: reqwest::Client,
+    /// Where each process writes its logs, once [`Cluster::keep_logs`] asked for them.
+    logs: Option<PathBuf>,
 }
 
 fn free_port() -> u16 {
@@ -92,6 +94,7 @@ impl Cluster {
             processes: BTreeMap::new(),
             gateway: format!("http://127.0.0.1:{gateway_port}"),
             http: reqwest::Client::new(),
+            logs: None,
         }
     }
 
@@ -99,6 +102,22 @@ impl Cluster {
     pub fn set_env(&mut self, key: &str, value: &str) {
         self.env.retain(|(k, _)| k != key);
         self.env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// Processes started from now on write their (JSON) logs to a file each, read with
+    /// [`Cluster::log`].
+    pub fn keep_logs(&mut self) {
+        let dir = self.dir.path().join("logs");
+        std::fs::create_dir_all(&dir).expect("a logs folder");
+        self.logs = Some(dir);
+    }
+
+    /// What the process started as `name` has logged so far (empty unless logs are kept).
+    pub fn log(&self, name: &str) -> String {
+        self.logs
+            .as_ref()
+            .and_then(|dir| std::fs::read_to_string(dir.join(format!("{name}.log"))).ok())
+            .unwrap_or_default()
     }
 
     /// Starts `herald serve SERVICES…` under `name` (no services: all in one process).
@@ -114,12 +133,22 @@ impl Cluster {
         } else {
             Stdio::null()
         };
+        // Logs are written to standard output.
+        let stdout = match &self.logs {
+            Some(dir) => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(format!("{name}.log")))
+                .map(Stdio::from)
+                .expect("a log file"),
+            None => Stdio::null(),
+        };
         let child = Command::new(&self.bin)
             .arg("serve")
             .args(services)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .envs(own.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(log)
             .spawn()
             .expect("starting herald");
@@ -174,10 +203,24 @@ impl Cluster {
     }
 
     pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        self.graphql_with(token, query, variables, &[]).await
+    }
+
+    /// [`Cluster::graphql`] with more headers (a `traceparent`, say).
+    pub async fn graphql_with(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+        headers: &[(&str, &str)],
+    ) -> Value {
         let mut request = self
             .http
             .post(format!("{}/graphql", self.gateway))
             .json(&json!({ "query": query, "variables": variables }));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

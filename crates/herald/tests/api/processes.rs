@@ -12,7 +12,8 @@ use serde_json::json;
 
 backend_tests!(
     two_all_in_one_instances_share_a_machine;
-    real only: services_run_as_separate_processes(needs = &[NODE])
+    real only: services_run_as_separate_processes(needs = &[NODE]),
+        an_order_is_followed_by_its_trace_id_across_processes
 );
 
 async fn services_run_as_separate_processes() {
@@ -243,4 +244,107 @@ async fn live_pushes_reach_the_gateway(cluster: &Cluster, product: &str) {
         .as_i64()
         .unwrap_or_default();
     assert!(count > 1, "{pushed}");
+}
+
+/// One `placeOrder`, sent with a `traceparent`, followed by its trace id through the JSON
+/// logs of every process that handled it: the gateway, orders, products (the stock it
+/// reserved, over HTTP) and notifications (the event, over the bus).
+async fn an_order_is_followed_by_its_trace_id_across_processes() {
+    let mut cluster = Cluster::new(
+        std::path::Path::new(env!("CARGO_BIN_EXE_herald")),
+        BackendSet::Real,
+    );
+    cluster.keep_logs();
+    cluster.set_env("RUST_LOG", "info,herald_platform=debug");
+    for service in [
+        "users",
+        "products",
+        "orders",
+        "notifications",
+        "recommendations",
+        "gateway",
+    ] {
+        cluster.start(service, &[service]);
+    }
+    cluster.wait_ready().await;
+    let admin = cluster
+        .graphql(
+            None,
+            "mutation($i: LoginInput!) { loginUser(input: $i) { token } }",
+            json!({ "i": { "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD } }),
+        )
+        .await;
+    let admin = admin["data"]["loginUser"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let product = cluster
+        .graphql(
+            Some(&admin),
+            "mutation { createProduct(input: {name: \"Kettle\", category: \"kitchen\", priceCents: 2500, stock: 5}) { id } }",
+            json!({}),
+        )
+        .await;
+    let product = product["data"]["createProduct"]["id"].clone();
+    let buyer = cluster
+        .graphql(
+            None,
+            "mutation($i: RegisterUserInput!) { registerUser(input: $i) { token } }",
+            json!({ "i": { "name": "Tracy", "email": format!("tracy-{}@example.com", unique()), "password": "long enough pw" } }),
+        )
+        .await;
+    let buyer = buyer["data"]["registerUser"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let trace_id = format!("{:032x}", uuid::Uuid::new_v4().as_u128());
+    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    let order = cluster
+        .graphql_with(
+            Some(&buyer),
+            "mutation($id: ID!) { placeOrder(input: {items: [{productId: $id, quantity: 1}]}) { id } }",
+            json!({ "id": product }),
+            &[("traceparent", &traceparent)],
+        )
+        .await;
+    assert!(order["data"]["placeOrder"]["id"].is_string(), "{order}");
+
+    // Each process that handled it logged under the trace id, and only JSON.
+    for process in ["gateway", "orders", "products", "notifications"] {
+        let lines = eventually(
+            Duration::from_secs(20),
+            &format!("{process}'s log lines of the trace"),
+            || async {
+                let log = cluster.log(process);
+                let lines: Vec<serde_json::Value> = log
+                    .lines()
+                    .filter(|line| line.contains(&trace_id))
+                    .map(|line| serde_json::from_str(line).expect("a JSON log line"))
+                    .collect();
+                (!lines.is_empty()).then_some(lines)
+            },
+        )
+        .await;
+        for line in &lines {
+            assert_eq!(line["span"]["trace_id"], trace_id, "{process}: {line}");
+        }
+        if process == "notifications" {
+            assert!(
+                lines.iter().any(|l| l["event_type"] == "order.confirmed"),
+                "{lines:?}"
+            );
+        }
+    }
+    // Another request starts a trace of its own.
+    let others = cluster.log("gateway");
+    assert!(
+        others
+            .lines()
+            .filter(|l| l.contains("\"answered\""))
+            .count()
+            > 1,
+        "{others}"
+    );
+    cluster.cleanup().await;
 }

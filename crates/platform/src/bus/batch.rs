@@ -146,7 +146,9 @@ async fn handle_together(handler: &dyn EventHandler, events: &[Envelope]) -> Bat
 }
 
 async fn handle_alone(handler: &dyn EventHandler, event: &Envelope) -> Result<(), HandlerError> {
-    AssertUnwindSafe(handler.handle(event))
+    let handled =
+        crate::trace::continue_from(event.traceparent.as_deref(), "event", handler.handle(event));
+    AssertUnwindSafe(handled)
         .catch_unwind()
         .await
         .unwrap_or_else(|_| Err(HandlerError::Retry(anyhow::anyhow!("handler panicked"))))

@@ -76,7 +76,13 @@ pub(crate) async fn judge(
     let started = Instant::now();
     let result = loop {
         // A panicking handler must not stop the consumer: the message is retried.
-        let result = AssertUnwindSafe(handler.handle(&event))
+        let handled = crate::trace::continue_from(event.traceparent.as_deref(), "event", async {
+            let result = handler.handle(&event).await;
+            tracing::debug!(queue, event_id = %event.id, event_type = event.event_type,
+                ok = result.is_ok(), "handled");
+            result
+        });
+        let result = AssertUnwindSafe(handled)
             .catch_unwind()
             .await
             .unwrap_or_else(|_| Err(HandlerError::Retry(anyhow::anyhow!("handler panicked"))));

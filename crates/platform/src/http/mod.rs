@@ -139,7 +139,18 @@ pub fn track_requests(router: Router, service: &'static str) -> Router {
                 .unwrap_or_else(|| "unmatched".to_owned());
             let method = method_label(req.method());
             let started = Instant::now();
-            let response = next.run(req).await;
+            let incoming = req
+                .headers()
+                .get(crate::trace::HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let answered = async {
+                let response = next.run(req).await;
+                tracing::debug!(method, route = %route, status = response.status().as_u16(), "answered");
+                response
+            };
+            let response =
+                crate::trace::continue_from(incoming.as_deref(), service, answered).await;
             let labels = [
                 ("service", service.to_owned()),
                 ("method", method.to_owned()),
@@ -306,9 +317,7 @@ impl ServiceClient {
         body: Vec<u8>,
     ) -> anyhow::Result<Response> {
         let _slot = in_flight_slot().await?;
-        let response = self
-            .http
-            .request(method, self.url(path_and_query))
+        let response = traced(self.http.request(method, self.url(path_and_query)))
             .body(body)
             .send()
             .await
@@ -339,7 +348,7 @@ impl ServiceClient {
         request: reqwest::RequestBuilder,
         acting: Option<&Claims>,
     ) -> ApiResult<T> {
-        let request = request.bearer_auth(self.credentials.issue(self.service, acting)?);
+        let request = traced(request.bearer_auth(self.credentials.issue(self.service, acting)?));
         let _slot = in_flight_slot().await?;
         let response = request
             .send()
@@ -387,4 +396,12 @@ pub struct BuiltService {
     /// directly; None for a service that consumes nothing.
     pub dead_letters: Option<crate::deadletters::DeadLetterAdmin>,
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// A call to another service goes in the current trace.
+fn traced(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    match crate::trace::outgoing() {
+        Some(traceparent) => request.header(crate::trace::HEADER, traceparent),
+        None => request,
+    }
 }

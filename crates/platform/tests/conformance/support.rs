@@ -381,6 +381,7 @@ pub fn event(event_type: &str) -> Envelope {
         subject: None,
         datacontenttype: "application/json".to_owned(),
         data: serde_json::json!({ "note": "conformance" }),
+        traceparent: None,
     }
 }
 
