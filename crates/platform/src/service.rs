@@ -65,8 +65,25 @@ pub async fn open_storage(
 /// Brings `db` up to date: `migrations`, then the message tables. Running it again changes
 /// nothing.
 pub async fn prepare_storage(db: &Database, migrations: &Migrations) -> anyhow::Result<()> {
+    // Migrations take a lock of their own (sqlx's).
     db.migrate(migrations).await?;
-    crate::outbox::create_tables(db).await
+    // Replicas starting together on a new schema would race to create the message tables,
+    // and PostgreSQL's CREATE TABLE IF NOT EXISTS fails the loser on a duplicate key of its
+    // catalog: one process at a time creates them, holding a lock named after the schema
+    // for as long as a transaction on a connection of its own (so a pool needs two).
+    let lockable = db.pool().options().get_max_connections() > 1;
+    let Some(schema) = db.schema().filter(|_| lockable) else {
+        return crate::outbox::create_tables(db).await;
+    };
+    let mut lock = db.pool().begin().await.context("locking the schema")?;
+    sqlx::query("SELECT 1 AS locked FROM pg_advisory_xact_lock(hashtext($1))")
+        .bind(format!("herald storage {schema}"))
+        .execute(&mut *lock)
+        .await
+        .context("locking the schema")?;
+    crate::outbox::create_tables(db).await?;
+    lock.commit().await.context("unlocking the schema")?;
+    Ok(())
 }
 
 /// What every service with storage is made of, put together in one place: its database

@@ -11,6 +11,7 @@ mod bus_failures;
 mod cache;
 mod dead_letters;
 mod outbox;
+mod storage;
 mod supervision;
 mod support;
 mod throughput;
@@ -24,6 +25,7 @@ fn main() -> std::process::ExitCode {
         cache::CASES,
         dead_letters::CASES,
         outbox::CASES,
+        storage::CASES,
         supervision::CASES,
         throughput::CASES,
     ])
