@@ -294,6 +294,13 @@ impl Application {
             listeners.insert(*service, Some(listener));
         }
 
+        if let Some(endpoint) = &settings.otlp_endpoint {
+            let name = match wanted.as_slice() {
+                [one] => format!("herald-{}", one.as_str()),
+                _ => "herald".to_owned(),
+            };
+            herald_platform::trace::otlp::export_to(endpoint, &name);
+        }
         // Metrics recorded before the recorder exists are lost: install it first.
         herald_platform::telemetry::prometheus();
         herald_platform::telemetry::describe(herald_platform::telemetry::METRICS);

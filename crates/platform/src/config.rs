@@ -157,6 +157,10 @@ pub struct Settings {
     /// (`X-Forwarded-For`, `X-Real-IP`); the last address in it counts. Unset: the peer's
     /// address. Set it only behind such a proxy: clients can send it themselves.
     pub trusted_proxy_header: Option<String>,
+    /// An OpenTelemetry collector's OTLP/HTTP address (`http://127.0.0.1:4318`): each
+    /// request answered and event handled is sent there as a span of its trace. Unset: no
+    /// export.
+    pub otlp_endpoint: Option<String>,
     /// GraphQL operations per minute per client address at a gateway (a minute's worth at
     /// once); 0: no limit.
     pub rate_limit_client_per_minute: u32,
@@ -252,6 +256,7 @@ impl Default for Settings {
             max_body_bytes: 256 * 1024,
             cors_origins: String::new(),
             trusted_proxy_header: None,
+            otlp_endpoint: None,
             rate_limit_client_per_minute: 1200,
             rate_limit_user_per_minute: 600,
             registrations_per_client_per_hour: 10,
@@ -464,6 +469,14 @@ impl Settings {
             return Err(ConfigError::new(
                 "trusted_proxy_header",
                 format!("{header} is not a header name"),
+            ));
+        }
+        if let Some(endpoint) = &self.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(ConfigError::new(
+                "otlp_endpoint",
+                format!("{endpoint} is not an http:// or https:// address (OTLP over HTTP)"),
             ));
         }
         if self.ws_init_timeout_ms == 0 {

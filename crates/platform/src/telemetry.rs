@@ -152,6 +152,14 @@ pub const METRICS: &[MetricDoc] = &[
         "outbox_relayed_total",
         "Events the outbox relay published after their transaction committed.",
     ),
+    MetricDoc::counter(
+        "trace_spans_exported_total",
+        "Spans sent to the OTLP collector (HERALD_OTLP_ENDPOINT).",
+    ),
+    MetricDoc::counter(
+        "trace_spans_dropped_total",
+        "Spans not sent: the queue to the collector was full, or the collector refused them or could not be reached.",
+    ),
     MetricDoc::gauge(
         "outbox_oldest_event_age_seconds",
         "Age of the oldest committed event a service's outbox has not published yet, by service; sampled every few seconds.",

@@ -6,10 +6,15 @@
 //! followed through the gateway, orders, products, the bus and notifications.
 //!
 //! The context lives in a task-local for the request or the event being handled:
-//! [`continue_from`] starts it (from what came in, or a new trace), [`current`] reads it.
+//! [`continue_request`] and [`continue_event`] start it (from what came in, or a new
+//! trace), [`current`] reads it. With `HERALD_OTLP_ENDPOINT` set, each such hop is also
+//! exported as an OpenTelemetry span ([`otlp`]).
+
+pub mod otlp;
 
 use std::fmt;
 use std::future::Future;
+use std::time::SystemTime;
 
 use rand::RngCore;
 use tracing::Instrument;
@@ -107,22 +112,60 @@ pub fn current() -> Option<TraceParent> {
     CURRENT.try_with(|current| *current).ok()
 }
 
-/// The `traceparent` to send on from here: a new span of the current trace.
+/// The `traceparent` to send on from here: the current trace, with this hop's span as
+/// the parent of whatever the receiver does.
 pub fn outgoing() -> Option<String> {
-    current().map(|current| current.child().to_string())
+    current().map(|current| current.to_string())
 }
 
-/// Runs `work` in the trace `incoming` names (a new one when it names none), as a new span
-/// of it, with its logs carrying the trace id.
-pub fn continue_from<F: Future>(
+/// Runs `service`'s answer to a request on `route` in the trace its `traceparent` header
+/// names (a new one when it names none), as a new span of it, with its logs carrying the
+/// trace id.
+pub fn continue_request<F: Future>(
     incoming: Option<&str>,
-    hop: &'static str,
+    service: &'static str,
+    route: &str,
     work: F,
 ) -> impl Future<Output = F::Output> {
-    let here = incoming
-        .and_then(TraceParent::parse)
-        .map_or_else(TraceParent::new_trace, |parent| parent.child());
-    CURRENT.scope(here, work.instrument(here.span(hop)))
+    continue_from(incoming, service, route, false, work)
+}
+
+/// Runs the handling of an event of `event_type` in the trace it carries (a new one when
+/// it carries none), like [`continue_request`].
+pub fn continue_event<F: Future>(
+    carried: Option<&str>,
+    event_type: &str,
+    work: F,
+) -> impl Future<Output = F::Output> {
+    continue_from(carried, "event", event_type, true, work)
+}
+
+fn continue_from<F: Future>(
+    incoming: Option<&str>,
+    hop: &'static str,
+    detail: &str,
+    consumer: bool,
+    work: F,
+) -> impl Future<Output = F::Output> {
+    let parent = incoming.and_then(TraceParent::parse);
+    let here = parent.map_or_else(TraceParent::new_trace, |parent| parent.child());
+    let exported = otlp::enabled().then(|| format!("{hop} {detail}"));
+    let traced = work.instrument(here.span(hop));
+    CURRENT.scope(here, async move {
+        let start = SystemTime::now();
+        let output = traced.await;
+        if let Some(name) = exported {
+            otlp::record(otlp::Span {
+                here,
+                parent: parent.map(|parent| parent.parent_id),
+                name,
+                consumer,
+                start,
+                end: SystemTime::now(),
+            });
+        }
+        output
+    })
 }
 
 fn new_span_id() -> [u8; 8] {
@@ -193,11 +236,11 @@ mod tests {
     #[tokio::test]
     async fn work_continues_the_trace_it_was_given_or_starts_one() {
         assert_eq!(current(), None);
-        let inside = continue_from(Some(EXAMPLE), "test", async { current() }).await;
+        let inside = continue_request(Some(EXAMPLE), "test", "/", async { current() }).await;
         let inside = inside.unwrap();
         assert_eq!(inside.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_ne!(inside.to_string(), EXAMPLE);
-        let fresh = continue_from(Some("garbage"), "test", async { outgoing() }).await;
+        let fresh = continue_event(Some("garbage"), "test.event", async { outgoing() }).await;
         let fresh = TraceParent::parse(&fresh.unwrap()).unwrap();
         assert_ne!(fresh.trace_id(), inside.trace_id());
         assert_eq!(current(), None);

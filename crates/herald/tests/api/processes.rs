@@ -256,6 +256,8 @@ async fn an_order_is_followed_by_its_trace_id_across_processes() {
     );
     cluster.keep_logs();
     cluster.set_env("RUST_LOG", "info,herald_platform=debug");
+    let collector = Collector::start().await;
+    cluster.set_env("HERALD_OTLP_ENDPOINT", &collector.url);
     for service in [
         "users",
         "products",
@@ -336,6 +338,52 @@ async fn an_order_is_followed_by_its_trace_id_across_processes() {
             );
         }
     }
+    // Each process sent its hops as OpenTelemetry spans, linked parent to child: the
+    // caller's span, the gateway's, the orders service's under it, the products service's
+    // under that, and the notifications consumer's under the orders service's.
+    let spans = eventually(
+        Duration::from_secs(20),
+        "the trace's spans at the collector",
+        || async {
+            let spans = collector.spans_of(&trace_id);
+            let from = |service: &str| spans.iter().any(|(s, _)| s == service);
+            [
+                "herald-gateway",
+                "herald-orders",
+                "herald-products",
+                "herald-notifications",
+            ]
+            .iter()
+            .all(|service| from(service))
+            .then_some(spans)
+        },
+    )
+    .await;
+    let span_of = |service: &str, name: &str| {
+        spans
+            .iter()
+            .find(|(s, span)| s == service && span["name"].as_str().unwrap().starts_with(name))
+            .unwrap_or_else(|| panic!("no {service} span {name}: {spans:?}"))
+            .1
+            .clone()
+    };
+    let gateway = span_of("herald-gateway", "gateway POST /graphql");
+    assert_eq!(gateway["parentSpanId"], "00f067aa0ba902b7", "{gateway}");
+    let orders = span_of("herald-orders", "orders POST /orders");
+    assert_eq!(orders["parentSpanId"], gateway["spanId"], "{orders}");
+    let stock = spans
+        .iter()
+        .filter(|(s, _)| s == "herald-products")
+        .map(|(_, span)| span)
+        .find(|span| span["parentSpanId"] == orders["spanId"]);
+    assert!(
+        stock.is_some(),
+        "no products span under the order's: {spans:?}"
+    );
+    let consumed = span_of("herald-notifications", "event order.confirmed");
+    assert_eq!(consumed["parentSpanId"], orders["spanId"], "{consumed}");
+    assert_eq!(consumed["kind"], 5, "{consumed}");
+
     // Another request starts a trace of its own.
     let others = cluster.log("gateway");
     assert!(
@@ -347,4 +395,54 @@ async fn an_order_is_followed_by_its_trace_id_across_processes() {
         "{others}"
     );
     cluster.cleanup().await;
+}
+
+/// An OpenTelemetry collector as far as the test needs one: it keeps what is posted to
+/// `/v1/traces` (OTLP/HTTP, JSON).
+struct Collector {
+    url: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Collector {
+    async fn start() -> Collector {
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = received.clone();
+        let app = axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+                let kept = kept.clone();
+                async move {
+                    kept.lock().unwrap().push(body);
+                    axum::Json(json!({}))
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Collector { url, received }
+    }
+
+    /// The spans of `trace_id` received so far, with the service that sent each.
+    fn spans_of(&self, trace_id: &str) -> Vec<(String, serde_json::Value)> {
+        let received = self.received.lock().unwrap();
+        let mut found = Vec::new();
+        for request in received.iter() {
+            for resource in request["resourceSpans"].as_array().into_iter().flatten() {
+                let service = resource["resource"]["attributes"][0]["value"]["stringValue"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                for scope in resource["scopeSpans"].as_array().into_iter().flatten() {
+                    for span in scope["spans"].as_array().into_iter().flatten() {
+                        if span["traceId"] == trace_id {
+                            found.push((service.clone(), span.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        found
+    }
 }

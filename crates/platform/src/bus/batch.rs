@@ -146,8 +146,11 @@ async fn handle_together(handler: &dyn EventHandler, events: &[Envelope]) -> Bat
 }
 
 async fn handle_alone(handler: &dyn EventHandler, event: &Envelope) -> Result<(), HandlerError> {
-    let handled =
-        crate::trace::continue_from(event.traceparent.as_deref(), "event", handler.handle(event));
+    let handled = crate::trace::continue_event(
+        event.traceparent.as_deref(),
+        &event.event_type,
+        handler.handle(event),
+    );
     AssertUnwindSafe(handled)
         .catch_unwind()
         .await

@@ -76,7 +76,8 @@ pub(crate) async fn judge(
     let started = Instant::now();
     let result = loop {
         // A panicking handler must not stop the consumer: the message is retried.
-        let handled = crate::trace::continue_from(event.traceparent.as_deref(), "event", async {
+        let carried = event.traceparent.as_deref();
+        let handled = crate::trace::continue_event(carried, &event.event_type, async {
             let result = handler.handle(&event).await;
             tracing::debug!(queue, event_id = %event.id, event_type = event.event_type,
                 ok = result.is_ok(), "handled");

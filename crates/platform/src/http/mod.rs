@@ -149,8 +149,13 @@ pub fn track_requests(router: Router, service: &'static str) -> Router {
                 tracing::debug!(method, route = %route, status = response.status().as_u16(), "answered");
                 response
             };
-            let response =
-                crate::trace::continue_from(incoming.as_deref(), service, answered).await;
+            let response = crate::trace::continue_request(
+                incoming.as_deref(),
+                service,
+                &format!("{method} {route}"),
+                answered,
+            )
+            .await;
             let labels = [
                 ("service", service.to_owned()),
                 ("method", method.to_owned()),
