@@ -13,6 +13,7 @@ mod cli;
 mod clients;
 mod commerce;
 mod deadletters;
+mod deployment;
 mod edge;
 mod email;
 mod graphql_errors;
@@ -41,6 +42,7 @@ fn main() -> std::process::ExitCode {
         clients::CASES,
         commerce::CASES,
         deadletters::CASES,
+        deployment::CASES,
         edge::CASES,
         email::CASES,
         graphql_errors::CASES,
