@@ -3,6 +3,7 @@
 
 pub mod clients;
 pub mod cluster;
+pub mod events;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -321,6 +322,54 @@ fn session(payload: &Value) -> Session {
             .as_str()
             .expect("a user id")
             .to_owned(),
+    }
+}
+
+impl TestApp {
+    /// Waits until the gateway counts `expected` live subscriptions that listen (a change
+    /// made from then on reaches them).
+    pub async fn live_subscriptions(&self, expected: usize) {
+        let line = format!("gateway_live_subscriptions {expected}");
+        eventually(
+            Duration::from_secs(60),
+            "the subscriptions listening",
+            || async {
+                let text = self
+                    .http()
+                    .get(format!("{}/metrics", self.gateway))
+                    .send()
+                    .await
+                    .ok()?
+                    .text()
+                    .await
+                    .ok()?;
+                text.lines().any(|l| l.trim() == line).then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// An admin adds a kettle (5 in stock) and `buyer` orders one: an ORDER_UPDATE on its
+    /// way. Answers the product's id and the order's.
+    pub async fn kettle_ordered_by(&self, buyer: &str) -> (Value, Value) {
+        let admin = self.admin().await;
+        let product = self
+            .graphql(
+                Some(&admin.token),
+                "mutation { createProduct(input: {name: \"Kettle\", category: \"kitchen\", priceCents: 2500, stock: 5}) { id } }",
+                json!({}),
+            )
+            .await;
+        let product = product.data()["createProduct"]["id"].clone();
+        let order = self
+            .graphql(
+                Some(buyer),
+                "mutation($id: ID!) { placeOrder(input: {items: [{productId: $id, quantity: 1}]}) { id } }",
+                json!({ "id": product }),
+            )
+            .await;
+        let order = order.data()["placeOrder"]["id"].clone();
+        (product, order)
     }
 }
 

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use herald_test_support::clients::{CHROMIUM, NODE, Script, chromium, scripts};
-use herald_test_support::{BackendSet, Session, TestApp, backend_tests, eventually};
-use serde_json::{Value, json};
+use herald_test_support::{BackendSet, TestApp, backend_tests};
+use serde_json::json;
 
 backend_tests!(
     the_graphql_ws_client_subscribes_and_hears_refusals(needs = &[NODE]),
@@ -18,45 +18,6 @@ const WAIT: Duration = Duration::from_secs(60);
 
 fn ws_url(app: &TestApp) -> String {
     format!("{}/graphql", app.gateway.replacen("http", "ws", 1))
-}
-
-/// Waits until the gateway counts `expected` subscriptions that listen.
-async fn listening(app: &TestApp, expected: usize) {
-    let line = format!("gateway_live_subscriptions {expected}");
-    eventually(WAIT, "the subscriptions listening", || async {
-        let text = app
-            .http()
-            .get(format!("{}/metrics", app.gateway))
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        text.lines().any(|l| l.trim() == line).then_some(())
-    })
-    .await;
-}
-
-/// A product, and an order of it by `buyer`: an ORDER_UPDATE on its way.
-async fn place_an_order(app: &TestApp, buyer: &Session) -> Value {
-    let admin = app.admin().await;
-    let product = app
-        .graphql(
-            Some(&admin.token),
-            "mutation { createProduct(input: {name: \"Kettle\", category: \"kitchen\", priceCents: 2500, stock: 5}) { id } }",
-            json!({}),
-        )
-        .await;
-    let id = product.data()["createProduct"]["id"].clone();
-    let order = app
-        .graphql(
-            Some(&buyer.token),
-            "mutation($id: ID!) { placeOrder(input: {items: [{productId: $id, quantity: 1}]}) { id } }",
-            json!({ "id": id }),
-        )
-        .await;
-    order.data()["placeOrder"]["id"].clone()
 }
 
 async fn the_graphql_ws_client_subscribes_and_hears_refusals(set: BackendSet) {
@@ -72,8 +33,8 @@ async fn the_graphql_ws_client_subscribes_and_hears_refusals(set: BackendSet) {
         }),
     );
     assert_eq!(live.next_event(WAIT).await["event"], "connected");
-    listening(&app, 1).await;
-    let order_id = place_an_order(&app, &ada).await;
+    app.live_subscriptions(1).await;
+    let order_id = app.kettle_ordered_by(&ada.token).await.1;
     let pushed = loop {
         let event = live.next_event(WAIT).await;
         assert_eq!(event["event"], "next", "[{set:?}] {event}");
@@ -189,8 +150,8 @@ async fn graphiql_in_chromium_finds_notification_and_receives_a_push(set: Backen
     );
     let subscribed = page.next_event(WAIT).await;
     assert_eq!(subscribed["event"], "subscribed", "{subscribed}");
-    listening(&app, 1).await;
-    place_an_order(&app, &ada).await;
+    app.live_subscriptions(1).await;
+    app.kettle_ordered_by(&ada.token).await;
     let result = page.next_event(WAIT).await;
     assert_eq!(result["event"], "result", "{result}");
     assert!(

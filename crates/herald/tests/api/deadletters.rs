@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use herald_events::{Envelope, OrderShipped};
 use herald_platform::bus::{Bus, topology};
+use herald_test_support::events::{shipped_order, unreadable_order};
 use herald_test_support::{BackendSet, TestApp, backend_tests, eventually};
 use serde_json::{Value, json};
 
@@ -22,8 +22,7 @@ async fn admins_list_replay_and_discard_dead_letters(set: BackendSet) {
 
     // An order event whose payload no consumer can read.
     let bus = Bus::connect(&app.settings, &topology()).await.unwrap();
-    let mut broken = Envelope::new("orders", None, &OrderShipped(sample_snapshot()));
-    broken.data = json!({ "not": "an order" });
+    let broken = unreadable_order(json!({ "not": "an order" }));
     bus.publish(std::slice::from_ref(&broken)).await.unwrap();
 
     let letters = eventually(Duration::from_secs(10), "the dead letter", || async {
@@ -90,7 +89,7 @@ async fn admins_list_replay_and_discard_dead_letters(set: BackendSet) {
                 .await
                 .unwrap()
                 .unwrap();
-            let letter = Envelope::new("test", None, &OrderShipped(sample_snapshot()));
+            let letter = shipped_order();
             herald_platform::deadletters::DeadLetters::new(db.clone())
                 .store(
                     service.as_str(),
@@ -160,16 +159,4 @@ async fn admins_list_replay_and_discard_dead_letters(set: BackendSet) {
         .await;
     assert_eq!(replay_all.data()["replayAllDeadLetters"], 0);
     app.cleanup().await;
-}
-
-fn sample_snapshot() -> herald_events::OrderSnapshot {
-    herald_events::OrderSnapshot {
-        order_id: uuid::Uuid::now_v7(),
-        user_id: uuid::Uuid::now_v7(),
-        status: herald_events::OrderStatus::Shipped,
-        items: vec![],
-        total_cents: 0,
-        currency: "USD".into(),
-        placed_at: chrono::Utc::now(),
-    }
 }

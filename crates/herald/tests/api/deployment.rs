@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use herald_events::{Envelope, OrderShipped};
 use herald_platform::Settings;
 use herald_platform::bus::{Bus, RabbitBus, topology};
 use herald_platform::testing::harness::program_missing;
 use herald_platform::testing::unique_prefix;
+use herald_test_support::events::unreadable_order;
 use herald_test_support::{
     ADMIN_EMAIL, ADMIN_PASSWORD, Need, backend_tests, drop_service_schemas, eventually,
     real_backends, unique,
@@ -431,20 +431,7 @@ async fn the_process_deployment_is_scraped_alerts_and_survives_losing_replicas()
         ..Settings::default()
     };
     let bus = Bus::connect(&settings, &topology()).await.unwrap();
-    let mut poison = Envelope::new(
-        "orders",
-        None,
-        &OrderShipped(herald_events::OrderSnapshot {
-            order_id: uuid::Uuid::now_v7(),
-            user_id: uuid::Uuid::now_v7(),
-            status: herald_events::OrderStatus::Shipped,
-            items: vec![],
-            total_cents: 0,
-            currency: "USD".into(),
-            placed_at: chrono::Utc::now(),
-        }),
-    );
-    poison.data = json!({ "not": "an order" });
+    let poison = unreadable_order(json!({ "not": "an order" }));
     bus.publish(std::slice::from_ref(&poison)).await.unwrap();
     let firing = eventually(
         Duration::from_secs(60),

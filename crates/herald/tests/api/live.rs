@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use herald::ServiceName;
-use herald_test_support::{BackendSet, Session, TestApp, backend_tests, eventually};
+use herald_test_support::{BackendSet, Session, TestApp, backend_tests};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -171,21 +171,6 @@ impl Live {
     }
 }
 
-/// Waits until the gateway counts `expected` open subscriptions that listen.
-async fn listening_subscriptions(app: &TestApp, expected: usize) {
-    let metrics = format!("{}/metrics", app.gateway);
-    let line = format!("gateway_live_subscriptions {expected}");
-    eventually(WAIT, "the subscriptions listening", || {
-        let metrics = metrics.clone();
-        let line = line.clone();
-        async move {
-            let text = reqwest::get(&metrics).await.ok()?.text().await.ok()?;
-            text.lines().any(|l| l.trim() == line).then_some(())
-        }
-    })
-    .await;
-}
-
 fn bearer(who: &Session) -> Value {
     json!({ "Authorization": format!("Bearer {}", who.token) })
 }
@@ -223,7 +208,7 @@ async fn a_subscriber_sees_their_own_notifications_and_unread_count_live(set: Ba
         .await;
     // The protocol acknowledges no subscription: the gateway's metrics tell when they
     // listen (each test runs in a process of its own).
-    listening_subscriptions(&app, 3).await;
+    app.live_subscriptions(3).await;
     // The count comes at once: Ada has at most her welcome so far.
     let first = ada_live.next_of("unread").await;
     let first = &first["payload"]["data"]["unreadCountChanged"];
@@ -339,7 +324,7 @@ async fn bad_or_too_many_subscriptions_get_a_code(set: BackendSet) {
         live.subscribe(&format!("s{i}"), "subscription { unreadCountChanged }")
             .await;
     }
-    listening_subscriptions(&app, allowed).await;
+    app.live_subscriptions(allowed).await;
     live.subscribe("one-too-many", "subscription { unreadCountChanged }")
         .await;
     let refused = live.next_of("one-too-many").await;
