@@ -139,6 +139,14 @@ await step('product', async () => {
     name,
     WAIT,
   );
+  // The rows were drawn again; focus is back in this product's stock field.
+  const stockFocus = await page
+    .waitForFunction(
+      (n) => document.activeElement?.getAttribute('aria-label') === `New stock of ${n}` && document.activeElement.closest('tr')?.textContent.includes(n),
+      name,
+      { timeout: 5000 },
+    )
+    .then(() => true, () => false);
   await page.click(`${row} button[aria-label="Edit ${name}"]`);
   await page.waitForSelector('tr.editor form input[name="price"]', WAIT);
   await checkLabels('products (edit)');
@@ -149,7 +157,7 @@ await step('product', async () => {
     name,
     WAIT,
   );
-  return { badPrice, created, edited: await page.textContent(row) };
+  return { badPrice, created, edited: await page.textContent(row), stockFocus };
 });
 
 await step('order', async () => {
@@ -166,13 +174,15 @@ await step('order', async () => {
   await page.click(`${row} button:has-text("Update")`);
   await page.waitForFunction((r) => document.querySelector(`${r} .error`)?.textContent.trim(), row, WAIT);
   const refused = await page.textContent(`${row} .error`);
+  // The button, disabled while it asked, has the focus again (it is not dropped).
+  const refusedFocus = await page.evaluate((id) => document.activeElement?.closest('tr')?.dataset.id === id && document.activeElement.textContent, options.orderId);
   // The filter by status.
   await page.selectOption('form.toolbar select[name="status"]', 'SHIPPED');
   await page.waitForSelector('main .blank', WAIT);
   const shipped = await page.textContent('main .blank');
   await page.selectOption('form.toolbar select[name="status"]', 'CONFIRMED');
   await page.waitForSelector(row, WAIT);
-  return { heading: focused, status, refused, shipped };
+  return { heading: focused, status, refused, shipped, refusedFocus };
 });
 
 await step('dead-letters', async () => {
@@ -264,6 +274,13 @@ await step('promotion', async () => {
   // A few seconds ahead on the admin's clock (their time zone): the list shows it
   // scheduled, then its recipients as it sends, without a reload.
   const sendAt = wallClock(options.leadSeconds ?? 8, options.timeZone);
+  // By keyboard: an arrow key chooses "At a time" and focus stays in the radio group.
+  await page.focus('form.compose input[name="when"][value="now"]');
+  await page.keyboard.press('ArrowDown');
+  const arrowed = await page.evaluate(() => ({
+    focused: document.activeElement?.value ?? null,
+    sendAtEnabled: !document.querySelector('form.compose input[name="sendAt"]').disabled,
+  }));
   await page.check('form.compose input[name="when"][value="later"]');
   await page.fill('form.compose input[name="sendAt"]', sendAt);
   await page.click('form.compose button[type="submit"]');
@@ -285,9 +302,9 @@ await step('promotion', async () => {
     navigations,
   );
   const screenshot = await shoot('admin-promotions.png');
-  // Now, to everyone who accepts promotions.
+  // Now, to everyone who accepts promotions; a message longer than the list shows.
   await page.fill('form.compose input[name="title"]', 'Autumn teas');
-  await page.fill('form.compose textarea[name="body"]', 'The new harvest is in.');
+  await page.fill('form.compose textarea[name="body"]', 'The new harvest is in: first-flush darjeelings, green oolongs and a smoky lapsang souchong.');
   await page.waitForSelector('#audience[data-count]', WAIT);
   const everyone = await page.textContent('#audience');
   await page.click('form.compose button[type="submit"]');
@@ -295,7 +312,9 @@ await step('promotion', async () => {
   const notice = await page.textContent('main .notice');
   await page.waitForSelector('table.promotions-table tr[data-status="SENT"]:has-text("Autumn teas")', WAIT);
   await page.waitForFunction(() => document.querySelector('main .list')?.dataset.polling === 'false', null, WAIT);
-  return { title, audience, zone, sendAt, scheduled, seen, reloaded, screenshot, everyone, notice };
+  // Every column in view at 1280 px: the long message is cut, the table not widened.
+  const tableFits = await page.$eval('main .list .table-wrap', (wrap) => wrap.scrollWidth <= wrap.clientWidth);
+  return { title, audience, zone, sendAt, scheduled, seen, reloaded, screenshot, everyone, notice, arrowed, tableFits };
 });
 
 await step('job', async () => {

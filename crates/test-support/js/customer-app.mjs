@@ -4,8 +4,11 @@
 //
 // - "journey": forgot password, sign up (the welcome, badge 1), order a product from its
 //   page (badge 2 without a reload), the inbox receiving a push live (the caller ships the
-//   order after "inbox-open"), mark all read, preferences surviving a reload, sign out,
-//   a wrong password; labels on every page and no horizontal scroll on a phone.
+//   order after "inbox-open"), a product whose name is markup and one long word (shown as
+//   text, wrapped), mark all read, the inbox opened while Herald cannot be reached (it
+//   recovers by itself), preferences surviving a reload (focus stays on Save), addresses
+//   that lead nowhere, sign out and in again (a second tab follows), a wrong password;
+//   labels on every page and no horizontal scroll on a phone.
 // - "refresh": sign in with short-lived tokens; after the first token expired an action
 //   still works and the live connection receives a push (the caller places an order after
 //   "ready-for-push"); then the refresh token is used behind the page's back (as a thief
@@ -291,9 +294,19 @@ async function journey() {
     await page.waitForSelector('.product-page', { timeout: WAIT });
     await checkWidth('product');
     await keep('review-phone-product.png', true);
+    // A product named with markup and one long word: its text, wrapped, nothing run.
+    await page.evaluate((id) => {
+      location.hash = `#/products/${encodeURIComponent(id)}`;
+    }, options.odd.id);
+    await heading(options.odd.name);
+    await page.waitForSelector('.product-page', { timeout: WAIT });
+    await checkWidth('odd product');
+    await page.click('.crumbs a');
+    await page.waitForSelector(`ul.products li[data-id="${options.odd.id}"]`, { timeout: WAIT });
+    await checkWidth('products with the odd one');
     await page.setViewportSize({ width: 1280, height: 800 });
     await open('inbox', 'Inbox');
-    print({ event: 'phone', tooWide });
+    print({ event: 'phone', tooWide, xss: await page.evaluate(() => window.__xss ?? null) });
   });
 
   await step('mark all read', async () => {
@@ -301,7 +314,18 @@ async function journey() {
     await page.click('button:has-text("Mark all as read")');
     await waitBadge(0);
     await page.waitForFunction(() => document.querySelectorAll('ul.inbox > li[data-read="false"]').length === 0, null, { timeout: WAIT });
-    print({ event: 'all-read', badge: await badge(), items: await items(), noReload: await stillLoaded() });
+    // The bell is as wide at 10 as at 9 (the bar does not move when the count grows).
+    const bellWidths = await page.evaluate(() => {
+      const shown = document.querySelector('.top .badge');
+      const text = shown.textContent;
+      const widths = ['9', '10', '99'].map((count) => {
+        shown.textContent = count;
+        return shown.closest('a').getBoundingClientRect().width;
+      });
+      shown.textContent = text;
+      return widths;
+    });
+    print({ event: 'all-read', badge: await badge(), items: await items(), noReload: await stillLoaded(), bellWidths });
   });
 
   await step('a dropped connection', async () => {
@@ -347,6 +371,35 @@ async function journey() {
     });
   });
 
+  await step('the inbox opened while Herald cannot be reached', async () => {
+    // Nothing reaches Herald (neither HTTP nor the live connection) while the inbox opens:
+    // it says so in words and offers to try again; once Herald answers again the inbox
+    // fills by itself, without a reload.
+    await page.route('**/graphql', (route) => route.abort('connectionrefused'));
+    dropping = true;
+    for (const socket of sockets) socket.close({ code: 1001, reason: 'the network is down (test)' });
+    sockets.clear();
+    await open('products', 'Products');
+    await open('inbox', 'Inbox');
+    const error = await page.waitForSelector('main .error:not(:empty)', { timeout: WAIT });
+    const words = await error.textContent();
+    const retry = await page.$eval('.more button', (button) => (button.hidden ? null : button.textContent));
+    const live = await page.$eval('.live', (l) => l.textContent);
+    await page.unroute('**/graphql');
+    dropping = false;
+    await page.waitForSelector('ul.inbox > li', { timeout: WAIT });
+    await page.waitForFunction(() => !document.querySelector('main .error:not(:empty)'), null, { timeout: WAIT });
+    print({
+      event: 'offline-inbox',
+      error: words,
+      retry,
+      live,
+      items: (await items()).length,
+      noReload: await stillLoaded(),
+      navigations: (await navigations()) - loads,
+    });
+  });
+
   await step('recommendations', async () => {
     await open('recommendations', 'Recommended for you');
     await page.waitForSelector('main .loading', { state: 'detached', timeout: WAIT });
@@ -366,6 +419,8 @@ async function journey() {
     await page.uncheck('input[name=promotions]');
     await page.click('form.preferences button[type=submit]');
     await page.waitForFunction(() => /Saved/.test(document.querySelector('form.preferences .notice')?.textContent ?? ''), null, { timeout: WAIT });
+    // Focus stays on the button (it was disabled while saving, which drops focus).
+    const focus = await page.evaluate(() => document.activeElement?.textContent ?? null);
     await keep('customer-preferences.png', false, true);
     const saved = await page.textContent('form.preferences .notice');
     const before = { noReload: await stillLoaded(), navigations: (await navigations()) - loads };
@@ -378,7 +433,7 @@ async function journey() {
       security: document.querySelector('label.locked')?.textContent ?? null,
       reloaded: window.__noReload !== true,
     }));
-    print({ event: 'preferences', saved, before, after });
+    print({ event: 'preferences', saved, focus, before, after });
   });
 
   await step('dates in the user zone', async () => {
@@ -404,9 +459,31 @@ async function journey() {
     print({ event: 'keyboard', focused, next });
   });
 
+  await step('addresses that lead nowhere', async () => {
+    const shown = async (hash, selector) => {
+      await page.evaluate((h) => {
+        location.hash = h;
+      }, hash);
+      await page.waitForFunction(({ h, selector }) => location.hash === h && document.querySelector(selector), { h: hash, selector }, { timeout: WAIT });
+      return (await page.textContent(selector)).trim();
+    };
+    print({
+      event: 'nowhere',
+      badEscape: await shown('#/orders/%E0%A4%A', 'main .empty-title'),
+      noProduct: await shown('#/products/not-an-id', 'main h1'),
+      nonsense: await shown('#/nonsense', 'main h1'),
+    });
+  });
+
   await step('sign out and a wrong password', async () => {
+    // A second tab of the same browser follows: out with the first, in again with it.
+    const other = await context.newPage();
+    other.on('pageerror', (error) => pageErrors.push(`second tab: ${error}`));
+    await other.goto(options.url);
+    await other.waitForFunction(() => document.querySelector('main h1')?.textContent === 'Inbox', null, { timeout: WAIT });
     await page.click('.top button:has-text("Sign out")');
     await heading('Sign in');
+    await other.waitForFunction(() => document.querySelector('main h1')?.textContent === 'Sign in', null, { timeout: WAIT });
     const signedOut = await page.textContent('main .notice');
     await signIn(email, `${password}-wrong`);
     const error = await page.waitForSelector('form .error:not(:empty)', { timeout: WAIT });
@@ -416,7 +493,12 @@ async function journey() {
     await heading('Inbox');
     await page.waitForSelector('ul.inbox > li', { timeout: WAIT });
     await keep('review-inbox-end.png', true);
-    print({ event: 'signed-in-again', signedOut, error: words, badge: await badge() });
+    await other.waitForFunction(() => document.querySelector('main h1')?.textContent === 'Inbox' && document.querySelector('ul.inbox > li'), null, {
+      timeout: WAIT,
+    });
+    const otherTab = { hash: await other.evaluate(() => location.hash), nav: await other.$eval('#nav', (n) => n.hidden) };
+    await other.close();
+    print({ event: 'signed-in-again', signedOut, error: words, badge: await badge(), otherTab });
   });
 }
 

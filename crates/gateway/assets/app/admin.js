@@ -3,7 +3,7 @@
 // public GraphQL API as the signed-in admin; a customer who signs in is told the console
 // is not for them (the API refuses them anyway). Plain ES module over herald.js.
 
-import { ApiError, describe, field, fill, gql, h, markCurrent, money, onSubmit, route, session, timeTag, when } from './herald.js';
+import { ApiError, describe, field, fill, gql, h, markCurrent, money, onSubmit, refocus, route, session, timeTag, when } from './herald.js';
 
 const nav = document.getElementById('nav');
 const who = document.getElementById('who');
@@ -453,6 +453,8 @@ function productRow(product, status, reload) {
     const result = await gql('mutation Stock($id: ID!, $stock: Int!) { setStock(productId: $id, stock: $stock) { id name stock } }', { id: product.id, stock: value });
     say(status, `Stock of “${result.setStock.name}” is now ${result.setStock.stock}.`);
     await reload();
+    // The rows were drawn again: focus goes where it was, in this product's new row.
+    main.querySelector(`tr[data-id="${CSS.escape(product.id)}"] input[name="stock"]`)?.focus();
   });
   const editButton = h('button', { type: 'button', class: 'secondary', 'aria-expanded': 'false', 'aria-label': `Edit ${product.name}` }, 'Edit');
   const row = h(
@@ -578,10 +580,13 @@ function orderRow(order, status, reload) {
       });
       say(status, `Order ${shortId(order.id)} is now ${title(result.updateOrderStatus.status).toLowerCase()}.`);
       await reload();
+      // The rows were drawn again: focus goes to this order's new status choice.
+      main.querySelector(`tr[data-id="${CSS.escape(order.id)}"] select[name="status"]`)?.focus();
     } catch (error) {
       sayError(problem, error);
     } finally {
       button.disabled = false;
+      refocus(button);
     }
   });
   const items = order.items.map((item) => `${item.quantity} × ${item.product?.name ?? 'a product'}`).join(', ');
@@ -590,7 +595,7 @@ function orderRow(order, status, reload) {
     { dataset: { id: order.id, status: order.status } },
     cell('Order', h('code', { title: order.id }, shortId(order.id)), h('span', { class: 'muted small block' }, 'Customer ', h('code', { title: order.userId }, shortId(order.userId)))),
     cell('Placed', at(order.createdAt)),
-    cell('Items', items || '—'),
+    cell('Items', h('span', { class: 'wrap' }, items || '—')),
     numCell('Total', money(order.totalCents, order.currency)),
     cell('Status', statusPill(order.status), order.updatedAt !== order.createdAt && h('span', { class: 'muted small block' }, 'since ', at(order.updatedAt))),
     cell('Change status', form, problem),
@@ -633,9 +638,10 @@ function promotionsPage() {
   const now = h('input', { type: 'radio', name: 'when', value: 'now', checked: true });
   now.defaultChecked = true;
   const later = h('input', { type: 'radio', name: 'when', value: 'later' });
+  // The time field opens for "At a time"; focus stays in the radio group (arrow keys go
+  // on choosing), and the field is the next stop for Tab.
   const pickWhen = () => {
     sendAt.disabled = !later.checked;
-    if (later.checked) sendAt.focus();
   };
   now.addEventListener('change', pickWhen);
   later.addEventListener('change', pickWhen);

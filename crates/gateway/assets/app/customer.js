@@ -14,6 +14,7 @@ import {
   markCurrent,
   money,
   onSubmit,
+  refocus,
   route,
   session,
   showError,
@@ -219,6 +220,8 @@ function startSession() {
       if (reconnected) {
         refreshCount();
         state.inbox?.catchUp();
+        // A page that could not be read while Herald was away is read again.
+        if (main.querySelector('[data-load-failed]')) rerender();
       }
     },
   );
@@ -303,7 +306,7 @@ function render(path, parts) {
   main.classList.toggle('signed-out', !session.current);
   const page = PAGES[section] ?? notFound;
   Promise.resolve(page(alive, ...rest)).catch((error) => {
-    if (alive()) main.append(errorBox(error));
+    if (alive()) main.append(loadFailed(error));
   });
   if (!firstRender) {
     window.scrollTo(0, 0);
@@ -327,6 +330,19 @@ function takeFlash() {
   state.flash = null;
   if (!flash) return null;
   return h('p', { class: flash.kind === 'warn' ? 'notice warn' : 'notice', role: flash.kind === 'warn' ? 'alert' : 'status' }, flash.text);
+}
+
+/**
+ * What a page says when it could not read what it shows: the error in words and a way to
+ * try again. The page is read again by itself when the live connection comes back.
+ */
+function loadFailed(error) {
+  return h(
+    'div',
+    { class: 'load-failed', dataset: { loadFailed: 'true' } },
+    errorBox(error),
+    h('button', { type: 'button', class: 'secondary', onclick: () => rerender() }, 'Try again'),
+  );
 }
 
 function loading(text = 'Loading…') {
@@ -374,7 +390,7 @@ function signUp() {
     'form',
     { class: 'card', 'aria-label': 'Create an account' },
     h('p', { class: 'error' }),
-    field('Name', h('input', { type: 'text', name: 'name', autocomplete: 'name', required: true, maxlength: '200' })),
+    field('Name', h('input', { type: 'text', name: 'name', autocomplete: 'name', required: true, maxlength: '100' })),
     field('Email', h('input', { type: 'email', name: 'email', autocomplete: 'email', required: true })),
     field(
       'Password',
@@ -452,6 +468,7 @@ function inbox(alive) {
   let cursor = null;
   let hasNext = false;
   let loaded = false;
+  let failed = false; // the first page could not be read (offered again: "Try again")
   let busy = false;
   let disposed = false;
 
@@ -499,7 +516,8 @@ function inbox(alive) {
   }
 
   function update() {
-    more.hidden = !hasNext;
+    more.hidden = !hasNext && !(failed && !loaded);
+    more.textContent = loaded ? 'Load more' : 'Try again';
     end.hidden = hasNext || items.size === 0;
     empty.hidden = !loaded || items.size > 0;
     fill(
@@ -517,26 +535,32 @@ function inbox(alive) {
     return data.getNotifications;
   }
 
-  async function loadMore() {
+  /**
+   * Reads the next page. `focusNew` (the button was used): focus goes to the first
+   * notification it brought, where reading goes on (the button may be gone).
+   */
+  async function loadMore({ focusNew = false } = {}) {
     if (busy || disposed || (loaded && !hasNext)) return;
     busy = true;
-    more.disabled = true;
+    // Not disabled meanwhile: that would drop the focus of whoever pressed it.
     more.textContent = 'Loading…';
     showError(problem, null);
     try {
       const page = await query(cursor);
       if (disposed || !alive()) return;
+      const first = page.nodes.find((n) => !items.has(n.id));
       for (const n of page.nodes) place(n);
       cursor = page.pageInfo.endCursor ?? cursor;
       hasNext = page.pageInfo.hasNextPage;
       loaded = true;
+      failed = false;
       list.setAttribute('aria-busy', 'false');
+      if (focusNew && first) items.get(first.id)?.querySelector('.title')?.focus();
     } catch (error) {
+      failed = true;
       if (alive()) showError(problem, error);
     } finally {
       busy = false;
-      more.disabled = false;
-      more.textContent = 'Load more';
       if (!disposed) {
         update();
         // The sentinel may still be in view (a tall screen): look again.
@@ -549,10 +573,14 @@ function inbox(alive) {
   }
 
   async function catchUp() {
-    if (!loaded || disposed) return;
+    if (disposed) return;
+    // The first page never came (Herald could not be reached): read it now.
+    if (!loaded) return loadMore();
     try {
       const page = await query(null);
       if (disposed || !alive()) return;
+      // Herald answers again: what said it could not be reached no longer holds.
+      showError(problem, null);
       for (const n of page.nodes) place(n);
       // What came before the subscriptions listened may not be in the count they sent.
       refreshCount();
@@ -578,6 +606,7 @@ function inbox(alive) {
       refreshCount();
     } catch (error) {
       if (button) button.disabled = false;
+      refocus(button);
       showError(problem, error);
     }
   }
@@ -597,6 +626,7 @@ function inbox(alive) {
       showError(problem, error);
     } finally {
       markAll.disabled = false;
+      refocus(markAll);
     }
   });
 
@@ -610,7 +640,7 @@ function inbox(alive) {
     update();
     loadMore();
   });
-  more.addEventListener('click', () => loadMore());
+  more.addEventListener('click', () => loadMore({ focusNew: true }));
 
   const observer =
     'IntersectionObserver' in window
@@ -678,7 +708,7 @@ async function orders(alive) {
     const data = await gql('{ myOrders(first: 20) { id status totalCents currency createdAt items { quantity product { name } } } }');
     list = data.myOrders;
   } catch (error) {
-    if (alive()) fill(body, errorBox(error));
+    if (alive()) fill(body, loadFailed(error));
     return;
   }
   if (!alive()) return;
@@ -746,6 +776,7 @@ async function orderPage(alive, id) {
         title.focus();
       } catch (error) {
         cancel.disabled = false;
+        refocus(cancel);
         showError(problem, error);
       }
     });
@@ -807,7 +838,7 @@ async function orderPage(alive, id) {
     const data = await gql(`query($id: ID!) { order(id: $id) { ${ORDER} } }`, { id });
     if (alive()) show(data.order);
   } catch (error) {
-    if (alive()) fill(body, errorBox(error));
+    if (alive()) fill(body, loadFailed(error));
   }
 }
 
@@ -857,10 +888,9 @@ async function products(alive) {
   let cursor = null;
   let busy = false;
 
-  const load = async (reset) => {
+  const load = async (reset, { focusNew = false } = {}) => {
     if (busy) return;
     busy = true;
-    more.disabled = true;
     showError(problem, null);
     if (reset) {
       cursor = null;
@@ -874,7 +904,10 @@ async function products(alive) {
       );
       if (!alive()) return;
       const page = data.products;
-      grid.append(...page.nodes.map(productCard));
+      const cards = page.nodes.map(productCard);
+      grid.append(...cards);
+      // "Load more" used: reading goes on at the first product it brought.
+      if (focusNew) cards[0]?.querySelector('h2 a')?.focus();
       cursor = page.pageInfo.endCursor;
       more.hidden = !page.pageInfo.hasNextPage;
       summary.textContent =
@@ -888,7 +921,6 @@ async function products(alive) {
       }
     } finally {
       busy = false;
-      more.disabled = false;
     }
   };
 
@@ -899,7 +931,7 @@ async function products(alive) {
     if (search.text) recordActivity({ type: 'SEARCH', query: search.text }, activity, 'this search');
     await load(true);
   });
-  more.addEventListener('click', () => load(false));
+  more.addEventListener('click', () => load(false, { focusNew: true }));
 
   catalogCategories()
     .then((names) => {
@@ -938,7 +970,7 @@ async function productPage(alive, id) {
   try {
     product = (await gql(`query($id: ID!) { product(id: $id) { ${PRODUCT} } }`, { id })).product;
   } catch (error) {
-    if (alive()) fill(body, errorBox(error));
+    if (alive()) fill(body, loadFailed(error));
     return;
   }
   if (!alive()) return;
@@ -990,6 +1022,7 @@ async function productPage(alive, id) {
       watched.textContent = 'You will hear when it is back in stock or its price drops.';
     } catch (error) {
       watch.disabled = false;
+      refocus(watch);
       showError(watchProblem, error);
     }
   });
@@ -1033,7 +1066,7 @@ async function recommendations(alive) {
   try {
     list = (await gql(`{ getRecommendations(limit: 12) { score reason product { ${PRODUCT} } } }`)).getRecommendations;
   } catch (error) {
-    if (alive()) fill(body, errorBox(error));
+    if (alive()) fill(body, loadFailed(error));
     return;
   }
   if (!alive()) return;
@@ -1093,7 +1126,7 @@ async function preferences(alive) {
     me = await loadMe();
     categories = await catalogCategories().catch(() => []);
   } catch (error) {
-    if (alive()) fill(body, errorBox(error));
+    if (alive()) fill(body, loadFailed(error));
     return;
   }
   if (!alive()) return;

@@ -71,11 +71,14 @@ function schedule() {
   refreshTimer = setTimeout(() => session.refresh().catch(() => {}), wait);
 }
 
-// Another tab signed in, refreshed or signed out.
+// Another tab signed in, refreshed or signed out. Signing in there (this tab was signed
+// out, or someone else is signed in now) is a sign-in here too, not a refresh.
 window.addEventListener('storage', (event) => {
   if (event.key !== STORE) return;
+  const before = current;
   current = load();
-  announce(current ? 'refreshed' : 'signed-out');
+  if (!current) announce('signed-out');
+  else announce(before?.user?.id === current.user.id ? 'refreshed' : 'signed-in');
 });
 
 export const session = {
@@ -378,6 +381,7 @@ export function onSubmit(form, action) {
     event.preventDefault();
     const box = form.querySelector('.error') ?? form.insertBefore(h('p', { class: 'error' }), form.firstChild);
     showError(box, null);
+    const focused = document.activeElement;
     const buttons = [...form.querySelectorAll('button')];
     for (const button of buttons) button.disabled = true;
     try {
@@ -386,9 +390,19 @@ export function onSubmit(form, action) {
       showError(box, error);
     } finally {
       for (const button of buttons) button.disabled = false;
+      refocus(focused);
     }
   });
   return form;
+}
+
+/**
+ * Puts focus back on `element` (a button that was disabled while it worked, which drops
+ * focus to the page) unless focus went somewhere else meanwhile or `element` is gone.
+ */
+export function refocus(element) {
+  const lost = !document.activeElement || document.activeElement === document.body;
+  if (lost && element instanceof HTMLElement && element.isConnected && element !== document.body) element.focus();
 }
 
 /** A labelled field: `field('Email', h('input', { type: 'email', name: 'email' }))`. */
@@ -443,7 +457,15 @@ export function timeZones() {
 export function route(render, fallback) {
   const run = () => {
     const path = location.hash.replace(/^#/, '') || fallback;
-    render(path, path.split('/').filter(Boolean).map(decodeURIComponent));
+    // A part that is not valid percent-encoding (`%E0%A4%A`) is taken as it is.
+    const decode = (part) => {
+      try {
+        return decodeURIComponent(part);
+      } catch {
+        return part;
+      }
+    };
+    render(path, path.split('/').filter(Boolean).map(decode));
   };
   window.addEventListener('hashchange', run);
   run();

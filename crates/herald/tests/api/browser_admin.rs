@@ -181,9 +181,12 @@ async fn browser_admin_console_runs_the_shop(set: BackendSet) {
         }]),
         "[{set:?}] {product}"
     );
+    // Setting the stock draws the rows again; focus stays in the product's stock field.
+    assert_eq!(product["stockFocus"], true, "{product}");
 
     let order = next("order").await;
     assert_eq!(order["heading"]["text"], "Orders", "{order}");
+    assert_eq!(order["refusedFocus"], "Update", "{order}");
     assert_eq!(order["heading"]["focused"], true, "{order}");
     assert!(
         order["status"].as_str().unwrap().contains("Confirmed"),
@@ -247,6 +250,14 @@ async fn browser_admin_console_runs_the_shop(set: BackendSet) {
         promotion["zone"].as_str().unwrap().contains(TIME_ZONE),
         "{promotion}"
     );
+    // An arrow key in "Send" chooses the time and leaves focus on the choice.
+    assert_eq!(
+        promotion["arrowed"],
+        json!({ "focused": "later", "sendAtEnabled": true }),
+        "{promotion}"
+    );
+    // A message longer than the list shows does not push columns out of view.
+    assert_eq!(promotion["tableFits"], true, "{promotion}");
     // The page did not reload, and showed the count climb: scheduled with none, then 3.
     assert_eq!(promotion["reloaded"], false, "{promotion}");
     let seen: Vec<&str> = promotion["seen"]

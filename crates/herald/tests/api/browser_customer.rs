@@ -65,6 +65,16 @@ async fn browser_customer_journey(set: BackendSet) {
         )
         .await;
     let product = product.data()["createProduct"].clone();
+    // A name an attacker might choose: markup (shown as text, never run) that is also one
+    // long word (wrapped, not widening the page).
+    let odd = app
+        .graphql(
+            Some(&admin.token),
+            "mutation($name: String!) { createProduct(input: {name: $name, description: \"<script>window.__xss = 2</script>\", category: \"<i>odd</i>\", priceCents: 100, stock: 5}) { id name } }",
+            json!({ "name": format!("<img src=x onerror=\"window.__xss = 1\">{}", "Supercalifragilistic".repeat(7)) }),
+        )
+        .await;
+    let odd = odd.data()["createProduct"].clone();
     let email = format!("ada-{}@example.com", unique());
     let shot = failure_shot("customer-journey", set);
     let mut page = Script::start(
@@ -77,6 +87,7 @@ async fn browser_customer_journey(set: BackendSet) {
             "email": email,
             "password": "correct horse battery",
             "product": product,
+            "odd": odd,
             "screenshot": shot,
             "screenshots": std::env::var_os("HERALD_SCREENSHOTS").map(PathBuf::from),
         }),
@@ -161,9 +172,11 @@ async fn browser_customer_journey(set: BackendSet) {
     );
     assert!(list[2].starts_with("SECURITY"), "{list:?}");
 
-    // At 375 px: no page scrolls sideways.
+    // At 375 px: no page scrolls sideways, the odd product's among them; its markup ran
+    // nowhere.
     let event = expect(&mut page, "phone", &shot).await;
     assert_eq!(event["tooWide"], json!([]), "{event}");
+    assert_eq!(event["xss"], Value::Null, "{event}");
 
     // Mark all read zeroes the bell.
     let event = expect(&mut page, "all-read", &shot).await;
@@ -180,6 +193,11 @@ async fn browser_customer_journey(set: BackendSet) {
             .iter()
             .all(|item| item["read"] == "true"),
         "{event}"
+    );
+    let widths = event["bellWidths"].as_array().unwrap();
+    assert!(
+        widths.iter().all(|width| width == &widths[0]),
+        "the bell changes width with the count: {event}"
     );
 
     // The connection drops; the order is delivered meanwhile; once the connection is back
@@ -206,6 +224,22 @@ async fn browser_customer_journey(set: BackendSet) {
         "{list:?}"
     );
 
+    // The inbox opened while nothing reaches Herald: it says so and offers to try again;
+    // once Herald answers it fills by itself, without a reload.
+    let event = expect(&mut page, "offline-inbox", &shot).await;
+    assert!(
+        event["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Herald cannot be reached"),
+        "{event}"
+    );
+    assert_eq!(event["retry"], "Try again", "{event}");
+    assert_eq!(event["live"], "Offline, reconnecting", "{event}");
+    assert!(event["items"].as_u64().unwrap() >= 4, "{event}");
+    assert_eq!(event["noReload"], true, "{event}");
+    assert_eq!(event["navigations"], 0, "{event}");
+
     expect(&mut page, "recommendations", &shot).await;
 
     // Preferences survive a reload.
@@ -214,6 +248,7 @@ async fn browser_customer_journey(set: BackendSet) {
         event["saved"].as_str().unwrap().starts_with("Saved"),
         "{event}"
     );
+    assert_eq!(event["focus"], "Save preferences", "{event}");
     assert_eq!(event["before"]["noReload"], true, "{event}");
     assert_eq!(event["before"]["navigations"], 0, "{event}");
     let after = &event["after"];
@@ -254,8 +289,16 @@ async fn browser_customer_journey(set: BackendSet) {
     let event = expect(&mut page, "keyboard", &shot).await;
     assert_eq!(event["focused"], "H1:Your orders", "{event}");
 
-    // Sign out, a wrong password said in words, then in again.
+    // Addresses that lead nowhere say so (a broken escape among them, no error thrown).
+    let event = expect(&mut page, "nowhere", &shot).await;
+    assert_eq!(event["badEscape"], "No such order", "{event}");
+    assert_eq!(event["noProduct"], "No such product", "{event}");
+    assert_eq!(event["nonsense"], "Page not found", "{event}");
+
+    // Sign out, a wrong password said in words, then in again; a second tab follows.
     let event = expect(&mut page, "signed-in-again", &shot).await;
+    assert_eq!(event["otherTab"]["hash"], "#/inbox", "{event}");
+    assert_eq!(event["otherTab"]["nav"], false, "{event}");
     assert_eq!(event["signedOut"], "You have signed out.", "{event}");
     assert!(
         event["error"]
