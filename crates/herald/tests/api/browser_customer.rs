@@ -368,23 +368,7 @@ async fn browser_customer_session_refreshes_then_ends(set: BackendSet) {
         .as_str()
         .unwrap()
         .to_owned();
-    let admin = app.admin().await;
-    let product = app
-        .graphql(
-            Some(&admin.token),
-            "mutation { createProduct(input: {name: \"Kettle\", category: \"kitchen\", priceCents: 2500, stock: 5}) { id } }",
-            json!({}),
-        )
-        .await;
-    let id = product.data()["createProduct"]["id"].clone();
-    let placed = app
-        .graphql(
-            Some(&buyer),
-            "mutation($id: ID!) { placeOrder(input: {items: [{productId: $id, quantity: 1}]}) { id } }",
-            json!({ "id": id }),
-        )
-        .await;
-    placed.data();
+    app.kettle_ordered_by(&buyer).await;
     let event = expect(&mut page, "pushed", &shot).await;
     assert_eq!(event["noReload"], true, "{event}");
     assert!(
