@@ -8,25 +8,14 @@
 //   "customer": {"email", "password"}, "orderId": "…", "category": "tea", "audience": 3,
 //   "product": "…", "timeZone": "Asia/Kolkata" (the admin's), "leadSeconds": 8,
 //   "screenshot": "/tmp/…png", "screenshots": "/dir or null"}'
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 import path from 'node:path';
 
 const options = JSON.parse(process.argv[2]);
 const WAIT = { timeout: options.timeoutMs ?? 60000 };
 const print = (event) => process.stdout.write(JSON.stringify(event) + '\n');
 
-const browser = await chromium.launch({
-  executablePath: options.chromium ?? '/usr/bin/chromium',
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-});
+const browser = await launch(options);
 const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
 const pageErrors = [];
 const consoleErrors = [];

@@ -15,7 +15,7 @@
 //   would), and the page, refused its next refresh, says the session ended.
 //
 // Usage: node customer-app.mjs '{"url": "http://…/", "mode": "journey", …}'
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 import { createInterface } from 'node:readline';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,10 +24,7 @@ const options = JSON.parse(process.argv[2]);
 const WAIT = options.timeoutMs ?? 45000;
 const print = (event) => process.stdout.write(JSON.stringify(event) + '\n');
 
-const browser = await chromium.launch({
-  executablePath: options.chromium ?? '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch(options);
 const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US', timezoneId: 'Europe/Berlin' });
 const page = await context.newPage();
 

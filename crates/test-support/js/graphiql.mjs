@@ -3,7 +3,7 @@
 // line per step; "subscribed" when the subscription runs (the caller then makes the
 // notification happen), and the result text once it shows the push.
 // Usage: node graphiql.mjs '{"url": "http://…/graphql", "token": "…", "query": "…", "expect": "…"}'
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
 const options = JSON.parse(process.argv[2]);
 const print = (event) => process.stdout.write(JSON.stringify(event) + '\n');
@@ -14,18 +14,7 @@ const fail = async (step, error) => {
   process.exit(1);
 };
 
-const browser = await chromium.launch({
-  executablePath: options.chromium ?? '/usr/bin/chromium',
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-});
+const browser = await launch(options);
 const page = await browser.newPage();
 const pageErrors = [];
 page.on('pageerror', (error) => pageErrors.push(String(error)));
