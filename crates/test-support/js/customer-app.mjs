@@ -461,7 +461,12 @@ async function journey() {
       await page.evaluate((h) => {
         location.hash = h;
       }, hash);
-      await page.waitForFunction(({ h, selector }) => location.hash === h && document.querySelector(selector), { h: hash, selector }, { timeout: WAIT });
+      // The page as it ends up: loaded, not still saying what it loads.
+      await page.waitForFunction(
+        ({ h, selector }) => location.hash === h && document.querySelector(selector) && !document.querySelector('main .loading, main [aria-busy="true"]'),
+        { h: hash, selector },
+        { timeout: WAIT },
+      );
       return (await page.textContent(selector)).trim();
     };
     print({
