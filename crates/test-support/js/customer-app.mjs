@@ -159,6 +159,8 @@ async function signIn(email, password) {
 
 if (options.mode === 'refresh') {
   await refreshJourney();
+} else if (options.mode === 'scroll') {
+  await scrollJourney();
 } else {
   await journey();
 }
@@ -583,3 +585,65 @@ async function refreshJourney() {
     print({ event: 'ended', message, hash: await page.evaluate(() => location.hash), stolen: Boolean(stolen.data), noReload: await stillLoaded() });
   });
 }
+
+/** A long inbox: scrolling down loads it page by page (by cursor) to its end; then, by
+ * keyboard alone, the unread filter and its "Load more". */
+async function scrollJourney() {
+  const { email, password } = options;
+  await step('sign in', async () => {
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.goto(options.url);
+    await heading('Sign in');
+    await signIn(email, password);
+    await heading('Inbox');
+    await page.waitForSelector('ul.inbox > li', { timeout: WAIT });
+    print({ event: 'first-page', shown: (await items()).length });
+  });
+
+  await step('scroll to the end', async () => {
+    const pages = [];
+    for (;;) {
+      if (await page.isVisible('text=That is everything.')) break;
+      const before = (await items()).length;
+      pages.push(before);
+      await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+      await page.waitForFunction(
+        (n) => document.querySelectorAll('ul.inbox > li').length > n || [...document.querySelectorAll('main p')].some((p) => p.textContent === 'That is everything.' && !p.hidden),
+        before,
+        { timeout: WAIT },
+      );
+    }
+    const ids = (await items()).map((item) => item.id);
+    print({ event: 'scrolled', ids, pages, noReload: await page.evaluate(() => performance.getEntriesByType('navigation').length) });
+  });
+
+  await step('unread only, by keyboard', async () => {
+    // Mark the newest read, then only unread ones, and "Load more" with the keyboard.
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.focus('ul.inbox > li:first-child button:has-text("Mark read")');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('ul.inbox > li:first-child[data-read="true"]', { timeout: WAIT });
+    await page.focus('input[type=checkbox]');
+    await page.keyboard.press('Space');
+    await page.waitForFunction(() => [...document.querySelectorAll('ul.inbox > li')].every((li) => li.dataset.read === 'false'), null, { timeout: WAIT });
+    // Settled: a "Load more" to press, or the end of the list.
+    const settled = () =>
+      page.waitForFunction(
+        () =>
+          [...document.querySelectorAll('main button')].some((b) => b.textContent === 'Load more' && !b.hidden) ||
+          [...document.querySelectorAll('main p')].some((p) => p.textContent === 'That is everything.' && !p.hidden),
+        null,
+        { timeout: WAIT },
+      );
+    let presses = 0;
+    await settled();
+    while (presses < 10 && (await page.isVisible('main button:text-is("Load more")'))) {
+      await page.focus('main button:text-is("Load more")');
+      await page.keyboard.press('Enter');
+      presses += 1;
+      await settled();
+    }
+    print({ event: 'unread', ids: (await items()).map((item) => item.id), reads: (await items()).map((item) => item.read), presses });
+  });
+}
+

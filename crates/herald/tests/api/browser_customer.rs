@@ -10,12 +10,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use herald_test_support::clients::{CHROMIUM, NODE, Script, chromium, scripts};
-use herald_test_support::{BackendSet, TestApp, backend_tests, unique};
+use herald_test_support::{BackendSet, TestApp, backend_tests, eventually, unique};
 use serde_json::{Value, json};
 
 backend_tests!(
     browser_customer_journey(needs = &[NODE, CHROMIUM]),
-    browser_customer_session_refreshes_then_ends(needs = &[NODE, CHROMIUM])
+    browser_customer_session_refreshes_then_ends(needs = &[NODE, CHROMIUM]),
+    browser_customer_inbox_scrolls_by_cursor(needs = &[NODE, CHROMIUM])
 );
 
 /// Longer than any of the script's own waits (45 s), so a step that fails says why.
@@ -389,5 +390,117 @@ async fn browser_customer_session_refreshes_then_ends(set: BackendSet) {
     let event = expect(&mut page, "done", &shot).await;
     assert_eq!(event["pageErrors"], json!([]), "{event}");
     assert_eq!(event["violations"], json!([]), "{event}");
+    app.cleanup().await;
+}
+
+/// Every notification of the customer, newest first, as the API lists them (by cursor).
+async fn all_notifications(app: &TestApp, token: &str, unread_only: bool) -> Vec<(String, bool)> {
+    let mut all = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let page = app
+            .graphql(
+                Some(token),
+                "query($after: String, $u: Boolean) { getNotifications(first: 50, after: $after, unreadOnly: $u) { nodes { id read } pageInfo { hasNextPage endCursor } } }",
+                json!({ "after": after, "u": unread_only }),
+            )
+            .await;
+        let connection = page.data()["getNotifications"].clone();
+        for node in connection["nodes"].as_array().unwrap() {
+            all.push((
+                node["id"].as_str().unwrap().to_owned(),
+                node["read"].as_bool().unwrap(),
+            ));
+        }
+        if connection["pageInfo"]["hasNextPage"] != true {
+            return all;
+        }
+        after = connection["pageInfo"]["endCursor"].clone();
+    }
+}
+
+/// A long inbox (a welcome and 45 order updates): scrolling loads it page by page to its
+/// end, each notification once and newest first, as the API lists them; the unread filter
+/// and "Load more" work by keyboard.
+async fn browser_customer_inbox_scrolls_by_cursor(set: BackendSet) {
+    let chromium = chromium();
+    let app = TestApp::spawn(set).await;
+    let email = format!("ida-{}@example.com", unique());
+    let password = "correct horse battery";
+    let registered = app.register("Ida", &email, password).await;
+    let token = registered.data()["registerUser"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let admin = app.admin().await;
+    let product = app
+        .graphql(
+            Some(&admin.token),
+            "mutation { createProduct(input: {name: \"Tea\", category: \"tea\", priceCents: 500, stock: 100}) { id } }",
+            json!({}),
+        )
+        .await;
+    let product = product.data()["createProduct"]["id"].clone();
+    const ORDERS: usize = 45;
+    for _ in 0..ORDERS {
+        app.graphql(
+            Some(&token),
+            "mutation($id: ID!) { placeOrder(input: {items: [{productId: $id, quantity: 1}]}) { id } }",
+            json!({ "id": product }),
+        )
+        .await
+        .data();
+    }
+    eventually(WAIT, "a notification for every order", || async {
+        (all_notifications(&app, &token, false).await.len() > ORDERS).then_some(())
+    })
+    .await;
+
+    let shot = failure_shot("customer-scroll", set);
+    let mut page = Script::start(
+        "customer-app.mjs",
+        &json!({
+            "mode": "scroll",
+            "url": format!("{}/", app.gateway),
+            "chromium": chromium,
+            "email": email,
+            "password": password,
+            "screenshot": shot,
+        }),
+    );
+    let first = expect(&mut page, "first-page", &shot).await;
+    assert_eq!(first["shown"], 20, "{first}");
+    let scrolled = expect(&mut page, "scrolled", &shot).await;
+    let listed: Vec<String> = all_notifications(&app, &token, false)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let shown: Vec<String> = scrolled["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(shown, listed, "{scrolled}");
+    assert!(
+        scrolled["pages"].as_array().unwrap().len() >= 2,
+        "{scrolled}"
+    );
+    assert_eq!(scrolled["noReload"], 1, "{scrolled}");
+
+    let unread = expect(&mut page, "unread", &shot).await;
+    let unread_listed: Vec<String> = all_notifications(&app, &token, true)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(unread_listed.len(), listed.len() - 1, "{unread}");
+    assert_eq!(unread["ids"], json!(unread_listed), "{unread}");
+    assert!(unread["presses"].as_u64().unwrap() >= 1, "{unread}");
+
+    let done = expect(&mut page, "done", &shot).await;
+    assert_eq!(done["pageErrors"], json!([]), "[{set:?}] {done}");
+    assert_eq!(done["violations"], json!([]), "[{set:?}] {done}");
     app.cleanup().await;
 }
