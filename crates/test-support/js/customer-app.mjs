@@ -645,5 +645,36 @@ async function scrollJourney() {
     }
     print({ event: 'unread', ids: (await items()).map((item) => item.id), reads: (await items()).map((item) => item.read), presses });
   });
+
+  await step('search, watch, order and cancel', async () => {
+    await open('products', 'Products');
+    await page.fill('form[aria-label="Search products"] input[name=search]', options.search);
+    await page.press('form[aria-label="Search products"] input[name=search]', 'Enter');
+    await page.waitForFunction(
+      (name) => {
+        const names = [...document.querySelectorAll('ul.products > li')].map((li) => li.textContent);
+        return names.length === 1 && names[0].includes(name);
+      },
+      options.search,
+      { timeout: WAIT },
+    );
+    const found = await page.$$eval('ul.products > li', (lis) => lis.map((li) => li.textContent));
+    await page.click('ul.products > li a');
+    await heading(options.search);
+    await page.click('button:text-is("Watch")');
+    await page.waitForSelector('button:text-is("Watching")', { timeout: WAIT });
+    const watched = await page.textContent('.notice[role=status]');
+    await page.fill('input[name=quantity]', '1');
+    await page.click('form[aria-label="Order this product"] button[type=submit]');
+    await page.waitForFunction(() => location.hash.startsWith('#/orders/') && document.querySelector('main .status'), null, { timeout: WAIT });
+    const orderId = await page.evaluate(() => decodeURIComponent(location.hash.slice('#/orders/'.length)));
+    await page.click('button:text-is("Cancel order")');
+    await page.waitForSelector('main .status[data-status="CANCELLED"]', { timeout: WAIT });
+    const cancelled = {
+      notice: await page.textContent('main .notice'),
+      cancelButton: await page.isVisible('button:text-is("Cancel order")'),
+    };
+    print({ event: 'shopped', found, watched, orderId, cancelled });
+  });
 }
 

@@ -441,6 +441,14 @@ async fn browser_customer_inbox_scrolls_by_cursor(set: BackendSet) {
         )
         .await;
     let product = product.data()["createProduct"]["id"].clone();
+    // Another product, which a search for the tea leaves out.
+    app.graphql(
+        Some(&admin.token),
+        "mutation { createProduct(input: {name: \"Kettle\", category: \"kitchen\", priceCents: 2500, stock: 5}) { id } }",
+        json!({}),
+    )
+    .await
+    .data();
     const ORDERS: usize = 45;
     for _ in 0..ORDERS {
         app.graphql(
@@ -461,6 +469,7 @@ async fn browser_customer_inbox_scrolls_by_cursor(set: BackendSet) {
         "customer-app.mjs",
         &json!({
             "mode": "scroll",
+            "search": "Tea",
             "url": format!("{}/", app.gateway),
             "chromium": chromium,
             "email": email,
@@ -498,6 +507,27 @@ async fn browser_customer_inbox_scrolls_by_cursor(set: BackendSet) {
     assert_eq!(unread_listed.len(), listed.len() - 1, "{unread}");
     assert_eq!(unread["ids"], json!(unread_listed), "{unread}");
     assert!(unread["presses"].as_u64().unwrap() >= 1, "{unread}");
+
+    // Search finds the one product by name; watching it and ordering it work, and the
+    // order can be cancelled from its page.
+    let shopped = expect(&mut page, "shopped", &shot).await;
+    assert_eq!(shopped["found"].as_array().unwrap().len(), 1, "{shopped}");
+    assert!(
+        shopped["watched"]
+            .as_str()
+            .unwrap()
+            .contains("back in stock"),
+        "{shopped}"
+    );
+    assert_eq!(shopped["cancelled"]["cancelButton"], false, "{shopped}");
+    let order = app
+        .graphql(
+            Some(&token),
+            "query($id: ID!) { order(id: $id) { status } }",
+            json!({ "id": shopped["orderId"] }),
+        )
+        .await;
+    assert_eq!(order.data()["order"]["status"], "CANCELLED", "{shopped}");
 
     let done = expect(&mut page, "done", &shot).await;
     assert_eq!(done["pageErrors"], json!([]), "[{set:?}] {done}");
