@@ -68,6 +68,11 @@ async fn the_link_in_an_email_unsubscribes_with_one_post(set: BackendSet) {
     let page = page.as_str().unwrap();
     assert!(page.contains("<form method=\"post\">"), "{page}");
     assert!(page.contains("promotions"), "{page}");
+    // In the app's look (its stylesheet, served by the gateway).
+    assert!(
+        page.contains(herald_platform::http::page::STYLESHEET),
+        "{page}"
+    );
     assert!(requests(&s).await.is_empty());
 
     // RFC 8058: the mail client's POST, no login.
