@@ -14,8 +14,8 @@ use futures::{StreamExt, TryStreamExt, stream};
 
 use crate::client::{Admin, Client, GraphqlError, bar};
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::seq::IndexedRandom;
+use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
 const CATEGORIES: [(&str, &[&str]); 8] = [
@@ -133,7 +133,7 @@ pub async fn seed(options: SeedOptions) -> anyhow::Result<SeedReport> {
         .await?;
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(options.seed);
-    let run: u32 = rng.r#gen();
+    let run: u32 = rng.random();
 
     // Products, spread over the categories.
     let progress = bar(options.products, "products");
@@ -142,7 +142,7 @@ pub async fn seed(options: SeedOptions) -> anyhow::Result<SeedReport> {
             let category = i % CATEGORIES.len();
             let names = CATEGORIES[category].1;
             let name = format!("{} {}", names[(i / CATEGORIES.len()) % names.len()], i + 1);
-            (category, name, rng.gen_range(5..200) * 100 + 99)
+            (category, name, rng.random_range(5..200) * 100 + 99)
         })
         .collect();
     let stock = (options.orders as i64 * 3 / options.products.max(1) as i64 + 50).min(1_000_000);
@@ -182,17 +182,17 @@ pub async fn seed(options: SeedOptions) -> anyhow::Result<SeedReport> {
     let progress = bar(options.users, "users");
     let profiles: Vec<(usize, Vec<usize>, Value)> = (0..options.users)
         .map(|i| {
-            let mut tastes = vec![rng.gen_range(0..CATEGORIES.len())];
-            if rng.gen_bool(0.4) {
-                tastes.push(rng.gen_range(0..CATEGORIES.len()));
+            let mut tastes = vec![rng.random_range(0..CATEGORIES.len())];
+            if rng.random_bool(0.4) {
+                tastes.push(rng.random_range(0..CATEGORIES.len()));
                 tastes.dedup();
             }
-            let quiet = rng.gen_bool(0.2);
+            let quiet = rng.random_bool(0.2);
             let preferences = json!({
-                "promotions": rng.gen_bool(0.8),
+                "promotions": rng.random_bool(0.8),
                 "categories": tastes.iter().map(|t| CATEGORIES[*t].0).collect::<Vec<_>>(),
-                "channels": if rng.gen_bool(0.2) { json!(["IN_APP", "EMAIL"]) } else { json!(["IN_APP"]) },
-                "timezone": TIMEZONES[rng.gen_range(0..TIMEZONES.len())],
+                "channels": if rng.random_bool(0.2) { json!(["IN_APP", "EMAIL"]) } else { json!(["IN_APP"]) },
+                "timezone": TIMEZONES[rng.random_range(0..TIMEZONES.len())],
                 "quietHoursStart": if quiet { json!("22:00") } else { Value::Null },
                 "quietHoursEnd": if quiet { json!("07:00") } else { Value::Null },
             });
@@ -259,14 +259,14 @@ pub async fn seed(options: SeedOptions) -> anyhow::Result<SeedReport> {
     let progress = bar(options.orders, "orders");
     let baskets: Vec<(usize, Vec<String>)> = (0..options.orders)
         .map(|_| {
-            let buyer = rng.gen_range(0..shoppers.len());
-            let lines = rng.gen_range(1..=3);
+            let buyer = rng.random_range(0..shoppers.len());
+            let lines = rng.random_range(1..=3);
             let mut items: Vec<String> = Vec::new();
             for _ in 0..lines {
-                let category = if rng.gen_bool(0.8) {
+                let category = if rng.random_bool(0.8) {
                     *shoppers[buyer].tastes.choose(&mut rng).unwrap_or(&0)
                 } else {
-                    rng.gen_range(0..CATEGORIES.len())
+                    rng.random_range(0..CATEGORIES.len())
                 };
                 if let Some(id) = by_category[category].choose(&mut rng)
                     && !items.contains(id)

@@ -302,9 +302,9 @@ impl ServiceKey {
 
     /// A new random key (for services that all run in one process).
     pub fn generate() -> ServiceKey {
-        use rand::RngCore;
+        use rand::Rng;
         let mut secret = vec![0u8; Self::MIN_BYTES];
-        rand::rngs::OsRng.fill_bytes(&mut secret);
+        rand::rand_core::UnwrapErr(rand::rngs::SysRng).fill_bytes(&mut secret);
         ServiceKey {
             secret: Arc::new(secret),
         }

@@ -16,7 +16,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::SystemTime;
 
-use rand::RngCore;
+use rand::Rng;
 use tracing::Instrument;
 
 /// The `traceparent` header's name.
@@ -38,7 +38,7 @@ impl TraceParent {
     /// A new trace (sampled), with a first span of its own.
     pub fn new_trace() -> TraceParent {
         let mut trace_id = [0u8; 16];
-        let mut rng = rand::thread_rng();
+        let mut rng = rand::rng();
         while trace_id == [0; 16] {
             rng.fill_bytes(&mut trace_id);
         }
@@ -170,7 +170,7 @@ fn continue_from<F: Future>(
 
 fn new_span_id() -> [u8; 8] {
     let mut id = [0u8; 8];
-    let mut rng = rand::thread_rng();
+    let mut rng = rand::rng();
     while id == [0; 8] {
         rng.fill_bytes(&mut id);
     }

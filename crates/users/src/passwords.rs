@@ -26,13 +26,23 @@ async fn argon2<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) ->
         .map_err(|e| anyhow::anyhow!("password hashing task failed: {e}"))?)
 }
 
+/// A random salt of the recommended length, from the OS' generator. (`SaltString::generate`
+/// wants password-hash's own `rand_core`, an older one than `rand`'s.)
+fn new_salt() -> Result<SaltString, argon2::password_hash::Error> {
+    use rand::Rng;
+    let mut bytes = [0u8; argon2::password_hash::Salt::RECOMMENDED_LENGTH];
+    rand::rand_core::UnwrapErr(rand::rngs::SysRng).fill_bytes(&mut bytes);
+    SaltString::encode_b64(&bytes)
+}
+
 pub(crate) async fn hash_password(password: &Password) -> ApiResult<String> {
     let password = password.expose().to_owned();
     let hash = argon2(move || {
-        let salt = SaltString::generate(&mut rand::rngs::OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
+        new_salt().and_then(|salt| {
+            Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+        })
     })
     .await?
     .map_err(|e| anyhow::anyhow!("hashing password: {e}"))?;
@@ -56,10 +66,12 @@ pub(crate) async fn verify_password(password: String, hash: String) -> ApiResult
 pub(crate) fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
-        let salt = SaltString::generate(&mut rand::rngs::OsRng);
-        Argon2::default()
-            .hash_password(b"not a real password", &salt)
-            .map(|h| h.to_string())
+        new_salt()
+            .and_then(|salt| {
+                Argon2::default()
+                    .hash_password(b"not a real password", &salt)
+                    .map(|h| h.to_string())
+            })
             .unwrap_or_default()
     })
 }

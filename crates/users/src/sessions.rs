@@ -126,9 +126,9 @@ impl Sessions {
 
     /// Stores and returns the next refresh token of `family`.
     async fn next(&self, tx: &mut Tx, family: Uuid, user_id: Uuid) -> ApiResult<String> {
-        use rand::RngCore;
+        use rand::Rng;
         let mut raw = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut raw);
+        rand::rand_core::UnwrapErr(rand::rngs::SysRng).fill_bytes(&mut raw);
         let token = URL_SAFE_NO_PAD.encode(raw);
         let now = now_micros();
         let ttl = i64::try_from(self.refresh_ttl.as_micros()).unwrap_or(i64::MAX);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rand::Rng;
+use rand::RngExt;
 
 use crate::config::Settings;
 
@@ -114,7 +114,7 @@ impl ConsumerOptions {
         let base = self.delay_for_attempt(attempt);
         let jitter = self.jitter();
         let spread = if jitter > 0.0 {
-            rand::thread_rng().gen_range(-jitter..=jitter)
+            rand::rng().random_range(-jitter..=jitter)
         } else {
             0.0
         };
