@@ -173,6 +173,12 @@ impl TokenVerifier {
             let raw = URL_SAFE_NO_PAD
                 .decode(&key.x)
                 .context("public key is not base64url")?;
+            // The RustCrypto verifier reads the first 32 bytes of the key as they are.
+            anyhow::ensure!(
+                raw.len() == 32,
+                "an Ed25519 public key has 32 bytes, not {}",
+                raw.len()
+            );
             map.insert(key.kid.clone(), DecodingKey::from_ed_der(&raw));
         }
         let mut validation = Validation::new(Algorithm::EdDSA);
@@ -338,8 +344,12 @@ impl ServiceKey {
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         ServiceCredentials {
             service,
-            encoding: Arc::new(EncodingKey::from_secret(&self.secret)),
-            decoding: Arc::new(DecodingKey::from_secret(&self.secret)),
+            encoding: Arc::new(
+                EncodingKey::from_secret(&self.secret).expect("a service key is never empty"),
+            ),
+            decoding: Arc::new(
+                DecodingKey::from_secret(&self.secret).expect("a service key is never empty"),
+            ),
             validation: Arc::new(validation),
         }
     }
