@@ -35,10 +35,10 @@ impl RedisCache {
             redis::Client::open(url).context("parsing the Redis URL (HERALD_REDIS_URL)")?;
         // Few reconnection attempts: callers wait for them, and a miss is cheaper than waiting.
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(CONNECT_TIMEOUT)
-            .set_response_timeout(RESPONSE_TIMEOUT)
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(1)
-            .set_max_delay(200);
+            .set_max_delay(Duration::from_millis(200));
         // A PING proves the other end speaks Redis; a wrong port may accept and stay silent.
         let connected = async {
             let mut connection = ConnectionManager::new_with_config(client.clone(), config).await?;
