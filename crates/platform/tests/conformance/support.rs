@@ -185,8 +185,8 @@ impl TestBus {
                     .expect("confirms");
                 let confirm = channel
                     .basic_publish(
-                        "",
-                        &format!("{}.{queue}", self.prefix),
+                        "".into(),
+                        format!("{}.{queue}", self.prefix).into(),
                         lapin::options::BasicPublishOptions {
                             mandatory: true,
                             ..Default::default()
@@ -199,10 +199,10 @@ impl TestBus {
                     .await
                     .expect("the broker's confirm");
                 assert!(
-                    matches!(confirm, lapin::publisher_confirm::Confirmation::Ack(None)),
+                    matches!(confirm, lapin::Confirmation::Ack(None)),
                     "the raw message was not routed: {confirm:?}"
                 );
-                let _ = connection.close(200, "done").await;
+                let _ = connection.close(200, "done".into()).await;
             }
         }
     }

@@ -14,12 +14,12 @@ use herald_platform::bus::{
     ConsumerOptions, DeadLetterSink, DeadMessage, EventHandler, HandlerError, QueueSpec,
 };
 use herald_platform::testing::{TestBus, unique_prefix};
+use lapin::Confirmation;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
     QueueDeclareOptions, QueueDeleteOptions,
 };
-use lapin::publisher_confirm::Confirmation;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use tokio_util::sync::CancellationToken;
@@ -169,7 +169,7 @@ pub async fn through_lapin(
     // delete on a channel it is closing) leaves only this run's uniquely named queues.
     for queue in &queues {
         if let Err(e) = setup
-            .queue_delete(queue, QueueDeleteOptions::default())
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
             .await
         {
             eprintln!("deleting {queue} failed: {e}");
@@ -177,12 +177,12 @@ pub async fn through_lapin(
     }
     if !exchange.is_empty()
         && let Err(e) = setup
-            .exchange_delete(&exchange, ExchangeDeleteOptions::default())
+            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
             .await
     {
         eprintln!("deleting {exchange} failed: {e}");
     }
-    if let Err(e) = connection.close(200, "benchmark done").await {
+    if let Err(e) = connection.close(200, "benchmark done".into()).await {
         eprintln!("closing the lapin connection failed: {e}");
     }
     measured.context("RabbitMQ did not take and deliver every message in time")?
@@ -207,7 +207,7 @@ async fn declare(
         };
         channel
             .exchange_declare(
-                exchange,
+                exchange.into(),
                 ExchangeKind::Topic,
                 options,
                 FieldTable::default(),
@@ -216,14 +216,14 @@ async fn declare(
     }
     for queue in queues {
         channel
-            .queue_declare(queue, durable, FieldTable::default())
+            .queue_declare(queue.as_str().into(), durable, FieldTable::default())
             .await?;
         if !exchange.is_empty() {
             channel
                 .queue_bind(
-                    queue,
-                    exchange,
-                    routing_key,
+                    queue.as_str().into(),
+                    exchange.into(),
+                    routing_key.into(),
                     QueueBindOptions::default(),
                     FieldTable::default(),
                 )
@@ -250,7 +250,13 @@ async fn publish_confirmed(
             let options = BasicPublishOptions::default();
             confirms.push(
                 channel
-                    .basic_publish(exchange, routing_key, options, body, persistent.clone())
+                    .basic_publish(
+                        exchange.into(),
+                        routing_key.into(),
+                        options,
+                        body,
+                        persistent.clone(),
+                    )
                     .await?,
             );
         }
@@ -275,8 +281,8 @@ async fn consume_acking_in_batches(
         .await?;
     let mut deliveries = channel
         .basic_consume(
-            queue,
-            "bench",
+            queue.into(),
+            "bench".into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )

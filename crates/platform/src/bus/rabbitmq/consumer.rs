@@ -70,8 +70,8 @@ impl RabbitBus {
                 .context("setting prefetch")?;
             let consumer = channel
                 .basic_consume(
-                    &self.names.queue(queue),
-                    &tag,
+                    self.names.queue(queue).into(),
+                    tag.as_str().into(),
                     BasicConsumeOptions::default(),
                     FieldTable::default(),
                 )
@@ -213,7 +213,7 @@ impl Subscription {
         };
         if matches!(stopped, Stopped::Shutdown)
             && let Err(e) = channel
-                .basic_cancel(&tag, BasicCancelOptions::default())
+                .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
                 .await
         {
             tracing::debug!(queue, error = %e, "cancelling the consumer failed");

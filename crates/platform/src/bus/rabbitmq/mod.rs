@@ -230,7 +230,7 @@ impl BusBackend for RabbitBus {
             ..QueueDeclareOptions::default()
         };
         let inspected = channel
-            .queue_declare(&name, passive, FieldTable::default())
+            .queue_declare(name.as_str().into(), passive, FieldTable::default())
             .await;
         close_channel(&channel).await;
         let inspected = inspected.with_context(|| format!("inspecting queue {name}"))?;
@@ -288,9 +288,17 @@ async fn open_connection(url: &str, name: String) -> anyhow::Result<Connection> 
 }
 
 async fn close_connection(connection: &Connection) {
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, connection.close(REPLY_SUCCESS, "closing")).await;
+    let _ = tokio::time::timeout(
+        CLOSE_TIMEOUT,
+        connection.close(REPLY_SUCCESS, "closing".into()),
+    )
+    .await;
 }
 
 async fn close_channel(channel: &Channel) {
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, channel.close(REPLY_SUCCESS, "closing")).await;
+    let _ = tokio::time::timeout(
+        CLOSE_TIMEOUT,
+        channel.close(REPLY_SUCCESS, "closing".into()),
+    )
+    .await;
 }

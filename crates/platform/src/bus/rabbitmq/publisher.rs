@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use futures::future::try_join_all;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::publisher_confirm::{Confirmation, PublisherConfirm};
 use lapin::{BasicProperties, Channel, Connection};
+use lapin::{Confirmation, PublisherConfirm};
 use tokio::sync::Mutex;
 
 use super::{close_connection, open_connection};
@@ -178,8 +178,8 @@ async fn send_all(
         };
         let confirm = channel
             .basic_publish(
-                message.exchange,
-                message.routing_key,
+                message.exchange.into(),
+                message.routing_key.into(),
                 options,
                 message.body,
                 message.properties.clone(),

@@ -43,14 +43,14 @@ impl RabbitBus {
                 );
                 for queue in names {
                     channel
-                        .queue_delete(&queue, QueueDeleteOptions::default())
+                        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                         .await
                         .with_context(|| format!("deleting queue {queue}"))?;
                 }
             }
             let exchange = self.names.exchange();
             channel
-                .exchange_delete(&exchange, ExchangeDeleteOptions::default())
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
                 .await
                 .with_context(|| format!("deleting exchange {exchange}"))
         }
@@ -73,7 +73,7 @@ impl RabbitBus {
         let exchange = self.names.exchange();
         channel
             .exchange_declare(
-                &exchange,
+                exchange.as_str().into(),
                 ExchangeKind::Topic,
                 ExchangeDeclareOptions {
                     durable: true,
@@ -86,15 +86,15 @@ impl RabbitBus {
         for spec in queues {
             let queue = self.names.queue(&spec.name);
             channel
-                .queue_declare(&queue, durable(), FieldTable::default())
+                .queue_declare(queue.as_str().into(), durable(), FieldTable::default())
                 .await
                 .with_context(|| format!("declaring queue {queue}"))?;
             for pattern in &spec.bindings {
                 channel
                     .queue_bind(
-                        &queue,
-                        &exchange,
-                        pattern,
+                        queue.as_str().into(),
+                        exchange.as_str().into(),
+                        pattern.as_str().into(),
                         QueueBindOptions::default(),
                         FieldTable::default(),
                     )
@@ -138,7 +138,10 @@ impl RabbitBus {
                 .create_channel()
                 .await
                 .context("opening a channel")?;
-            match channel.queue_declare(&name, durable(), arguments).await {
+            match channel
+                .queue_declare(name.as_str().into(), durable(), arguments)
+                .await
+            {
                 Ok(_) => close_channel(&channel).await,
                 Err(e) => tracing::warn!(
                     queue = name,
