@@ -373,6 +373,15 @@ impl TestApp {
     }
 }
 
+/// What a program printed, its standard output then its error output.
+pub fn said(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 /// A short unique suffix.
 pub fn unique() -> String {
     herald_platform::testing::unique_prefix()

@@ -120,9 +120,8 @@ impl Deployment {
             .unwrap();
         assert!(
             output.status.success(),
-            "run-processes.sh start failed:\n{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
+            "run-processes.sh start failed:\n{}",
+            herald_test_support::said(&output)
         );
         deployment
     }

@@ -106,11 +106,7 @@ async fn every_metrics_page_passes_promtool(set: BackendSet) {
             .write_all(page.as_bytes())
             .unwrap();
         let output = check.wait_with_output().unwrap();
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let said = herald_test_support::said(&output);
         assert!(
             output.status.success() && said.trim().is_empty(),
             "[{set:?}] {service:?}: promtool check metrics said:\n{said}"
@@ -133,11 +129,7 @@ fn promtool(dir: &Path, args: &[&str]) -> String {
         .current_dir(dir)
         .output()
         .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let said = herald_test_support::said(&output);
     assert!(output.status.success(), "promtool {args:?} said:\n{said}");
     said
 }

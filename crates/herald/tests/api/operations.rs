@@ -428,11 +428,7 @@ fn the_systemd_units_pass_systemd_analyze() {
         .env("SYSTEMD_LOG_LEVEL", "notice")
         .output()
         .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let said = herald_test_support::said(&output);
     assert!(
         output.status.success() && said.trim().is_empty(),
         "systemd-analyze verify said:\n{said}"
