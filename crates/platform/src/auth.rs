@@ -548,6 +548,39 @@ mod tests {
         assert!(verifier.verify(&foreign).is_err());
     }
 
+    /// The verifier takes EdDSA only: a header naming another algorithm (RS256, none) is
+    /// refused whatever its signature, and so is the public key used as an HMAC secret.
+    #[test]
+    fn tokens_of_other_algorithms_are_refused() {
+        let key = SigningKey::generate().unwrap();
+        let verifier = TokenVerifier::new(&[key.public_key().clone()]).unwrap();
+        let token = key
+            .issue(Uuid::now_v7(), Role::Admin, 1, Duration::from_secs(60))
+            .unwrap();
+        let parts: Vec<&str> = token.split('.').collect();
+        let mut header: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+        for alg in ["RS256", "PS256", "HS256", "none"] {
+            header["alg"] = alg.into();
+            let relabelled = format!(
+                "{}.{}.{}",
+                URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap()),
+                parts[1],
+                parts[2]
+            );
+            assert!(verifier.verify(&relabelled).is_err(), "{alg} accepted");
+        }
+
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        let public = URL_SAFE_NO_PAD.decode(&key.public_key().x).unwrap();
+        let mut hmac_header = Header::new(Algorithm::HS256);
+        hmac_header.kid = Some(key.public_key().kid.clone());
+        let secret = EncodingKey::from_secret(&public).unwrap();
+        let confused = jsonwebtoken::encode(&hmac_header, &claims, &secret).unwrap();
+        assert!(verifier.verify(&confused).is_err());
+    }
+
     #[test]
     fn the_bearer_scheme_is_case_insensitive() {
         for value in ["Bearer abc", "bearer abc", "BEARER  abc ", " bEaReR abc"] {
