@@ -145,6 +145,19 @@ impl Envelope {
         }
     }
 
+    /// What orders this event among others: events of one key reach a consumer in the
+    /// order they were published (on Kafka, the partition key). An order's events go by the
+    /// order's id, a product's by the product's, the rest by their subject (the user), and
+    /// an event about nothing in particular by its own id.
+    pub fn ordering_key(&self) -> String {
+        ["order_id", "product_id"]
+            .iter()
+            .find_map(|field| self.data.get(field).and_then(serde_json::Value::as_str))
+            .map(str::to_owned)
+            .or_else(|| self.subject.clone())
+            .unwrap_or_else(|| self.id.to_string())
+    }
+
     /// The payload, if this envelope carries an `E`.
     pub fn payload<E: Event>(&self) -> Result<E, PayloadError> {
         if self.event_type != E::TYPE {
@@ -202,5 +215,37 @@ mod tests {
         let back: Envelope = serde_json::from_value(json).unwrap();
         assert_eq!(back.payload::<UserRegistered>().unwrap(), payload);
         assert!(back.payload::<PreferencesUpdated>().is_err());
+    }
+
+    #[test]
+    fn events_are_ordered_by_what_they_are_about() {
+        let user = Uuid::now_v7().to_string();
+        let mut event = Envelope {
+            specversion: "1.0".to_owned(),
+            id: Uuid::now_v7(),
+            source: "/herald/orders".to_owned(),
+            event_type: "order.confirmed".to_owned(),
+            time: Utc::now(),
+            subject: Some(user.clone()),
+            datacontenttype: "application/json".to_owned(),
+            data: serde_json::json!({}),
+            traceparent: None,
+        };
+        assert_eq!(event.ordering_key(), user, "the subject");
+        event.data = serde_json::json!({ "order_id": "o-1", "product_id": "p-1" });
+        assert_eq!(
+            event.ordering_key(),
+            "o-1",
+            "an order's events by the order"
+        );
+        event.data = serde_json::json!({ "product_id": "p-1" });
+        assert_eq!(event.ordering_key(), "p-1");
+        event.subject = None;
+        event.data = serde_json::json!({});
+        assert_eq!(
+            event.ordering_key(),
+            event.id.to_string(),
+            "about nothing: its own id"
+        );
     }
 }

@@ -110,7 +110,7 @@ async fn measure(set: BackendSet, args: &Args) -> anyhow::Result<Measured> {
 
     eprintln!("[{set:?}] raw: {users} notification-sized rows");
     let (raw_what, raw) = match set {
-        BackendSet::Real => ("COPY", raw_copy(&settings, &db, users).await?),
+        BackendSet::Real | BackendSet::Kafka => ("COPY", raw_copy(&settings, &db, users).await?),
         BackendSet::Embedded => (
             "INSERT of 2,000 rows from one JSON parameter a statement, one transaction",
             raw_inserts(&db, users).await?,
@@ -175,7 +175,7 @@ async fn measure(set: BackendSet, args: &Args) -> anyhow::Result<Measured> {
     Ok(Measured {
         backend: match set {
             BackendSet::Embedded => "embedded (SQLite, in-process cache)",
-            BackendSet::Real => "real (PostgreSQL, Redis)",
+            BackendSet::Real | BackendSet::Kafka => "real (PostgreSQL, Redis)",
         },
         raw_what,
         raw,

@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
     let mut results = Vec::new();
     for set in sets {
         let users = args.users.unwrap_or(match set {
-            BackendSet::Real => 1_000_000,
+            BackendSet::Real | BackendSet::Kafka => 1_000_000,
             BackendSet::Embedded => 200_000,
         });
         results.push(measure(set, users, args.parallel).await?);
@@ -220,7 +220,7 @@ async fn measure(set: BackendSet, users: usize, parallel: usize) -> anyhow::Resu
         .await?
         .expect("notifications keeps storage");
     let raw = match set {
-        BackendSet::Real => raw::raw_copy(&app.settings, &db, users).await?,
+        BackendSet::Real | BackendSet::Kafka => raw::raw_copy(&app.settings, &db, users).await?,
         BackendSet::Embedded => raw::raw_inserts(&db, users).await?,
     };
     db.close().await;

@@ -101,6 +101,17 @@ pub struct Settings {
     pub database_max_connections: u32,
     /// Unset: the in-process durable bus. `amqp://…`: RabbitMQ.
     pub amqp_url: Option<String>,
+    /// `host:port,…`: Kafka's bootstrap brokers, the bus instead of RabbitMQ (set one of the
+    /// two).
+    pub kafka_brokers: Option<String>,
+    /// Partitions of each queue's Kafka topic when Herald creates it: how many consumers of
+    /// one queue (replicas) can share its work.
+    pub kafka_partitions: u32,
+    /// Records the producer puts in one batch per partition. 1 by default: tansu 0.6 (the
+    /// Kafka-protocol broker Herald is tested with) serves a fetch that starts inside a batch
+    /// of several records wrongly (a consumer resuming from its committed offset gets
+    /// nothing). Raise it (10000, librdkafka's default) on Apache Kafka for throughput.
+    pub kafka_batch_messages: u32,
     /// Prefix of exchange and queue names on the bus.
     pub bus_prefix: String,
     /// Deliveries of a failing message, the first included, before it is dead-lettered.
@@ -231,6 +242,9 @@ impl Default for Settings {
             database_schema_prefix: String::new(),
             database_max_connections: 16,
             amqp_url: None,
+            kafka_brokers: None,
+            kafka_partitions: 6,
+            kafka_batch_messages: 1,
             bus_prefix: "herald".to_owned(),
             bus_max_attempts: 5,
             bus_retry_delay_ms: 15_000,
@@ -367,6 +381,33 @@ impl Settings {
         }
         if let Some(url) = &self.amqp_url {
             check_url("amqp_url", url, &["amqp"])?;
+        }
+        if let Some(brokers) = &self.kafka_brokers {
+            if self.amqp_url.is_some() {
+                return Err(ConfigError::new(
+                    "kafka_brokers",
+                    "HERALD_KAFKA_BROKERS and HERALD_AMQP_URL each choose a bus; set one of them",
+                ));
+            }
+            check_brokers(brokers)?;
+        }
+        if self.kafka_batch_messages == 0 || self.kafka_batch_messages > 1_000_000 {
+            return Err(ConfigError::new(
+                "kafka_batch_messages",
+                format!(
+                    "expected 1 to 1000000 records, got {}",
+                    self.kafka_batch_messages
+                ),
+            ));
+        }
+        if self.kafka_partitions == 0 || self.kafka_partitions > 1024 {
+            return Err(ConfigError::new(
+                "kafka_partitions",
+                format!(
+                    "expected 1 to 1024 partitions, got {}",
+                    self.kafka_partitions
+                ),
+            ));
         }
         if let Some(url) = &self.smtp_url {
             check_url("smtp_url", url, &["smtp"])?;
@@ -597,6 +638,25 @@ impl Settings {
     }
 }
 
+/// `host:port,host:port,…`, as Kafka clients take their bootstrap brokers.
+fn check_brokers(value: &str) -> Result<(), ConfigError> {
+    let bad = |why: String| ConfigError::new("kafka_brokers", why);
+    if value.trim().is_empty() {
+        return Err(bad(
+            "expected host:port[,host:port…], got nothing".to_owned()
+        ));
+    }
+    for broker in value.split(',').map(str::trim) {
+        let (host, port) = broker
+            .rsplit_once(':')
+            .ok_or_else(|| bad(format!("expected host:port, got '{broker}'")))?;
+        if host.is_empty() || host.contains('/') || port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(bad(format!("expected host:port, got '{broker}'")));
+        }
+    }
+    Ok(())
+}
+
 fn check_url(key: &str, value: &str, schemes: &[&str]) -> Result<(), ConfigError> {
     let url = Url::parse(value).map_err(|e| ConfigError::new(key, format!("{e}: '{value}'")))?;
     if !schemes.contains(&url.scheme()) {
@@ -666,6 +726,40 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(s.validate().unwrap_err().setting, "HERALD_AMQP_URL");
+    }
+
+    #[test]
+    fn kafka_brokers_are_host_ports_and_exclude_rabbitmq() {
+        for good in ["127.0.0.1:9092", "a:1, b.example:19092", "[::1]:9092"] {
+            let s = Settings {
+                kafka_brokers: Some(good.into()),
+                ..Default::default()
+            };
+            assert!(s.validate().is_ok(), "{good}");
+        }
+        for bad in ["", "localhost", "kafka://x:9092", "x:0", "x:port", ":9092"] {
+            let s = Settings {
+                kafka_brokers: Some(bad.into()),
+                ..Default::default()
+            };
+            let e = s.validate().unwrap_err();
+            assert_eq!(e.setting, "HERALD_KAFKA_BROKERS", "{bad}");
+        }
+        let both = Settings {
+            kafka_brokers: Some("127.0.0.1:9092".into()),
+            amqp_url: Some("amqp://127.0.0.1".into()),
+            ..Default::default()
+        };
+        let e = both.validate().unwrap_err();
+        assert!(e.message.contains("set one of them"), "{}", e.message);
+        let none = Settings {
+            kafka_partitions: 0,
+            ..Default::default()
+        };
+        assert_eq!(
+            none.validate().unwrap_err().setting,
+            "HERALD_KAFKA_PARTITIONS"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use herald_platform::bus::{RabbitBus, topology};
+use herald_platform::bus::{Bus, topology};
 use herald_platform::testing::{BackendSet, real_backends, unique_prefix};
 use serde_json::{Value, json};
 
@@ -25,7 +25,7 @@ pub struct Cluster {
     logs: Option<PathBuf>,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -71,11 +71,15 @@ impl Cluster {
                 format!("127.0.0.1:{}", free_port()),
             ));
         }
-        if set == BackendSet::Real {
+        if set.on_servers() {
             let real = real_backends().expect("real backends requested but not reachable");
+            env.push(if set == BackendSet::Kafka {
+                ("HERALD_KAFKA_BROKERS".to_owned(), real.kafka_brokers)
+            } else {
+                ("HERALD_AMQP_URL".to_owned(), real.amqp_url)
+            });
             env.extend([
                 ("HERALD_DATABASE_URL".to_owned(), real.database_url),
-                ("HERALD_AMQP_URL".to_owned(), real.amqp_url),
                 ("HERALD_REDIS_URL".to_owned(), real.redis_url),
                 (
                     "HERALD_DATABASE_SCHEMA_PREFIX".to_owned(),
@@ -236,16 +240,20 @@ impl Cluster {
         for name in names {
             self.kill(&name);
         }
-        if self.set != BackendSet::Real {
+        if !self.set.on_servers() {
             return;
         }
         let Some(real) = real_backends() else { return };
+        let kafka = self.set == BackendSet::Kafka;
         let settings = herald_platform::Settings {
             database_schema_prefix: format!("{}_", self.prefix),
+            bus_prefix: self.prefix.clone(),
+            amqp_url: (!kafka).then(|| real.amqp_url.clone()),
+            kafka_brokers: kafka.then(|| real.kafka_brokers.clone()),
             ..herald_platform::Settings::default()
         };
         crate::drop_service_schemas(&real.database_url, &settings).await;
-        if let Ok(bus) = RabbitBus::connect(&real.amqp_url, &self.prefix).await {
+        if let Ok(bus) = Bus::connect(&settings, &[]).await {
             let _ = bus.delete_topology(&topology()).await;
         }
     }

@@ -4,6 +4,7 @@
 pub mod clients;
 pub mod cluster;
 pub mod events;
+pub mod kafka;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use herald::{Application, ServiceName};
 use herald_platform::Settings;
-use herald_platform::bus::{RabbitBus, topology};
+use herald_platform::bus::{Bus, topology};
 use herald_platform::db::Database;
 use herald_platform::testing::isolated_settings;
 use serde_json::{Value, json};
@@ -126,6 +127,24 @@ impl TestApp {
             .collect();
         let token = app.shutdown_token();
         self.running = Some((token, tokio::spawn(app.run_until_stopped())));
+        self.wait_ready().await;
+    }
+
+    /// Waits until every service says it is ready (`/ready`): on Kafka its consumers take a
+    /// few seconds to join their groups.
+    async fn wait_ready(&self) {
+        for (service, base) in &self.services {
+            let url = format!("{base}/ready");
+            eventually(
+                Duration::from_secs(30),
+                &format!("{service:?} ready"),
+                || async {
+                    let answer = self.http.get(&url).send().await.ok()?;
+                    answer.status().is_success().then_some(())
+                },
+            )
+            .await;
+        }
     }
 
     /// Stops gracefully (as on SIGTERM) and waits until everything finished.
@@ -284,15 +303,13 @@ impl TestApp {
     /// Removes what the test created on shared servers (schemas, queues, exchange).
     pub async fn cleanup(mut self) {
         self.stop().await;
-        if self.set != BackendSet::Real {
+        if !self.set.on_servers() {
             return;
         }
         if let Some(url) = &self.settings.database_url {
             drop_service_schemas(url, &self.settings).await;
         }
-        if let Some(url) = &self.settings.amqp_url
-            && let Ok(bus) = RabbitBus::connect(url, &self.settings.bus_prefix).await
-        {
+        if let Ok(bus) = Bus::connect(&self.settings, &[]).await {
             let _ = bus.delete_topology(&topology()).await;
         }
     }

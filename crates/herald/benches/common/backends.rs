@@ -1,4 +1,4 @@
-//! Which backend sets a benchmark runs on (`--backend embedded|real|both`).
+//! Which backend sets a benchmark runs on (`--backend embedded|real|kafka|both|all`).
 
 use clap::ValueEnum;
 use herald_test_support::BackendSet;
@@ -7,7 +7,12 @@ use herald_test_support::BackendSet;
 pub enum Backends {
     Embedded,
     Real,
+    /// The real servers with Kafka as the bus.
+    Kafka,
+    /// Embedded and real.
     Both,
+    /// Embedded, real and Kafka.
+    All,
 }
 
 impl Backends {
@@ -16,7 +21,9 @@ impl Backends {
         match self {
             Backends::Embedded => vec![BackendSet::Embedded],
             Backends::Real => vec![BackendSet::Real],
+            Backends::Kafka => vec![BackendSet::Kafka],
             Backends::Both => vec![BackendSet::Embedded, BackendSet::Real],
+            Backends::All => vec![BackendSet::Embedded, BackendSet::Real, BackendSet::Kafka],
         }
     }
 }

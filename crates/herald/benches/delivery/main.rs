@@ -72,14 +72,24 @@ async fn main() -> anyhow::Result<()> {
     );
     let mut report = Report::default();
     for set in args.backend.sets() {
-        if set == BackendSet::Real && real_backends().is_none() {
+        let missing = match set {
+            BackendSet::Embedded => None,
+            BackendSet::Real => real_backends()
+                .is_none()
+                .then(|| "PostgreSQL, RabbitMQ or Redis was not reachable".to_owned()),
+            BackendSet::Kafka => real_backends()
+                .is_none()
+                .then(|| "PostgreSQL or Redis was not reachable".to_owned())
+                .or_else(herald_platform::testing::kafka_missing),
+        };
+        if let Some(missing) = missing {
             anyhow::ensure!(
-                args.backend == Backends::Both,
-                "PostgreSQL, RabbitMQ or Redis is not reachable"
+                matches!(args.backend, Backends::Both | Backends::All),
+                "{missing}"
             );
-            report.notes.push(
-                "real: not measured, PostgreSQL, RabbitMQ or Redis was not reachable".to_owned(),
-            );
+            report
+                .notes
+                .push(format!("{}: not measured, {missing}", backend_name(set)));
             continue;
         }
         measure(set, &args, &mut report).await?;

@@ -2,6 +2,7 @@
 //! in the same run as the end-to-end figures they are the baseline of.
 
 mod buses;
+mod kafka;
 mod storage;
 
 use std::time::Duration;
@@ -24,7 +25,8 @@ const ROWS_PER_STATEMENT: usize = 1_000;
 const SQLITE_ROWS_PER_STATEMENT: usize = 100;
 
 /// Every raw measurement of `set`: its storage's batched insert and its bus alone; on the
-/// real servers also RabbitMQ through lapin, without Herald's bus code.
+/// real servers also RabbitMQ through lapin, or Kafka through rdkafka, without Herald's bus
+/// code.
 pub async fn limits(set: BackendSet, orders: &[Envelope]) -> anyhow::Result<Vec<Measurement>> {
     let dir = tempfile::tempdir()?;
     let mut settings = isolated_settings(set, dir.path());
@@ -41,6 +43,12 @@ pub async fn limits(set: BackendSet, orders: &[Envelope]) -> anyhow::Result<Vec<
             "PostgreSQL",
             ROWS_PER_STATEMENT,
             "Herald's bus on RabbitMQ",
+            Kind::Part,
+        ),
+        BackendSet::Kafka => (
+            "PostgreSQL",
+            ROWS_PER_STATEMENT,
+            "Herald's bus on Kafka",
             Kind::Part,
         ),
     };
@@ -87,6 +95,18 @@ pub async fn limits(set: BackendSet, orders: &[Envelope]) -> anyhow::Result<Vec<
             Kind::Part,
             &format!("RabbitMQ via lapin, topic exchange into {fanout} queues"),
             "every queue",
+            count,
+        ));
+    }
+    if let Some(brokers) = &settings.kafka_brokers {
+        eprintln!("[{set:?}] Kafka through rdkafka: {count} messages");
+        let bodies = bodies(orders)?;
+        let times = kafka::through_rdkafka(brokers, settings.kafka_batch_messages, &bodies).await?;
+        measured.extend(times.rows(
+            set,
+            Kind::Limit,
+            "Kafka via rdkafka",
+            "a commit every 100",
             count,
         ));
     }

@@ -142,6 +142,7 @@ pub fn backend_name(backend: BackendSet) -> &'static str {
     match backend {
         BackendSet::Embedded => "embedded",
         BackendSet::Real => "real",
+        BackendSet::Kafka => "kafka",
     }
 }
 

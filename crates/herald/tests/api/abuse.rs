@@ -11,7 +11,7 @@ use herald_test_support::{
 use serde_json::{Value, json};
 
 backend_tests!(
-    guessing_slows_the_guesser_and_never_locks_the_owner_out,
+    every bus: guessing_slows_the_guesser_and_never_locks_the_owner_out,
     spraying_one_password_over_many_accounts_slows_the_client,
     registrations_are_limited_per_client,
     clients_and_users_over_their_budget_wait

@@ -6,7 +6,7 @@ use herald::ServiceName;
 use herald_platform::auth::ServiceKey;
 use herald_test_support::{BackendSet, TestApp, backend_tests};
 
-backend_tests!(every_service_route_refuses_users_and_strangers);
+backend_tests!(every bus: every_service_route_refuses_users_and_strangers);
 
 /// Every route of every service's API, with ids filled in; the public exceptions
 /// (`/keys`, `/unsubscribe`, `/health`, `/ready`, `/metrics`) are not here.

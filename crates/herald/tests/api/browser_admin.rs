@@ -13,7 +13,7 @@ use herald_test_support::{
 };
 use serde_json::{Value, json};
 
-backend_tests!(browser_admin_console_runs_the_shop(
+backend_tests!(every bus: browser_admin_console_runs_the_shop(
     needs = &[NODE, CHROMIUM]
 ));
 

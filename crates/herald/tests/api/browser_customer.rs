@@ -14,7 +14,7 @@ use herald_test_support::{BackendSet, TestApp, backend_tests, eventually, unique
 use serde_json::{Value, json};
 
 backend_tests!(
-    browser_customer_journey(needs = &[NODE, CHROMIUM]),
+    every bus: browser_customer_journey(needs = &[NODE, CHROMIUM]),
     browser_customer_session_refreshes_then_ends(needs = &[NODE, CHROMIUM]),
     browser_customer_inbox_scrolls_by_cursor(needs = &[NODE, CHROMIUM])
 );

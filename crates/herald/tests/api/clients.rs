@@ -8,7 +8,7 @@ use herald_test_support::{BackendSet, TestApp, backend_tests};
 use serde_json::json;
 
 backend_tests!(
-    the_graphql_ws_client_subscribes_and_hears_refusals(needs = &[NODE]),
+    every bus: the_graphql_ws_client_subscribes_and_hears_refusals(needs = &[NODE]),
     a_subscription_ends_when_its_token_expires(needs = &[NODE]),
     graphql_js_introspection_builds_the_schema(needs = &[NODE]),
     graphiql_in_chromium_finds_notification_and_receives_a_push(needs = &[NODE, CHROMIUM])

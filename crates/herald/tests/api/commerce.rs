@@ -7,7 +7,7 @@ use herald_test_support::{BackendSet, Session, TestApp, backend_tests, eventuall
 use serde_json::{Value, json};
 
 backend_tests!(
-    an_order_is_confirmed_shipped_and_delivered_with_a_notification_each_step,
+    every bus: an_order_is_confirmed_shipped_and_delivered_with_a_notification_each_step,
     order_updates_off_means_no_order_notifications,
     watchers_hear_once_when_a_product_is_back_in_stock_or_cheaper,
     admins_hear_of_low_and_out_of_stock,

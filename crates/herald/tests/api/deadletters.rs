@@ -7,7 +7,7 @@ use herald_test_support::events::{shipped_order, unreadable_order};
 use herald_test_support::{BackendSet, TestApp, backend_tests, eventually};
 use serde_json::{Value, json};
 
-backend_tests!(admins_list_replay_and_discard_dead_letters);
+backend_tests!(every bus: admins_list_replay_and_discard_dead_letters);
 
 const LIST: &str = "query($queue: String) { deadLetters(queue: $queue) { id queue eventType error attempts failedAt payload } }";
 

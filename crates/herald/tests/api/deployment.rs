@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use herald_platform::Settings;
-use herald_platform::bus::{Bus, RabbitBus, topology};
+use herald_platform::bus::{Bus, BusBackend, RabbitBus, topology};
 use herald_platform::testing::harness::program_missing;
 use herald_platform::testing::unique_prefix;
 use herald_test_support::events::unreadable_order;

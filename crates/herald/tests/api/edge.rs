@@ -7,7 +7,7 @@ use herald_test_support::{BackendSet, TestApp, backend_tests};
 use serde_json::json;
 
 backend_tests!(
-    hostile_queries_are_refused_quickly,
+    every bus: hostile_queries_are_refused_quickly,
     cost_multiplies_by_list_sizes,
     overlong_arguments_are_refused_before_any_service_call,
     answers_keep_the_query_order,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use herald_test_support::{BackendSet, TestApp, backend_tests, eventually};
 use serde_json::json;
 
-backend_tests!(an_order_email_arrives_and_its_unsubscribe_link_switches_order_updates_off);
+backend_tests!(every bus: an_order_email_arrives_and_its_unsubscribe_link_switches_order_updates_off);
 
 async fn an_order_email_arrives_and_its_unsubscribe_link_switches_order_updates_off(
     set: BackendSet,

@@ -1,7 +1,7 @@
 use herald_test_support::{BackendSet, TestApp, backend_tests};
 use serde_json::json;
 
-backend_tests!(malformed_requests_get_client_errors);
+backend_tests!(every bus: malformed_requests_get_client_errors);
 
 async fn malformed_requests_get_client_errors(set: BackendSet) {
     let app = TestApp::spawn(set).await;

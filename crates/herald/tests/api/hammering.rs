@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::edge::hostile_queries;
 
-backend_tests!(health_answers_quickly_while_four_clients_attack);
+backend_tests!(every bus: health_answers_quickly_while_four_clients_attack);
 
 const ATTACKERS: usize = 4;
 const ATTACK: Duration = Duration::from_secs(30);

@@ -12,7 +12,7 @@ use crate::notifications::welcome;
 use serde_json::{Value, json};
 
 backend_tests!(
-    imported_customers_are_reached_but_not_welcomed,
+    every bus: imported_customers_are_reached_but_not_welcomed,
     the_import_command_reports_every_row_by_line,
     an_imported_customer_signs_in_through_a_password_reset,
     a_thousand_customers_with_their_preferences_go_in_one_call

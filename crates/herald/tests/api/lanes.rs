@@ -7,7 +7,7 @@ use herald_platform::bus::{Bus, topology};
 use herald_test_support::{BackendSet, TestApp, backend_tests, eventually};
 use serde_json::json;
 
-backend_tests!(an_order_update_overtakes_a_backlog_of_100k_standard_messages);
+backend_tests!(every bus: an_order_update_overtakes_a_backlog_of_100k_standard_messages);
 
 const BACKLOG: usize = 100_000;
 

@@ -15,7 +15,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::notifications::unread_count;
 
 backend_tests!(
-    a_subscriber_sees_their_own_notifications_and_unread_count_live,
+    every bus: a_subscriber_sees_their_own_notifications_and_unread_count_live,
     a_subscription_without_a_valid_token_is_refused,
     bad_or_too_many_subscriptions_get_a_code
 );

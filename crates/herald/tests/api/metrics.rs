@@ -12,7 +12,7 @@ use herald_test_support::{BackendSet, Need, TestApp, backend_tests};
 use serde_json::{Value, json};
 
 backend_tests!(
-    every_metrics_page_passes_promtool(needs = &[PROMTOOL]),
+    every bus: every_metrics_page_passes_promtool(needs = &[PROMTOOL]),
     the_dashboard_and_the_alerts_query_exported_metrics(needs = &[PROMTOOL]);
     blocking: the_alert_rules_pass_their_unit_tests(needs = &[PROMTOOL]),
     metric_names_are_read_from_promql

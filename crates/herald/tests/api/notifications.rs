@@ -5,7 +5,7 @@ use herald_test_support::{BackendSet, Session, TestApp, backend_tests, eventuall
 use serde_json::{Value, json};
 
 backend_tests!(
-    welcome_notification_arrives_and_read_state_survives_restart,
+    every bus: welcome_notification_arrives_and_read_state_survives_restart,
     notifications_belong_to_their_owner,
     the_total_is_counted_however_it_is_asked,
     a_repeated_poll_is_answered_again_until_the_inbox_changes

@@ -5,7 +5,7 @@ use herald_platform::testing::harness::program_missing;
 use herald_test_support::{BackendSet, Need, TestApp, backend_tests};
 
 backend_tests!(
-    health_readiness_and_metrics,
+    every bus: health_readiness_and_metrics,
     graphiql_is_served_offline;
     blocking: the_compose_stack_runs_and_scrapes_every_service,
     the_systemd_units_run_what_compose_runs,

@@ -11,7 +11,7 @@ use herald_test_support::{
 use serde_json::json;
 
 backend_tests!(
-    two_all_in_one_instances_share_a_machine;
+    every bus: two_all_in_one_instances_share_a_machine;
     real only: services_run_as_separate_processes(needs = &[NODE]),
         an_order_is_followed_by_its_trace_id_across_processes
 );

@@ -5,7 +5,7 @@ use std::time::Duration;
 use herald_test_support::{BackendSet, Session, TestApp, backend_tests, eventually};
 use serde_json::{Value, json};
 
-backend_tests!(recommendations_follow_purchases_and_browsing);
+backend_tests!(every bus: recommendations_follow_purchases_and_browsing);
 
 async fn product(app: &TestApp, admin: &Session, name: &str, category: &str, stock: i64) -> String {
     let input = json!({ "input": { "name": name, "category": category, "priceCents": 1000, "stock": stock } });

@@ -8,7 +8,7 @@ use herald_test_support::{BackendSet, TestApp, backend_tests, eventually, real_b
 use serde_json::{Value, json};
 
 backend_tests!(
-    admins_list_and_run_scheduled_jobs,
+    every bus: admins_list_and_run_scheduled_jobs,
     a_promotion_reaches_every_opted_in_user,
     a_category_promotion_reaches_who_bought_or_browsed_the_category,
     the_recommendation_digest_names_new_picks_once;

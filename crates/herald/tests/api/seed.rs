@@ -3,7 +3,7 @@
 use herald_test_support::{ADMIN_EMAIL, ADMIN_PASSWORD, BackendSet, TestApp, backend_tests};
 use serde_json::json;
 
-backend_tests!(seed_fills_a_running_shop_through_the_api);
+backend_tests!(every bus: seed_fills_a_running_shop_through_the_api);
 
 async fn seed(app: &TestApp, password: &str) -> std::process::Output {
     let gateway = app.gateway.clone();

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 backend_tests!(
-    refresh_tokens_rotate_and_a_reused_one_signs_the_family_out,
+    every bus: refresh_tokens_rotate_and_a_reused_one_signs_the_family_out,
     tokens_stop_working_when_the_account_changes_or_is_gone
 );
 

@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::live::{Live, Socket};
 
 backend_tests!(
-    misbehaving_connections_are_closed_with_the_protocols_codes,
+    every bus: misbehaving_connections_are_closed_with_the_protocols_codes,
     sockets_are_bounded_in_size_and_number,
     the_older_graphql_ws_protocol_is_spoken_too
 );

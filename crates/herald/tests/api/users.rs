@@ -7,7 +7,7 @@ use herald_test_support::{BackendSet, TestApp, backend_tests, eventually, unique
 use serde_json::json;
 
 backend_tests!(
-    registration_is_validated,
+    every bus: registration_is_validated,
     login_checks_the_password,
     bad_tokens_are_unauthenticated,
     customers_cannot_read_other_users,

@@ -2,13 +2,15 @@ use std::collections::HashSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use herald_test_support::kafka::{OwnBroker, TANSU};
 use herald_test_support::{BackendSet, RABBITMQCTL, TestApp, backend_tests, eventually};
 use serde_json::{Value, json};
 
 backend_tests!(
     real only: a_broker_restart_during_1000_orders_loses_and_duplicates_nothing(
         needs = &[RABBITMQCTL]
-    )
+    ),
+    a_kafka_broker_restart_during_1000_orders_loses_and_duplicates_nothing(needs = &[TANSU])
 );
 
 const ORDERS: usize = 1000;
@@ -25,6 +27,51 @@ fn rabbitmqctl(args: &[&str]) {
 /// exactly one ORDER_UPDATE, none missing, none twice.
 async fn a_broker_restart_during_1000_orders_loses_and_duplicates_nothing() {
     let app = TestApp::spawn(BackendSet::Real).await;
+    orders_survive_a_broker_restart(&app, &mut Broker::RabbitMq).await;
+    app.cleanup().await;
+}
+
+/// The same on Kafka: a broker of the test's own (tansu, its data on disk) killed while
+/// orders are placed and started again on the same data.
+async fn a_kafka_broker_restart_during_1000_orders_loses_and_duplicates_nothing() {
+    let broker = OwnBroker::start().await;
+    let brokers = broker.brokers();
+    let app = TestApp::spawn_with(BackendSet::Kafka, |settings| {
+        settings.kafka_brokers = Some(brokers);
+    })
+    .await;
+    orders_survive_a_broker_restart(&app, &mut Broker::Own(broker)).await;
+    app.cleanup().await;
+}
+
+/// The broker a test stops and starts.
+enum Broker {
+    /// The shared local RabbitMQ, through rabbitmqctl.
+    RabbitMq,
+    /// A Kafka broker of the test's own.
+    Own(OwnBroker),
+}
+
+impl Broker {
+    async fn stop(&mut self) {
+        match self {
+            Broker::RabbitMq => rabbitmqctl(&["stop_app"]),
+            Broker::Own(broker) => broker.kill(),
+        }
+    }
+
+    async fn start(&mut self) {
+        match self {
+            Broker::RabbitMq => rabbitmqctl(&["start_app"]),
+            Broker::Own(broker) => broker.start_again().await,
+        }
+    }
+}
+
+/// Places 1,000 orders, with the broker stopped and started again a quarter of the way in
+/// and 20 more orders placed meanwhile; then every order has exactly one ORDER_UPDATE, none
+/// missing, none twice.
+async fn orders_survive_a_broker_restart(app: &TestApp, broker: &mut Broker) {
     let admin = app.admin().await;
     let created = app
         .graphql(
@@ -40,7 +87,7 @@ async fn a_broker_restart_during_1000_orders_loses_and_duplicates_nothing() {
     let buyer = app.customer("Steady").await;
 
     let place = |i: usize| {
-        let (app, buyer, product) = (&app, &buyer, &product);
+        let (buyer, product) = (&buyer, &product);
         async move {
             let response = app
                 .graphql(
@@ -70,10 +117,10 @@ async fn a_broker_restart_during_1000_orders_loses_and_duplicates_nothing() {
         if !restarted && placed.len() >= ORDERS / 4 {
             // Down and up again while orders keep coming (they only need PostgreSQL; the
             // outbox holds their events until the broker is back).
-            rabbitmqctl(&["stop_app"]);
+            broker.stop().await;
             let during = futures::future::join_all((0..20).map(|i| place(10_000 + i))).await;
             placed.extend(during);
-            rabbitmqctl(&["start_app"]);
+            broker.start().await;
             restarted = true;
         }
     }
@@ -88,7 +135,7 @@ async fn a_broker_restart_during_1000_orders_loses_and_duplicates_nothing() {
         Duration::from_secs(180),
         "one ORDER_UPDATE per order",
         || async {
-            let ids = order_update_ids(&app, &buyer.token).await;
+            let ids = order_update_ids(app, &buyer.token).await;
             (ids.len() >= placed.len()).then_some(ids)
         },
     )
@@ -96,7 +143,7 @@ async fn a_broker_restart_during_1000_orders_loses_and_duplicates_nothing() {
     // Give stragglers (duplicates) a moment to show up before counting exactly.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let notified = {
-        let again = order_update_ids(&app, &buyer.token).await;
+        let again = order_update_ids(app, &buyer.token).await;
         assert_eq!(again.len(), notified.len());
         again
     };
@@ -109,7 +156,6 @@ async fn a_broker_restart_during_1000_orders_loses_and_duplicates_nothing() {
         notified.len(),
         started.elapsed()
     );
-    app.cleanup().await;
 }
 
 /// The order ids of every ORDER_UPDATE the user has.

@@ -1,11 +1,12 @@
 //! The event bus: publish CloudEvents, consume them per service queue.
 //!
-//! Two backends sit behind [`Bus`]: an in-process bus durable in SQLite (the default) and
-//! RabbitMQ. Both follow the same semantics, checked by one conformance suite:
+//! Three backends sit behind [`Bus`]: an in-process bus durable in SQLite (the default),
+//! RabbitMQ and Kafka. All follow the same semantics, checked by one conformance suite:
 //! - every queue named by the topology receives each event whose type matches one of its
 //!   bindings (topic patterns: `*` is one word, `#` zero or more), even if its consumer is
 //!   not running yet;
-//! - `publish` returns once the events are durable (SQLite commit / publisher confirms);
+//! - `publish` returns once the events are durable (SQLite commit / publisher confirms /
+//!   `acks=all`);
 //! - a message is acknowledged only after its handler returned `Ok` (at-least-once), so
 //!   handlers must be idempotent (see [`crate::outbox::first_delivery`]);
 //! - a handler's `Retry` error delivers the message again later, with exponential backoff
@@ -21,6 +22,8 @@
 mod batch;
 mod delivery;
 mod embedded;
+mod kafka;
+mod names;
 mod options;
 mod pattern;
 mod rabbitmq;
@@ -34,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 pub use batch::BatchOutcomes;
 pub use delivery::{DeadLetterSink, DeadMessage};
 pub use embedded::EmbeddedBus;
+pub use kafka::{KafkaBus, KafkaOptions};
 pub use options::ConsumerOptions;
 pub use pattern::topic_matches;
 pub use rabbitmq::RabbitBus;
@@ -128,7 +132,19 @@ pub trait BusBackend: Send + Sync + 'static {
     /// bus also counts those being handled and waiting for a retry).
     async fn depth(&self, queue: &str) -> anyhow::Result<u64>;
     async fn ping(&self) -> bool;
+    /// Whether every consumer this instance runs is receiving: on Kafka, has joined its
+    /// consumer group and been given its share of the partitions (which takes a few seconds
+    /// after a start). Part of a service's readiness.
+    fn consumers_ready(&self) -> bool {
+        true
+    }
     fn name(&self) -> &'static str;
+    /// Deletes `queues` with their messages and everything kept beside them (retry levels,
+    /// consumer offsets): tests and operators. Nothing to delete in the embedded bus, whose
+    /// file goes with its directory.
+    async fn delete_topology(&self, _queues: &[QueueSpec]) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 /// The bus handle services hold.
@@ -149,9 +165,19 @@ impl Bus {
     /// Connects the backend the settings name and declares `topology`, so that events
     /// published before a consumer first runs still reach its queue.
     pub async fn connect(settings: &Settings, topology: &[QueueSpec]) -> anyhow::Result<Bus> {
-        let backend: Arc<dyn BusBackend> = match &settings.amqp_url {
-            Some(url) => Arc::new(RabbitBus::connect(url, &settings.bus_prefix).await?),
-            None => Arc::new(EmbeddedBus::open(&settings.data_dir.join("bus.sqlite")).await?),
+        let backend: Arc<dyn BusBackend> = match (&settings.amqp_url, &settings.kafka_brokers) {
+            (Some(url), _) => Arc::new(RabbitBus::connect(url, &settings.bus_prefix).await?),
+            (None, Some(brokers)) => Arc::new(
+                KafkaBus::connect(
+                    brokers,
+                    &settings.bus_prefix,
+                    KafkaOptions::from_settings(settings),
+                )
+                .await?,
+            ),
+            (None, None) => {
+                Arc::new(EmbeddedBus::open(&settings.data_dir.join("bus.sqlite")).await?)
+            }
         };
         let bus = Bus { backend };
         bus.backend.declare(topology).await?;
@@ -214,8 +240,19 @@ impl Bus {
         self.backend.ping().await
     }
 
+    /// See [`BusBackend::consumers_ready`].
+    pub fn consumers_ready(&self) -> bool {
+        self.backend.consumers_ready()
+    }
+
     pub fn backend_name(&self) -> &'static str {
         self.backend.name()
+    }
+
+    /// Deletes `queues` and their messages on the broker (see
+    /// [`BusBackend::delete_topology`]).
+    pub async fn delete_topology(&self, queues: &[QueueSpec]) -> anyhow::Result<()> {
+        self.backend.delete_topology(queues).await
     }
 }
 

@@ -72,7 +72,7 @@ impl Readiness {
             let check = async {
                 match dep {
                     Dependency::Database(db) => db.ping().await,
-                    Dependency::Bus(bus) => bus.ping().await,
+                    Dependency::Bus(bus) => bus.consumers_ready() && bus.ping().await,
                     Dependency::Cache(cache) => cache.ping().await,
                 }
             };

@@ -36,6 +36,12 @@ pub const REAL_SERVERS: Need = Need {
     missing: super::servers_missing,
 };
 
+/// A Kafka broker, where `HERALD_TEST_KAFKA_BROKERS` says.
+pub const KAFKA: Need = Need {
+    name: "a Kafka broker",
+    missing: super::kafka_missing,
+};
+
 #[derive(Debug, Clone, Copy)]
 enum Body {
     Blocking(fn()),
@@ -51,6 +57,7 @@ pub struct Case {
     /// Tokio worker threads; 0 runs the test on the current thread.
     threads: usize,
     real_servers: bool,
+    kafka: bool,
     needs: &'static [Need],
     /// Why it runs only when asked (`--ignored`), as `#[ignore = "…"]` says.
     ignored: Option<&'static str>,
@@ -64,19 +71,21 @@ impl Case {
             body: Body::Blocking(body),
             threads: 0,
             real_servers: false,
+            kafka: false,
             needs: &[],
             ignored: None,
         }
     }
 
     /// An asynchronous test on `set` (if any): on [`BackendSet::Real`] it needs the real
-    /// servers.
+    /// servers, on [`BackendSet::Kafka`] those and a Kafka broker.
     pub const fn on(set: Option<BackendSet>, path: &'static str, body: fn() -> TestFuture) -> Case {
         Case {
             path,
             body: Body::Async(body),
             threads: 0,
-            real_servers: matches!(set, Some(BackendSet::Real)),
+            real_servers: matches!(set, Some(BackendSet::Real | BackendSet::Kafka)),
+            kafka: matches!(set, Some(BackendSet::Kafka)),
             needs: &[],
             ignored: None,
         }
@@ -111,6 +120,7 @@ impl Case {
         self.real_servers
             .then_some(&REAL_SERVERS)
             .into_iter()
+            .chain(self.kafka.then_some(&KAFKA))
             .chain(self.needs)
     }
 
@@ -206,10 +216,12 @@ fn is_executable(path: &Path) -> bool {
 ///
 /// `backend_tests!(a, b)` runs `async fn a(set: BackendSet)` twice, as `a::embedded` and
 /// `a::real` (which needs the real servers). Sections after a `;` declare the tests that run
-/// once, under their own names: `real only: c` runs `async fn c()` on the real servers,
-/// `no backend: d` runs `async fn d()`, `blocking: e` runs `fn e()`. Each test may say more
-/// after its name: `a(threads = 4, needs = &[NODE], ignore = "why")`. Tests run on the
-/// current thread unless told otherwise.
+/// otherwise: `every bus: f` runs `async fn f(set: BackendSet)` three times, as `f::embedded`,
+/// `f::real` and `f::kafka` (the real servers with Kafka as the bus), for what depends on the
+/// bus; `real only: c` runs `async fn c()` on the real servers, `no backend: d` runs
+/// `async fn d()`, `blocking: e` runs `fn e()`. Each test may say more after its name:
+/// `a(threads = 4, needs = &[NODE], ignore = "why")`. Tests run on the current thread
+/// unless told otherwise.
 #[macro_export]
 macro_rules! backend_tests {
     ($($tests:tt)*) => {
@@ -220,45 +232,55 @@ macro_rules! backend_tests {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __test_cases {
+    (threads = $threads:literal; every bus: $($rest:tt)*) => {
+        $crate::__test_cases!(@split $threads; []; []; []; []; []; every bus: $($rest)*);
+    };
     (threads = $threads:literal; real only: $($rest:tt)*) => {
-        $crate::__test_cases!(@split $threads; []; []; []; []; real only: $($rest)*);
+        $crate::__test_cases!(@split $threads; []; []; []; []; []; real only: $($rest)*);
     };
     (threads = $threads:literal; no backend: $($rest:tt)*) => {
-        $crate::__test_cases!(@split $threads; []; []; []; []; no backend: $($rest)*);
+        $crate::__test_cases!(@split $threads; []; []; []; []; []; no backend: $($rest)*);
     };
     (threads = $threads:literal; blocking: $($rest:tt)*) => {
-        $crate::__test_cases!(@split $threads; []; []; []; []; blocking: $($rest)*);
+        $crate::__test_cases!(@split $threads; []; []; []; []; []; blocking: $($rest)*);
     };
     (threads = $threads:literal; $($rest:tt)*) => {
-        $crate::__test_cases!(@split $threads; []; []; []; []; both: $($rest)*);
+        $crate::__test_cases!(@split $threads; []; []; []; []; []; both: $($rest)*);
     };
-    // Sorts the tests into four lists, one section at a time.
-    (@split $threads:literal; [$($both:tt)*]; [$($real:tt)*]; [$($none:tt)*]; [$($blocking:tt)*];
+    // Sorts the tests into five lists, one section at a time.
+    (@split $threads:literal; [$($both:tt)*]; [$($every:tt)*]; [$($real:tt)*]; [$($none:tt)*]; [$($blocking:tt)*];
         both: $($name:ident $(($($opts:tt)*))?),+ $(,)? $(; $($rest:tt)*)?) => {
         $crate::__test_cases!(@split $threads;
-            [$($both)* $($name [$($($opts)*)?])+]; [$($real)*]; [$($none)*]; [$($blocking)*];
+            [$($both)* $($name [$($($opts)*)?])+]; [$($every)*]; [$($real)*]; [$($none)*]; [$($blocking)*];
             $($($rest)*)?);
     };
-    (@split $threads:literal; [$($both:tt)*]; [$($real:tt)*]; [$($none:tt)*]; [$($blocking:tt)*];
+    (@split $threads:literal; [$($both:tt)*]; [$($every:tt)*]; [$($real:tt)*]; [$($none:tt)*]; [$($blocking:tt)*];
+        every bus: $($name:ident $(($($opts:tt)*))?),+ $(,)? $(; $($rest:tt)*)?) => {
+        $crate::__test_cases!(@split $threads;
+            [$($both)*]; [$($every)* $($name [$($($opts)*)?])+]; [$($real)*]; [$($none)*]; [$($blocking)*];
+            $($($rest)*)?);
+    };
+    (@split $threads:literal; [$($both:tt)*]; [$($every:tt)*]; [$($real:tt)*]; [$($none:tt)*]; [$($blocking:tt)*];
         real only: $($name:ident $(($($opts:tt)*))?),+ $(,)? $(; $($rest:tt)*)?) => {
         $crate::__test_cases!(@split $threads;
-            [$($both)*]; [$($real)* $($name [$($($opts)*)?])+]; [$($none)*]; [$($blocking)*];
+            [$($both)*]; [$($every)*]; [$($real)* $($name [$($($opts)*)?])+]; [$($none)*]; [$($blocking)*];
             $($($rest)*)?);
     };
-    (@split $threads:literal; [$($both:tt)*]; [$($real:tt)*]; [$($none:tt)*]; [$($blocking:tt)*];
+    (@split $threads:literal; [$($both:tt)*]; [$($every:tt)*]; [$($real:tt)*]; [$($none:tt)*]; [$($blocking:tt)*];
         no backend: $($name:ident $(($($opts:tt)*))?),+ $(,)? $(; $($rest:tt)*)?) => {
         $crate::__test_cases!(@split $threads;
-            [$($both)*]; [$($real)*]; [$($none)* $($name [$($($opts)*)?])+]; [$($blocking)*];
+            [$($both)*]; [$($every)*]; [$($real)*]; [$($none)* $($name [$($($opts)*)?])+]; [$($blocking)*];
             $($($rest)*)?);
     };
-    (@split $threads:literal; [$($both:tt)*]; [$($real:tt)*]; [$($none:tt)*]; [$($blocking:tt)*];
+    (@split $threads:literal; [$($both:tt)*]; [$($every:tt)*]; [$($real:tt)*]; [$($none:tt)*]; [$($blocking:tt)*];
         blocking: $($name:ident $(($($opts:tt)*))?),+ $(,)? $(; $($rest:tt)*)?) => {
         $crate::__test_cases!(@split $threads;
-            [$($both)*]; [$($real)*]; [$($none)*]; [$($blocking)* $($name [$($($opts)*)?])+];
+            [$($both)*]; [$($every)*]; [$($real)*]; [$($none)*]; [$($blocking)* $($name [$($($opts)*)?])+];
             $($($rest)*)?);
     };
     (@split $threads:literal;
         [$($both:ident [$($both_opts:tt)*])*];
+        [$($every:ident [$($every_opts:tt)*])*];
         [$($real:ident [$($real_opts:tt)*])*];
         [$($none:ident [$($none_opts:tt)*])*];
         [$($blocking:ident [$($blocking_opts:tt)*])*];) => {
@@ -270,6 +292,21 @@ macro_rules! __test_cases {
 
                 pub(super) fn real() -> $crate::testing::harness::TestFuture {
                     ::std::boxed::Box::pin(super::$both($crate::testing::BackendSet::Real))
+                }
+            }
+        )*
+        $(
+            mod $every {
+                pub(super) fn embedded() -> $crate::testing::harness::TestFuture {
+                    ::std::boxed::Box::pin(super::$every($crate::testing::BackendSet::Embedded))
+                }
+
+                pub(super) fn real() -> $crate::testing::harness::TestFuture {
+                    ::std::boxed::Box::pin(super::$every($crate::testing::BackendSet::Real))
+                }
+
+                pub(super) fn kafka() -> $crate::testing::harness::TestFuture {
+                    ::std::boxed::Box::pin(super::$every($crate::testing::BackendSet::Kafka))
                 }
             }
         )*
@@ -307,6 +344,35 @@ macro_rules! __test_cases {
                     )
                     .threads($threads),
                     $($both_opts)*
+                ),
+            )*
+            $(
+                $crate::__case_options!(
+                    $crate::testing::harness::Case::on(
+                        Some($crate::testing::BackendSet::Embedded),
+                        concat!(module_path!(), "::", stringify!($every), "::embedded"),
+                        $every::embedded,
+                    )
+                    .threads($threads),
+                    $($every_opts)*
+                ),
+                $crate::__case_options!(
+                    $crate::testing::harness::Case::on(
+                        Some($crate::testing::BackendSet::Real),
+                        concat!(module_path!(), "::", stringify!($every), "::real"),
+                        $every::real,
+                    )
+                    .threads($threads),
+                    $($every_opts)*
+                ),
+                $crate::__case_options!(
+                    $crate::testing::harness::Case::on(
+                        Some($crate::testing::BackendSet::Kafka),
+                        concat!(module_path!(), "::", stringify!($every), "::kafka"),
+                        $every::kafka,
+                    )
+                    .threads($threads),
+                    $($every_opts)*
                 ),
             )*
             $(

@@ -11,7 +11,6 @@
 //! and its cleanup, the outbox read back, the bus, and requests sent through a router.
 
 use std::net::ToSocketAddrs;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -24,7 +23,7 @@ use tower::ServiceExt;
 use uuid::Uuid;
 
 use crate::auth::{Claims, ServiceKey, SigningKey, TokenVerifier};
-use crate::bus::{Bus, BusBackend, QueueSpec, RabbitBus};
+use crate::bus::{Bus, QueueSpec};
 use crate::config::Settings;
 use crate::db::{Database, Migrations};
 use crate::http::ServiceClient;
@@ -37,6 +36,15 @@ pub enum BackendSet {
     Embedded,
     /// PostgreSQL, RabbitMQ, Redis.
     Real,
+    /// PostgreSQL, Kafka, Redis: the real servers with Kafka as the bus.
+    Kafka,
+}
+
+impl BackendSet {
+    /// Whether this set runs on servers (PostgreSQL and Redis), not in the process.
+    pub fn on_servers(self) -> bool {
+        self != BackendSet::Embedded
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +52,8 @@ pub struct RealBackends {
     pub database_url: String,
     pub amqp_url: String,
     pub redis_url: String,
+    /// Kafka's bootstrap brokers (`host:port,…`), for [`BackendSet::Kafka`].
+    pub kafka_brokers: String,
 }
 
 fn env_or(name: &str, default: &str) -> String {
@@ -98,7 +108,19 @@ fn configured_backends() -> RealBackends {
             "amqp://guest:guest@127.0.0.1:5672/%2f",
         ),
         redis_url: env_or("HERALD_TEST_REDIS_URL", "redis://127.0.0.1:6379"),
+        kafka_brokers: env_or("HERALD_TEST_KAFKA_BROKERS", "127.0.0.1:9092"),
     }
+}
+
+/// Why no Kafka broker is reachable where `HERALD_TEST_KAFKA_BROKERS` says, or `None`.
+pub fn kafka_missing() -> Option<String> {
+    let brokers = configured_backends().kafka_brokers;
+    let up = brokers.split(',').any(|broker| {
+        broker.trim().to_socket_addrs().is_ok_and(|mut addrs| {
+            addrs.any(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
+        })
+    });
+    (!up).then(|| format!("no Kafka broker at {brokers} (HERALD_TEST_KAFKA_BROKERS)"))
 }
 
 /// Which real servers are missing (say which are not reachable), or `None`.
@@ -164,11 +186,17 @@ pub fn isolated_settings(set: BackendSet, data_dir: &std::path::Path) -> Setting
         login_failures_per_client: 0,
         ..Settings::default()
     };
-    if set == BackendSet::Real {
+    if set.on_servers() {
         let real = real_backends().expect("real backends requested but not reachable");
         settings.database_url = Some(real.database_url);
-        settings.amqp_url = Some(real.amqp_url);
         settings.redis_url = Some(real.redis_url);
+        if set == BackendSet::Kafka {
+            settings.kafka_brokers = Some(real.kafka_brokers);
+            // Fewer than the default: each test makes its own topics.
+            settings.kafka_partitions = 3;
+        } else {
+            settings.amqp_url = Some(real.amqp_url);
+        }
     }
     settings
 }
@@ -297,51 +325,32 @@ pub async fn outbox_events(db: &Database) -> Vec<Envelope> {
         .collect()
 }
 
-/// The bus of one service test: RabbitMQ on the real backends (its queues deleted by
-/// [`TestBus::finish`]), the in-process bus otherwise.
+/// The bus of one service test: RabbitMQ or Kafka on the real backends (its queues or
+/// topics deleted by [`TestBus::finish`]), the in-process bus otherwise.
 pub struct TestBus {
     bus: Bus,
-    rabbit: Option<Arc<RabbitBus>>,
     topology: Vec<QueueSpec>,
 }
 
 impl TestBus {
     /// Connects as the settings say and declares `topology`.
     pub async fn connect(settings: &Settings, topology: Vec<QueueSpec>) -> TestBus {
-        let rabbit = match &settings.amqp_url {
-            Some(url) => Some(Arc::new(
-                RabbitBus::connect(url, &settings.bus_prefix)
-                    .await
-                    .expect("connecting to RabbitMQ"),
-            )),
-            None => None,
-        };
-        let bus = match &rabbit {
-            Some(rabbit) => Bus::from_backend(rabbit.clone() as Arc<dyn BusBackend>),
-            None => Bus::connect(settings, &topology)
-                .await
-                .expect("opening the bus"),
-        };
-        bus.declare(&topology).await.expect("declaring the queues");
-        TestBus {
-            bus,
-            rabbit,
-            topology,
-        }
+        let bus = Bus::connect(settings, &topology)
+            .await
+            .expect("opening the bus");
+        TestBus { bus, topology }
     }
 
     pub fn bus(&self) -> &Bus {
         &self.bus
     }
 
-    /// Deletes the test's RabbitMQ queues.
+    /// Deletes the test's queues (RabbitMQ) or topics (Kafka).
     pub async fn finish(self) {
-        if let Some(rabbit) = self.rabbit {
-            rabbit
-                .delete_topology(&self.topology)
-                .await
-                .expect("deleting the test's queues");
-        }
+        self.bus
+            .delete_topology(&self.topology)
+            .await
+            .expect("deleting the test's queues");
     }
 }
 

@@ -15,7 +15,8 @@ use uuid::Uuid;
 
 use crate::support::{QUIET, TestBus, event, eventually, lock, on_bus, options};
 
-backend_tests!(events_held_together_are_handled_together_and_settled_one_by_one(threads = 4));
+backend_tests!(
+every bus: events_held_together_are_handled_together_and_settled_one_by_one(threads = 4));
 
 /// Enough time for the deliveries behind a shipment to gather into the next batch.
 const SHIPPING_TIME: Duration = Duration::from_millis(20);

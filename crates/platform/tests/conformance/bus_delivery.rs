@@ -7,7 +7,7 @@ use herald_platform::testing::BackendSet;
 use crate::support::{Recorder, TestBus, event, on_bus, options};
 
 backend_tests!(
-    events_reach_exactly_the_queues_whose_bindings_match(threads = 4),
+    every bus: events_reach_exactly_the_queues_whose_bindings_match(threads = 4),
     events_published_before_the_consumer_runs_are_delivered_when_it_starts(threads = 4),
     events_and_bindings_survive_a_restart(threads = 4),
     depth_counts_the_messages_waiting_in_a_queue(threads = 4),

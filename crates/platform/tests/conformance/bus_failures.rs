@@ -22,7 +22,7 @@ use crate::support::{
 };
 
 backend_tests!(
-    a_retried_event_takes_effect_once_without_holding_back_the_others(threads = 4),
+    every bus: a_retried_event_takes_effect_once_without_holding_back_the_others(threads = 4),
     a_long_backoff_does_not_hold_back_a_shorter_one(threads = 4),
     a_duplicate_event_is_delivered_twice_and_takes_effect_once(threads = 4),
     shutdown_waits_for_the_running_handler_and_acknowledges_its_message(threads = 4),

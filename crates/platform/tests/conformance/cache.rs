@@ -23,7 +23,7 @@ backend_tests!(
 async fn on_cache(set: BackendSet, scenario: impl AsyncFn(&Cache)) {
     let cache = match set {
         BackendSet::Embedded => Cache::new(Arc::new(MemoryCache::new(1_000)), &unique_prefix()),
-        BackendSet::Real => {
+        BackendSet::Real | BackendSet::Kafka => {
             let real = real_backends().expect("real backends");
             let redis = RedisCache::connect(&real.redis_url)
                 .await

@@ -30,7 +30,7 @@ use crate::support::{
 };
 
 backend_tests!(
-    a_message_failing_every_attempt_is_dead_lettered_once_and_holds_back_nothing(threads = 4),
+    every bus: a_message_failing_every_attempt_is_dead_lettered_once_and_holds_back_nothing(threads = 4),
     replayed_dead_letters_are_handled_once_more_without_a_second_effect(threads = 4),
     a_message_that_is_no_event_is_dead_lettered_as_it_came(threads = 4),
     nothing_is_lost_while_the_dead_letter_store_fails(threads = 4),

@@ -9,7 +9,8 @@ use herald_platform::testing::BackendSet;
 
 use crate::support::{event, on_bus};
 
-backend_tests!(the_outbox_says_how_old_its_oldest_unpublished_event_is);
+backend_tests!(
+every bus: the_outbox_says_how_old_its_oldest_unpublished_event_is);
 
 async fn the_outbox_says_how_old_its_oldest_unpublished_event_is(set: BackendSet) {
     on_bus(set, async |bus| {

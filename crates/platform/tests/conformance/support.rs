@@ -9,7 +9,7 @@ use futures::FutureExt;
 use herald_events::Envelope;
 use herald_platform::bus::{
     Bus, BusBackend, ConsumerOptions, DeadLetterSink, DeadMessage, EmbeddedBus, EventHandler,
-    HandlerError, QueueSpec, RabbitBus,
+    HandlerError, KafkaBus, KafkaOptions, QueueSpec, RabbitBus,
 };
 use herald_platform::db::{Database, Migrations};
 use herald_platform::deadletters::{DeadLetter, DeadLetters};
@@ -69,7 +69,6 @@ impl TestBus {
         lock(&self.current)
             .as_ref()
             .expect("the bus is open")
-            .0
             .clone()
     }
 
@@ -204,6 +203,23 @@ impl TestBus {
                 );
                 let _ = connection.close(200, "done".into()).await;
             }
+            BackendSet::Kafka => {
+                use rdkafka::producer::{FutureProducer, FutureRecord};
+                let real = real_backends().expect("real backends");
+                let producer: FutureProducer = rdkafka::ClientConfig::new()
+                    .set("bootstrap.servers", &real.kafka_brokers)
+                    .create()
+                    .expect("a Kafka producer");
+                let topic = format!("{}.{queue}", self.prefix);
+                producer
+                    .send(
+                        FutureRecord::<str, str>::to(&topic).payload(body),
+                        Duration::from_secs(5),
+                    )
+                    .await
+                    .map_err(|(e, _)| e)
+                    .expect("publishing a raw message");
+            }
         }
     }
 
@@ -219,7 +235,7 @@ impl TestBus {
             BackendSet::Embedded => {
                 Database::connect_sqlite(&self.dir.path().join("service.sqlite"), 4).await
             }
-            BackendSet::Real => {
+            BackendSet::Real | BackendSet::Kafka => {
                 let real = real_backends().expect("real backends");
                 Database::connect_postgres(&real.database_url, &format!("{}_conf", self.prefix), 4)
                     .await
@@ -239,11 +255,11 @@ impl TestBus {
 
     async fn cleanup(&self) {
         self.consumers.cancel();
-        let rabbit = lock(&self.current).as_ref().and_then(|open| open.1.clone());
-        if let Some(rabbit) = rabbit {
+        let backend = lock(&self.current).clone();
+        if let Some(backend) = backend {
             let queues = lock(&self.declared).clone();
-            if let Err(e) = rabbit.delete_topology(&queues).await {
-                eprintln!("deleting the test's RabbitMQ topology failed: {e:#}");
+            if let Err(e) = backend.delete_topology(&queues).await {
+                eprintln!("deleting the test's topology failed: {e:#}");
             }
         }
         let databases = std::mem::take(&mut *lock(&self.databases));
@@ -259,20 +275,27 @@ impl TestBus {
     }
 }
 
-/// The backend, and the same one as a `RabbitBus` for deleting its topology.
-type OpenBus = (Arc<dyn BusBackend>, Option<Arc<RabbitBus>>);
+type OpenBus = Arc<dyn BusBackend>;
 
 async fn open_backend(set: BackendSet, dir: &tempfile::TempDir, prefix: &str) -> OpenBus {
     match set {
         BackendSet::Embedded => {
             let bus = EmbeddedBus::open(&dir.path().join("bus.sqlite")).await;
-            (Arc::new(bus.expect("opening the embedded bus")), None)
+            Arc::new(bus.expect("opening the embedded bus"))
         }
         BackendSet::Real => {
             let real = real_backends().expect("real backends");
             let bus = RabbitBus::connect(&real.amqp_url, prefix).await;
-            let bus = Arc::new(bus.expect("connecting to RabbitMQ"));
-            (bus.clone(), Some(bus))
+            Arc::new(bus.expect("connecting to RabbitMQ"))
+        }
+        BackendSet::Kafka => {
+            let real = real_backends().expect("real backends");
+            let options = KafkaOptions {
+                partitions: 3,
+                batch_messages: 1,
+            };
+            let bus = KafkaBus::connect(&real.kafka_brokers, prefix, options).await;
+            Arc::new(bus.expect("connecting to Kafka"))
         }
     }
 }

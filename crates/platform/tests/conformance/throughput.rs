@@ -14,7 +14,8 @@ use herald_platform::testing::BackendSet;
 
 use crate::support::{TestBus, event, on_bus, options};
 
-backend_tests!(throughput_of_a_consumer_draining_its_queue(
+backend_tests!(
+every bus: throughput_of_a_consumer_draining_its_queue(
     threads = 4,
     ignore = "a measurement: run by hand with --ignored --nocapture"
 ));

@@ -21,10 +21,11 @@ use tokio_util::sync::CancellationToken;
 use super::acks::{AckAction, AckWindow};
 use super::publisher::{Outgoing, Publisher};
 use super::{
-    Names, PERSISTENT, RECONNECT_MAX, RabbitBus, close_channel, close_connection, open_connection,
+    PERSISTENT, RECONNECT_MAX, RabbitBus, close_channel, close_connection, open_connection,
     unix_seconds,
 };
 use crate::bus::delivery::{Verdict, dead_letter, judge, record_lag, store_retry_delay};
+use crate::bus::names::Names;
 use crate::bus::{ConsumerOptions, DeadLetterSink, EventHandler, QueueSpec};
 
 /// How long a stopping consumer waits for its in-flight handlers.

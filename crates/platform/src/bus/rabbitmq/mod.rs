@@ -29,6 +29,7 @@ use self::consumer::Settler;
 use self::publisher::{Outgoing, Publisher};
 use super::batch::Coalescing;
 use super::delivery::{SAMPLE_EVERY, record_sample};
+use super::names::Names;
 use super::{BusBackend, ConsumerOptions, DeadLetterSink, EventHandler, QueueSpec};
 
 /// Bounds the TCP connect and the AMQP handshake, so a wrong URL fails instead of hanging.
@@ -55,9 +56,7 @@ impl RabbitBus {
         let publisher = Arc::new(Publisher::new(url, format!("herald {prefix} publisher")));
         publisher.ping().await?;
         Ok(RabbitBus {
-            names: Names {
-                prefix: prefix.to_owned(),
-            },
+            names: Names::new(prefix),
             publisher,
             declared: std::sync::Mutex::new(HashMap::new()),
             retry_levels: std::sync::Mutex::new(HashMap::new()),
@@ -244,30 +243,9 @@ impl BusBackend for RabbitBus {
     fn name(&self) -> &'static str {
         "rabbitmq"
     }
-}
 
-#[derive(Debug, Clone)]
-struct Names {
-    prefix: String,
-}
-
-impl Names {
-    fn exchange(&self) -> String {
-        format!("{}.events", self.prefix)
-    }
-
-    fn queue(&self, name: &str) -> String {
-        format!("{}.{name}", self.prefix)
-    }
-
-    /// Where a message waits after its `level`-th failed attempt.
-    fn retry_level(&self, name: &str, level: u32) -> String {
-        format!("{}.{name}.retry.{level}", self.prefix)
-    }
-
-    /// The single delay queue of earlier releases (deleted with the topology).
-    fn legacy_retry_queue(&self, name: &str) -> String {
-        format!("{}.{name}.retry", self.prefix)
+    async fn delete_topology(&self, queues: &[QueueSpec]) -> anyhow::Result<()> {
+        self.delete_queues(queues).await
     }
 }
 

@@ -25,7 +25,7 @@ const SWEPT_RETRY_LEVELS: u32 = 20;
 
 impl RabbitBus {
     /// Deletes the exchange and `queues` with their retry queues and messages (tests, operators).
-    pub async fn delete_topology(&self, queues: &[QueueSpec]) -> anyhow::Result<()> {
+    pub(super) async fn delete_queues(&self, queues: &[QueueSpec]) -> anyhow::Result<()> {
         let channel = self.publisher.scratch_channel().await?;
         let deleted = async {
             for spec in queues {
