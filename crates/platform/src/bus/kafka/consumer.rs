@@ -96,6 +96,8 @@ impl QueueConsumer<'_> {
         let mut running = Running::default();
         let mut idle = Idle::default();
         let mut watch = tokio::time::interval(IDLE_CHECK);
+        let mut commit_tick = tokio::time::interval(COMMIT_EVERY);
+        let mut settled_since_commit = false;
         loop {
             let room = running.tasks.len() < concurrency && ledger.waiting() < concurrency;
             tokio::select! {
@@ -116,7 +118,11 @@ impl QueueConsumer<'_> {
                     while let Some(joined) = running.tasks.try_join_next_with_id() {
                         running.finished(joined, &mut ledger, &settler, &assignments);
                     }
+                    settled_since_commit = true;
+                }
+                _ = commit_tick.tick(), if settled_since_commit => {
                     self.commit(&consumer, &mut ledger, &assignments, CommitMode::Async);
+                    settled_since_commit = false;
                 }
                 received = consumer.recv(), if room => match received {
                     Ok(message) => {
@@ -190,6 +196,9 @@ impl QueueConsumer<'_> {
     }
 }
 
+/// How often a consumer commits what it settled meanwhile (one commit covers them all; a
+/// crash redelivers at most this much more, which the inbox absorbs).
+const COMMIT_EVERY: Duration = Duration::from_millis(200);
 /// How often a consumer holding no partition looks whether its group is stuck.
 const IDLE_CHECK: Duration = Duration::from_secs(10);
 /// How long the group's lag must stand still, this consumer holding nothing, before it
