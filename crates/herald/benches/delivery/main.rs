@@ -3,7 +3,7 @@
 //! those backends measured in the same run. A benchmark, not a test: it asserts nothing
 //! about speed and reports ratios instead (docs/benchmarks.md).
 //!
-//! `cargo bench -p herald --bench delivery -- [--events N] [--backend embedded|real|both]
+//! `cargo bench -p herald --bench delivery -- [--events N] [--backend embedded|real|kafka|both|all]
 //! [--users N] [--only raw|in-app|email]… [--update-doc]`
 
 #[path = "../common/backends.rs"]
