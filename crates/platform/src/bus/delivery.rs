@@ -179,6 +179,33 @@ pub(crate) fn store_retry_delay(options: &ConsumerOptions) -> Duration {
 /// How often a consumer samples its queue's depth and oldest-message age.
 pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
+/// Samples `queue` every [`SAMPLE_EVERY`], forever: its depth, and as the age of its oldest
+/// message the lag of the message delivered last while messages wait (0 when none do). A
+/// broker does not tell the age of a queue's oldest message; a consumer that keeps up shows
+/// its real lag, one that fell behind shows at least how far.
+pub(crate) async fn sample_forever<F: Future<Output = anyhow::Result<u64>>>(
+    queue: &str,
+    depth: impl Fn() -> F,
+    last_lag: impl Fn() -> Duration,
+) {
+    loop {
+        match depth().await {
+            Ok(depth) => {
+                let age = if depth > 0 {
+                    last_lag()
+                } else {
+                    Duration::ZERO
+                };
+                record_sample(queue, depth, age);
+            }
+            Err(e) => {
+                tracing::debug!(queue, error = format!("{e:#}"), "sampling the queue failed")
+            }
+        }
+        tokio::time::sleep(SAMPLE_EVERY).await;
+    }
+}
+
 pub(crate) fn record_sample(queue: &str, depth: u64, oldest_age: Duration) {
     metrics::gauge!("bus_queue_depth", "queue" => queue.to_owned()).set(depth as f64);
     metrics::gauge!("bus_oldest_message_age_seconds", "queue" => queue.to_owned())

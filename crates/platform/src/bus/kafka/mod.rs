@@ -48,7 +48,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::batch::Coalescing;
-use super::delivery::{SAMPLE_EVERY, record_sample};
+use super::delivery::sample_forever;
 use super::names::Names;
 use super::{BusBackend, ConsumerOptions, DeadLetterSink, EventHandler, QueueSpec, topic_matches};
 
@@ -424,25 +424,6 @@ impl KafkaBus {
         })
         .await?
     }
-
-    async fn sample_forever(&self, queue: &str, last_lag: &consumer::LastLag) {
-        loop {
-            match self.lag(queue).await {
-                Ok(depth) => {
-                    let age = if depth > 0 {
-                        last_lag.get()
-                    } else {
-                        Duration::ZERO
-                    };
-                    record_sample(queue, depth, age);
-                }
-                Err(e) => {
-                    tracing::debug!(queue, error = format!("{e:#}"), "sampling the queue failed")
-                }
-            }
-            tokio::time::sleep(SAMPLE_EVERY).await;
-        }
-    }
 }
 
 #[async_trait]
@@ -579,7 +560,7 @@ impl BusBackend for KafkaBus {
                     retry::forward_when_due(self, queue, &topic, &levels, &shutdown),
                 )
             } => consumed.map(|_| ()),
-            () = self.sample_forever(queue, &last_lag) => Ok(()),
+            () = sample_forever(queue, || self.lag(queue), || last_lag.get()) => Ok(()),
         };
         self.joined_lock().remove(&number);
         consumed

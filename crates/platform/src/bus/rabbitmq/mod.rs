@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use self::consumer::Settler;
 use self::publisher::{Outgoing, Publisher};
 use super::batch::Coalescing;
-use super::delivery::{SAMPLE_EVERY, record_sample};
+use super::delivery::sample_forever;
 use super::names::Names;
 use super::{BusBackend, ConsumerOptions, DeadLetterSink, EventHandler, QueueSpec};
 
@@ -96,31 +96,6 @@ impl RabbitBus {
             backoff = (backoff * 2).min(RECONNECT_MAX);
         }
         Ok(())
-    }
-
-    /// Samples the queue's depth every few seconds. The broker does not tell the age of a
-    /// queue's oldest message, so the age reported is the lag (now − publish timestamp) of
-    /// the message delivered last while the queue holds ready messages, and 0 when it is
-    /// empty: a consumer that keeps up shows its real lag, one that fell behind shows at
-    /// least how far.
-    async fn sample_forever(&self, settler: &Settler) {
-        let queue = settler.queue();
-        loop {
-            match self.depth(queue).await {
-                Ok(depth) => {
-                    let age = if depth > 0 {
-                        settler.last_lag()
-                    } else {
-                        Duration::ZERO
-                    };
-                    record_sample(queue, depth, age);
-                }
-                Err(e) => {
-                    tracing::debug!(queue, error = format!("{e:#}"), "sampling the queue failed")
-                }
-            }
-            tokio::time::sleep(SAMPLE_EVERY).await;
-        }
     }
 }
 
@@ -216,7 +191,7 @@ impl BusBackend for RabbitBus {
         ));
         tokio::select! {
             consumed = self.consume_until(&settler, &shutdown) => consumed,
-            () = self.sample_forever(&settler) => Ok(()),
+            () = sample_forever(settler.queue(), || self.depth(settler.queue()), || settler.last_lag()) => Ok(()),
         }
     }
 
