@@ -93,10 +93,11 @@ impl EmailTemplates {
         context: &EmailContext<'_>,
     ) -> Result<RenderedEmail, Error> {
         let stem = notification_type.as_str().to_ascii_lowercase();
+        let context = minijinja::Value::from(minijinja::value::Serde(context));
         let render = |kind: &str| {
             self.env
                 .get_template(&format!("{stem}.{kind}.j2"))?
-                .render(context)
+                .render(&context)
         };
         let subject = render("subject")?;
         Ok(RenderedEmail {
