@@ -234,7 +234,7 @@ async fn load_recipients(settings: &Settings, db: &Database, users: usize) -> an
                         preferences_version, updated_at) VALUES {}",
                     placeholders(chunk.len(), 13)
                 );
-                let mut query = sqlx::query(&sql);
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
                 for i in chunk {
                     query = query
                         .bind(Uuid::now_v7().to_string())
@@ -262,9 +262,11 @@ async fn load_recipients(settings: &Settings, db: &Database, users: usize) -> an
 /// Drops the schema and the cache keys the run made.
 async fn cleanup(settings: &Settings, db: &Database) {
     if let Some(schema) = db.schema() {
-        let _ = sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-            .execute(db.pool())
-            .await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA \"{schema}\" CASCADE"
+        )))
+        .execute(db.pool())
+        .await;
     }
     db.close().await;
     if let Some(url) = &settings.redis_url

@@ -326,9 +326,12 @@ async fn raw_statements(
         .after_connect(move |conn, _| {
             let schema = schema.clone();
             Box::pin(async move {
-                sqlx::Executor::execute(conn, format!("SET search_path TO \"{schema}\"").as_str())
-                    .await
-                    .map(|_| ())
+                sqlx::Executor::execute(
+                    conn,
+                    sqlx::AssertSqlSafe(format!("SET search_path TO \"{schema}\"")),
+                )
+                .await
+                .map(|_| ())
             })
         })
         .connect(&url)

@@ -188,20 +188,22 @@ impl Campaigns {
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<Promotion>, sqlx::Error> {
-        sqlx::query(&format!("SELECT {COLUMNS} FROM promotions WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(self.db.pool())
-            .await?
-            .as_ref()
-            .map(promotion_from_row)
-            .transpose()
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM promotions WHERE id = $1"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(self.db.pool())
+        .await?
+        .as_ref()
+        .map(promotion_from_row)
+        .transpose()
     }
 
     /// The newest promotions first.
     pub async fn list(&self, first: i64) -> Result<Vec<Promotion>, sqlx::Error> {
-        sqlx::query(&format!(
+        sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM promotions ORDER BY created_at DESC, id DESC LIMIT $1"
-        ))
+        )))
         .bind(first)
         .fetch_all(self.db.pool())
         .await?
@@ -229,7 +231,7 @@ impl Campaigns {
         now: DateTime<Utc>,
     ) -> Result<Option<(Promotion, String)>, sqlx::Error> {
         let now_us = now.timestamp_micros();
-        let row = sqlx::query(&format!(
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE promotions SET status = 'SENDING', lease_until = $1
              WHERE id = (SELECT id FROM promotions
                          WHERE (status = 'SCHEDULED' AND send_at <= $2)
@@ -237,7 +239,7 @@ impl Campaigns {
                          ORDER BY send_at, id LIMIT 1)
                AND (status = 'SCHEDULED' OR (status = 'SENDING' AND lease_until < $2))
              RETURNING {COLUMNS}, cursor"
-        ))
+        )))
         .bind((now + LEASE).timestamp_micros())
         .bind(now_us)
         .fetch_optional(self.db.pool())
@@ -371,11 +373,11 @@ impl Campaigns {
 
     /// The next [`Campaigns::batch_size`] recipients with promotions on, after `after`.
     async fn recipients_after(&self, after: &str) -> Result<Vec<Recipient>, sqlx::Error> {
-        sqlx::query(&format!(
+        sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {} FROM recipients r WHERE r.promotions = $1 AND r.user_id > $2
              ORDER BY r.user_id LIMIT $3",
             columns_of("r")
-        ))
+        )))
         .bind(true)
         .bind(after)
         .bind(self.batch_size as i64)
@@ -466,10 +468,11 @@ impl SenderLock {
             return Ok(Some(SenderLock { connection: None }));
         }
         let mut connection = db.pool().acquire().await?;
-        let taken: bool =
-            sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({SENDER_LOCK})"))
-                .fetch_one(&mut *connection)
-                .await?;
+        let taken: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_try_advisory_lock({SENDER_LOCK})"
+        )))
+        .fetch_one(&mut *connection)
+        .await?;
         Ok(taken.then_some(SenderLock {
             connection: Some(connection),
         }))
@@ -487,9 +490,11 @@ impl SenderLock {
         let Some(mut connection) = self.connection.take() else {
             return;
         };
-        let unlocked = sqlx::query(&format!("SELECT pg_advisory_unlock({SENDER_LOCK})"))
-            .execute(&mut *connection)
-            .await;
+        let unlocked = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_advisory_unlock({SENDER_LOCK})"
+        )))
+        .execute(&mut *connection)
+        .await;
         if let Err(e) = unlocked {
             tracing::warn!(error = %e, "releasing the sender lock failed; closing its connection");
             drop(connection.detach());
@@ -521,7 +526,7 @@ async fn interested_in(
     );
     for chunk in recipients.chunks(ROWS_PER_STATEMENT) {
         // Planned each time: a plan cached while the table was small would scan it.
-        let users: Vec<String> = sqlx::query_scalar(&sql)
+        let users: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
             .persistent(false)
             .bind(category)
             .bind(json_list(chunk.iter().map(|r| r.user_id))?)

@@ -63,7 +63,7 @@ pub async fn record_decisions(
                 decision.until().map(|until| until.timestamp_micros()),
             ))?;
         }
-        let keys: Vec<String> = sqlx::query_scalar(&sql)
+        let keys: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(rows.finish())
             .fetch_all(&mut **tx)
             .await?;
@@ -101,7 +101,7 @@ pub async fn promotions_decided(
         ),
     };
     for chunk in users.chunks(ROWS_PER_STATEMENT) {
-        let rows = sqlx::query(&sql)
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .persistent(false)
             .bind(NotificationType::Promotion.as_str())
             .bind(from.timestamp_micros())

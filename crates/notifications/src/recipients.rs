@@ -135,8 +135,11 @@ pub async fn upsert_recipients(tx: &mut Tx, recipients: &[Recipient]) -> Result<
             ))?;
         }
         let rows = rows.finish();
-        sqlx::query(&upsert).bind(&rows).execute(&mut **tx).await?;
-        sqlx::query(&identities)
+        sqlx::query(sqlx::AssertSqlSafe(upsert.as_str()))
+            .bind(&rows)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(identities.as_str()))
             .bind(&rows)
             .execute(&mut **tx)
             .await?;
@@ -157,7 +160,7 @@ pub async fn apply_preferences(
     version: i64,
 ) -> Result<(), sqlx::Error> {
     let p = preferences;
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO recipients ({COLUMNS}, updated_at)
          VALUES ($1, '', '', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
          ON CONFLICT (user_id) DO UPDATE SET
@@ -168,7 +171,7 @@ pub async fn apply_preferences(
             quiet_hours_end = excluded.quiet_hours_end,
             preferences_version = excluded.preferences_version, updated_at = excluded.updated_at
          WHERE recipients.preferences_version < excluded.preferences_version"
-    ))
+    )))
     .bind(user_id.to_string())
     .bind(Role::Customer.as_str())
     .bind(p.promotions)
@@ -193,9 +196,9 @@ pub async fn find_recipient(
     conn: &mut sqlx::AnyConnection,
     user_id: Uuid,
 ) -> Result<Option<Recipient>, sqlx::Error> {
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM recipients WHERE user_id = $1"
-    ))
+    )))
     .bind(user_id.to_string())
     .fetch_optional(conn)
     .await?
@@ -217,7 +220,7 @@ pub async fn find_recipients(
     );
     for chunk in user_ids.chunks(ROWS_PER_STATEMENT) {
         // Planned each time: a plan cached while the table was small would scan it.
-        let rows = sqlx::query(&sql)
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .persistent(false)
             .bind(json_list(chunk)?)
             .fetch_all(&mut *conn)
@@ -237,10 +240,10 @@ pub async fn admins_page(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Recipient>, sqlx::Error> {
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM recipients WHERE role = $1 AND user_id > $2
          ORDER BY user_id LIMIT $3"
-    ))
+    )))
     .bind(Role::Admin.as_str())
     .bind(after.map(|id| id.to_string()).unwrap_or_default())
     .bind(limit)

@@ -145,7 +145,7 @@ pub async fn insert_notifications(
                 },
             );
         }
-        sqlx::query(&sql)
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(rows.finish())
             .execute(&mut **tx)
             .await?;
@@ -212,7 +212,7 @@ pub async fn list_page(
          WHERE {visible}{after}
          ORDER BY deliver_at DESC, id DESC LIMIT $2"
     );
-    let mut query = sqlx::query(&sql)
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
         .bind(user_id.to_string())
         .bind(page.first + 1)
         .bind(now.timestamp_micros());
@@ -272,9 +272,9 @@ pub async fn count_notifications<'c>(
     now: DateTime<Utc>,
 ) -> Result<i64, sqlx::Error> {
     let filter = unread_filter(unread_only);
-    sqlx::query_scalar(&format!(
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*) FROM notifications WHERE user_id = $1 AND deliver_at <= $2{filter}"
-    ))
+    )))
     .bind(user_id.to_string())
     .bind(now.timestamp_micros())
     .fetch_one(executor)
@@ -312,11 +312,11 @@ pub async fn mark_read(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Option<Notification>, sqlx::Error> {
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE notifications SET read_at = COALESCE(read_at, $1)
          WHERE id = $2 AND user_id = $3 AND deliver_at <= $1
          RETURNING {COLUMNS}"
-    ))
+    )))
     .bind(now.timestamp_micros())
     .bind(id.to_string())
     .bind(user_id.to_string())

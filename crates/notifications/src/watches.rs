@@ -33,13 +33,13 @@ pub async fn watchers_page(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<(Uuid, Option<Recipient>)>, sqlx::Error> {
-    let rows = sqlx::query(&format!(
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT w.user_id AS watcher_id, {}
          FROM watches w LEFT JOIN recipients r ON r.user_id = w.user_id
          WHERE w.product_id = $1 AND w.user_id > $2
          ORDER BY w.user_id LIMIT $3",
         columns_of("r")
-    ))
+    )))
     .bind(product_id.to_string())
     .bind(after.map(|id| id.to_string()).unwrap_or_default())
     .bind(limit)

@@ -147,7 +147,7 @@ pub async fn insert_placed_order(
     let sql = format!(
         "INSERT INTO order_lines (order_id, line_no, product_id, quantity) VALUES {values}"
     );
-    let mut insert = sqlx::query(&sql).bind(id.to_string());
+    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(id.to_string());
     for (line_no, line) in lines.iter().enumerate() {
         insert = insert
             .bind(line_no as i64)
@@ -235,7 +235,7 @@ pub async fn find_order<'c>(
         "SELECT {JOINED} FROM orders o JOIN order_lines l ON l.order_id = o.id
          WHERE o.id = $1 AND {visible} ORDER BY l.line_no"
     );
-    let mut query = sqlx::query(&sql).bind(id.to_string());
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(id.to_string());
     if let Some(user) = user {
         query = query.bind(user);
     }
@@ -258,7 +258,7 @@ pub async fn list_orders(
          JOIN order_lines l ON l.order_id = o.id
          ORDER BY o.created_at DESC, o.id DESC, l.line_no"
     );
-    let rows = sqlx::query(&sql)
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
         .bind(user_id.to_string())
         .bind(first.get())
         .fetch_all(db.pool())
@@ -286,7 +286,7 @@ pub async fn list_all_orders(
          JOIN order_lines l ON l.order_id = o.id
          ORDER BY o.created_at DESC, o.id DESC, l.line_no"
     );
-    let mut query = sqlx::query(&sql);
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
     if let Some(status) = status {
         query = query.bind(status.as_str());
     }
@@ -316,7 +316,7 @@ pub async fn change_status(
         "UPDATE orders SET status = $1, updated_at = $2
          WHERE id = $3 AND status IN ({expected}) AND {visible}"
     );
-    let mut update = sqlx::query(&sql)
+    let mut update = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
         .bind(to.as_str())
         .bind(now_micros())
         .bind(id.to_string());

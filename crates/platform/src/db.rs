@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, AssertSqlSafe, Executor};
 
 use crate::config::Settings;
 
@@ -137,7 +137,7 @@ impl Database {
                 .await
                 .context("connecting to PostgreSQL (HERALD_DATABASE_URL)")?;
             let create = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
-            if let Err(e) = bootstrap.execute(create.as_str()).await {
+            if let Err(e) = bootstrap.execute(AssertSqlSafe(create)).await {
                 // Two processes creating the same schema at once: the loser sees a unique violation.
                 let exists: Option<(String,)> = sqlx::query_as(
                     "SELECT schema_name::text FROM information_schema.schemata WHERE schema_name = $1",

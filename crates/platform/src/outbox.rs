@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use herald_events::Envelope;
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -89,7 +89,7 @@ pub async fn first_deliveries(
     );
     let mut first = HashSet::with_capacity(events.len());
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let ids: Vec<String> = sqlx::query_scalar(&sql)
+        let ids: Vec<String> = sqlx::query_scalar(AssertSqlSafe(sql.as_str()))
             .bind(consumer)
             .bind(now_micros())
             .bind(json_list(chunk.iter().map(|event| event.id))?)
@@ -114,7 +114,7 @@ pub async fn forget_deliveries(
         select_list(Backend::of(tx), 2)
     );
     for chunk in event_ids.chunks(ROWS_PER_STATEMENT) {
-        sqlx::query(&sql)
+        sqlx::query(AssertSqlSafe(sql.as_str()))
             .persistent(false)
             .bind(consumer)
             .bind(json_list(chunk)?)
@@ -287,9 +287,11 @@ async fn delete_rows(conn: &mut sqlx::AnyConnection, seqs: &[i64]) -> Result<(),
             .map(|s| s.to_string())
             .collect::<Vec<_>>()
             .join(",");
-        sqlx::query(&format!("DELETE FROM herald_outbox WHERE seq IN ({list})"))
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM herald_outbox WHERE seq IN ({list})"
+        )))
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }

@@ -125,7 +125,7 @@ pub async fn in_stock(
         "SELECT id FROM products WHERE stock > 0 AND name <> '' AND id IN ({})",
         placeholders(1, ids.len())
     );
-    let mut query = sqlx::query_scalar::<_, String>(&sql);
+    let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.as_str()));
     for id in ids {
         query = query.bind(id.to_string());
     }
@@ -147,7 +147,7 @@ pub async fn catalog_for(
             "SELECT id, name, category, stock FROM products WHERE name <> '' AND id IN ({})",
             placeholders(1, chunk.len())
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
         for id in chunk {
             query = query.bind(id.to_string());
         }
@@ -163,7 +163,7 @@ pub async fn catalog_for(
             placeholders(1, categories.len()),
             categories.len() + 1
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
         for c in categories {
             query = query.bind(c);
         }
@@ -255,7 +255,7 @@ pub async fn set_preferred_categories(
             let encoded = serde_json::to_string(categories).unwrap_or_else(|_| "[]".to_owned());
             rows.push(&(user_id, encoded, version))?;
         }
-        sqlx::query(&sql)
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(rows.finish())
             .execute(&mut **tx)
             .await?;
@@ -296,7 +296,7 @@ pub async fn orders_confirmed(
                 order.placed_at.timestamp_micros(),
             ))?;
         }
-        let inserted = sqlx::query(&insert_orders)
+        let inserted = sqlx::query(sqlx::AssertSqlSafe(insert_orders.as_str()))
             .bind(rows.finish())
             .fetch_all(&mut **tx)
             .await?;
@@ -340,7 +340,7 @@ pub async fn orders_confirmed(
                 order.placed_at.timestamp_micros(),
             ))?;
         }
-        sqlx::query(&insert_lines)
+        sqlx::query(sqlx::AssertSqlSafe(insert_lines.as_str()))
             .bind(rows.finish())
             .execute(&mut **tx)
             .await?;
@@ -484,7 +484,7 @@ pub async fn co_purchases(
         placeholders(2, anchors.len()),
         anchors.len() + 2
     );
-    let mut query = sqlx::query(&sql).bind(since);
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(since);
     for id in anchors {
         query = query.bind(id.to_string());
     }
@@ -548,7 +548,7 @@ pub async fn note_interests(
         for (user_id, category) in chunk {
             rows.push(&(user_id, category))?;
         }
-        let inserted = sqlx::query(&sql)
+        let inserted = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(rows.finish())
             .fetch_all(&mut **tx)
             .await?;

@@ -253,7 +253,7 @@ impl TestApp {
         &self,
         service: ServiceName,
         what: &str,
-        count_sql: &str,
+        count_sql: &'static str,
         binds: &[&str],
         at_least: i64,
     ) {
@@ -325,9 +325,11 @@ pub async fn drop_service_schemas(database_url: &str, settings: &Settings) {
         .iter()
         .filter_map(|service| service.descriptor().schema(settings));
     for schema in schemas {
-        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-            .execute(&pool)
-            .await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+        )))
+        .execute(&pool)
+        .await;
     }
     pool.close().await;
 }

@@ -64,10 +64,10 @@ fn user_from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
 pub async fn insert_user(tx: &mut Tx, new: &NewUser<'_>) -> Result<User, InsertError> {
     let now = now_micros();
     let prefs = Preferences::default();
-    let result = sqlx::query(&format!(
+    let result = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO users (id, name, email, password_hash, role, preferences, preferences_version, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7) RETURNING {COLUMNS}"
-    ))
+    )))
     .bind(new.id.to_string())
     .bind(new.name)
     .bind(new.email)
@@ -88,13 +88,15 @@ pub async fn insert_user(tx: &mut Tx, new: &NewUser<'_>) -> Result<User, InsertE
 
 #[tracing::instrument(skip_all, fields(user_id = %id))]
 pub async fn find_user(db: &Database, id: Uuid) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
-        .bind(id.to_string())
-        .fetch_optional(db.pool())
-        .await?
-        .as_ref()
-        .map(user_from_row)
-        .transpose()
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM users WHERE id = $1"
+    )))
+    .bind(id.to_string())
+    .fetch_optional(db.pool())
+    .await?
+    .as_ref()
+    .map(user_from_row)
+    .transpose()
 }
 
 /// The stored hash of an account that has no password yet (an imported customer).
@@ -106,9 +108,9 @@ pub async fn find_credentials(
     db: &Database,
     email: &str,
 ) -> Result<Option<(User, Option<String>)>, sqlx::Error> {
-    let row = sqlx::query(&format!(
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS}, password_hash FROM users WHERE email = $1"
-    ))
+    )))
     .bind(email)
     .fetch_optional(db.pool())
     .await?;
@@ -173,7 +175,7 @@ pub async fn insert_imported(
                 now,
             ))?;
         }
-        let inserted = sqlx::query(&sql)
+        let inserted = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(rows.finish())
             .fetch_all(&mut **tx)
             .await?;
@@ -196,13 +198,15 @@ pub async fn find_user_for_update(
         herald_platform::db::Backend::Postgres => " FOR UPDATE",
         herald_platform::db::Backend::Sqlite => "",
     };
-    sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1{lock}"))
-        .bind(id.to_string())
-        .fetch_optional(&mut **tx)
-        .await?
-        .as_ref()
-        .map(user_from_row)
-        .transpose()
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM users WHERE id = $1{lock}"
+    )))
+    .bind(id.to_string())
+    .fetch_optional(&mut **tx)
+    .await?
+    .as_ref()
+    .map(user_from_row)
+    .transpose()
 }
 
 /// Stores new preferences and returns the new version.

@@ -43,8 +43,10 @@ pub async fn pg(settings: &Settings, db: &Database) -> anyhow::Result<PgConnecti
         .context("no database URL")?;
     let mut conn = PgConnection::connect(url).await?;
     let schema = db.schema().context("no schema")?;
-    conn.execute(format!("SET search_path = \"{schema}\"").as_str())
-        .await?;
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "SET search_path = \"{schema}\""
+    )))
+    .await?;
     Ok(conn)
 }
 
@@ -109,7 +111,7 @@ pub async fn raw_inserts(db: &Database, rows: usize) -> anyhow::Result<Duration>
         for row in chunk {
             json.push(row)?;
         }
-        sqlx::query(&sql)
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(json.finish())
             .execute(&mut *tx)
             .await?;

@@ -185,7 +185,7 @@ impl Run {
 
     async fn count<'q>(
         &self,
-        query: QueryScalar<'q, sqlx::Any, i64, AnyArguments<'q>>,
+        query: QueryScalar<'q, sqlx::Any, i64, AnyArguments>,
     ) -> anyhow::Result<usize> {
         let count = query
             .fetch_one(self.notifications.pool())

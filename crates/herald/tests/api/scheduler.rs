@@ -240,9 +240,9 @@ async fn two_scheduler_processes_run_each_due_job_once() {
         Duration::from_secs(60),
         "six runs of order-checks",
         || async {
-            let runs: i64 = sqlx::query_scalar(&format!(
+            let runs: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                 "SELECT COUNT(*) FROM \"{scheduler}\".job_runs WHERE job = 'order-checks'"
-            ))
+            )))
             .fetch_one(&pool)
             .await
             .ok()?;
@@ -253,9 +253,9 @@ async fn two_scheduler_processes_run_each_due_job_once() {
     for name in replicas {
         cluster.terminate(name);
     }
-    let runs: Vec<(String, i64, String)> = sqlx::query_as(&format!(
+    let runs: Vec<(String, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT id, due_at, runner FROM \"{scheduler}\".job_runs WHERE job = 'order-checks' ORDER BY due_at"
-    ))
+    )))
     .fetch_all(&pool)
     .await
     .unwrap();
@@ -280,7 +280,7 @@ async fn two_scheduler_processes_run_each_due_job_once() {
     let count = |sql: String| {
         let pool = pool.clone();
         async move {
-            sqlx::query_scalar::<_, i64>(&sql)
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.as_str()))
                 .fetch_one(&pool)
                 .await
                 .unwrap()

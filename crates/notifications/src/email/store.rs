@@ -166,7 +166,7 @@ pub async fn queue_emails(
                 now.timestamp_micros(),
             ))?;
         }
-        let keys: Vec<String> = sqlx::query_scalar(&sql)
+        let keys: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(rows.finish())
             .fetch_all(&mut **tx)
             .await?;
@@ -210,7 +210,7 @@ pub async fn claim_due(
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
-    let rows = sqlx::query(&format!(
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE email_deliveries SET leased_until = $1
          WHERE id IN (
             SELECT id FROM email_deliveries
@@ -218,7 +218,7 @@ pub async fn claim_due(
             ORDER BY priority_rank, due_at, id LIMIT $3{skip_locked})
          RETURNING id, dedupe_key, user_id, to_name, to_address, type, priority_rank, title,
                    body, data, attempts, due_at"
-    ))
+    )))
     .bind((now + lease).timestamp_micros())
     .bind(now.timestamp_micros())
     .bind(limit)
@@ -350,11 +350,11 @@ pub async fn record_attempts(
                 now.timestamp_micros(),
             ))?;
         }
-        sqlx::query(&update)
+        sqlx::query(sqlx::AssertSqlSafe(update.as_str()))
             .bind(emails.finish())
             .execute(&mut *tx)
             .await?;
-        sqlx::query(&insert)
+        sqlx::query(sqlx::AssertSqlSafe(insert.as_str()))
             .bind(attempts.finish())
             .execute(&mut *tx)
             .await?;

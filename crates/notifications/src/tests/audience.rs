@@ -50,10 +50,10 @@ impl Dice {
 
 /// The campaign's rule, counted from every recipient and interest.
 async fn counted(s: &TestService) -> HashMap<String, i64> {
-    let recipients: Vec<_> = sqlx::query(&format!(
+    let recipients: Vec<_> = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {} FROM recipients",
         crate::recipients::columns_of("recipients")
-    ))
+    )))
     .fetch_all(s.db.pool())
     .await
     .unwrap()

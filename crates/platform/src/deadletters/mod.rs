@@ -16,8 +16,8 @@ use chrono::{DateTime, Utc};
 use herald_events::Envelope;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
 use crate::bus::{Bus, DeadLetterSink, DeadMessage};
@@ -191,20 +191,20 @@ impl DeadLetters {
         let first = first.clamp(0, MAX_LISTED);
         let rows = match queue {
             Some(queue) => {
-                sqlx::query(&format!(
+                sqlx::query(AssertSqlSafe(format!(
                     "SELECT {COLUMNS} FROM herald_dead_letters WHERE queue = $1
                      ORDER BY failed_at DESC, id DESC LIMIT $2"
-                ))
+                )))
                 .bind(queue)
                 .bind(first)
                 .fetch_all(self.db.pool())
                 .await
             }
             None => {
-                sqlx::query(&format!(
+                sqlx::query(AssertSqlSafe(format!(
                     "SELECT {COLUMNS} FROM herald_dead_letters
                      ORDER BY failed_at DESC, id DESC LIMIT $1"
-                ))
+                )))
                 .bind(first)
                 .fetch_all(self.db.pool())
                 .await
@@ -216,9 +216,9 @@ impl DeadLetters {
 
     #[tracing::instrument(skip_all, fields(%id))]
     pub async fn get(&self, id: Uuid) -> anyhow::Result<Option<DeadLetter>> {
-        let row = sqlx::query(&format!(
+        let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM herald_dead_letters WHERE id = $1"
-        ))
+        )))
         .bind(id.to_string())
         .fetch_optional(self.db.pool())
         .await

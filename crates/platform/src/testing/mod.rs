@@ -306,10 +306,12 @@ pub async fn migrated_database(
 /// Drops the test's PostgreSQL schema (nothing to drop on SQLite) and closes the pool.
 pub async fn drop_schema(db: &Database) {
     if let Some(schema) = db.schema() {
-        sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-            .execute(db.pool())
-            .await
-            .expect("dropping the test's schema");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA \"{schema}\" CASCADE"
+        )))
+        .execute(db.pool())
+        .await
+        .expect("dropping the test's schema");
     }
     db.close().await;
 }

@@ -50,14 +50,14 @@ async fn rows_given_as_json_are_stored_as_they_were(set: BackendSet) {
         )
     );
     let json = rows.finish();
-    let mut inserted: Vec<String> = sqlx::query_scalar(&sql)
+    let mut inserted: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
         .bind(&json)
         .fetch_all(db.pool())
         .await
         .expect("inserting the rows");
     inserted.sort();
     assert_eq!(inserted, ["a", "b", "c", "d"]);
-    let again: Vec<String> = sqlx::query_scalar(&sql)
+    let again: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
         .bind(&json)
         .fetch_all(db.pool())
         .await
@@ -71,10 +71,10 @@ async fn rows_given_as_json_are_stored_as_they_were(set: BackendSet) {
             .expect("reading the rows");
     assert_eq!(read, written);
 
-    let picked: Vec<String> = sqlx::query_scalar(&format!(
+    let picked: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT id FROM items WHERE id IN ({}) ORDER BY id",
         select_list(backend, 1)
-    ))
+    )))
     .bind(json_list(["c", "a", "z"]).expect("encoding the list"))
     .fetch_all(db.pool())
     .await

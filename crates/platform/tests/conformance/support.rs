@@ -266,7 +266,10 @@ impl TestBus {
         for db in databases {
             if let Some(schema) = db.schema() {
                 let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-                if let Err(e) = sqlx::query(&drop).execute(db.pool()).await {
+                if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(drop.as_str()))
+                    .execute(db.pool())
+                    .await
+                {
                     eprintln!("dropping schema {schema} failed: {e}");
                 }
             }

@@ -15,12 +15,12 @@ pub async fn insert_product(
     id: Uuid,
     new: &NewProduct,
 ) -> Result<Product, sqlx::Error> {
-    let row = sqlx::query(&format!(
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO products (id, name, description, category, price_cents, currency, stock,
             name_folded, description_folded, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
          RETURNING {PRODUCT_COLUMNS}"
-    ))
+    )))
     .bind(id.to_string())
     .bind(&new.name)
     .bind(&new.description)
@@ -41,9 +41,9 @@ pub async fn find_product<'c>(
     executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
     id: Uuid,
 ) -> Result<Option<Product>, sqlx::Error> {
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {PRODUCT_COLUMNS} FROM products WHERE id = $1"
-    ))
+    )))
     .bind(id.to_string())
     .fetch_optional(executor)
     .await?
@@ -64,9 +64,9 @@ pub async fn find_product_for_update(
         Backend::Postgres => " FOR UPDATE",
         Backend::Sqlite => "",
     };
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {PRODUCT_COLUMNS} FROM products WHERE id = $1{lock}"
-    ))
+    )))
     .bind(id.to_string())
     .fetch_optional(&mut **tx)
     .await?
@@ -81,12 +81,12 @@ pub async fn update_details(
     id: Uuid,
     details: &ProductDetails,
 ) -> Result<Product, sqlx::Error> {
-    let row = sqlx::query(&format!(
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE products SET name = $1, description = $2, category = $3, price_cents = $4,
             name_folded = $5, description_folded = $6, updated_at = $7
          WHERE id = $8
          RETURNING {PRODUCT_COLUMNS}"
-    ))
+    )))
     .bind(&details.name)
     .bind(&details.description)
     .bind(&details.category)
@@ -103,9 +103,9 @@ pub async fn update_details(
 /// Sets the stock level (a restock or a count); lock the row first to know the old level.
 #[tracing::instrument(skip_all, fields(product_id = %id, stock))]
 pub async fn set_stock(tx: &mut Tx, id: Uuid, stock: i64) -> Result<Product, sqlx::Error> {
-    let row = sqlx::query(&format!(
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE products SET stock = $1, updated_at = $2 WHERE id = $3 RETURNING {PRODUCT_COLUMNS}"
-    ))
+    )))
     .bind(stock)
     .bind(now_micros())
     .bind(id.to_string())
@@ -123,11 +123,11 @@ pub async fn take_stock(
     id: Uuid,
     quantity: i64,
 ) -> Result<Option<Product>, sqlx::Error> {
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE products SET stock = stock - $1, updated_at = $2
          WHERE id = $3 AND stock >= $1
          RETURNING {PRODUCT_COLUMNS}"
-    ))
+    )))
     .bind(quantity)
     .bind(now_micros())
     .bind(id.to_string())
@@ -145,11 +145,11 @@ pub async fn return_stock(
     id: Uuid,
     quantity: i64,
 ) -> Result<Option<Product>, sqlx::Error> {
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE products SET stock = stock + $1, updated_at = $2
          WHERE id = $3
          RETURNING {PRODUCT_COLUMNS}"
-    ))
+    )))
     .bind(quantity)
     .bind(now_micros())
     .bind(id.to_string())
@@ -194,7 +194,7 @@ pub async fn list_products(tx: &mut Tx, page: &PageRequest) -> Result<Vec<Produc
         "SELECT {PRODUCT_COLUMNS} FROM products{filter} ORDER BY id LIMIT ${}",
         binds.len() + 1
     );
-    let mut query = sqlx::query(&sql);
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
     for value in binds {
         query = query.bind(value);
     }
@@ -215,7 +215,7 @@ pub async fn count_products<'c>(
 ) -> Result<i64, sqlx::Error> {
     let (filter, binds) = conditions(filter, None);
     let sql = format!("SELECT COUNT(*) FROM products{filter}");
-    let mut query = sqlx::query_scalar(&sql);
+    let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()));
     for value in binds {
         query = query.bind(value);
     }
@@ -234,7 +234,7 @@ pub async fn products_by_ids(db: &Database, ids: &[Uuid]) -> Result<Vec<Product>
         let sql = format!(
             "SELECT {PRODUCT_COLUMNS} FROM products WHERE id IN ({placeholders}) ORDER BY id"
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
         for id in chunk {
             query = query.bind(id.to_string());
         }

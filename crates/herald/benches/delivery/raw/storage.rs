@@ -52,9 +52,10 @@ async fn multi_row_insert(
     let started = Instant::now();
     for chunk in rows.chunks(per_statement) {
         let sql = insert_sql(chunk.len());
-        let query = chunk
-            .iter()
-            .fold(sqlx::query(&sql), |query, row| row.bind(query));
+        let query = chunk.iter().fold(
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str())),
+            |query, row| row.bind(query),
+        );
         query.execute(db.pool()).await.context("inserting rows")?;
     }
     Ok(started.elapsed())
@@ -66,7 +67,9 @@ async fn row_per_transaction(db: &Database, rows: &[NotificationRow]) -> anyhow:
     let writer = || async {
         while let Some(row) = rows.get(next.fetch_add(1, Ordering::Relaxed)) {
             let mut tx = db.begin().await?;
-            row.bind(sqlx::query(&sql)).execute(&mut *tx).await?;
+            row.bind(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())))
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
         }
         anyhow::Ok(())
@@ -122,8 +125,8 @@ impl NotificationRow {
 
     fn bind<'q>(
         &self,
-        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
         query
             .bind(self.id.clone())
             .bind(self.user_id.clone())
