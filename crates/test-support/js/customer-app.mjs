@@ -647,17 +647,34 @@ async function scrollJourney() {
   });
 
   await step('search, watch, order and cancel', async () => {
+    // The whole catalog comes slowly (a slow network): the search, sent while it is on its
+    // way, is answered first, and the late catalog does not overwrite it.
+    let catalogAnswered;
+    const catalogLate = new Promise((resolve) => (catalogAnswered = resolve));
+    const slowCatalog = async (route) => {
+      const body = route.request().postDataJSON();
+      if (!body?.query?.includes('products(') || body.variables?.search) return route.continue();
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await route.continue();
+      await (await route.request().response())?.finished();
+      catalogAnswered();
+    };
+    await page.route('**/graphql', slowCatalog);
     await open('products', 'Products');
     await page.fill('form[aria-label="Search products"] input[name=search]', options.search);
     await page.press('form[aria-label="Search products"] input[name=search]', 'Enter');
-    await page.waitForFunction(
-      (name) => {
-        const names = [...document.querySelectorAll('ul.products > li')].map((li) => li.textContent);
-        return names.length === 1 && names[0].includes(name);
-      },
-      options.search,
-      { timeout: WAIT },
-    );
+    const onlyTheSearched = (name) => {
+      const names = [...document.querySelectorAll('ul.products > li')].map((li) => li.textContent);
+      const summary = document.querySelector('main p[role=status]')?.textContent ?? '';
+      return names.length === 1 && names[0].includes(name) && summary === `1 product for “${name}”.`;
+    };
+    await page.waitForFunction(onlyTheSearched, options.search, { timeout: WAIT });
+    await catalogLate;
+    await page.unroute('**/graphql', slowCatalog);
+    await page.waitForTimeout(250); // the page's own handling of the late answer
+    if (!(await page.evaluate(onlyTheSearched, options.search))) {
+      throw new Error(`the late catalog replaced the search's answer: ${await page.textContent('main p[role=status]')}`);
+    }
     const found = await page.$$eval('ul.products > li', (lis) => lis.map((li) => li.textContent));
     await page.click('ul.products > li a');
     await heading(options.search);

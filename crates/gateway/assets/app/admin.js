@@ -3,7 +3,7 @@
 // public GraphQL API as the signed-in admin; a customer who signs in is told the console
 // is not for them (the API refuses them anyway). Plain ES module over herald.js.
 
-import { ApiError, describe, field, fill, gql, h, markCurrent, money, onSubmit, refocus, route, session, timeTag, when } from './herald.js';
+import { ApiError, describe, field, fill, gql, h, markCurrent, money, newestOnly, onSubmit, refocus, route, session, timeTag, when } from './herald.js';
 
 const nav = document.getElementById('nav');
 const who = document.getElementById('who');
@@ -361,7 +361,7 @@ function productsPage() {
     'New product',
   );
 
-  async function load() {
+  const load = newestOnly(async (current) => {
     list.setAttribute('aria-busy', 'true');
     sayError(problem, null);
     try {
@@ -371,13 +371,13 @@ function productsPage() {
         }`,
         { first: 20, after: state.cursors[state.index], category: state.category || null, search: state.search || null },
       );
-      show(data.products);
+      if (current()) show(data.products);
     } catch (error) {
-      sayError(problem, error);
+      if (current()) sayError(problem, error);
     } finally {
-      list.setAttribute('aria-busy', 'false');
+      if (current()) list.setAttribute('aria-busy', 'false');
     }
-  }
+  });
 
   function show(connection) {
     const { nodes, pageInfo, totalCount } = connection;
@@ -532,16 +532,17 @@ function ordersPage() {
     show([result.order], `Order ${shortId(id)}`);
   });
 
-  async function load() {
+  const load = newestOnly(async (current) => {
     sayError(problem, null);
     try {
       const data = await gql(`query Orders($status: OrderStatus) { orders(first: 20, status: $status) { ${ORDER} } }`, { status: filter || null });
-      show(data.orders, null);
+      if (current()) show(data.orders, null);
     } catch (error) {
+      if (!current()) return;
       sayError(problem, error);
       fill(list);
     }
-  }
+  });
 
   function show(orders, label) {
     const rows = orders.map((order) => orderRow(order, status, load));
@@ -830,13 +831,14 @@ function deadLettersPage() {
   }
   onLeave(() => settle?.stop());
 
-  async function load() {
+  const load = newestOnly(async (current) => {
     labelReplayAll();
     try {
       const data = await gql(
         'query DeadLetters($queue: String) { deadLetters(queue: $queue, first: 50) { id queue eventType error attempts failedAt payload } }',
         { queue: queue || null },
       );
+      if (!current()) return;
       sayError(problem, null);
       let grew = false;
       for (const letter of data.deadLetters) {
@@ -848,9 +850,9 @@ function deadLettersPage() {
       if (grew) queueOptions();
       show(data.deadLetters);
     } catch (error) {
-      sayError(problem, error);
+      if (current()) sayError(problem, error);
     }
-  }
+  });
 
   const open = new Set();
   function show(letters) {

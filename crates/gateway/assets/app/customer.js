@@ -13,6 +13,7 @@ import {
   h,
   markCurrent,
   money,
+  newestOnly,
   onSubmit,
   refocus,
   route,
@@ -886,23 +887,24 @@ async function products(alive) {
   fill(main, pageHead('Products'), form, summary, activity, problem, grid, h('div', { class: 'more' }, more));
 
   let cursor = null;
-  let busy = false;
+  let busy = false; // a page on its way: "Load more" waits for it, a new search does not
 
-  const load = async (reset, { focusNew = false } = {}) => {
-    if (busy) return;
+  const load = newestOnly(async (current, reset, { focusNew = false } = {}) => {
+    const wanted = { ...search };
     busy = true;
     showError(problem, null);
     if (reset) {
       cursor = null;
       grid.replaceChildren();
+      more.hidden = true;
       summary.textContent = 'Loading…';
     }
     try {
       const data = await gql(
         `query($first: Int, $after: String, $category: String, $search: String) { products(first: $first, after: $after, category: $category, search: $search) { nodes { ${PRODUCT} } pageInfo { hasNextPage endCursor } totalCount } }`,
-        { first: 24, after: cursor, category: search.category || null, search: search.text || null },
+        { first: 24, after: cursor, category: wanted.category || null, search: wanted.text || null },
       );
-      if (!alive()) return;
+      if (!alive() || !current()) return;
       const page = data.products;
       const cards = page.nodes.map(productCard);
       grid.append(...cards);
@@ -913,16 +915,16 @@ async function products(alive) {
       summary.textContent =
         page.totalCount === 0
           ? 'No products match.'
-          : `${page.totalCount} ${page.totalCount === 1 ? 'product' : 'products'}${search.text ? ` for “${search.text}”` : ''}${search.category ? ` in ${search.category}` : ''}.`;
+          : `${page.totalCount} ${page.totalCount === 1 ? 'product' : 'products'}${wanted.text ? ` for “${wanted.text}”` : ''}${wanted.category ? ` in ${wanted.category}` : ''}.`;
     } catch (error) {
-      if (alive()) {
+      if (alive() && current()) {
         summary.textContent = '';
         showError(problem, error);
       }
     } finally {
-      busy = false;
+      if (current()) busy = false;
     }
-  };
+  });
 
   onSubmit(form, async (data) => {
     search.text = String(data.get('search') ?? '').trim();
@@ -931,7 +933,7 @@ async function products(alive) {
     if (search.text) recordActivity({ type: 'SEARCH', query: search.text }, activity, 'this search');
     await load(true);
   });
-  more.addEventListener('click', () => load(false, { focusNew: true }));
+  more.addEventListener('click', () => busy || load(false, { focusNew: true }));
 
   catalogCategories()
     .then((names) => {

@@ -373,6 +373,20 @@ export function showError(box, error) {
 }
 
 /**
+ * Wraps a page's loader so that only the newest call's answer is shown. The loader gets
+ * `current` first, a function that tells whether its call is still the newest: an answer
+ * that comes back after a newer call began (a filter changed meanwhile, a slow network)
+ * is dropped instead of overwriting the newer one.
+ */
+export function newestOnly(load) {
+  let latest = 0;
+  return (...args) => {
+    const mine = ++latest;
+    return load(() => mine === latest, ...args);
+  };
+}
+
+/**
  * Runs `action` for a form's submit: disables its buttons meanwhile and shows an error in
  * the form's `.error` box (in words) instead of swallowing it.
  */
