@@ -236,6 +236,31 @@ mod tests {
         );
     }
 
+    /// An account email with a link (a password reset) offers it as a button in HTML; one
+    /// without (a welcome) has none.
+    #[test]
+    fn an_account_link_is_a_button_in_html() {
+        let templates = EmailTemplates::new(None);
+        let t = NotificationType::Security;
+        let data = json!({ "link": "http://localhost:4000/reset-password?token=a&b" });
+        let email = templates.render(t, &context(t, None, Some(&data))).unwrap();
+        assert!(
+            email.html.contains(
+                "<a href=\"http://localhost:4000/reset-password?token=a&amp;b\" style=\"display:inline-block;"
+            ),
+            "{}",
+            email.html
+        );
+        assert!(
+            email.html.contains(">Espresso Beans is back in stock</a>"),
+            "{}",
+            email.html
+        );
+        assert!(!email.text.contains("<a "), "{}", email.text);
+        let plain = templates.render(t, &context(t, None, None)).unwrap();
+        assert!(!plain.html.contains("<a href"), "{}", plain.html);
+    }
+
     #[test]
     fn a_file_in_the_templates_dir_replaces_the_built_in_one() {
         let dir = tempfile::tempdir().unwrap();
