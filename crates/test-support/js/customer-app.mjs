@@ -652,8 +652,11 @@ async function scrollJourney() {
     let catalogAnswered;
     const catalogLate = new Promise((resolve) => (catalogAnswered = resolve));
     const slowCatalog = async (route) => {
+      // The page's first list, with no search (not the categories' list: it has no variables).
       const body = route.request().postDataJSON();
-      if (!body?.query?.includes('products(') || body.variables?.search) return route.continue();
+      const variables = body?.variables ?? {};
+      const wholeCatalog = body?.query?.includes('products(') && 'search' in variables && !variables.search;
+      if (!wholeCatalog) return route.continue();
       await new Promise((resolve) => setTimeout(resolve, 1500));
       await route.continue();
       await (await route.request().response())?.finished();
